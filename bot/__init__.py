@@ -1,0 +1,1 @@
+"""device-bot: act on managed Chrome OS and Android devices from Slack."""

@@ -1,0 +1,97 @@
+"""`python -m bot` — run the bot; `python -m bot audit …` — export or verify the audit log;
+`python -m bot playground` — the bot on the sandbox with a local Slack in the browser."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from bot.settings import SettingsError, load_settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # slack_sdk logs request bodies at DEBUG (a new password, tokens in headers): keep it quiet
+    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "googleapiclient.discovery", "waitress.queue"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger(noisy).level))
+
+
+def run() -> int:
+    """Serve the bot until SIGTERM/SIGINT."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"device-bot: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings.log_level)
+    from bot.server import BotServer
+
+    server = BotServer(settings)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logging.getLogger("bot").info("signal %d: shutting down", signum)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start(background=True)
+    stopping.wait()
+    server.stop()
+    return 0
+
+
+def audit_main(argv: Sequence[str]) -> int:
+    """Export or verify the audit log."""
+    parser = argparse.ArgumentParser(prog="python -m bot audit", description="Export or verify the audit log.")
+    parser.add_argument("--since", help="only events at or after this date (YYYY-MM-DD or ISO time)")
+    parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    parser.add_argument("--verify", action="store_true", help="check the hash chain; exit 1 if broken")
+    parser.add_argument("--database", help="SQLite file (default: DATABASE_PATH or device-bot.db)")
+    args = parser.parse_args(list(argv))
+    import os
+
+    from bot import audit
+    from bot.store import Store
+
+    store = Store(args.database or os.environ.get("DATABASE_PATH") or "device-bot.db")
+    if args.verify:
+        result = audit.verify(store)
+        if result.ok:
+            print(f"audit log intact: {result.checked} events")
+            return 0
+        print(f"audit log BROKEN: {result.problem} (checked {result.checked} events)", file=sys.stderr)
+        return 1
+    for chunk in audit.export(store, since=args.since, fmt=args.format):
+        sys.stdout.write(chunk)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "audit":
+        return audit_main(argv[1:])
+    if argv and argv[0] == "playground":
+        from bot.playground.main import main as playground_main
+
+        return playground_main(argv[1:])
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    if argv:
+        print(f"device-bot: unknown command {argv[0]!r}; try: python -m bot [audit|playground]", file=sys.stderr)
+        return 2
+    return run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

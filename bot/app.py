@@ -1,0 +1,121 @@
+"""The application factory: one Bolt App wired with every capability.
+
+`create_app(svc)` builds a fresh App per call (no module-level App), registers the
+`/device` command, each capability's listeners, the retry de-duplication middleware and
+the single error handler.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.context import BoltContext
+
+from bot import ids
+from bot.commands import Commands
+from bot.errors import DeviceBotError
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+#: Bolt runs each listener on this pool and answers Slack as soon as ack() is called, so it
+#: must be large enough that a slow Google never leaves a new request waiting for a thread.
+LISTENER_THREADS = 200
+
+
+def capabilities() -> list[Any]:
+    """Capability modules, each with register(app, svc, commands), in help order."""
+    from bot import lookup
+
+    modules: list[Any] = [lookup]
+    for name in ("actions", "approvals", "outcomes", "lost"):
+        try:
+            modules.append(__import__(f"bot.{name}", fromlist=["register"]))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"bot.{name}":
+                raise
+    return modules
+
+
+def create_app(svc: Services) -> App:
+    """A Bolt App serving `/device`, its buttons and modals."""
+    settings = svc.settings
+    app = App(
+        token=settings.slack_bot_token.get(),
+        signing_secret=settings.slack_signing_secret.get() or None,
+        client=svc.out.client,
+        token_verification_enabled=False,
+        request_verification_enabled=not settings.socket_mode,
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt"),
+        logger=logging.getLogger("bot.bolt"),
+    )
+    app.use(_deduplicate(svc))
+    app.error(_error_handler(svc))
+    commands = Commands()
+    for module in capabilities():
+        module.register(app, svc, commands)
+    app.command(ids.SLASH_COMMAND)(commands.listener(svc))
+    return app
+
+
+def delivery_key(body: dict[str, Any]) -> str | None:
+    """What identifies one user gesture across Slack's re-deliveries of it."""
+    trigger = body.get("trigger_id")
+    if not trigger:
+        return None
+    actions = body.get("actions") or []
+    action_ts = actions[0].get("action_ts", "") if actions else ""
+    view = body.get("view") or {}
+    raw = json.dumps([body.get("type") or body.get("command"), trigger, action_ts, view.get("hash")])
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _deduplicate(svc: Services) -> Any:
+    def deduplicate(body: dict[str, Any], next: Any, context: BoltContext) -> BoltResponse | None:
+        """Answer a re-delivered gesture (X-Slack-Retry-Num, a double submit) without acting twice."""
+        key = delivery_key(body)
+        if key is not None and not svc.store.first_delivery(key):
+            log.info("duplicate delivery %s ignored", key[:12])
+            return BoltResponse(status=200, body="")
+        return next()  # type: ignore[no-any-return]
+
+    return deduplicate
+
+
+def _error_handler(svc: Services) -> Any:
+    def handle_error(error: Exception, body: dict[str, Any]) -> None:
+        """Domain errors become words for the user; anything else a traceback with an id."""
+        if isinstance(error, DeviceBotError):
+            text = f":warning: {error.message}"
+            log.info("%s: %s", type(error).__name__, error.message)
+        else:
+            error_id = uuid.uuid4().hex[:8]
+            log.error("unexpected error %s", error_id, exc_info=error)
+            text = f":x: Something went wrong on our side (error id `{error_id}`). Nothing more was done."
+        tell_user(svc, body, text)
+
+    return handle_error
+
+
+def tell_user(svc: Services, body: dict[str, Any], text: str) -> None:
+    """Reach the person behind `body` privately: response_url, else ephemeral, else DM."""
+    user = body.get("user_id") or (body.get("user") or {}).get("id")
+    response_url = body.get("response_url") or next(
+        (u.get("response_url") for u in body.get("response_urls") or []), None
+    )
+    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
+    try:
+        if response_url:
+            svc.out.respond(response_url, text)
+        elif channel and user:
+            svc.out.ephemeral(channel, user, text)
+        elif user:
+            svc.out.post(user, text)
+    except Exception:
+        log.exception("could not tell %s about an error", user)

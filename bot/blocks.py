@@ -1,0 +1,126 @@
+"""Block Kit builders: small pure functions from domain objects to blocks.
+
+Every user- or device-supplied string goes through `esc()` before it lands in mrkdwn,
+so a device note reading `<!channel>` cannot ping anyone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_MODAL_BLOCKS = 100
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_MODAL_TITLE = 24
+MAX_BUTTON_TEXT = 75
+
+Block = dict[str, Any]
+
+
+def esc(text: object) -> str:
+    """Escape &, <, > for mrkdwn (Slack's own rule); None becomes an em dash."""
+    if text is None or text == "":
+        return "—"
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int, note: str = "…") -> str:
+    return text if len(text) <= limit else text[: limit - len(note)] + note
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": clip(text, MAX_SECTION_TEXT)}
+
+
+def plain(text: str, limit: int = 150) -> dict[str, Any]:
+    return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
+
+
+def section(text: str, *, fields: Iterable[str] = (), accessory: Block | None = None, block_id: str | None = None) -> Block:
+    """A section of mrkdwn text (clipped to Slack's 3000 characters)."""
+    block: Block = {"type": "section", "text": mrkdwn(text)}
+    field_list = [mrkdwn(clip(f, MAX_FIELD_TEXT)) for f in fields][:10]
+    if field_list:
+        block["fields"] = field_list
+    if accessory:
+        block["accessory"] = accessory
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text, 150)}
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(clip(t, MAX_FIELD_TEXT)) for t in texts][:10]}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def button(
+    text: str,
+    action_id: str,
+    value: str | None = None,
+    *,
+    style: str | None = None,
+    confirm: dict[str, Any] | None = None,
+) -> Block:
+    """A button; style is 'primary', 'danger' or None."""
+    element: Block = {"type": "button", "text": plain(text, MAX_BUTTON_TEXT), "action_id": action_id}
+    if value is not None:
+        element["value"] = value[:2000]
+    if style:
+        element["style"] = style
+    if confirm:
+        element["confirm"] = confirm
+    return element
+
+
+def confirm_dialog(title: str, text: str, yes: str, no: str = "Cancel", *, danger: bool = False) -> dict[str, Any]:
+    dialog: dict[str, Any] = {
+        "title": plain(title, 100),
+        "text": mrkdwn(clip(text, 300)),
+        "confirm": plain(yes, 30),
+        "deny": plain(no, 30),
+    }
+    if danger:
+        dialog["style"] = "danger"
+    return dialog
+
+
+def actions(elements: list[Block], block_id: str | None = None) -> Block:
+    block: Block = {"type": "actions", "elements": elements[:25]}
+    if block_id:
+        block["block_id"] = block_id
+    return block
+
+
+def fit(blocks: list[Block], limit: int = MAX_MESSAGE_BLOCKS, note: str = "…more not shown") -> list[Block]:
+    """Keep a message within Slack's block limit, saying so when something is cut."""
+    if len(blocks) <= limit:
+        return blocks
+    return [*blocks[: limit - 1], context(note)]
+
+
+def help_blocks(subcommands: Iterable[Any]) -> list[Block]:
+    """`/device help`: every sub-command, its purpose and an example."""
+    lines = [f"`{s.usage}` — {s.summary}\n        e.g. `{s.example}`" for s in subcommands]
+    out: list[Block] = [header("device-bot: /device sub-commands")]
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        if size + len(line) > 2800:
+            out.append(section("\n".join(chunk)))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        out.append(section("\n".join(chunk)))
+    out.append(context("A *device* is a serial number, a Chrome device id, an Android device name or id, or an asset id."))
+    return fit(out)

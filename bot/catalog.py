@@ -1,0 +1,427 @@
+"""Every action the bot can take on a device: what it is called, what it asks, what it sends.
+
+One ActionSpec per `/device` action sub-command. The modals, the device-card buttons,
+`/device help`, the approval message and the execution all read from this table, so an
+action is described exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.errors import ValidationError
+
+Kind = Literal["status", "chrome_command", "android_command", "patch", "move"]
+FieldKind = Literal["text", "multiline", "select", "checkboxes", "radio", "password", "number"]
+
+DEPROVISION_REASONS = (
+    "different_model_replacement",
+    "retiring_device",
+    "same_model_replacement",
+    "upgrade_transfer",
+)
+DISABLE_REASONS = ("lost_or_stolen", "other")
+RESET_PASSWORD_FLAGS = ("REQUIRE_ENTRY", "DO_NOT_ASK_CREDENTIALS_ON_BOOT", "LOCK_NOW")
+WIPE_FLAGS = ("PRESERVE_RESET_PROTECTION_DATA", "WIPE_EXTERNAL_STORAGE", "WIPE_ESIMS")
+ESIM_ACTIVATION_STATES = ("ACTIVATED", "NOT_ACTIVATED")
+
+_PACKAGE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")
+_ICCID = re.compile(r"^\d{18,22}$")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_OU = re.compile(r"^/[^\n]{0,500}$")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One input of an action's modal."""
+
+    name: str
+    label: str
+    kind: FieldKind = "text"
+    optional: bool = False
+    options: tuple[str, ...] = ()
+    hint: str | None = None
+    placeholder: str | None = None
+    max_length: int | None = None
+    secret: bool = False
+    initial: str | None = None
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """An action on a device."""
+
+    name: str  # the /device sub-command
+    platform: Literal["chrome", "android"]
+    kind: Kind
+    google: str  # Directory status action, Chrome commandType or Android Command type
+    label: str
+    summary: str
+    example: str
+    fields: tuple[FieldSpec, ...] = ()
+    states: tuple[str, ...] = ()  # device states in which the action is legal (empty: any)
+    destructive: bool = False
+    validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    #: builds the body Google wants from validated params (command body or status params)
+    build: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda p: {})
+
+    @property
+    def usage(self) -> str:
+        return f"/device {self.name} <device>"
+
+    def parse(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Check the modal's values; raises ValidationError(field=...) naming the field."""
+        params: dict[str, Any] = {}
+        for spec in self.fields:
+            value = values.get(spec.name)
+            if isinstance(value, str):
+                value = value.strip()
+            if value in (None, "", []):
+                if not spec.optional:
+                    raise ValidationError(f"{spec.label} is required.", field=spec.name)
+                continue
+            if spec.max_length and isinstance(value, str) and len(value) > spec.max_length:
+                raise ValidationError(
+                    f"{spec.label} must be at most {spec.max_length} characters ({len(value)} given).",
+                    field=spec.name,
+                )
+            if spec.kind in ("select", "radio") and value not in spec.options:
+                raise ValidationError(f"Choose one of the listed {spec.label.lower()} values.", field=spec.name)
+            if spec.kind == "checkboxes":
+                value = [v for v in value if v in spec.options]
+            params[spec.name] = value
+        return self.validate(params) if self.validate else params
+
+    def secret_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.secret)
+
+
+# ---- validators -------------------------------------------------------------------------
+
+
+def _reset_password(params: dict[str, Any]) -> dict[str, Any]:
+    password = params.get("new_password", "")
+    if password and len(password) < 4:
+        raise ValidationError("The new password must have at least 4 characters.", field="new_password")
+    if password.isdigit() and len(password) < 6:
+        raise ValidationError(
+            "A numeric PIN needs at least 6 digits (Android 14 and later refuse shorter ones).",
+            field="new_password",
+        )
+    if len(password) > 64:
+        raise ValidationError("The new password must be at most 64 characters.", field="new_password")
+    return params
+
+
+def _clear_app_data(params: dict[str, Any]) -> dict[str, Any]:
+    names = [n for n in re.split(r"[\s,]+", params.get("packages", "")) if n]
+    bad = [n for n in names if not _PACKAGE.match(n)]
+    if not names or bad:
+        raise ValidationError(
+            f"`{bad[0] if bad else ''}` is not a package name like com.example.app.", field="packages"
+        )
+    params["packages"] = list(dict.fromkeys(names))
+    return params
+
+
+def _lost_mode(params: dict[str, Any]) -> dict[str, Any]:
+    contacts = ("phone", "email", "address", "organization")
+    if not any(params.get(c) for c in contacts):
+        raise ValidationError(
+            "Give at least one way to return the device: phone, email, street address or organization.",
+            field="phone",
+        )
+    if params.get("phone") and not _PHONE.match(params["phone"]):
+        raise ValidationError("That is not a phone number.", field="phone")
+    if params.get("email") and not _EMAIL.match(params["email"]):
+        raise ValidationError("That is not an email address.", field="email")
+    return params
+
+
+def _iccid(params: dict[str, Any]) -> dict[str, Any]:
+    iccid = re.sub(r"\s", "", params.get("iccid", ""))
+    if not _ICCID.match(iccid):
+        raise ValidationError("An ICC ID has 18 to 22 digits.", field="iccid")
+    params["iccid"] = iccid
+    return params
+
+
+def _volume(params: dict[str, Any]) -> dict[str, Any]:
+    raw = str(params.get("volume", ""))
+    if not raw.isdigit() or not 0 <= int(raw) <= 100:
+        raise ValidationError("Volume is a whole number from 0 to 100.", field="volume")
+    params["volume"] = int(raw)
+    return params
+
+
+def _esim(params: dict[str, Any]) -> dict[str, Any]:
+    code = params.get("activation_code", "")
+    if not re.match(r"^[\x21-\x7e]{10,255}$", code):
+        raise ValidationError(
+            "An activation code is 10 to 255 printable characters without spaces (e.g. LPA:1$…).",
+            field="activation_code",
+        )
+    return params
+
+
+def validate_ou(path: str) -> str:
+    """An organisational unit path such as /Sales/EMEA."""
+    path = path.strip()
+    if not _OU.match(path) or "//" in path:
+        raise ValidationError(f"`{path}` is not an organisational unit path like /Sales/EMEA.", field="ou")
+    return path.rstrip("/") or "/"
+
+
+def _user_facing(text: str) -> dict[str, Any]:
+    return {"defaultMessage": text}
+
+
+def _lost_body(p: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key, api in (
+        ("message", "lostMessage"),
+        ("phone", "lostPhoneNumber"),
+        ("email", "lostEmailAddress"),
+        ("address", "lostStreetAddress"),
+        ("organization", "lostOrganization"),
+    ):
+        if p.get(key):
+            params[api] = _user_facing(p[key])
+    return {"startLostModeParams": params}
+
+
+_REASON = FieldSpec("reason", "Reason", "multiline", max_length=500, placeholder="Ticket, what happened")
+
+
+def _chrome_status(name: str, google: str, label: str, summary: str, states: tuple[str, ...], **kw: Any) -> ActionSpec:
+    return ActionSpec(
+        name=name,
+        platform="chrome",
+        kind="status",
+        google=google,
+        label=label,
+        summary=summary,
+        example=f"/device {name} 5CD1234XYZ",
+        states=states,
+        **kw,
+    )
+
+
+def _chrome_command(name: str, google: str, label: str, summary: str, **kw: Any) -> ActionSpec:
+    return ActionSpec(
+        name=name,
+        platform="chrome",
+        kind="chrome_command",
+        google=google,
+        label=label,
+        summary=summary,
+        example=kw.pop("example", f"/device {name} 5CD1234XYZ"),
+        states=("ACTIVE",),
+        **kw,
+    )
+
+
+def _android(name: str, google: str, label: str, summary: str, **kw: Any) -> ActionSpec:
+    return ActionSpec(
+        name=name,
+        platform="android",
+        kind="android_command",
+        google=google,
+        label=label,
+        summary=summary,
+        example=kw.pop("example", f"/device {name} R58N123ABC"),
+        states=kw.pop("states", ("ACTIVE", "DISABLED", "LOST")),
+        **kw,
+    )
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    spec.name: spec
+    for spec in (
+        _chrome_status(
+            "disable",
+            "DISABLE",
+            "Disable",
+            "Disable a Chrome device (lost, stolen, left the company)",
+            ("ACTIVE",),
+            destructive=True,
+            fields=(
+                FieldSpec(
+                    "why",
+                    "Why",
+                    "radio",
+                    options=DISABLE_REASONS,
+                    initial="other",
+                    hint="“lost_or_stolen” also announces the device in the lost-devices channel.",
+                ),
+                _REASON,
+            ),
+        ),
+        _chrome_status("reenable", "REENABLE", "Re-enable", "Re-enable a disabled Chrome device", ("DISABLED",), fields=(_REASON,)),
+        _chrome_status(
+            "deprovision",
+            "DEPROVISION",
+            "Deprovision",
+            "Deprovision a Chrome device (frees its license; it must be re-enrolled)",
+            ("ACTIVE", "DISABLED"),
+            destructive=True,
+            fields=(FieldSpec("deprovision_reason", "Deprovision reason", "select", options=DEPROVISION_REASONS), _REASON),
+            build=lambda p: {"deprovisionReason": p["deprovision_reason"]},
+        ),
+        _chrome_command("reboot", "REBOOT", "Reboot", "Reboot a Chrome device (kiosk and managed guest sessions)"),
+        _chrome_command("powerwash", "REMOTE_POWERWASH", "Powerwash", "Factory-reset a Chrome device remotely", destructive=True, fields=(_REASON,)),
+        _chrome_command("wipe-users", "WIPE_USERS", "Wipe users", "Remove all user profiles from a Chrome device", destructive=True, fields=(_REASON,)),
+        _chrome_command("screenshot", "TAKE_A_SCREENSHOT", "Screenshot", "Take a screenshot (kiosk sessions only)"),
+        _chrome_command(
+            "volume",
+            "SET_VOLUME",
+            "Set volume",
+            "Set the volume of a Chrome device, 0–100",
+            example="/device volume 40 5CD1234XYZ",
+            fields=(FieldSpec("volume", "Volume (0–100)", "number", placeholder="50"),),
+            validate=_volume,
+            build=lambda p: {"volume": p["volume"]},
+        ),
+        _chrome_command("logs", "CAPTURE_LOGS", "Capture logs", "Capture system logs from a Chrome device"),
+        _chrome_command("support-packet", "FETCH_SUPPORT_PACKET", "Support packet", "Fetch a support packet from a Chrome device"),
+        _android("lock", "LOCK", "Lock", "Lock an Android device now"),
+        _android("reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)"),
+        _android(
+            "reset-password",
+            "RESET_PASSWORD",
+            "Reset password",
+            "Set a new device password (never stored or shown in plaintext)",
+            destructive=True,
+            fields=(
+                FieldSpec("new_password", "New password", "password", optional=True, secret=True, hint="Leave empty to clear the password."),
+                FieldSpec("flags", "Flags", "checkboxes", optional=True, options=RESET_PASSWORD_FLAGS),
+                _REASON,
+            ),
+            validate=_reset_password,
+            build=lambda p: {
+                **({"newPassword": p["new_password"]} if p.get("new_password") else {}),
+                **({"resetPasswordFlags": list(p["flags"])} if p.get("flags") else {}),
+            },
+        ),
+        _android("relinquish", "RELINQUISH_OWNERSHIP", "Relinquish", "Relinquish a company-owned work-profile device to its user (wipes the work profile)", destructive=True, fields=(_REASON,)),
+        _android(
+            "clear-app-data",
+            "CLEAR_APP_DATA",
+            "Clear app data",
+            "Clear the data of apps on an Android device",
+            destructive=True,
+            example="/device clear-app-data R58N123ABC",
+            fields=(FieldSpec("packages", "Package names", "multiline", placeholder="com.example.app, com.example.other"), _REASON),
+            validate=_clear_app_data,
+            build=lambda p: {"clearAppsDataParams": {"packageNames": list(p["packages"])}},
+        ),
+        _android(
+            "lost",
+            "START_LOST_MODE",
+            "Lost mode",
+            "Put an Android device in lost mode and watch for it",
+            fields=(
+                FieldSpec("message", "Message on the screen", "multiline", optional=True, max_length=4096),
+                FieldSpec("phone", "Phone number", optional=True),
+                FieldSpec("email", "Email address", optional=True),
+                FieldSpec("address", "Street address", "multiline", optional=True),
+                FieldSpec("organization", "Organization", optional=True),
+            ),
+            validate=_lost_mode,
+            build=_lost_body,
+        ),
+        _android("found", "STOP_LOST_MODE", "Found", "Take an Android device out of lost mode"),
+        _android(
+            "add-esim",
+            "ADD_ESIM",
+            "Add eSIM",
+            "Download an eSIM profile onto an Android device",
+            fields=(
+                FieldSpec("activation_code", "Activation code"),
+                FieldSpec("activation_state", "Activation state", "radio", options=ESIM_ACTIVATION_STATES, initial="ACTIVATED"),
+            ),
+            validate=_esim,
+            build=lambda p: {"addEsimParams": {"activationCode": p["activation_code"], "activationState": p["activation_state"]}},
+        ),
+        _android(
+            "remove-esim",
+            "REMOVE_ESIM",
+            "Remove eSIM",
+            "Remove an eSIM profile from an Android device",
+            destructive=True,
+            fields=(FieldSpec("iccid", "ICC ID", placeholder="89012345678901234567"), _REASON),
+            validate=_iccid,
+            build=lambda p: {"removeEsimParams": {"iccId": p["iccid"]}},
+        ),
+        _android(
+            "device-info",
+            "REQUEST_DEVICE_INFO",
+            "Device info",
+            "Ask an Android device for its eSIM EID",
+            build=lambda p: {"requestDeviceInfoParams": {"deviceInfo": "EID"}},
+        ),
+        _android(
+            "wipe",
+            "WIPE",
+            "Wipe",
+            "Factory-reset an Android device (company-owned) or remove its work profile",
+            destructive=True,
+            fields=(
+                FieldSpec("flags", "Wipe flags", "checkboxes", optional=True, options=WIPE_FLAGS),
+                FieldSpec("wipe_reason", "Reason shown to the user", "multiline", optional=True, max_length=200),
+                _REASON,
+            ),
+            build=lambda p: {
+                "wipeParams": {
+                    **({"wipeDataFlags": list(p["flags"])} if p.get("flags") else {}),
+                    **({"wipeReason": _user_facing(p["wipe_reason"])} if p.get("wipe_reason") else {}),
+                }
+            },
+        ),
+    )
+    if not (spec.name == "reboot" and spec.platform == "android")
+}
+
+#: `reboot` exists on both platforms: the Android one is looked up by (name, platform)
+ANDROID_REBOOT = _android("reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)")
+ANNOTATE_FIELDS = (
+    FieldSpec("annotatedUser", "Annotated user", optional=True, max_length=100),
+    FieldSpec("annotatedLocation", "Location", optional=True, max_length=200),
+    FieldSpec("annotatedAssetId", "Asset id", optional=True, max_length=200),
+    FieldSpec("notes", "Notes", "multiline", optional=True, max_length=500),
+)
+
+
+def action_for(name: str, platform: str) -> ActionSpec:
+    """The spec of `name` on `platform`; ValidationError if that platform lacks it."""
+    if name == "reboot" and platform == "android":
+        return ANDROID_REBOOT
+    spec = ACTIONS.get(name)
+    if spec is None or spec.platform != platform:
+        kind = "Chrome OS" if platform == "chrome" else "Android"
+        raise ValidationError(f"`{name}` is not something a {kind} device can do.")
+    return spec
+
+
+def actions_for_device(platform: str, status: str) -> list[ActionSpec]:
+    """Actions that fit a device's platform and current state, for its card's buttons."""
+    specs = [s for s in ACTIONS.values() if s.platform == platform]
+    if platform == "android":
+        specs.append(ANDROID_REBOOT)
+    return [s for s in specs if not s.states or status in s.states]
+
+
+def command_body(spec: ActionSpec, params: dict[str, Any], secrets: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON sent to Google for this action (secrets merged in only here, at the last moment)."""
+    merged = {**params, **(secrets or {})}
+    body = spec.build(merged)
+    if spec.kind == "android_command":
+        return {"type": spec.google, **body}
+    if spec.kind == "chrome_command":
+        return {"commandType": spec.google, **({"payload": json.dumps(body)} if body else {})}
+    return body

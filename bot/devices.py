@@ -1,0 +1,417 @@
+"""Devices across both platforms: one model, exact reference resolution, search, Android index.
+
+The Directory API's serial search (`id:`) is partial, so a *reference* to act on resolves
+only on an exact serial / device id / asset id match; a reference that matches several
+devices raises Ambiguous with the candidates, never "all of them".
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.errors import Ambiguous, ConfigError, DeviceBotError, NotFound, ValidationError
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+Platform = Literal["chrome", "android"]
+CHROME: Platform = "chrome"
+ANDROID: Platform = "android"
+
+_ANDROID_NAME = re.compile(r"^enterprises/[^/]+/devices/[^/]+$")
+_CHROME_DEVICE_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_SAFE_REF = re.compile(r"^[A-Za-z0-9._:/@+-]{1,200}$")
+
+
+@dataclass(frozen=True)
+class Device:
+    """A Chrome OS or Android device as the bot shows and acts on it."""
+
+    platform: Platform
+    id: str  # Chrome deviceId, Android resource name enterprises/E/devices/D
+    serial: str | None = None
+    user: str | None = None
+    org_unit: str | None = None
+    model: str | None = None
+    os_version: str | None = None
+    status: str = "UNKNOWN"
+    last_seen: str | None = None  # Chrome lastSync, Android lastStatusReportTime
+    network: str | None = None
+    asset_id: str | None = None
+    location: str | None = None
+    notes: str | None = None
+    management_mode: str | None = None
+    ownership: str | None = None
+    api_level: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def short_id(self) -> str:
+        return self.id.rsplit("/", 1)[-1]
+
+    @property
+    def label(self) -> str:
+        """Human name: serial and user, e.g. `5CD0123ABC (ada@example.com)`."""
+        who = f" ({self.user})" if self.user else ""
+        return f"{self.serial or self.short_id}{who}"
+
+    def summary(self) -> dict[str, Any]:
+        """What an approver must see about the target (stored with a request)."""
+        return {
+            "platform": self.platform,
+            "id": self.id,
+            "serial": self.serial,
+            "user": self.user,
+            "org_unit": self.org_unit,
+            "model": self.model,
+            "status": self.status,
+            "last_seen": self.last_seen,
+        }
+
+
+def chrome_device(raw: dict[str, Any]) -> Device:
+    """Normalise a Directory API ChromeOsDevice."""
+    networks = raw.get("lastKnownNetwork") or []
+    network = None
+    if networks:
+        first = networks[0]
+        parts = [p for p in (first.get("ipAddress"), first.get("wanIpAddress")) if p]
+        network = " / WAN ".join(parts) if parts else None
+    user = raw.get("annotatedUser")
+    if not user:
+        recent = raw.get("recentUsers") or []
+        user = recent[0].get("email") if recent else None
+    return Device(
+        platform=CHROME,
+        id=raw["deviceId"],
+        serial=raw.get("serialNumber"),
+        user=user,
+        org_unit=raw.get("orgUnitPath"),
+        model=raw.get("model"),
+        os_version=raw.get("osVersion") or raw.get("platformVersion"),
+        status=raw.get("status", "UNKNOWN"),
+        last_seen=raw.get("lastSync"),
+        network=network,
+        asset_id=raw.get("annotatedAssetId"),
+        location=raw.get("annotatedLocation"),
+        notes=raw.get("notes"),
+        raw=raw,
+    )
+
+
+def android_device(raw: dict[str, Any]) -> Device:
+    """Normalise an Android Management API Device."""
+    hardware = raw.get("hardwareInfo") or {}
+    software = raw.get("softwareInfo") or {}
+    network_info = raw.get("networkInfo") or {}
+    operator = network_info.get("networkOperatorName")
+    telephony = network_info.get("telephonyInfos") or []
+    if not operator and telephony:
+        operator = telephony[0].get("carrierName")
+    network_parts = [p for p in (operator, network_info.get("wifiMacAddress")) if p]
+    model = " ".join(p for p in (hardware.get("brand"), hardware.get("model")) if p) or None
+    user = (raw.get("user") or {}).get("accountIdentifier") or raw.get("userName")
+    return Device(
+        platform=ANDROID,
+        id=raw["name"],
+        serial=hardware.get("serialNumber"),
+        user=user,
+        org_unit=(raw.get("policyName") or "").rsplit("/", 1)[-1] or None,
+        model=model,
+        os_version=software.get("androidVersion"),
+        status=raw.get("state", "UNKNOWN"),
+        last_seen=raw.get("lastStatusReportTime"),
+        network=" / ".join(network_parts) or None,
+        management_mode=raw.get("managementMode"),
+        ownership=raw.get("ownership"),
+        api_level=raw.get("apiLevel"),
+        raw=raw,
+    )
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    devices: list[Device]
+    next_cursor: str | None
+    android_total: int | None  # exact count from the local index; None if Android was not searched
+    chrome_more: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def _encode_cursor(query: str, chrome_token: str | None, android_offset: int | None) -> str:
+    data = json.dumps({"q": query, "c": chrome_token, "a": android_offset}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(data.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str | None, int | None]:
+    """Inverse of the cursor carried by the *Next* button."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(data["q"]), data.get("c"), data.get("a")
+    except (ValueError, KeyError, TypeError):
+        raise ValidationError("That result page has expired; run the search again.") from None
+
+
+class DeviceDirectory:
+    """Looks devices up on both platforms at once; keeps the local Android index."""
+
+    def __init__(self, google: Any, store: Store, executor: Executor) -> None:
+        self.google = google
+        self.store = store
+        self.executor = executor
+
+    # ---- single devices ---------------------------------------------------------
+    def get(self, platform: str, device_id: str) -> Device:
+        """A fresh read of one device."""
+        if platform == CHROME:
+            return chrome_device(self.google.require_chrome().get(device_id))
+        raw = self.google.require_android().get(device_id)
+        self._index_android([raw])
+        return android_device(raw)
+
+    def resolve(self, ref: str) -> Device:
+        """The one device `ref` names exactly (serial, device id, Android name/short id, asset id)."""
+        matches = self.matches(ref)
+        if not matches:
+            raise NotFound(f"No device matches `{ref}` exactly (serial, device id, or asset id).")
+        if len(matches) > 1:
+            raise Ambiguous(f"`{ref}` matches {len(matches)} devices; pick one.", list(matches))
+        return matches[0]
+
+    def resolve_many(self, refs: Iterable[str]) -> list[Device]:
+        """Resolve several references concurrently; any miss or ambiguity is an error."""
+        refs = list(dict.fromkeys(refs))
+        futures = {ref: self.executor.submit(self.resolve, ref) for ref in refs}
+        devices, missing = [], []
+        for ref, future in futures.items():
+            try:
+                devices.append(future.result())
+            except NotFound:
+                missing.append(ref)
+        if missing:
+            raise NotFound("No device matches " + ", ".join(f"`{m}`" for m in missing[:10]) + " exactly.")
+        return list({d.id: d for d in devices}.values())
+
+    def matches(self, ref: str) -> list[Device]:
+        """Every device that `ref` names exactly; both platforms queried concurrently."""
+        ref = ref.strip()
+        if not ref or not _SAFE_REF.match(ref):
+            raise ValidationError(f"`{ref[:60]}` is not a device reference (serial, device id or asset id).")
+        chrome, android = self.google.chrome, self.google.android
+        if chrome is None and android is None:
+            raise ConfigError("No device platform is configured (Chrome OS or Android).")
+        lookups: list[Future[list[Device]]] = []
+        if chrome is not None and not _ANDROID_NAME.match(ref):
+            lookups.append(self.executor.submit(self._chrome_matches, ref))
+        if android is not None:
+            lookups.append(self.executor.submit(self._android_matches, ref))
+        found: dict[str, Device] = {}
+        errors: list[DeviceBotError] = []
+        for future in lookups:
+            try:
+                for device in future.result():
+                    found[device.id] = device
+            except DeviceBotError as exc:
+                errors.append(exc)
+        if not found and errors:
+            raise errors[0]
+        return sorted(found.values(), key=lambda d: (d.platform, d.serial or "", d.id))
+
+    def _chrome_matches(self, ref: str) -> list[Device]:
+        chrome = self.google.require_chrome()
+        wanted = ref.lower()
+        calls: list[Future[Any]] = [
+            self.executor.submit(chrome.list_devices, query=f"id:{ref}", projection="FULL", max_results=50),
+            self.executor.submit(chrome.list_devices, query=f"asset_id:{ref}", projection="FULL", max_results=50),
+        ]
+        by_id: Future[Any] | None = None
+        if _CHROME_DEVICE_ID.match(ref):
+            by_id = self.executor.submit(chrome.get, ref)
+        found: list[Device] = []
+        for call in calls:
+            for raw in call.result().items:
+                device = chrome_device(raw)
+                if (device.serial or "").lower() == wanted or (device.asset_id or "").lower() == wanted:
+                    found.append(device)
+        if by_id is not None:
+            try:
+                found.append(chrome_device(by_id.result()))
+            except NotFound:
+                pass
+        return found
+
+    def _android_matches(self, ref: str) -> list[Device]:
+        android = self.google.require_android()
+        if _ANDROID_NAME.match(ref):
+            names = [ref]
+        else:
+            self.ensure_android_index()
+            rows = self.store.db().execute(
+                "SELECT name FROM android_index WHERE serial = ? COLLATE NOCASE OR name LIKE ?",
+                [ref, f"%/devices/{ref}"],
+            ).fetchall()
+            names = [row[0] for row in rows]
+        found = []
+        for name in names:
+            try:
+                raw = android.get(name)
+            except NotFound:
+                continue
+            found.append(android_device(raw))
+        return found
+
+    # ---- search -----------------------------------------------------------------
+    def search(self, query: str, *, cursor: str | None = None, page_size: int = 20) -> SearchPage:
+        """One page of `query` on both platforms (Chrome: Directory query syntax)."""
+        query = query.strip()
+        chrome_token: str | None = None
+        android_offset: int | None = 0
+        first = cursor is None
+        if cursor:
+            query, chrome_token, android_offset = decode_cursor(cursor)
+        notes: list[str] = []
+        chrome_future: Future[Any] | None = None
+        chrome_api, android_api = self.google.chrome, self.google.android
+        if chrome_api is not None and (first or chrome_token):
+            chrome_future = self.executor.submit(
+                chrome_api.list_devices,
+                query=query or None,
+                projection="FULL",
+                max_results=page_size,
+                page_token=chrome_token,
+                order_by="serialNumber" if not query else None,
+            )
+        elif chrome_api is None and first:
+            notes.append("Chrome OS is not configured.")
+        android_devices: list[Device] = []
+        android_total: int | None = None
+        next_android: int | None = None
+        android_where = _android_filter(query)
+        if android_api is not None and android_offset is not None and android_where is not None:
+            self.ensure_android_index()
+            sql, args = android_where
+            db = self.store.db()
+            android_total = db.execute(f"SELECT count(*) FROM android_index WHERE {sql}", args).fetchone()[0]
+            rows = db.execute(
+                f"SELECT name FROM android_index WHERE {sql} ORDER BY serial LIMIT ? OFFSET ?",
+                [*args, page_size, android_offset],
+            ).fetchall()
+            names = [row[0] for row in rows]
+            android_devices = [d for d in self.executor.map(self._android_cached, names) if d is not None]
+            if android_offset + page_size < android_total:
+                next_android = android_offset + page_size
+        elif android_api is None and first:
+            notes.append("Android is not configured.")
+        chrome_devices: list[Device] = []
+        next_chrome: str | None = None
+        if chrome_future is not None:
+            page = chrome_future.result()
+            chrome_devices = [chrome_device(raw) for raw in page.items]
+            next_chrome = page.next_page_token
+        next_cursor = None
+        if next_chrome or next_android is not None:
+            next_cursor = _encode_cursor(query, next_chrome, next_android)
+        return SearchPage(
+            devices=chrome_devices + android_devices,
+            next_cursor=next_cursor,
+            android_total=android_total,
+            chrome_more=bool(next_chrome),
+            notes=notes,
+        )
+
+    def _android_cached(self, name: str) -> Device | None:
+        row = self.store.db().execute("SELECT raw FROM android_raw WHERE name = ?", [name]).fetchone()
+        if row is None:
+            return None
+        return android_device(json.loads(row[0]))
+
+    # ---- the Android index ----------------------------------------------------------
+    def ensure_android_index(self) -> None:
+        """Build the index once if it has never been built (later syncs are scheduled)."""
+        if self.android_index_synced_at() is None:
+            self.sync_android_index()
+
+    def android_index_synced_at(self) -> float | None:
+        row = self.store.db().execute("SELECT value FROM meta WHERE key = 'android_index_synced_at'").fetchone()
+        return float(row[0]) if row else None
+
+    def sync_android_index(self) -> int:
+        """Refresh the local Android index from a full device list; returns the count."""
+        android = self.google.android
+        if android is None:
+            return 0
+        started = time.time()
+        batch: list[dict[str, Any]] = []
+        count = 0
+        for raw in android.iter_devices(page_size=1000):
+            batch.append(raw)
+            if len(batch) >= 1000:
+                self._index_android(batch, synced_at=started)
+                count += len(batch)
+                batch = []
+        if batch:
+            self._index_android(batch, synced_at=started)
+            count += len(batch)
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM android_index WHERE synced_at < ?", [started])
+            db.execute("DELETE FROM android_raw WHERE name NOT IN (SELECT name FROM android_index)")
+            db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('android_index_synced_at', ?)", [str(started)]
+            )
+        log.info("android index synced: %d devices in %.1fs", count, time.time() - started)
+        return count
+
+    def _index_android(self, raws: list[dict[str, Any]], *, synced_at: float | None = None) -> None:
+        now = synced_at or time.time()
+        rows = []
+        raw_rows = []
+        for raw in raws:
+            device = android_device(raw)
+            rows.append((device.id, device.serial, device.user, device.model, device.status, now))
+            raw_rows.append((device.id, json.dumps(raw, separators=(",", ":"))))
+        with self.store.transaction() as db:
+            db.conn.executemany(
+                "INSERT OR REPLACE INTO android_index(name, serial, user, model, state, synced_at)"
+                " VALUES (?,?,?,?,?,?)",
+                rows,
+            )
+            db.conn.executemany("INSERT OR REPLACE INTO android_raw(name, raw) VALUES (?, ?)", raw_rows)
+
+
+_ANDROID_OPERATORS = {"user": "user", "id": "serial"}
+
+
+def _android_filter(query: str) -> tuple[str, list[Any]] | None:
+    """Translate the Chrome-style query into SQL on the Android index (None: no Android match)."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for term in query.split():
+        if ":" in term:
+            op, _, value = term.partition(":")
+            column = _ANDROID_OPERATORS.get(op.lower())
+            if column is None or not value:
+                return None  # an operator Android devices do not have (location:, asset_id:, ...)
+            clauses.append(f"{column} LIKE ? ESCAPE '\\'")
+            args.append(_like(value) + ("%" if column == "serial" else ""))
+            if column == "user":
+                args[-1] = "%" + _like(value) + "%"
+        else:
+            clauses.append("(serial LIKE ? ESCAPE '\\' OR user LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')")
+            pattern = "%" + _like(term) + "%"
+            args.extend([pattern, pattern, pattern])
+    return (" AND ".join(clauses) or "1", args)
+
+
+def _like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+DeviceLoader = Callable[[str, str], Device]

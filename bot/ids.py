@@ -1,0 +1,56 @@
+"""Every Slack action, block and callback id the bot uses, in one place.
+
+Handlers match on these; builders emit them; tests check manifest.yml against them.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+SLASH_COMMAND = "/device"
+
+
+class ActionId(StrEnum):
+    """action_id of interactive elements in messages and modals."""
+
+    APPROVE = "request_approve"
+    DENY = "request_deny"
+    CANCEL_REQUEST = "request_cancel"
+    REISSUE = "request_reissue"
+    FIND_NEXT = "find_next"
+    PICK_DEVICE = "device_pick"
+    SHOW_DEVICE = "device_show"
+    #: prefix of the per-action buttons on a device card: "device_action:<action>"
+    DEVICE_ACTION = "device_action"
+    SEARCH_INPUT = "search_query"
+
+
+class CallbackId(StrEnum):
+    """callback_id of modals."""
+
+    SEARCH = "search_modal"
+    ACTION = "action_modal"
+    DENY = "deny_modal"
+    LOADING = "loading_modal"
+
+
+class BlockId(StrEnum):
+    """block_id of inputs whose values the handlers read."""
+
+    SEARCH = "search"
+    REASON = "reason"
+    DENY_REASON = "deny_reason"
+    CONFIRM_COUNT = "confirm_count"
+
+
+def device_action_id(action: str) -> str:
+    """The action_id of a device-card button for `action`."""
+    return f"{ActionId.DEVICE_ACTION}:{action}"
+
+
+DEVICE_ACTION_PATTERN = re.compile(rf"^{ActionId.DEVICE_ACTION}:[a-z-]+$")
+
+
+def action_from_id(action_id: str) -> str:
+    return action_id.split(":", 1)[1]

@@ -1,0 +1,115 @@
+"""Serving the bot: Bolt behind waitress (threaded, production-grade WSGI) or Socket Mode.
+
+`BotServer` is what `python -m bot` runs and what the end-to-end tests start in-process:
+POST /slack/events goes to Bolt, GET /healthz answers once everything is up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import create_server
+
+from bot.app import create_app
+from bot.jobs import Jobs
+from bot.services import Services, build_services
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+HTTP_THREADS = 32
+
+
+class BotServer:
+    """The whole bot in one object: services, Bolt app, jobs, HTTP server."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sandbox: Any = None,
+        extra: WSGIApp | None = None,
+        run_jobs: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.svc: Services = build_services(settings, sandbox=sandbox)
+        self.app = create_app(self.svc)
+        self.jobs = Jobs(self.svc) if run_jobs else None
+        self.extra = extra
+        self._bolt = SlackRequestHandler(self.app, path="/slack/events")
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._socket_mode: Any = None
+        self.ready = False
+
+    # ---- WSGI -----------------------------------------------------------------
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            status = "200 OK" if self.ready else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "text/plain")])
+            return [b"ok\n" if self.ready else b"starting\n"]
+        if path == "/slack/events" and not self.settings.socket_mode:
+            return self._bolt(environ, start_response)  # type: ignore[arg-type]
+        if self.extra is not None:
+            return self.extra(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    # ---- life cycle ----------------------------------------------------------------
+    def start(self, *, port: int | None = None, background: bool = True) -> str:
+        """Start HTTP (and Socket Mode, jobs); returns the base URL. Blocks unless background."""
+        self._server = create_server(
+            self.wsgi,
+            host=self.settings.host,
+            port=self.settings.port if port is None else port,
+            threads=HTTP_THREADS,
+            ident="device-bot",
+            clear_untrusted_proxy_headers=True,
+        )
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
+        url = f"http://{host}:{self._server.effective_port}"
+        if self.settings.socket_mode:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+            assert self.settings.slack_app_token is not None
+            self._socket_mode = SocketModeHandler(self.app, self.settings.slack_app_token.get())
+            self._socket_mode.connect()
+        if self.jobs is not None:
+            self.jobs.start()
+        self.ready = True
+        log.info("device-bot listening on %s (%s)", url, "Socket Mode" if self.settings.socket_mode else "HTTP")
+        if background:
+            self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+            self._thread.start()
+        else:
+            self._server.run()
+        return url
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.effective_port}"
+
+    def stop(self) -> None:
+        """Stop taking requests, let in-flight work finish, release the lease."""
+        self.ready = False
+        if self._socket_mode is not None:
+            try:
+                self._socket_mode.close()
+            except Exception:
+                log.exception("socket mode close failed")
+        if self._server is not None:
+            self._server.close()
+            self._server.task_dispatcher.shutdown(timeout=10)
+        if self.jobs is not None:
+            self.jobs.stop()
+        executor = getattr(self.app, "_listener_runner", None)
+        pool = getattr(executor, "listener_executor", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self.svc.close()

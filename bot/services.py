@@ -1,0 +1,75 @@
+"""The bot's dependencies, built once from Settings and passed to every capability.
+
+Nothing here holds a SQLite connection or a Google service object shared between
+threads: Store hands out per-thread connections, GoogleClients per-thread services.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk import WebClient
+
+from bot.devices import DeviceDirectory
+from bot.google import GoogleClients
+from bot.roles import Roles
+from bot.secrets_box import SecretBox
+from bot.settings import Settings
+from bot.slack_out import SlackOut
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a listener or a job needs, passed in explicitly."""
+
+    settings: Settings
+    store: Store
+    google: GoogleClients
+    devices: DeviceDirectory
+    out: SlackOut
+    roles: Roles
+    secrets: SecretBox
+    executor: ThreadPoolExecutor
+    clock: Callable[[], float] = time.time
+    sandbox: Any = None  # the in-process sandbox Google, when GOOGLE_BACKEND=sandbox
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.sandbox is not None:
+            self.sandbox.stop()
+
+
+def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
+    """Wire the dependencies; starts the in-process sandbox Google if asked to."""
+    endpoint = settings.google_api_endpoint
+    if settings.sandbox and sandbox is None and not endpoint:
+        from bot.sandbox import Sandbox
+
+        sandbox = Sandbox(devices=settings.sandbox_devices).start()
+        log.info("sandbox Google serving %d devices at %s", settings.sandbox_devices, sandbox.url)
+    if sandbox is not None:
+        endpoint = sandbox.url
+    google = GoogleClients.from_settings(settings, endpoint=endpoint)
+    store = Store(settings.database_path)
+    executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="device-bot-work")
+    client = WebClient(token=settings.slack_bot_token.get(), base_url=settings.slack_api_url)
+    return Services(
+        settings=settings,
+        store=store,
+        google=google,
+        devices=DeviceDirectory(google, store, executor),
+        out=SlackOut(client, sandbox=settings.sandbox),
+        roles=Roles(settings.device_operators, settings.device_approvers, client),
+        secrets=SecretBox(settings.bot_secret_key.get() if settings.bot_secret_key else None),
+        executor=executor,
+        sandbox=sandbox,
+    )

@@ -1,0 +1,319 @@
+"""One typed, frozen settings object, read once from the environment at start-up.
+
+A missing or malformed value raises SettingsError naming the variable; `python -m bot`
+prints that one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: actions that need a second person's Approve click unless APPROVAL_REQUIRED says otherwise
+DEFAULT_APPROVAL_REQUIRED = frozenset(
+    {
+        "deprovision",
+        "disable",
+        "wipe",
+        "relinquish",
+        "reset-password",
+        "clear-app-data",
+        "remove-esim",
+        "powerwash",
+        "wipe-users",
+    }
+)
+
+#: every action name the bot knows (sub-command names of /device)
+KNOWN_ACTIONS = frozenset(
+    DEFAULT_APPROVAL_REQUIRED
+    | {
+        "reenable",
+        "move",
+        "annotate",
+        "lock",
+        "reboot",
+        "lost",
+        "found",
+        "add-esim",
+        "device-info",
+        "screenshot",
+        "volume",
+        "logs",
+        "support-packet",
+    }
+)
+
+SLACK_API_URL_DEFAULT = "https://slack.com/api/"
+
+_USER_OR_GROUP = re.compile(r"^[UWS][A-Z0-9]{2,}$")
+_CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+_DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
+_ENTERPRISE = re.compile(r"^enterprises/[A-Za-z0-9_-]+$")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; str() is the one line shown to the operator."""
+
+    def __init__(self, variable: str, expected: str) -> None:
+        super().__init__(f"{variable}: {expected}")
+        self.variable = variable
+
+
+class Secret:
+    """A string that never shows itself in repr(), str() or a log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    slack_bot_token: Secret
+    slack_signing_secret: Secret
+    slack_app_token: Secret | None = None
+    slack_api_url: str = SLACK_API_URL_DEFAULT
+    port: int = 3000
+    host: str = "0.0.0.0"
+    database_path: Path = Path("device-bot.db")
+    google_application_credentials: Path | None = None
+    google_admin_email: str | None = None
+    google_customer_id: str = "my_customer"
+    android_enterprise: str | None = None
+    google_api_endpoint: str | None = None
+    google_backend: str = "google"  # "google" | "sandbox"
+    sandbox_devices: int = 500
+    device_operators: tuple[str, ...] = ()
+    device_approvers: tuple[str, ...] = ()
+    approval_channel: str | None = None
+    lost_device_channel: str | None = None
+    approval_required: frozenset[str] = DEFAULT_APPROVAL_REQUIRED
+    approval_ttl: int = 24 * 3600
+    poll_interval: float = 10.0
+    lost_watch_interval: float = 300.0
+    index_sync_interval: float = 900.0
+    lease_seconds: float = 30.0
+    google_timeout: float = 30.0
+    bot_secret_key: Secret | None = None
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    @property
+    def sandbox(self) -> bool:
+        return self.google_backend == "sandbox"
+
+    @property
+    def chrome_configured(self) -> bool:
+        if self.sandbox or self.google_api_endpoint:
+            return True
+        return bool(self.google_application_credentials and self.google_admin_email)
+
+    @property
+    def android_configured(self) -> bool:
+        if not self.android_enterprise:
+            return False
+        return bool(self.sandbox or self.google_api_endpoint or self.google_application_credentials)
+
+    def needs_approval(self, action: str) -> bool:
+        return action in self.approval_required
+
+
+# ---- parsing helpers ---------------------------------------------------------------
+
+
+def _required(env: Mapping[str, str], name: str, expected: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(name, f"is required ({expected})")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"expected a whole number from {lo} to {hi}, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(name, f"expected a whole number from {lo} to {hi}, got {raw!r}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(name, f"expected a number of seconds from {lo:g} to {hi:g}, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(name, f"expected a number of seconds from {lo:g} to {hi:g}, got {raw!r}")
+    return value
+
+
+def parse_duration(raw: str) -> int:
+    """'90' → 90 s, '90m' → 5400 s, '24h', '2d'. Raises ValueError."""
+    match = _DURATION.match(raw.strip().lower())
+    if not match:
+        raise ValueError(raw)
+    number, unit = int(match.group(1)), match.group(2) or "s"
+    return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+
+
+def _id_list(env: Mapping[str, str], name: str, pattern: re.Pattern[str], expected: str) -> tuple[str, ...]:
+    raw = env.get(name, "")
+    items = [part for part in re.split(r"[\s,]+", raw.strip()) if part]
+    for item in items:
+        if not pattern.match(item):
+            raise SettingsError(name, f"{item!r} is not {expected}")
+    return tuple(dict.fromkeys(items))
+
+
+def _channel(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not _CHANNEL.match(raw):
+        raise SettingsError(name, f"expected a Slack channel id like C0123ABCD, got {raw!r}")
+    return raw
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not re.match(r"^https?://[^\s/]+", raw):
+        raise SettingsError(name, f"expected an http(s) URL, got {raw!r}")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from `env` (default: os.environ). Raises SettingsError."""
+    env = os.environ if env is None else env
+
+    app_token = env.get("SLACK_APP_TOKEN", "").strip()
+    if app_token and not app_token.startswith("xapp-"):
+        raise SettingsError("SLACK_APP_TOKEN", "expected an app-level token starting with xapp-")
+    bot_token = _required(env, "SLACK_BOT_TOKEN", "the bot token, xoxb-…")
+    if not bot_token.startswith("xoxb-"):
+        raise SettingsError("SLACK_BOT_TOKEN", "expected a bot token starting with xoxb-")
+    if app_token:
+        signing_secret = env.get("SLACK_SIGNING_SECRET", "").strip()
+    else:
+        signing_secret = _required(env, "SLACK_SIGNING_SECRET", "the app's signing secret, for HTTP mode")
+
+    backend = env.get("GOOGLE_BACKEND", "google").strip().lower() or "google"
+    if backend not in ("google", "sandbox"):
+        raise SettingsError("GOOGLE_BACKEND", f"expected 'google' or 'sandbox', got {backend!r}")
+
+    creds_raw = env.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
+    creds = Path(creds_raw) if creds_raw else None
+    if creds is not None and backend == "google" and not creds.is_file():
+        raise SettingsError("GOOGLE_APPLICATION_CREDENTIALS", f"no such file: {creds_raw}")
+
+    admin_email = env.get("GOOGLE_ADMIN_EMAIL", "").strip() or None
+    if admin_email and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", admin_email):
+        raise SettingsError("GOOGLE_ADMIN_EMAIL", f"expected an email address, got {admin_email!r}")
+
+    enterprise = env.get("ANDROID_ENTERPRISE", "").strip() or None
+    if backend == "sandbox" and not enterprise:
+        enterprise = "enterprises/LC0sandbox"
+    if enterprise and not _ENTERPRISE.match(enterprise):
+        raise SettingsError("ANDROID_ENTERPRISE", f"expected enterprises/<id>, got {enterprise!r}")
+
+    approval_raw = env.get("APPROVAL_REQUIRED", "").strip().lower()
+    if not approval_raw:
+        approval_required = DEFAULT_APPROVAL_REQUIRED
+    elif approval_raw == "none":
+        approval_required = frozenset()
+    else:
+        names = [n for n in re.split(r"[\s,]+", approval_raw) if n]
+        unknown = sorted(set(names) - KNOWN_ACTIONS)
+        if unknown:
+            raise SettingsError(
+                "APPROVAL_REQUIRED",
+                f"unknown action {unknown[0]!r}; expected 'none' or a list of: "
+                + ", ".join(sorted(KNOWN_ACTIONS)),
+            )
+        approval_required = frozenset(names)
+
+    ttl_raw = env.get("APPROVAL_TTL", "").strip()
+    try:
+        approval_ttl = parse_duration(ttl_raw) if ttl_raw else 24 * 3600
+    except ValueError:
+        raise SettingsError("APPROVAL_TTL", f"expected a duration like 3600, 90m or 24h, got {ttl_raw!r}") from None
+    if approval_ttl <= 0:
+        raise SettingsError("APPROVAL_TTL", "must be longer than 0")
+
+    operators = _id_list(env, "DEVICE_OPERATORS", _USER_OR_GROUP, "a Slack user id (U…) or user-group id (S…)")
+    approvers = _id_list(env, "DEVICE_APPROVERS", _USER_OR_GROUP, "a Slack user id (U…) or user-group id (S…)")
+    approval_channel = _channel(env, "APPROVAL_CHANNEL")
+    if approval_required and not approval_channel:
+        raise SettingsError("APPROVAL_CHANNEL", "is required while actions need approval (a channel id like C0123ABCD)")
+
+    secret_key_raw = env.get("BOT_SECRET_KEY", "").strip()
+    if secret_key_raw and len(secret_key_raw) < 16:
+        raise SettingsError("BOT_SECRET_KEY", "expected at least 16 characters")
+
+    log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError("LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+
+    return Settings(
+        slack_bot_token=Secret(bot_token),
+        slack_signing_secret=Secret(signing_secret),
+        slack_app_token=Secret(app_token) if app_token else None,
+        slack_api_url=_url(env, "SLACK_API_URL", SLACK_API_URL_DEFAULT) or SLACK_API_URL_DEFAULT,
+        port=_int(env, "PORT", 3000, 0, 65535),
+        host=env.get("HOST", "0.0.0.0").strip() or "0.0.0.0",
+        database_path=Path(env.get("DATABASE_PATH", "").strip() or "device-bot.db"),
+        google_application_credentials=creds,
+        google_admin_email=admin_email,
+        google_customer_id=env.get("GOOGLE_CUSTOMER_ID", "").strip() or "my_customer",
+        android_enterprise=enterprise,
+        google_api_endpoint=_url(env, "GOOGLE_API_ENDPOINT", None),
+        google_backend=backend,
+        sandbox_devices=_int(env, "SANDBOX_DEVICES", 500, 1, 1_000_000),
+        device_operators=operators,
+        device_approvers=approvers,
+        approval_channel=approval_channel,
+        lost_device_channel=_channel(env, "LOST_DEVICE_CHANNEL") or approval_channel,
+        approval_required=approval_required,
+        approval_ttl=approval_ttl,
+        poll_interval=_float(env, "POLL_INTERVAL", 10.0, 0.05, 3600),
+        lost_watch_interval=_float(env, "LOST_WATCH_INTERVAL", 300.0, 0.05, 86400),
+        index_sync_interval=_float(env, "INDEX_SYNC_INTERVAL", 900.0, 0.05, 86400),
+        lease_seconds=_float(env, "LEASE_SECONDS", 30.0, 0.2, 3600),
+        google_timeout=_float(env, "GOOGLE_TIMEOUT", 30.0, 0.1, 600),
+        bot_secret_key=Secret(secret_key_raw) if secret_key_raw else None,
+        log_level=log_level,
+    )

@@ -1,0 +1,102 @@
+"""Everything the bot says to Slack goes through here.
+
+One place that marks sandbox messages, honours Slack's Retry-After (slack_sdk's
+rate-limit retry handler), and keeps text fallbacks next to blocks.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+from slack_sdk.webhook import WebhookClient
+
+log = logging.getLogger(__name__)
+
+SANDBOX_MARK = ":test_tube: SANDBOX — simulated devices, nothing real is touched"
+
+Blocks = list[dict[str, Any]] | list[Block] | None
+
+
+def _dicts(blocks: Blocks) -> list[dict[str, Any]] | None:
+    if blocks is None:
+        return None
+    return [b.to_dict() if isinstance(b, Block) else b for b in blocks]
+
+
+class SlackOut:
+    """The bot's voice: post, post ephemerally, update, respond, open modals."""
+
+    def __init__(self, client: WebClient, *, sandbox: bool = False) -> None:
+        self.client = client
+        if not any(isinstance(h, RateLimitErrorRetryHandler) for h in client.retry_handlers):
+            client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
+        self.sandbox = sandbox
+        self.base_url = client.base_url
+
+    def _mark(self, text: str, blocks: Blocks) -> tuple[str, list[dict[str, Any]] | None]:
+        dicts = _dicts(blocks)
+        if not self.sandbox:
+            return text, dicts
+        text = f"[SANDBOX] {text}"
+        if dicts is not None and len(dicts) < 50:
+            dicts = [*dicts, {"type": "context", "elements": [{"type": "mrkdwn", "text": SANDBOX_MARK}]}]
+        return text, dicts
+
+    def post(self, channel: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None) -> str:
+        """Post a message; returns its ts."""
+        text, dicts = self._mark(text, blocks)
+        response = self.client.chat_postMessage(
+            channel=channel, text=text, blocks=dicts, thread_ts=thread_ts, unfurl_links=False
+        )
+        return str(response["ts"])
+
+    def ephemeral(
+        self, channel: str, user: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None
+    ) -> None:
+        text, dicts = self._mark(text, blocks)
+        self.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=dicts, thread_ts=thread_ts)
+
+    def update(self, channel: str, ts: str, text: str, blocks: Blocks = None) -> None:
+        text, dicts = self._mark(text, blocks)
+        self.client.chat_update(channel=channel, ts=ts, text=text, blocks=dicts)
+
+    def respond(
+        self,
+        response_url: str,
+        text: str,
+        blocks: Blocks = None,
+        *,
+        replace_original: bool = False,
+        in_channel: bool = False,
+    ) -> None:
+        """Answer through a slash command's / interaction's response_url (ephemeral by default)."""
+        text, dicts = self._mark(text, blocks)
+        WebhookClient(response_url, timeout=10).send(
+            text=text,
+            blocks=dicts,
+            response_type="in_channel" if in_channel else "ephemeral",
+            replace_original=replace_original,
+        )
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+        except Exception:  # a missing permalink must never break the flow it decorates
+            log.warning("chat.getPermalink failed for %s/%s", channel, ts, exc_info=True)
+            return None
+
+    def open_view(self, trigger_id: str, view: View | dict[str, Any]) -> str:
+        """views.open; returns the view id for later views.update."""
+        response = self.client.views_open(trigger_id=trigger_id, view=view)
+        return str(response["view"]["id"])
+
+    def update_view(self, view_id: str, view: View | dict[str, Any]) -> None:
+        self.client.views_update(view_id=view_id, view=view)
+
+    def push_view(self, trigger_id: str, view: View | dict[str, Any]) -> None:
+        self.client.views_push(trigger_id=trigger_id, view=view)

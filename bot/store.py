@@ -1,0 +1,227 @@
+"""SQLite state through sqlite-utils: one connection per thread, WAL, busy timeout, migrations.
+
+Never share a connection between threads (sqlite3 refuses it): `store.db()` gives the
+calling thread its own. Writes that decide something (a state transition, a lease)
+go through `store.transaction()`, which takes the write lock up front (BEGIN IMMEDIATE)
+so that two threads or two processes cannot both read-then-write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+BUSY_TIMEOUT_MS = 10_000
+
+migrations = Migrations("device-bot")
+
+
+def utcnow() -> str:
+    """Now as an ISO-8601 UTC string with microseconds; sorts as text."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def epoch() -> float:
+    return time.time()
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            device_ids TEXT NOT NULL,          -- JSON list of target ids
+            devices TEXT NOT NULL,             -- JSON summaries shown to the approver
+            params TEXT NOT NULL,              -- JSON, never a secret
+            secret BLOB,                       -- encrypted secret params (reset-password), erased at the end
+            fingerprint TEXT NOT NULL,         -- sha256 over action, device ids, params (+ secret digest)
+            reason TEXT NOT NULL DEFAULT '',
+            requester TEXT NOT NULL,
+            state TEXT NOT NULL,
+            needs_approval INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            expires_at REAL,
+            decided_by TEXT,
+            decided_at REAL,
+            decision_note TEXT,
+            requester_channel TEXT,
+            requester_ts TEXT,
+            approval_channel TEXT,
+            approval_ts TEXT,
+            google_ref TEXT,                   -- Android operation name / Chrome commandId
+            result TEXT                        -- JSON outcome summary
+        );
+        CREATE INDEX requests_state ON requests(state);
+        CREATE INDEX requests_requester ON requests(requester);
+
+        CREATE TABLE audit_events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            event TEXT NOT NULL,
+            request_id TEXT,
+            platform TEXT,
+            device_id TEXT,
+            from_state TEXT,
+            to_state TEXT,
+            detail TEXT NOT NULL DEFAULT '{}',
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_device ON audit_events(device_id);
+        CREATE INDEX audit_request ON audit_events(request_id);
+        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events
+            BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events
+            BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+
+        CREATE TABLE pending_commands (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            request_id TEXT NOT NULL,
+            platform TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            google_ref TEXT NOT NULL,          -- operation name or commandId
+            command_type TEXT NOT NULL,
+            state TEXT NOT NULL,               -- last state seen (PENDING, SENT_TO_CLIENT, ...)
+            done INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            expires_at REAL,
+            next_poll_at REAL NOT NULL,
+            poll_failures INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (platform, google_ref)
+        );
+        CREATE INDEX pending_due ON pending_commands(done, next_poll_at);
+
+        CREATE TABLE lost_devices (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            platform TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            serial TEXT,
+            summary TEXT NOT NULL DEFAULT '{}',
+            state TEXT NOT NULL,               -- open | resolved
+            reported_by TEXT NOT NULL,
+            reported_at REAL NOT NULL,
+            request_id TEXT,
+            channel TEXT,
+            ts TEXT,
+            last_checkin TEXT,                 -- the last check-in time already posted
+            resolved_by TEXT,
+            resolved_at REAL,
+            resolution TEXT
+        );
+        CREATE UNIQUE INDEX lost_open_device ON lost_devices(platform, device_id) WHERE state = 'open';
+
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+
+        CREATE TABLE deliveries (              -- Slack deliveries already handled (retry de-duplication)
+            key TEXT PRIMARY KEY,
+            at REAL NOT NULL
+        );
+
+        CREATE TABLE android_index (           -- AMAPI has no server-side filter: a local index
+            name TEXT PRIMARY KEY,
+            serial TEXT,
+            user TEXT,
+            model TEXT,
+            state TEXT,
+            synced_at REAL NOT NULL
+        );
+        CREATE INDEX android_index_serial ON android_index(serial);
+        CREATE INDEX android_index_user ON android_index(user);
+        CREATE TABLE android_raw (             -- last device JSON seen, for result lists without a call per device
+            name TEXT PRIMARY KEY,
+            raw TEXT NOT NULL
+        );
+
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """
+    )
+
+
+SCHEMA_VERSION = len(migrations._migrations)
+
+
+class Store:
+    """Where the bot keeps its state; hands each thread its own connection."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self.db()
+        db.enable_wal()
+        migrations.apply(db)
+
+    def connect(self) -> sqlite_utils.Database:
+        """A new connection, autocommit, with busy timeout: transactions are explicit."""
+        conn = sqlite3.connect(
+            str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=True
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")  # erased secrets are zeroed in the file too
+        return sqlite_utils.Database(conn)
+
+    def db(self) -> sqlite_utils.Database:
+        """This thread's connection (created on first use)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self.connect()
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite_utils.Database]:
+        """BEGIN IMMEDIATE … COMMIT: the write lock is taken first, so read-then-write is safe."""
+        db = self.db()
+        if db.conn.in_transaction:  # nested: join the outer transaction
+            yield db
+            return
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+        else:
+            db.conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        return len(migrations.applied(self.db()))
+
+    def first_delivery(self, key: str) -> bool:
+        """Record a Slack delivery; False when it was seen before (a retry)."""
+        cursor = self.db().conn.execute(
+            "INSERT OR IGNORE INTO deliveries(key, at) VALUES (?, ?)", (key, epoch())
+        )
+        return cursor.rowcount == 1
+
+    def prune_deliveries(self, older_than: float = 3600) -> None:
+        self.db().conn.execute("DELETE FROM deliveries WHERE at < ?", (epoch() - older_than,))
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

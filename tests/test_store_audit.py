@@ -1,0 +1,137 @@
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from bot import audit
+from bot.store import SCHEMA_VERSION, Store
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "bot.db")
+    yield s
+    s.close()
+
+
+def test_schema_versioned_and_wal(store, tmp_path):
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.db().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # re-opening applies nothing twice
+    again = Store(tmp_path / "bot.db")
+    assert again.schema_version() == SCHEMA_VERSION
+
+
+def test_connection_per_thread(store):
+    seen = []
+
+    def worker():
+        seen.append(store.db())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen[0] is not store.db()
+
+
+def test_audit_rejects_update_and_delete(store):
+    audit.record(store, actor="U1", event="requested", device_id="d1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.db().execute("UPDATE audit_events SET actor = 'U2'")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.db().execute("DELETE FROM audit_events")
+    assert audit.events(store)[0]["actor"] == "U1"
+
+
+def test_chain_verifies_and_export_round_trips(store):
+    for i in range(5):
+        audit.record(store, actor=f"U{i}", event="e", device_id="d", detail={"i": i, "text": 'a,"b"\nc'})
+    assert audit.verify(store).ok
+    original = audit.events(store)
+    for fmt in ("jsonl", "csv"):
+        text = "".join(audit.export(store, fmt=fmt))
+        assert audit.parse_export(text, fmt) == original
+
+
+def _tamper(path, sql):
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;" + sql
+    )
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        ("UPDATE audit_events SET actor = 'U9' WHERE seq = 2;", "event 2 was altered"),
+        ("DELETE FROM audit_events WHERE seq = 2;", "event 2 is missing"),
+        ("DELETE FROM audit_events WHERE seq = 3;", "missing"),
+        ("UPDATE audit_events SET seq = 10 WHERE seq = 1; UPDATE audit_events SET seq = 1 WHERE seq = 2;"
+         " UPDATE audit_events SET seq = 2 WHERE seq = 10;", "does not follow"),
+    ],
+)
+def test_verify_catches_tampering_behind_the_bots_back(tmp_path, sql, problem):
+    path = tmp_path / "bot.db"
+    store = Store(path)
+    for i in range(3):
+        audit.record(store, actor=f"U{i}", event="e")
+    store.close()
+    _tamper(path, sql)
+    result = audit.verify(Store(path))
+    assert not result.ok
+    assert problem in result.problem
+    cli = subprocess.run(
+        [sys.executable, "-m", "bot", "audit", "--verify", "--database", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert cli.returncode == 1
+    assert "BROKEN" in cli.stderr
+
+
+def test_audit_cli_export(tmp_path):
+    path = tmp_path / "bot.db"
+    store = Store(path)
+    audit.record(store, actor="U1", event="requested", detail={"a": 1})
+    store.close()
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "audit", "--format", "csv", "--database", str(path)],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout
+    assert audit.parse_export(out, "csv")[0]["actor"] == "U1"
+    ok = subprocess.run(
+        [sys.executable, "-m", "bot", "audit", "--verify", "--database", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert ok.returncode == 0 and "1 events" in ok.stdout
+
+
+def test_deliveries_dedupe(store):
+    assert store.first_delivery("k1")
+    assert not store.first_delivery("k1")
+
+
+def test_transaction_serialises_writers(tmp_path):
+    path = tmp_path / "bot.db"
+    Store(path)
+    errors = []
+
+    def worker(n):
+        s = Store(path)
+        try:
+            for i in range(20):
+                audit.record(s, actor=f"W{n}", event=str(i))
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    s = Store(path)
+    assert audit.verify(s).ok and audit.verify(s).checked == 80
