@@ -7,6 +7,7 @@ the single error handler.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -47,7 +48,6 @@ def create_app(svc: Services) -> App:
     """A Bolt App serving `/device`, its buttons and modals."""
     settings = svc.settings
     app = App(
-        token=settings.slack_bot_token.get(),
         signing_secret=settings.slack_signing_secret.get() or None,
         client=svc.out.client,
         token_verification_enabled=False,
@@ -57,11 +57,64 @@ def create_app(svc: Services) -> App:
     )
     app.use(_deduplicate(svc))
     app.error(_error_handler(svc))
+    guarded = GuardedApp(app, svc)
     commands = Commands()
     for module in capabilities():
-        module.register(app, svc, commands)
-    app.command(ids.SLASH_COMMAND)(commands.listener(svc))
+        module.register(guarded, svc, commands)
+    guarded.command(ids.SLASH_COMMAND)(commands.listener(svc))
     return app
+
+
+class GuardedApp:
+    """What capabilities register on: Bolt's App, with every listener wrapped by `guard`.
+
+    Bolt loses the HTTP response when a listener raises after ack() (its runner then
+    resets the ack), so errors must not escape a listener: `guard` hands them to the one
+    error handler instead, after the ack has gone out.
+    """
+
+    def __init__(self, app: App, svc: Services) -> None:
+        self.app = app
+        self.svc = svc
+
+    def _wrap(self, register: Any) -> Any:
+        def decorator(func: Any) -> Any:
+            return register(guard(self.svc, func))
+
+        return decorator
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(self.app.command(*args, **kwargs))
+
+    def action(self, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(self.app.action(*args, **kwargs))
+
+    def view(self, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(self.app.view(*args, **kwargs))
+
+    def options(self, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(self.app.options(*args, **kwargs))
+
+    def shortcut(self, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(self.app.shortcut(*args, **kwargs))
+
+
+def guard(svc: Services, func: Any) -> Any:
+    """Run a listener; any exception goes to `report_error` (the one error handler)."""
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except Exception as error:
+            body = kwargs.get("body") or {}
+            ack = kwargs.get("ack")
+            if ack is not None and getattr(ack, "response", None) is None:
+                ack()  # never leave Slack without an answer
+            report_error(svc, error, body)
+            return None
+
+    return guarded
 
 
 def delivery_key(body: dict[str, Any]) -> str | None:
@@ -88,17 +141,27 @@ def _deduplicate(svc: Services) -> Any:
     return deduplicate
 
 
+def report_error(svc: Services, error: Exception, body: dict[str, Any]) -> None:
+    """The one error handler: domain errors become words for the user; anything else a
+    logged traceback with an id, and the id for the user."""
+    if isinstance(error, DeviceBotError):
+        text = f":warning: {error.message}"
+        log.info("%s: %s", type(error).__name__, error.message)
+        picker = getattr(error, "candidates", None)
+        if picker is not None and svc.extras.get("render_ambiguous"):
+            svc.extras["render_ambiguous"](svc, error, body)
+            return
+    else:
+        error_id = uuid.uuid4().hex[:8]
+        log.error("unexpected error %s", error_id, exc_info=error)
+        text = f":x: Something went wrong on our side (error id `{error_id}`). Nothing more was done."
+    tell_user(svc, body, text)
+
+
 def _error_handler(svc: Services) -> Any:
     def handle_error(error: Exception, body: dict[str, Any]) -> None:
-        """Domain errors become words for the user; anything else a traceback with an id."""
-        if isinstance(error, DeviceBotError):
-            text = f":warning: {error.message}"
-            log.info("%s: %s", type(error).__name__, error.message)
-        else:
-            error_id = uuid.uuid4().hex[:8]
-            log.error("unexpected error %s", error_id, exc_info=error)
-            text = f":x: Something went wrong on our side (error id `{error_id}`). Nothing more was done."
-        tell_user(svc, body, text)
+        """Errors Bolt itself catches (middleware) go to the same place."""
+        report_error(svc, error, body)
 
     return handle_error
 

@@ -387,14 +387,37 @@ ACTIONS: dict[str, ActionSpec] = {
     if not (spec.name == "reboot" and spec.platform == "android")
 }
 
+ACTIONS["annotate"] = ActionSpec(
+    name="annotate",
+    platform="chrome",
+    kind="patch",
+    google="PATCH",
+    label="Annotate",
+    summary="Set a Chrome device's annotated user, location, asset id and notes",
+    example="/device annotate 5CD1234XYZ",
+    fields=(
+        FieldSpec("annotatedUser", "Annotated user", optional=True, max_length=100),
+        FieldSpec("annotatedLocation", "Location", optional=True, max_length=200),
+        FieldSpec("annotatedAssetId", "Asset id", optional=True, max_length=200),
+        FieldSpec("notes", "Notes", "multiline", optional=True, max_length=500),
+    ),
+    build=lambda p: {k: p.get(k, "") for k in ("annotatedUser", "annotatedLocation", "annotatedAssetId", "notes")},
+)
+ACTIONS["move"] = ActionSpec(
+    name="move",
+    platform="chrome",
+    kind="move",
+    google="MOVE",
+    label="Move",
+    summary="Move Chrome devices to an organisational unit (any number, 50 per call)",
+    example="/device move /Sales/EMEA 5CD1234XYZ 5CD9876ABC",
+    fields=(FieldSpec("ou", "Organisational unit", placeholder="/Sales/EMEA"),),
+    validate=lambda p: {**p, "ou": validate_ou(p["ou"])},
+    build=lambda p: {"orgUnitPath": p["ou"]},
+)
+
 #: `reboot` exists on both platforms: the Android one is looked up by (name, platform)
 ANDROID_REBOOT = _android("reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)")
-ANNOTATE_FIELDS = (
-    FieldSpec("annotatedUser", "Annotated user", optional=True, max_length=100),
-    FieldSpec("annotatedLocation", "Location", optional=True, max_length=200),
-    FieldSpec("annotatedAssetId", "Asset id", optional=True, max_length=200),
-    FieldSpec("notes", "Notes", "multiline", optional=True, max_length=500),
-)
 
 
 def action_for(name: str, platform: str) -> ActionSpec:
@@ -413,7 +436,7 @@ def actions_for_device(platform: str, status: str) -> list[ActionSpec]:
     specs = [s for s in ACTIONS.values() if s.platform == platform]
     if platform == "android":
         specs.append(ANDROID_REBOOT)
-    return [s for s in specs if not s.states or status in s.states]
+    return [s for s in specs if s.kind != "move" and (not s.states or status in s.states)]
 
 
 def command_body(spec: ActionSpec, params: dict[str, Any], secrets: dict[str, Any] | None = None) -> dict[str, Any]:

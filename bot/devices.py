@@ -8,6 +8,7 @@ devices raises Ambiguous with the candidates, never "all of them".
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -242,10 +243,8 @@ class DeviceDirectory:
                 if (device.serial or "").lower() == wanted or (device.asset_id or "").lower() == wanted:
                     found.append(device)
         if by_id is not None:
-            try:
+            with contextlib.suppress(NotFound):
                 found.append(chrome_device(by_id.result()))
-            except NotFound:
-                pass
         return found
 
     def _android_matches(self, ref: str) -> list[Device]:
@@ -351,7 +350,7 @@ class DeviceDirectory:
         started = time.time()
         batch: list[dict[str, Any]] = []
         count = 0
-        for raw in android.iter_devices(page_size=1000):
+        for raw in android.iter_devices():  # AMAPI pages hold at most 100 devices
             batch.append(raw)
             if len(batch) >= 1000:
                 self._index_android(batch, synced_at=started)

@@ -40,18 +40,21 @@ class Services:
     executor: ThreadPoolExecutor
     clock: Callable[[], float] = time.time
     sandbox: Any = None  # the in-process sandbox Google, when GOOGLE_BACKEND=sandbox
+    owns_sandbox: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
-        if self.sandbox is not None:
+        if self.sandbox is not None and self.owns_sandbox:
             self.sandbox.stop()
 
 
 def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     """Wire the dependencies; starts the in-process sandbox Google if asked to."""
     endpoint = settings.google_api_endpoint
+    owns_sandbox = False
     if settings.sandbox and sandbox is None and not endpoint:
+        owns_sandbox = True
         from bot.sandbox import Sandbox
 
         sandbox = Sandbox(devices=settings.sandbox_devices).start()
@@ -72,4 +75,5 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
         secrets=SecretBox(settings.bot_secret_key.get() if settings.bot_secret_key else None),
         executor=executor,
         sandbox=sandbox,
+        owns_sandbox=owns_sandbox,
     )

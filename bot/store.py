@@ -61,6 +61,9 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             approval_channel TEXT,
             approval_ts TEXT,
             google_ref TEXT,                   -- Android operation name / Chrome commandId
+            executor TEXT,                     -- the bot process that approved / runs it
+            executing_at REAL,
+            reconcile INTEGER NOT NULL DEFAULT 0,  -- Google's answer was lost: read back, never resend
             result TEXT                        -- JSON outcome summary
         );
         CREATE INDEX requests_state ON requests(state);

@@ -1,0 +1,751 @@
+"""Requests and approvals: the one state machine of SPEC §4, and what Approve does.
+
+    pending ─approve─▶ approved ─▶ executing ─▶ succeeded | failed | expired
+       ├─deny──▶ denied
+       ├─cancel─▶ cancelled
+       └─ttl───▶ expired
+
+Every transition is a conditional write (`UPDATE … WHERE state = <from>`) inside a
+write-locked transaction together with its audit event; the row count decides who won,
+so two approvers clicking at once, a re-delivered click or a second process can never
+run a request twice. The Google call happens only after `approved → executing` was won,
+and an answer that was lost (timeout, 5xx) is reconciled by reading Google back — never
+by sending again. What happens when someone clicks Approve: `approve()` below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot import audit, catalog, ids, request_views
+from bot.commands import Commands, Invocation, Subcommand
+from bot.devices import Device
+from bot.errors import (
+    Conflict,
+    DeviceBotError,
+    NotFound,
+    OutcomeUnknown,
+    PermissionDenied,
+    ValidationError,
+)
+from bot.jobs import JobSpec, process_alive
+from bot.roles import Role
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+PENDING, APPROVED, EXECUTING = "pending", "approved", "executing"
+SUCCEEDED, FAILED, EXPIRED, DENIED, CANCELLED = "succeeded", "failed", "expired", "denied", "cancelled"
+FINAL = frozenset({SUCCEEDED, FAILED, EXPIRED, DENIED, CANCELLED})
+BOT = "device-bot"
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    """What an operator asked for, validated, ready to become a request."""
+
+    action: str  # catalog name, e.g. "wipe"
+    platform: str  # "chrome" | "android"
+    devices: tuple[Device, ...]
+    params: dict[str, Any]  # validated, never a secret
+    requester: str  # Slack user id
+    reason: str = ""
+    secret: dict[str, Any] | None = None  # e.g. {"new_password": "…"}: sealed, never stored in plaintext
+    channel: str | None = None  # where the requester asked (their thread is posted there)
+    response_url: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A row of the requests table."""
+
+    id: str
+    action: str
+    platform: str
+    device_ids: list[str]
+    devices: list[dict[str, Any]]
+    params: dict[str, Any]
+    fingerprint: str
+    reason: str
+    requester: str
+    state: str
+    needs_approval: bool
+    created_at: float
+    expires_at: float | None
+    decided_by: str | None
+    decision_note: str | None
+    requester_channel: str | None
+    requester_ts: str | None
+    approval_channel: str | None
+    approval_ts: str | None
+    google_ref: str | None
+    executor: str | None
+    executing_at: float | None
+    reconcile: bool
+    result: dict[str, Any]
+    has_secret: bool
+
+    @property
+    def spec(self) -> catalog.ActionSpec:
+        return catalog.action_for(self.action, self.platform)
+
+    @property
+    def target(self) -> str:
+        """The devices in words: serials (and users)."""
+        labels = [f"{d.get('serial') or d['id'].rsplit('/', 1)[-1]}" for d in self.devices]
+        if len(labels) > 3:
+            return ", ".join(labels[:3]) + f" and {len(labels) - 3} more"
+        return ", ".join(labels)
+
+
+def fingerprint(action: str, platform: str, device_ids: list[str], params: dict[str, Any]) -> str:
+    """Binds an approval to exactly this command: action, targets and parameters."""
+    canonical = json.dumps([action, platform, sorted(device_ids), params], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load(svc: Services, request_id: str) -> Request:
+    row = svc.store.db().execute("SELECT * FROM requests WHERE id = ?", [request_id]).fetchone()
+    if row is None:
+        raise NotFound(f"There is no request `{request_id[:40]}`.")
+    cols = [c[0] for c in svc.store.db().execute("SELECT * FROM requests LIMIT 0").description]
+    r = dict(zip(cols, row, strict=True))
+    return Request(
+        id=r["id"],
+        action=r["action"],
+        platform=r["platform"],
+        device_ids=json.loads(r["device_ids"]),
+        devices=json.loads(r["devices"]),
+        params=json.loads(r["params"]),
+        fingerprint=r["fingerprint"],
+        reason=r["reason"],
+        requester=r["requester"],
+        state=r["state"],
+        needs_approval=bool(r["needs_approval"]),
+        created_at=r["created_at"],
+        expires_at=r["expires_at"],
+        decided_by=r["decided_by"],
+        decision_note=r["decision_note"],
+        requester_channel=r["requester_channel"],
+        requester_ts=r["requester_ts"],
+        approval_channel=r["approval_channel"],
+        approval_ts=r["approval_ts"],
+        google_ref=r["google_ref"],
+        executor=r["executor"],
+        executing_at=r["executing_at"],
+        reconcile=bool(r["reconcile"]),
+        result=json.loads(r["result"] or "{}"),
+        has_secret=r["secret"] is not None,
+    )
+
+
+def transition(
+    svc: Services,
+    request_id: str,
+    from_states: tuple[str, ...],
+    to_state: str,
+    actor: str,
+    *,
+    detail: dict[str, Any] | None = None,
+    set_: dict[str, Any] | None = None,
+) -> bool:
+    """Move a request from one of `from_states` to `to_state` if nobody else did first.
+
+    The conditional UPDATE and the audit event commit together; False means another
+    click, process or job won, and nothing was changed.
+    """
+    now = svc.clock()
+    columns = {"state": to_state, "updated_at": now, **(set_ or {})}
+    if to_state in FINAL:
+        columns["secret"] = None  # a secret never outlives its request
+    assignments = ", ".join(f"{c} = ?" for c in columns)
+    marks = ",".join("?" * len(from_states))
+    with svc.store.transaction() as db:
+        row = db.execute(
+            f"SELECT state, platform, device_ids FROM requests WHERE id = ? AND state IN ({marks})",
+            [request_id, *from_states],
+        ).fetchone()
+        if row is None:
+            return False
+        db.execute(
+            f"UPDATE requests SET {assignments} WHERE id = ? AND state = ?",
+            [*columns.values(), request_id, row[0]],
+        )
+        device_ids = json.loads(row[2])
+        audit.record(
+            svc.store,
+            actor=actor,
+            event=to_state,
+            request_id=request_id,
+            platform=row[1],
+            device_id=device_ids[0] if len(device_ids) == 1 else None,
+            from_state=row[0],
+            to_state=to_state,
+            detail={**(detail or {}), **({"devices": device_ids} if len(device_ids) > 1 else {})},
+        )
+    if to_state in FINAL:
+        svc.secrets.forget(request_id)
+    return True
+
+
+# ---- submit ----------------------------------------------------------------------------
+
+
+def submit(svc: Services, new: NewRequest) -> str:
+    """Record the request; post it for approval, or run it now when no approval is needed.
+
+    Tells the requester where it went (a message in their channel that becomes the thread
+    they follow). Returns the request id.
+    """
+    spec = catalog.action_for(new.action, new.platform)
+    if not new.devices:
+        raise ValidationError("No device to act on.")
+    if len(new.devices) > 1 and spec.kind != "move":
+        raise ValidationError(f"`{spec.name}` acts on one device at a time.")
+    for name in spec.secret_fields():
+        if name in new.params:
+            raise ValidationError("A secret was passed as a plain parameter.")  # programming error guard
+    needs = svc.settings.needs_approval(new.action)
+    request_id = "R" + secrets.token_hex(3).upper()
+    device_ids = [d.id for d in new.devices]
+    now = svc.clock()
+    sealed = svc.secrets.seal(request_id, new.secret) if new.secret else None
+    with svc.store.transaction() as db:
+        db.execute(
+            "INSERT INTO requests(id, action, platform, device_ids, devices, params, secret, fingerprint, reason,"
+            " requester, state, needs_approval, created_at, updated_at, expires_at, requester_channel,"
+            " approval_channel, executor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                request_id,
+                new.action,
+                new.platform,
+                json.dumps(device_ids),
+                json.dumps([d.summary() for d in new.devices]),
+                json.dumps(new.params, sort_keys=True),
+                sealed,
+                fingerprint(new.action, new.platform, device_ids, new.params),
+                new.reason,
+                new.requester,
+                PENDING if needs else APPROVED,
+                int(needs),
+                now,
+                now,
+                now + svc.settings.approval_ttl if needs else None,
+                new.channel,
+                svc.settings.approval_channel if needs else None,
+                None if needs else svc.extras.get("owner"),
+            ],
+        )
+        audit.record(
+            svc.store,
+            actor=new.requester,
+            event="requested",
+            request_id=request_id,
+            platform=new.platform,
+            device_id=device_ids[0] if len(device_ids) == 1 else None,
+            to_state=PENDING if needs else APPROVED,
+            detail={
+                "action": new.action,
+                "params": new.params,
+                "reason": new.reason,
+                "needs_approval": needs,
+                **({"devices": device_ids} if len(device_ids) > 1 else {}),
+            },
+        )
+    request = load(svc, request_id)
+    _post_requester_message(svc, request)
+    if needs:
+        _post_approval_message(svc, request)
+    else:
+        execute(svc, request_id, actor=new.requester)
+    return request_id
+
+
+def _post_requester_message(svc: Services, request: Request) -> None:
+    """The requester's own thread: where they follow the request (channel, else a DM)."""
+    text, blocks = request_views.requester_message(request)
+    for channel in (request.requester_channel, request.requester):
+        if not channel:
+            continue
+        try:
+            ts = svc.out.post(channel, text, blocks)
+        except Exception:
+            log.info("cannot post request %s to %s; trying a DM", request.id, channel)
+            continue
+        _set(svc, request.id, requester_channel=channel, requester_ts=ts)
+        return
+
+
+def _post_approval_message(svc: Services, request: Request) -> None:
+    channel = svc.settings.approval_channel
+    assert channel
+    text, blocks = request_views.approval_message(request)
+    ts = svc.out.post(channel, text, blocks)
+    _set(svc, request.id, approval_ts=ts)
+    link = svc.out.permalink(channel, ts)
+    note = f"Request `{request.id}` needs a second person's approval; it is waiting in <#{channel}>"
+    note += f" (<{link}|view>)." if link else "."
+    _thread(svc, load(svc, request.id), note, approval=False)
+
+
+def _set(svc: Services, request_id: str, **columns: Any) -> None:
+    """Store Slack bookkeeping (message ts, refs) — not a state change, so no audit event."""
+    assignments = ", ".join(f"{c} = ?" for c in columns)
+    with svc.store.transaction() as db:
+        db.execute(f"UPDATE requests SET {assignments} WHERE id = ?", [*columns.values(), request_id])
+
+
+# ---- the decisions -----------------------------------------------------------------------
+
+
+def approve(svc: Services, request_id: str, approver: str) -> None:
+    """What happens when someone clicks Approve.
+
+    1. Only an approver may, and never on their own request (refusals are audited).
+    2. pending → approved is a conditional write: of 20 simultaneous clicks one wins,
+       the others hear who decided first.
+    3. The approval message shows who approved; the request runs (`execute`).
+    """
+    request = load(svc, request_id)
+    if svc.roles.role_of(approver) is not Role.APPROVER:
+        audit.record(svc.store, actor=approver, event="refused", request_id=request_id, detail={"attempt": "approve"})
+        raise PermissionDenied("Only device approvers can approve requests.")
+    if approver == request.requester:
+        audit.record(
+            svc.store, actor=approver, event="refused", request_id=request_id, detail={"attempt": "self-approve"}
+        )
+        raise PermissionDenied("You cannot approve your own request: a second person must.")
+    if request.expires_at is not None and svc.clock() > request.expires_at:
+        expire_request(svc, request_id)
+        raise Conflict(f"Request `{request_id}` expired before it was approved.")
+    won = transition(
+        svc,
+        request_id,
+        (PENDING,),
+        APPROVED,
+        approver,
+        set_={"decided_by": approver, "decided_at": svc.clock(), "executor": svc.extras.get("owner")},
+    )
+    if not won:
+        raise Conflict(_already(load(svc, request_id)))
+    _refresh_messages(svc, request_id)
+    _thread(svc, load(svc, request_id), f"Approved by <@{approver}>. Running it now.")
+    execute(svc, request_id, actor=approver)
+
+
+def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
+    """An approver turns the request down (optionally saying why)."""
+    request = load(svc, request_id)
+    if svc.roles.role_of(approver) is not Role.APPROVER:
+        audit.record(svc.store, actor=approver, event="refused", request_id=request_id, detail={"attempt": "deny"})
+        raise PermissionDenied("Only device approvers can deny requests.")
+    if approver == request.requester:
+        raise PermissionDenied("To withdraw your own request use `/device cancel " + request_id + "`.")
+    won = transition(
+        svc,
+        request_id,
+        (PENDING,),
+        DENIED,
+        approver,
+        detail={"note": note} if note else None,
+        set_={"decided_by": approver, "decided_at": svc.clock(), "decision_note": note or None},
+    )
+    if not won:
+        raise Conflict(_already(load(svc, request_id)))
+    _refresh_messages(svc, request_id)
+    why = f" Reason: {request_views.esc(note)}" if note else ""
+    _thread(svc, load(svc, request_id), f"Denied by <@{approver}>.{why} Nothing was done to the device.")
+
+
+def cancel(svc: Services, request_id: str, user: str) -> str:
+    """Withdraw a pending request, or cancel a command the device has not run yet."""
+    request = load(svc, request_id)
+    if user != request.requester and svc.roles.role_of(user) is not Role.APPROVER:
+        audit.record(svc.store, actor=user, event="refused", request_id=request_id, detail={"attempt": "cancel"})
+        raise PermissionDenied("Only the requester or an approver can cancel a request.")
+    if request.state == PENDING:
+        if not transition(svc, request_id, (PENDING,), CANCELLED, user, set_={"decided_by": user}):
+            raise Conflict(_already(load(svc, request_id)))
+        _refresh_messages(svc, request_id)
+        _thread(svc, load(svc, request_id), f"Cancelled by <@{user}> before anyone approved it.")
+        return f"Request `{request_id}` is cancelled."
+    if request.state == EXECUTING and request.google_ref and request.platform == "android":
+        svc.google.require_android().cancel_operation(request.google_ref)
+        audit.record(
+            svc.store, actor=user, event="cancel_requested", request_id=request_id, detail={"operation": request.google_ref}
+        )
+        _thread(svc, request, f"<@{user}> asked Google to cancel the command; waiting for the device's answer.")
+        return f"Asked Google to cancel the command of `{request_id}`; the thread will say how it ends."
+    if request.state == EXECUTING and request.platform == "chrome":
+        raise Conflict("A Chrome command that was sent cannot be cancelled through the API; it expires if not run.")
+    raise Conflict(_already(request))
+
+
+def _already(request: Request) -> str:
+    who = f" by <@{request.decided_by}>" if request.decided_by else ""
+    return f"Request `{request.id}` was already decided{who}: it is {request.state}."
+
+
+# ---- execution -------------------------------------------------------------------------------
+
+
+def execute(svc: Services, request_id: str, actor: str) -> None:
+    """approved → executing (won once), re-check the device, then the one Google call."""
+    owner = svc.extras.get("owner")
+    if not transition(
+        svc, request_id, (APPROVED,), EXECUTING, actor, set_={"executor": owner, "executing_at": svc.clock()}
+    ):
+        return  # another thread or process runs it
+    request = load(svc, request_id)
+    _refresh_messages(svc, request_id)
+    try:
+        _preflight(svc, request)
+        _perform(svc, request)
+    except OutcomeUnknown as exc:
+        _set(svc, request_id, reconcile=1)
+        audit.record(svc.store, actor=BOT, event="outcome_unknown", request_id=request_id, detail={"error": exc.message})
+        _thread(svc, request, "Google did not answer in time. The bot is checking the device instead of sending again.")
+    except DeviceBotError as exc:
+        finish(svc, request_id, FAILED, f"Failed: {exc.message}", {"error": exc.code, "detail": exc.detail})
+    except Exception as exc:
+        log.exception("request %s failed unexpectedly", request_id)
+        finish(svc, request_id, FAILED, "Failed: an unexpected error in the bot (see its log).", {"error": type(exc).__name__})
+
+
+def _preflight(svc: Services, request: Request) -> None:
+    """Re-read the target and re-check: the action is still legal, the command is what was approved."""
+    if fingerprint(request.action, request.platform, request.device_ids, request.params) != request.fingerprint:
+        raise ValidationError("The stored request no longer matches what was approved; not running it.")
+    spec = request.spec
+    if spec.kind == "move":
+        return  # a move is legal in any state; per-device results say what happened
+    device = svc.devices.get(request.platform, request.device_ids[0])
+    if spec.states and device.status not in spec.states:
+        raise ValidationError(
+            f"The device is now {device.status}, so `{spec.name}` is no longer possible. Nothing was sent to Google."
+        )
+
+
+def _secret(svc: Services, request: Request) -> dict[str, Any] | None:
+    if not request.spec.secret_fields():
+        return None
+    row = svc.store.db().execute("SELECT secret FROM requests WHERE id = ?", [request.id]).fetchone()
+    opened = svc.secrets.open(request.id, row[0] if row else None)
+    if opened is None:
+        raise ValidationError(
+            "The new password is no longer held (the bot restarted without BOT_SECRET_KEY); ask again."
+        )
+    return opened
+
+
+def _perform(svc: Services, request: Request) -> None:
+    """The Google call of this request, and what its answer means."""
+    from bot import outcomes
+
+    spec = request.spec
+    params = request.params
+    if spec.kind == "status":
+        chrome = svc.google.require_chrome()
+        results = chrome.change_status(request.device_ids, spec.google, params.get("deprovision_reason"))
+        failed = [r for r in results if not r.ok]
+        if failed:
+            error = failed[0].error
+            message = error.message if error else "unknown error"
+            finish(svc, request.id, FAILED, f"Failed: {message}", {"error": getattr(error, "code", "error")})
+            return
+        finish(svc, request.id, SUCCEEDED, f"Done: {spec.label.lower()} {request.target}.", {})
+        return
+    if spec.kind == "patch":
+        svc.google.require_chrome().patch(request.device_ids[0], catalog.command_body(spec, params))
+        finish(svc, request.id, SUCCEEDED, f"Done: annotations of {request.target} updated.", {})
+        return
+    if spec.kind == "move":
+        results = svc.google.require_chrome().move(request.device_ids, params["ou"])
+        ok = [r for r in results if r.ok]
+        bad = [r for r in results if not r.ok]
+        text = f"Moved {len(ok)} of {len(results)} devices to `{request_views.esc(params['ou'])}`."
+        if bad:
+            first = bad[0].error.message if bad[0].error else "unknown error"
+            text += f" {len(bad)} failed (first: {request_views.esc(first)})."
+        finish(
+            svc,
+            request.id,
+            FAILED if bad else SUCCEEDED,
+            text,
+            {"moved": len(ok), "failed": [r.device_id for r in bad][:100]},
+        )
+        return
+    body = catalog.command_body(spec, params, _secret(svc, request))
+    if spec.kind == "chrome_command":
+        payload = json.loads(body["payload"]) if "payload" in body else None
+        command_id = svc.google.require_chrome().issue_command(request.device_ids[0], spec.google, payload)
+        outcomes.track(svc, request, command_id)
+        return
+    operation = svc.google.require_android().issue_command(request.device_ids[0], body)
+    outcomes.track(svc, request, operation["name"], operation)
+
+
+def finish(svc: Services, request_id: str, state: str, text: str, detail: dict[str, Any]) -> bool:
+    """executing → a final state, once; the outcome goes into both threads."""
+    won = transition(
+        svc,
+        request_id,
+        (EXECUTING,),
+        state,
+        BOT,
+        detail={"outcome": text, **detail},
+        set_={"result": json.dumps({"text": text, **detail})},
+    )
+    if not won:
+        return False
+    request = load(svc, request_id)
+    _refresh_messages(svc, request_id)
+    _thread(svc, request, text, both=True, reissue=state == EXPIRED)
+    try:
+        from bot import lost
+
+        lost.on_request_finished(svc, request, state)
+    except ModuleNotFoundError:
+        pass
+    return True
+
+
+def _thread(
+    svc: Services, request: Request, text: str, *, approval: bool = True, both: bool = True, reissue: bool = False
+) -> None:
+    """Say something in the request's threads (the requester's, and the approval one)."""
+    blocks = request_views.thread_note(request, text, reissue=reissue)
+    targets = [(request.requester_channel, request.requester_ts)]
+    if approval and both:
+        targets.append((request.approval_channel, request.approval_ts))
+    for channel, ts in targets:
+        if channel and ts:
+            try:
+                svc.out.post(channel, text, blocks, thread_ts=ts)
+            except Exception:
+                log.exception("could not post to the thread of %s", request.id)
+
+
+def _refresh_messages(svc: Services, request_id: str) -> None:
+    """Edit the approval message and the requester's message to show the current state."""
+    request = load(svc, request_id)
+    if request.approval_channel and request.approval_ts:
+        text, blocks = request_views.approval_message(request)
+        try:
+            svc.out.update(request.approval_channel, request.approval_ts, text, blocks)
+        except Exception:
+            log.exception("could not update the approval message of %s", request_id)
+    if request.requester_channel and request.requester_ts:
+        text, blocks = request_views.requester_message(request)
+        try:
+            svc.out.update(request.requester_channel, request.requester_ts, text, blocks)
+        except Exception:
+            log.exception("could not update the requester message of %s", request_id)
+
+
+# ---- jobs: TTL and recovery ----------------------------------------------------------------------
+
+
+def expire_request(svc: Services, request_id: str) -> bool:
+    if not transition(svc, request_id, (PENDING,), EXPIRED, BOT, detail={"why": "approval TTL"}):
+        return False
+    _refresh_messages(svc, request_id)
+    _thread(svc, load(svc, request_id), "Expired: nobody approved it in time. Nothing was done to the device.")
+    return True
+
+
+def expire_pending(svc: Services) -> int:
+    """The TTL job: pending requests past APPROVAL_TTL end as expired."""
+    rows = svc.store.db().execute(
+        "SELECT id FROM requests WHERE state = ? AND expires_at < ?", [PENDING, svc.clock()]
+    ).fetchall()
+    return sum(expire_request(svc, row[0]) for row in rows)
+
+
+def recover(svc: Services) -> int:
+    """Requests a dead process left `approved` or `executing`, or whose answer was lost.
+
+    `approved` was never sent (the Google call comes only after `executing`), so it runs.
+    `executing` without a tracked command is reconciled against Google — never resent.
+    """
+    now = svc.clock()
+    rows = svc.store.db().execute(
+        "SELECT id, state, executor, reconcile, google_ref FROM requests WHERE state IN (?, ?)",
+        [APPROVED, EXECUTING],
+    ).fetchall()
+    handled = 0
+    owner = svc.extras.get("owner")
+    for request_id, state, executor, reconcile, google_ref in rows:
+        orphan = executor != owner and not process_alive(svc.store, executor, now)
+        if state == APPROVED and orphan:
+            _set(svc, request_id, executor=owner)
+            execute(svc, request_id, actor=BOT)
+            handled += 1
+        elif state == EXECUTING and google_ref is None and (orphan or reconcile):
+            reconcile_request(svc, load(svc, request_id))
+            handled += 1
+    return handled
+
+
+def reconcile_request(svc: Services, request: Request) -> None:
+    """Find out from Google what happened to a request whose answer was lost."""
+    from bot import outcomes
+
+    spec = request.spec
+    try:
+        if spec.kind == "status":
+            target = {"DISABLE": "DISABLED", "REENABLE": "ACTIVE", "DEPROVISION": "DEPROVISIONED"}[spec.google]
+            device = svc.devices.get("chrome", request.device_ids[0])
+            if device.status == target:
+                finish(svc, request.id, SUCCEEDED, f"Done: the device is {target} (confirmed by reading it back).", {"reconciled": True})
+            else:
+                finish(
+                    svc,
+                    request.id,
+                    FAILED,
+                    f"Not done: the device is still {device.status}. The bot stopped before Google acted;"
+                    " nothing was resent. Request it again if still needed.",
+                    {"reconciled": True},
+                )
+            return
+        if spec.kind == "android_command":
+            operation = outcomes.find_operation(svc, request)
+            if operation is not None:
+                audit.record(svc.store, actor=BOT, event="reconciled", request_id=request.id, detail={"operation": operation["name"]})
+                outcomes.track(svc, request, operation["name"], operation)
+                _thread(svc, request, "After a restart the bot found the command at Google and follows it (it was not sent again).")
+                return
+            finish(
+                svc,
+                request.id,
+                FAILED,
+                "Not done: Google has no such command for the device. The bot stopped before sending it;"
+                " nothing was resent. Request it again if still needed.",
+                {"reconciled": True},
+            )
+            return
+        finish(
+            svc,
+            request.id,
+            FAILED,
+            "Outcome unknown: the bot stopped while sending this command and Google keeps no list of"
+            " Chrome commands to check. It was not resent; look at the device before asking again.",
+            {"reconciled": True},
+        )
+    except DeviceBotError as exc:
+        log.warning("reconciling %s failed: %s", request.id, exc.message)
+
+
+def jobs(svc: Services) -> list[JobSpec]:
+    """The approval jobs: TTL expiry and recovery of interrupted requests."""
+    return [
+        JobSpec("expire-requests", expire_pending, max(1.0, min(60.0, svc.settings.approval_ttl / 10))),
+        JobSpec("recover-executing", recover, max(0.5, svc.settings.lease_seconds)),
+    ]
+
+
+# ---- Slack wiring ------------------------------------------------------------------------------------
+
+
+def register(app: App, svc: Services, commands: Commands) -> None:
+    """Approve / Deny / Cancel / Re-issue buttons, the deny modal, and `/device cancel`."""
+
+    def on_approve(ack: Ack, body: dict[str, Any]) -> None:
+        """Approve button in the approvals channel."""
+        ack()
+        approve(svc, body["actions"][0]["value"], body["user"]["id"])
+
+    def on_deny(ack: Ack, body: dict[str, Any]) -> None:
+        """Deny button: ask for an optional reason in a modal."""
+        ack()
+        request_id = body["actions"][0]["value"]
+        user = body["user"]["id"]
+        if svc.roles.role_of(user) is not Role.APPROVER:
+            audit.record(svc.store, actor=user, event="refused", request_id=request_id, detail={"attempt": "deny"})
+            raise PermissionDenied("Only device approvers can deny requests.")
+        svc.out.open_view(body["trigger_id"], request_views.deny_modal(load(svc, request_id)))
+
+    def on_deny_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The deny modal's submission."""
+        note = (
+            view["state"]["values"].get(ids.BlockId.DENY_REASON, {}).get(ids.BlockId.DENY_REASON, {}).get("value") or ""
+        )
+        if len(note) > 500:
+            ack(response_action="errors", errors={ids.BlockId.DENY_REASON: "At most 500 characters."})
+            return
+        ack()
+        deny(svc, view["private_metadata"], body["user"]["id"], note.strip())
+
+    def on_cancel_button(ack: Ack, body: dict[str, Any]) -> None:
+        """Cancel button on a request message."""
+        ack()
+        message = cancel(svc, body["actions"][0]["value"], body["user"]["id"])
+        svc.out.respond(body["response_url"], message) if body.get("response_url") else None
+
+    def on_reissue(ack: Ack, body: dict[str, Any]) -> None:
+        """Re-issue an expired command: a new request, approved again if the action needs it."""
+        ack()
+        new_id = reissue(svc, body["actions"][0]["value"], body["user"]["id"])
+        if body.get("response_url"):
+            svc.out.respond(body["response_url"], f"Re-issued as request `{new_id}`.")
+
+    def cancel_command(inv: Invocation) -> None:
+        """`/device cancel <request>`."""
+        if not inv.words:
+            inv.reply("Usage: `/device cancel <request id>` — `/device requests` lists yours.")
+            return
+        inv.reply(cancel(svc, inv.words[0].upper(), inv.user_id))
+
+    app.action(ids.ActionId.APPROVE)(on_approve)
+    app.action(ids.ActionId.DENY)(on_deny)
+    app.view(ids.CallbackId.DENY)(on_deny_submit)
+    app.action(ids.ActionId.CANCEL_REQUEST)(on_cancel_button)
+    app.action(ids.ActionId.REISSUE)(on_reissue)
+    commands.add(
+        Subcommand(
+            "cancel",
+            cancel_command,
+            "/device cancel <request>",
+            "Withdraw a pending request, or cancel a command the device has not run yet",
+            "/device cancel R1A2B3C",
+        )
+    )
+
+
+def reissue(svc: Services, request_id: str, user: str) -> str:
+    """A new request with the same action, devices and parameters (approved again if needed)."""
+    old = load(svc, request_id)
+    if svc.roles.role_of(user) is Role.NONE:
+        audit.record(svc.store, actor=user, event="refused", request_id=request_id, detail={"attempt": "reissue"})
+        raise PermissionDenied("You are not allowed to use device-bot.")
+    if old.spec.secret_fields():
+        raise ValidationError("This action carries a secret; run it again with `/device " + old.action + "`.")
+    devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
+    return submit(
+        svc,
+        NewRequest(
+            action=old.action,
+            platform=old.platform,
+            devices=devices,
+            params=old.params,
+            requester=user,
+            reason=f"Re-issue of {old.id}" + (f": {old.reason}" if old.reason else ""),
+            channel=old.requester_channel,
+        ),
+    )
+
+
+def pending_for(svc: Services, user: str, *, everyone: bool) -> list[Request]:
+    """Pending requests: an approver's view (all) or an operator's (their own)."""
+    sql = "SELECT id FROM requests WHERE state = ?" + ("" if everyone else " AND requester = ?")
+    args: list[Any] = [PENDING] if everyone else [PENDING, user]
+    return [load(svc, row[0]) for row in svc.store.db().execute(sql + " ORDER BY created_at", args).fetchall()]
+

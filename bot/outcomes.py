@@ -1,0 +1,369 @@
+"""Outcomes of commands the device runs later (SPEC §5).
+
+A sent command is stored as pending; the poll job asks Google about every due one
+(Android: batched `operations.get`, ≤ 100 per HTTP request; Chrome: `commands.get`) and,
+once it is done, ends its request with the outcome in words in both threads. Nothing
+pending: no Google call at all. A command that keeps failing to poll backs off.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from slack_bolt import App
+
+from bot import audit
+from bot.commands import Commands
+from bot.errors import DeviceBotError, NotFound
+from bot.jobs import JobSpec
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DURATION = 600.0  # AMAPI Command.duration default: 10 minutes
+EXPIRY_GRACE = 30.0
+MAX_BACKOFF = 300.0
+MAX_POLL_FAILURES = 20
+DOWNLOAD_COMMANDS = ("TAKE_A_SCREENSHOT", "CAPTURE_LOGS", "FETCH_SUPPORT_PACKET")
+
+ANDROID_ERRORS = {
+    "API_LEVEL": "the device's Android version is too old for this command",
+    "MANAGEMENT_MODE": "the device's management mode does not allow this command"
+    " (for example a work profile on a personal device)",
+    "INVALID_VALUE": "the device refused a parameter (for example a password its policy does not accept)",
+    "UNSUPPORTED": "the device does not support this command",
+    "UNKNOWN": "the device reported an unknown error",
+}
+CLEARING_RESULTS = {
+    "SUCCESS": "cleared",
+    "APP_NOT_FOUND": "not installed",
+    "APP_PROTECTED": "protected, not cleared",
+    "API_LEVEL": "needs a newer Android version",
+}
+LOST_START = {
+    "SUCCESS": "The device is in lost mode.",
+    "RESET_PASSWORD_RECENTLY": "Not in lost mode: the password was reset recently (Android waits 12 h).",
+    "USER_EXIT_LOST_MODE_RECENTLY": "Not in lost mode: the user left lost mode recently.",
+    "ALREADY_IN_LOST_MODE": "The device was already in lost mode.",
+}
+LOST_STOP = {
+    "SUCCESS": "The device is out of lost mode.",
+    "NOT_IN_LOST_MODE": "The device was not in lost mode.",
+}
+ESIM = {
+    "SUCCESS": "eSIM operation succeeded.",
+    "IN_PROGRESS": "eSIM operation still in progress.",
+    "PENDING_USER_ACTION": "eSIM operation waits for the user to confirm on the device.",
+    "ERROR_SETUP_IN_PROGRESS": "eSIM failed: the device's setup is still in progress.",
+    "ERROR_USER_DENIED": "eSIM failed: the user declined.",
+    "INTERNAL_ERROR": "eSIM failed with an internal error.",
+    "ERROR_ICC_ID_NOT_FOUND": "eSIM failed: no eSIM with that ICC ID on the device.",
+    "ERROR_MULTIPLE_ACTIVE_ESIMS_NO_AVAILABLE_SLOT": "eSIM failed: no free slot for another active eSIM.",
+}
+DEVICE_INFO = {
+    "SUCCEEDED": "Device info received.",
+    "PENDING_USER_ACTION": "Waiting for the user to allow it on the device.",
+    "USER_DECLINED": "The user declined to share the device info.",
+    "UNSUPPORTED": "The device cannot report this information.",
+}
+CHROME_PROGRESS = {
+    "PENDING": "Waiting for the device to come online.",
+    "SENT_TO_CLIENT": "Sent to the device.",
+    "ACKED_BY_CLIENT": "The device acknowledged the command.",
+}
+
+
+def _seconds(duration: str | None) -> float:
+    if not duration:
+        return DEFAULT_DURATION
+    try:
+        return float(duration.rstrip("s"))
+    except ValueError:
+        return DEFAULT_DURATION
+
+
+def _epoch(timestamp: str | None) -> float | None:
+    if not timestamp:
+        return None
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+# ---- describing outcomes in words --------------------------------------------------------
+
+
+def describe_android(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """(final state, words, detail) of a finished AMAPI Operation."""
+    command = operation.get("metadata") or {}
+    error = operation.get("error") or {}
+    detail: dict[str, Any] = {"operation": operation.get("name")}
+    code = command.get("errorCode")
+    if error.get("code") == 1 or "cancel" in (error.get("message") or "").lower():
+        return "cancelled", "Cancelled before the device ran it.", detail
+    if error.get("code") == 4 or "expire" in (error.get("message") or "").lower():
+        return "expired", "Expired: the device did not run the command within its time limit.", detail
+    if code and code != "COMMAND_ERROR_CODE_UNSPECIFIED":
+        detail["errorCode"] = code
+        return "failed", f"Failed: {ANDROID_ERRORS.get(code, code)} (`{code}`).", detail
+    if error:
+        detail["error"] = error.get("message")
+        return "failed", f"Failed: {error.get('message') or 'Google reported an error'}.", detail
+    lines: list[str] = []
+    state = "succeeded"
+    if "clearAppsDataStatus" in command:
+        results = (command["clearAppsDataStatus"] or {}).get("results") or {}
+        for package, result in sorted(results.items()):
+            outcome = (result or {}).get("clearingResult", "UNKNOWN")
+            lines.append(f"• `{package}`: {CLEARING_RESULTS.get(outcome, outcome)}")
+            if outcome != "SUCCESS":
+                state = "failed"
+        detail["clearAppsData"] = {k: (v or {}).get("clearingResult") for k, v in results.items()}
+    if "startLostModeStatus" in command:
+        status = (command["startLostModeStatus"] or {}).get("status", "STATUS_UNSPECIFIED")
+        lines.append(LOST_START.get(status, f"Lost mode: {status}."))
+        detail["lostMode"] = status
+        if status not in ("SUCCESS", "ALREADY_IN_LOST_MODE"):
+            state = "failed"
+    if "stopLostModeStatus" in command:
+        status = (command["stopLostModeStatus"] or {}).get("status", "STATUS_UNSPECIFIED")
+        lines.append(LOST_STOP.get(status, f"Lost mode: {status}."))
+        detail["lostMode"] = status
+    if "esimStatus" in command:
+        esim = command["esimStatus"] or {}
+        status = esim.get("status", "STATUS_UNSPECIFIED")
+        lines.append(ESIM.get(status, f"eSIM: {status}."))
+        internal = esim.get("internalErrorDetails") or {}
+        if internal:
+            parts = [f"{k}={v}" for k, v in sorted(internal.items())]
+            lines.append("Internal error details: " + ", ".join(parts))
+        detail["esim"] = status
+        if status not in ("SUCCESS", "IN_PROGRESS", "PENDING_USER_ACTION"):
+            state = "failed"
+    if "requestDeviceInfoStatus" in command:
+        info = command["requestDeviceInfoStatus"] or {}
+        status = info.get("status", "STATUS_UNSPECIFIED")
+        lines.append(DEVICE_INFO.get(status, f"Device info: {status}."))
+        eids = [e.get("eid") for e in ((info.get("eidInfo") or {}).get("eids") or []) if e.get("eid")]
+        if eids:
+            lines.append("EID: " + ", ".join(f"`{e}`" for e in eids))
+        detail["deviceInfo"] = status
+        if status in ("USER_DECLINED", "UNSUPPORTED"):
+            state = "failed"
+    head = "Done: the device ran the command." if state == "succeeded" else "Failed on the device."
+    return state, "\n".join([head, *lines]), detail
+
+
+def describe_chrome(command: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """(final state, words, detail) of a finished Chrome command; None while it is still going."""
+    state = command.get("state")
+    detail: dict[str, Any] = {"commandId": command.get("commandId"), "state": state}
+    if state == "EXPIRED":
+        return "expired", "Expired: the device did not pick the command up in time.", detail
+    if state == "CANCELLED":
+        return "cancelled", "Cancelled before the device ran it.", detail
+    if state != "EXECUTED_BY_CLIENT":
+        return None
+    result = command.get("commandResult") or {}
+    kind = result.get("result")
+    detail["result"] = kind
+    if kind == "SUCCESS":
+        text = "Done: the device ran the command."
+        payload = result.get("commandResultPayload")
+        if payload:
+            text += f"\nResult: `{payload[:500]}`"
+        return "succeeded", text, detail
+    if kind == "IGNORED":
+        return "failed", "The device ignored the command (not applicable in its current session).", detail
+    message = result.get("errorMessage") or "no details"
+    return "failed", f"Failed on the device: {message}", detail
+
+
+# ---- tracking and polling ----------------------------------------------------------------
+
+
+def track(svc: Services, request: Any, google_ref: str, operation: dict[str, Any] | None = None) -> None:
+    """Remember a sent command; the poll job follows it from here."""
+    now = svc.clock()
+    duration = _seconds(((operation or {}).get("metadata") or {}).get("duration"))
+    with svc.store.transaction() as db:
+        db.execute(
+            "INSERT OR IGNORE INTO pending_commands(request_id, platform, device_id, google_ref, command_type,"
+            " state, created_at, expires_at, next_poll_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                request.id,
+                request.platform,
+                request.device_ids[0],
+                google_ref,
+                request.spec.google,
+                "PENDING",
+                now,
+                now + duration,
+                now + svc.settings.poll_interval,
+            ],
+        )
+        db.execute("UPDATE requests SET google_ref = ?, reconcile = 0 WHERE id = ?", [google_ref, request.id])
+        audit.record(
+            svc.store,
+            actor="device-bot",
+            event="command_sent",
+            request_id=request.id,
+            platform=request.platform,
+            device_id=request.device_ids[0],
+            detail={"ref": google_ref, "type": request.spec.google},
+        )
+    from bot import approvals
+
+    approvals._thread(svc, approvals.load(svc, request.id), "Sent to Google; waiting for the device to run it.")
+    if operation is not None and operation.get("done"):
+        _android_result(svc, _row(svc, "android", google_ref), operation)
+
+
+def _row(svc: Services, platform: str, google_ref: str) -> dict[str, Any]:
+    rows = list(
+        svc.store.db().query(
+            "SELECT * FROM pending_commands WHERE platform = ? AND google_ref = ?", [platform, google_ref]
+        )
+    )
+    return rows[0]
+
+
+def poll(svc: Services) -> int:
+    """One poll cycle over every due pending command; returns how many were asked about."""
+    now = svc.clock()
+    rows = list(
+        svc.store.db().query(
+            "SELECT * FROM pending_commands WHERE done = 0 AND next_poll_at <= ? ORDER BY next_poll_at LIMIT 2000",
+            [now],
+        )
+    )
+    if not rows:
+        return 0
+    android = [r for r in rows if r["platform"] == "android"]
+    chrome = [r for r in rows if r["platform"] == "chrome"]
+    if android:
+        results = svc.google.require_android().get_operations([r["google_ref"] for r in android])
+        for row in android:
+            result = results.get(row["google_ref"])
+            if isinstance(result, dict):
+                _android_result(svc, row, result)
+            else:
+                _poll_failed(svc, row, result)
+    if chrome:
+        api = svc.google.require_chrome()
+        futures = [(row, svc.executor.submit(api.get_command, row["device_id"], row["google_ref"])) for row in chrome]
+        for row, future in futures:
+            try:
+                _chrome_result(svc, row, future.result())
+            except DeviceBotError as exc:
+                _poll_failed(svc, row, exc)
+    return len(rows)
+
+
+def _done(svc: Services, row: dict[str, Any], state: str) -> bool:
+    """Mark a pending command done, once (the row count decides)."""
+    with svc.store.transaction() as db:
+        cursor = db.execute(
+            "UPDATE pending_commands SET done = 1, state = ? WHERE id = ? AND done = 0", [state, row["id"]]
+        )
+        return cursor.rowcount == 1
+
+
+def _later(svc: Services, row: dict[str, Any], state: str | None = None, failures: int | None = None) -> None:
+    failures = row["poll_failures"] if failures is None else failures
+    delay = svc.settings.poll_interval * (2 ** min(failures, 10)) if failures else svc.settings.poll_interval
+    with svc.store.transaction() as db:
+        db.execute(
+            "UPDATE pending_commands SET next_poll_at = ?, poll_failures = ?, state = ? WHERE id = ?",
+            [svc.clock() + min(delay, MAX_BACKOFF), failures, state or row["state"], row["id"]],
+        )
+
+
+def _finish(svc: Services, row: dict[str, Any], state: str, text: str, detail: dict[str, Any]) -> None:
+    from bot import approvals
+
+    if _done(svc, row, state):
+        approvals.finish(svc, row["request_id"], state, text, detail)
+
+
+def _poll_failed(svc: Services, row: dict[str, Any], error: Any) -> None:
+    if isinstance(error, NotFound):
+        _finish(svc, row, "failed", "Google no longer knows this command; its outcome is unknown.", {"error": "not_found"})
+        return
+    failures = row["poll_failures"] + 1
+    log.warning("polling %s failed (%d): %s", row["google_ref"], failures, error)
+    if failures >= MAX_POLL_FAILURES:
+        _finish(svc, row, "failed", f"Gave up asking Google about the command after {failures} failures.", {})
+        return
+    _later(svc, row, failures=failures)
+
+
+def _android_result(svc: Services, row: dict[str, Any], operation: dict[str, Any]) -> None:
+    if operation.get("done"):
+        state, text, detail = describe_android(operation)
+        _finish(svc, row, state, text, detail)
+        return
+    if svc.clock() > (row["expires_at"] or 0) + EXPIRY_GRACE:
+        _finish(svc, row, "expired", "Expired: the device did not run the command within its time limit.", {})
+        return
+    _later(svc, row, failures=0)
+
+
+def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) -> None:
+    described = describe_chrome(command)
+    state = command.get("state", "PENDING")
+    if described is None:
+        if state != row["state"] and state in CHROME_PROGRESS:
+            from bot import approvals
+
+            approvals._thread(svc, approvals.load(svc, row["request_id"]), CHROME_PROGRESS[state])
+            audit.record(svc.store, actor="device-bot", event="command_progress", request_id=row["request_id"],
+                         platform="chrome", device_id=row["device_id"], detail={"state": state})
+        _later(svc, row, state=state, failures=0)
+        return
+    final, text, detail = described
+    if final == "succeeded" and row["command_type"] in DOWNLOAD_COMMANDS:
+        links = download_links(svc, row["device_id"], command.get("issueTime"))
+        if links:
+            text += "\n" + "\n".join(f"Download: <{url}|{name}>" for name, url in links)
+            detail["downloads"] = [url for _, url in links]
+    _finish(svc, row, final, text, detail)
+
+
+def download_links(svc: Services, device_id: str, since: str | None) -> list[tuple[str, str]]:
+    """Files a screenshot / logs / support-packet command produced (deviceFiles, screenshotFiles)."""
+    try:
+        raw = svc.google.require_chrome().get(device_id)
+    except DeviceBotError:
+        return []
+    start = _epoch(since) or 0.0
+    links = []
+    for key in ("screenshotFiles", "deviceFiles"):
+        for item in raw.get(key) or []:
+            created = _epoch(item.get("createTime")) or 0.0
+            if item.get("downloadUrl") and created >= start - 1:
+                links.append((str(item.get("name") or item.get("type") or key), str(item["downloadUrl"])))
+    return links[:5]
+
+
+def find_operation(svc: Services, request: Any) -> dict[str, Any] | None:
+    """After a crash: the operation this request created at Google, if it did."""
+    since = (request.executing_at or request.created_at) - 5
+    for operation in svc.google.require_android().list_operations(request.device_ids[0]):
+        command = operation.get("metadata") or {}
+        created = _epoch(command.get("createTime"))
+        if command.get("type") == request.spec.google and (created is None or created >= since):
+            return dict(operation)
+    return None
+
+
+def jobs(svc: Services) -> list[JobSpec]:
+    """The poll job."""
+    return [JobSpec("poll-outcomes", poll, svc.settings.poll_interval)]
+
+
+def register(app: App, svc: Services, commands: Commands) -> None:
+    """Outcomes have no listeners of their own: they arrive through the poll job."""

@@ -1,0 +1,197 @@
+"""End-to-end harness: the real bot over HTTP, the sandbox Google, the Slack emulator.
+
+`bot` starts a BotServer in-process on an ephemeral port with a fresh SQLite file; Slack
+requests reach it signed, through the emulator, exactly as Slack sends them; its Web API
+calls go to the emulator through SLACK_API_URL; Google calls go to the sandbox over
+loopback through googleapiclient. The sandbox is shared by the session: tests `claim`
+devices so that no two tests touch the same one, whatever the order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+SIGNING_SECRET = "e2e-signing-secret"
+BOT_TOKEN = "xoxb-e2e-token"
+OPERATOR = "U0OPERATOR"
+APPROVER1 = "U0APPROVER1"
+APPROVER2 = "U0APPROVER2"
+OUTSIDER = "U0OUTSIDER"
+HELPDESK = "C0HELPDESK"
+APPROVALS = "C0APPROVALS"
+LOST = "C0LOSTDEVICES"
+
+
+def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": api_url,
+        "DATABASE_PATH": db_path,
+        "GOOGLE_BACKEND": "sandbox",
+        "DEVICE_OPERATORS": OPERATOR,
+        "DEVICE_APPROVERS": f"{APPROVER1},S0APPROVERS",
+        "APPROVAL_CHANNEL": APPROVALS,
+        "LOST_DEVICE_CHANNEL": LOST,
+        "POLL_INTERVAL": "0.2",
+        "LOST_WATCH_INTERVAL": "0.3",
+        "INDEX_SYNC_INTERVAL": "3600",
+        "LEASE_SECONDS": "2",
+        "GOOGLE_TIMEOUT": "10",
+        "BOT_SECRET_KEY": "e2e-secret-key-0123456789",
+        "HOST": "127.0.0.1",
+        "PORT": "0",
+    }
+    env.update(overrides)
+    return env
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
+    """Poll `predicate` until truthy or the deadline passes (no fixed sleeps)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
+        time.sleep(0.02)
+
+
+class Claims:
+    """Hands each test devices no other test has touched."""
+
+    def __init__(self, sandbox: Any) -> None:
+        self.sandbox = sandbox
+        self.taken: set[str] = set()
+        self.lock = threading.Lock()
+
+    def _pick(self, devices: Iterator[dict[str, Any]], key: str, where: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        with self.lock:
+            for device in devices:
+                if device[key] not in self.taken and where(device):
+                    self.taken.add(device[key])
+                    return device
+        raise LookupError("no unclaimed sandbox device matches")
+
+    def chrome(self, status: str = "ACTIVE", where: Callable[[dict[str, Any]], bool] = lambda d: True) -> dict[str, Any]:
+        fleet = self.sandbox.fleet
+        devices = (fleet.chrome[k] for k in list(fleet.chrome_order))
+        return self._pick(devices, "deviceId", lambda d: d.get("status") == status and where(d))
+
+    def android(self, where: Callable[[dict[str, Any]], bool] = lambda d: True) -> dict[str, Any]:
+        fleet = self.sandbox.fleet
+        devices = (fleet.android[k] for k in list(fleet.android_order))
+        return self._pick(devices, "name", lambda d: d.get("state") == "ACTIVE" and where(d))
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Any]:
+    from bot.sandbox import Sandbox
+
+    sb = Sandbox(devices=400, seed=7, command_delay=0.3).start()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture(scope="session")
+def claims(sandbox: Any) -> Claims:
+    return Claims(sandbox)
+
+
+@pytest.fixture
+def emu() -> Iterator[Any]:
+    from bot.playground.slack_emulator import SlackEmulator
+
+    emulator = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN).start()
+    emulator.add_usergroup("S0APPROVERS", [APPROVER2])
+    yield emulator
+    emulator.stop()
+
+
+@dataclass
+class Bot:
+    """A running bot with its Slack emulator and sandbox Google."""
+
+    server: Any
+    emu: Any
+    sandbox: Any
+    env: dict[str, str]
+    url: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def svc(self) -> Any:
+        return self.server.svc
+
+    @property
+    def store(self) -> Any:
+        return self.server.svc.store
+
+    def slash(self, text: str, user: str = OPERATOR, **kw: Any) -> Any:
+        reply = self.emu.slash_command(user, text, **kw)
+        assert reply.status == 200, reply
+        return reply
+
+    def ephemeral_texts(self, user: str = OPERATOR) -> list[str]:
+        return [_flatten(m) for m in self.emu.ephemerals(user)]
+
+    def wait_ephemeral(self, needle: str, user: str = OPERATOR, timeout: float = 10.0) -> str:
+        return wait_until(
+            lambda: next((t for t in self.ephemeral_texts(user) if needle in t), None),
+            timeout,
+            f"an ephemeral to {user} containing {needle!r}; got {self.ephemeral_texts(user)[-3:]}",
+        )
+
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        return list(self.emu.messages(channel))
+
+
+def _flatten(message: Any) -> str:
+    """All the text of a message or response: text plus every text in its blocks."""
+    if isinstance(message, str):
+        return message
+    parts: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "text" and isinstance(value, str):
+                    parts.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message)
+    return "\n".join(parts)
+
+
+flatten = _flatten
+_counter = itertools.count()
+
+
+def start_bot(tmp_path: Any, sandbox: Any, emu: Any, **overrides: str) -> Bot:
+    from bot.server import BotServer
+    from bot.settings import load_settings
+
+    env = base_env(str(tmp_path / f"bot{next(_counter)}.db"), emu.api_url, **overrides)
+    server = BotServer(load_settings(env), sandbox=sandbox)
+    url = server.start(port=0)
+    emu.bot_url = url + "/slack/events"
+    return Bot(server=server, emu=emu, sandbox=sandbox, env=env, url=url)
+
+
+@pytest.fixture
+def bot(tmp_path: Any, sandbox: Any, emu: Any) -> Iterator[Bot]:
+    running = start_bot(tmp_path, sandbox, emu)
+    yield running
+    running.server.stop()
