@@ -489,6 +489,7 @@ def _perform(svc: Services, request: Request) -> None:
         command_id = svc.google.require_chrome().issue_command(request.device_ids[0], spec.google, payload)
         outcomes.track(svc, request, command_id)
         return
+    body["duration"] = f"{svc.settings.command_duration:g}s"
     operation = svc.google.require_android().issue_command(request.device_ids[0], body)
     outcomes.track(svc, request, operation["name"], operation)
 
@@ -509,12 +510,9 @@ def finish(svc: Services, request_id: str, state: str, text: str, detail: dict[s
     request = load(svc, request_id)
     _refresh_messages(svc, request_id)
     _thread(svc, request, text, both=True, reissue=state == EXPIRED)
-    try:
-        from bot import lost
+    from bot import lost
 
-        lost.on_request_finished(svc, request, state)
-    except ModuleNotFoundError:
-        pass
+    lost.on_request_finished(svc, request, state)
     return True
 
 

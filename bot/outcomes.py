@@ -109,11 +109,10 @@ def describe_android(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any
     if code and code != "COMMAND_ERROR_CODE_UNSPECIFIED":
         detail["errorCode"] = code
         return "failed", f"Failed: {ANDROID_ERRORS.get(code, code)} (`{code}`).", detail
+    lines: list[str] = []
+    state = "failed" if error else "succeeded"
     if error:
         detail["error"] = error.get("message")
-        return "failed", f"Failed: {error.get('message') or 'Google reported an error'}.", detail
-    lines: list[str] = []
-    state = "succeeded"
     if "clearAppsDataStatus" in command:
         results = (command["clearAppsDataStatus"] or {}).get("results") or {}
         for package, result in sorted(results.items()):
@@ -126,12 +125,13 @@ def describe_android(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any
         status = (command["startLostModeStatus"] or {}).get("status", "STATUS_UNSPECIFIED")
         lines.append(LOST_START.get(status, f"Lost mode: {status}."))
         detail["lostMode"] = status
-        if status not in ("SUCCESS", "ALREADY_IN_LOST_MODE"):
-            state = "failed"
+        state = "succeeded" if status in ("SUCCESS", "ALREADY_IN_LOST_MODE") else "failed"
     if "stopLostModeStatus" in command:
         status = (command["stopLostModeStatus"] or {}).get("status", "STATUS_UNSPECIFIED")
         lines.append(LOST_STOP.get(status, f"Lost mode: {status}."))
         detail["lostMode"] = status
+        # NOT_IN_LOST_MODE: what was wanted (a device out of lost mode) holds already
+        state = "succeeded" if status in ("SUCCESS", "NOT_IN_LOST_MODE") else "failed"
     if "esimStatus" in command:
         esim = command["esimStatus"] or {}
         status = esim.get("status", "STATUS_UNSPECIFIED")
@@ -153,7 +153,12 @@ def describe_android(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any
         detail["deviceInfo"] = status
         if status in ("USER_DECLINED", "UNSUPPORTED"):
             state = "failed"
-    head = "Done: the device ran the command." if state == "succeeded" else "Failed on the device."
+    if state == "succeeded":
+        head = "Done: the device ran the command."
+    elif lines:
+        head = "Failed on the device."
+    else:
+        head = f"Failed: {error.get('message') or 'Google reported an error'}."
     return state, "\n".join([head, *lines]), detail
 
 

@@ -116,6 +116,7 @@ class Settings:
     index_sync_interval: float = 900.0
     lease_seconds: float = 30.0
     google_timeout: float = 30.0
+    command_duration: float = 600.0
     bot_secret_key: Secret | None = None
     log_level: str = "INFO"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -314,6 +315,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         index_sync_interval=_float(env, "INDEX_SYNC_INTERVAL", 900.0, 0.05, 86400),
         lease_seconds=_float(env, "LEASE_SECONDS", 30.0, 0.2, 3600),
         google_timeout=_float(env, "GOOGLE_TIMEOUT", 30.0, 0.1, 600),
+        command_duration=_float(env, "COMMAND_DURATION", 600.0, 1, 30 * 86400),
         bot_secret_key=Secret(secret_key_raw) if secret_key_raw else None,
         log_level=log_level,
     )
