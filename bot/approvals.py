@@ -588,7 +588,11 @@ def recover(svc: Services) -> int:
             execute(svc, request_id, actor=BOT)
             handled += 1
         elif state == EXECUTING and google_ref is None and (orphan or reconcile):
-            reconcile_request(svc, load(svc, request_id))
+            request = load(svc, request_id)
+            # a call still in flight can land until its own timeout: read back only after that
+            if now < (request.executing_at or 0) + svc.settings.google_timeout + 1:
+                continue
+            reconcile_request(svc, request)
             handled += 1
     return handled
 

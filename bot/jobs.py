@@ -149,6 +149,7 @@ class Jobs:
             try:
                 spec.func(self.svc)
                 self.runs[spec.id] = self.runs.get(spec.id, 0) + 1
+                log.debug("job %s ran in %s", spec.id, self.owner)
             except Exception:
                 log.exception("job %s failed", spec.id)
 
