@@ -425,8 +425,8 @@ def _preflight(svc: Services, request: Request) -> None:
     if fingerprint(request.action, request.platform, request.device_ids, request.params) != request.fingerprint:
         raise ValidationError("The stored request no longer matches what was approved; not running it.")
     spec = request.spec
-    if spec.kind == "move":
-        return  # a move is legal in any state; per-device results say what happened
+    if spec.kind in ("move", "lost_case"):
+        return  # legal in any state; per-device results / the case say what happened
     device = svc.devices.get(request.platform, request.device_ids[0])
     if spec.states and device.status not in spec.states:
         raise ValidationError(
@@ -466,6 +466,13 @@ def _perform(svc: Services, request: Request) -> None:
     if spec.kind == "patch":
         svc.google.require_chrome().patch(request.device_ids[0], catalog.command_body(spec, params))
         finish(svc, request.id, SUCCEEDED, f"Done: annotations of {request.target} updated.", {})
+        return
+    if spec.kind == "lost_case":
+        from bot import lost
+
+        if lost.open_case_for(svc, request.platform, request.device_ids[0]) is None:
+            raise ValidationError("This device has no open lost case.")
+        finish(svc, request.id, SUCCEEDED, "Lost case closed. The device stays disabled: `/device reenable` it when it is back.", {})
         return
     if spec.kind == "move":
         results = svc.google.require_chrome().move(request.device_ids, params["ou"])

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from bot.errors import ValidationError
 
-Kind = Literal["status", "chrome_command", "android_command", "patch", "move"]
+Kind = Literal["status", "chrome_command", "android_command", "patch", "move", "lost_case"]
 FieldKind = Literal["text", "multiline", "select", "checkboxes", "radio", "password", "number"]
 
 DEPROVISION_REASONS = (
@@ -420,10 +420,23 @@ ACTIONS["move"] = ActionSpec(
 ANDROID_REBOOT = _android("reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)")
 
 
+#: `found` on a Chrome device closes its lost case (no Google call; re-enable is separate)
+CHROME_FOUND = ActionSpec(
+    name="found",
+    platform="chrome",
+    kind="lost_case",
+    google="CLOSE_LOST_CASE",
+    label="Found",
+    summary="Close a lost Chrome device's case (re-enable it separately)",
+    example="/device found 5CD1234XYZ",
+)
+_SAME_NAME = {("reboot", "android"): ANDROID_REBOOT, ("found", "chrome"): CHROME_FOUND}
+
+
 def action_for(name: str, platform: str) -> ActionSpec:
     """The spec of `name` on `platform`; ValidationError if that platform lacks it."""
-    if name == "reboot" and platform == "android":
-        return ANDROID_REBOOT
+    if (name, platform) in _SAME_NAME:
+        return _SAME_NAME[(name, platform)]
     spec = ACTIONS.get(name)
     if spec is None or spec.platform != platform:
         kind = "Chrome OS" if platform == "chrome" else "Android"

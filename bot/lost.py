@@ -1,23 +1,265 @@
-"""Lost devices (SPEC §6): announce, watch for check-ins, resolve. (Being built.)"""
+"""Lost devices (SPEC §6): announce, watch for check-ins, resolve.
+
+A case opens when Android lost mode succeeds or a Chrome device is disabled as
+"lost_or_stolen"; it gets one thread in LOST_DEVICE_CHANNEL (a second report reuses it).
+The watch job reads every open case's device with as few Google calls as it can — one
+Chrome list query (`status:disabled sync:<date>..`) for all Chrome cases, one read per
+Android case — and posts each *new* check-in once. Lost mode stopped, `found`, or a
+re-enable closes the case and edits the channel message.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import App
 
+from bot import audit
+from bot.blocks import context, esc, header, section
 from bot.commands import Commands
+from bot.devices import Device, android_device, chrome_device
+from bot.errors import DeviceBotError
 from bot.jobs import JobSpec
 from bot.services import Services
 
+log = logging.getLogger(__name__)
+
+OPEN, RESOLVED = "open", "resolved"
+BOT = "device-bot"
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _epoch(value: str | None) -> float:
+    if not value:
+        return 0.0
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def open_case_for(svc: Services, platform: str, device_id: str) -> dict[str, Any] | None:
+    """The open lost case of a device (for the banner on its card), or None."""
+    rows = list(
+        svc.store.db().query(
+            "SELECT * FROM lost_devices WHERE platform = ? AND device_id = ? AND state = ?",
+            [platform, device_id, OPEN],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def cases_for(svc: Services, device_ids: list[str]) -> list[dict[str, Any]]:
+    """Every lost case of these devices, newest first (for history)."""
+    if not device_ids:
+        return []
+    marks = ",".join("?" * len(device_ids))
+    return list(
+        svc.store.db().query(
+            f"SELECT * FROM lost_devices WHERE device_id IN ({marks}) ORDER BY reported_at DESC", device_ids
+        )
+    )
+
+
+# ---- Block Kit -----------------------------------------------------------------------------
+
+
+def case_message(case: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The lost-devices channel message of a case (edited when it is resolved)."""
+    d = json.loads(case["summary"])
+    who = d.get("user") or "unknown user"
+    title = f"Lost: {d.get('serial') or d['id']} ({who})"
+    lines = [
+        f"*Serial:* `{esc(d.get('serial'))}`   *Platform:* {esc(case['platform'])}   *Model:* {esc(d.get('model'))}",
+        f"*User:* {esc(d.get('user'))}   *OU / policy:* {esc(d.get('org_unit'))}",
+        f"*Last check-in:* {esc(d.get('last_seen'))}   *Network:* {esc(d.get('network'))}",
+        f"*Reported by* <@{case['reported_by']}> at {_stamp(case['reported_at'])}",
+    ]
+    if d.get("request_link"):
+        lines.append(f"<{d['request_link']}|Request thread>")
+    blocks = [header(("Resolved: " if case["state"] == RESOLVED else "Lost device: ") + str(d.get("serial") or d["id"])[:100])]
+    blocks.append(section("\n".join(lines)))
+    if case["state"] == RESOLVED:
+        blocks.append(
+            section(
+                f":white_check_mark: *Resolved* by <@{case['resolved_by']}> at {_stamp(case['resolved_at'])}"
+                + (f" — {esc(case['resolution'])}" if case.get("resolution") else "")
+            )
+        )
+    else:
+        blocks.append(context("Watching for check-ins; new ones are posted in this thread."))
+    return title, blocks
+
+
+# ---- the life of a case ------------------------------------------------------------------------
+
+
+def report(svc: Services, device: Device, reporter: str, *, request: Any = None) -> int:
+    """Open a case (or reuse the open one) and announce it in the lost-devices channel."""
+    existing = open_case_for(svc, device.platform, device.id)
+    channel = svc.settings.lost_device_channel
+    if existing is not None:
+        audit.record(svc.store, actor=reporter, event="lost_reported_again", platform=device.platform,
+                     device_id=device.id, request_id=getattr(request, "id", None))
+        if channel and existing["ts"]:
+            svc.out.post(channel, f"Reported lost again by <@{reporter}>.", thread_ts=existing["ts"])
+        return int(existing["id"])
+    summary = {**device.summary(), "network": device.network}
+    if request is not None and request.requester_channel and request.requester_ts:
+        summary["request_link"] = svc.out.permalink(request.requester_channel, request.requester_ts)
+    now = svc.clock()
+    with svc.store.transaction() as db:
+        cursor = db.execute(
+            "INSERT INTO lost_devices(platform, device_id, serial, summary, state, reported_by, reported_at,"
+            " request_id, channel, last_checkin) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [device.platform, device.id, device.serial, json.dumps(summary), OPEN, reporter, now,
+             getattr(request, "id", None), channel, device.last_seen],
+        )
+        case_id = int(cursor.lastrowid or 0)
+        audit.record(svc.store, actor=reporter, event="lost_reported", platform=device.platform,
+                     device_id=device.id, request_id=getattr(request, "id", None), detail={"case": case_id})
+    if channel:
+        case = _case(svc, case_id)
+        text, blocks = case_message(case)
+        ts = svc.out.post(channel, text, blocks)
+        with svc.store.transaction() as db:
+            db.execute("UPDATE lost_devices SET ts = ? WHERE id = ?", [ts, case_id])
+    return case_id
+
+
+def resolve(svc: Services, platform: str, device_id: str, actor: str, how: str) -> bool:
+    """Close the open case of a device, say so in its thread and edit the channel message."""
+    case = open_case_for(svc, platform, device_id)
+    if case is None:
+        return False
+    now = svc.clock()
+    with svc.store.transaction() as db:
+        cursor = db.execute(
+            "UPDATE lost_devices SET state = ?, resolved_by = ?, resolved_at = ?, resolution = ?"
+            " WHERE id = ? AND state = ?",
+            [RESOLVED, actor, now, how, case["id"], OPEN],
+        )
+        if cursor.rowcount != 1:
+            return False
+        audit.record(svc.store, actor=actor, event="lost_resolved", platform=platform, device_id=device_id,
+                     detail={"case": case["id"], "how": how})
+    case = _case(svc, case["id"])
+    if case["channel"] and case["ts"]:
+        svc.out.post(case["channel"], f":white_check_mark: Found — <@{actor}> at {_stamp(now)}: {how}", thread_ts=case["ts"])
+        text, blocks = case_message(case)
+        svc.out.update(case["channel"], case["ts"], text, blocks)
+    return True
+
+
+def _case(svc: Services, case_id: int) -> dict[str, Any]:
+    return next(svc.store.db().query("SELECT * FROM lost_devices WHERE id = ?", [case_id]))
+
 
 def on_request_finished(svc: Services, request: Any, state: str) -> None:
-    """Hook called when any request ends: lost mode / lost-disable / found."""
+    """Every request's end passes here: lost mode, lost-disable, found and re-enable matter."""
+    if state != "succeeded":
+        return
+    spec = request.spec
+    try:
+        if spec.google == "START_LOST_MODE" or (spec.google == "DISABLE" and request.params.get("why") == "lost_or_stolen"):
+            device = svc.devices.get(request.platform, request.device_ids[0])
+            report(svc, device, request.requester, request=request)
+        elif spec.google in ("STOP_LOST_MODE", "REENABLE", "CLOSE_LOST_CASE"):
+            how = {
+                "STOP_LOST_MODE": "lost mode stopped",
+                "REENABLE": "device re-enabled",
+                "CLOSE_LOST_CASE": "marked found",
+            }[spec.google]
+            if request.result.get("lostMode") == "NOT_IN_LOST_MODE":
+                how = "the device was not in lost mode any more"
+            resolve(svc, request.platform, request.device_ids[0], request.decided_by or request.requester, how)
+    except DeviceBotError as exc:
+        log.warning("lost-device bookkeeping for %s failed: %s", request.id, exc.message)
+
+
+# ---- the watch ------------------------------------------------------------------------------------
+
+
+def watch(svc: Services) -> int:
+    """Post each new check-in of an open case once; no Google call when no case is open."""
+    cases = list(svc.store.db().query("SELECT * FROM lost_devices WHERE state = ?", [OPEN]))
+    if not cases:
+        return 0
+    seen: dict[str, Device] = {}
+    chrome_cases = [c for c in cases if c["platform"] == "chrome"]
+    android_cases = [c for c in cases if c["platform"] == "android"]
+    if chrome_cases and svc.google.chrome is not None:
+        since = min(c["reported_at"] for c in chrome_cases)
+        day = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d")
+        wanted = {c["device_id"] for c in chrome_cases}
+        for raw in svc.google.chrome.iter_devices(f"status:disabled sync:{day}..", projection="FULL"):
+            if raw.get("deviceId") in wanted:
+                seen[raw["deviceId"]] = chrome_device(raw)
+    if android_cases and svc.google.android is not None:
+        android = svc.google.android
+        futures = {c["device_id"]: svc.executor.submit(android.get, c["device_id"]) for c in android_cases}
+        for device_id, future in futures.items():
+            try:
+                seen[device_id] = android_device(future.result())
+            except DeviceBotError as exc:
+                log.info("lost watch: cannot read %s: %s", device_id, exc.message)
+    posted = 0
+    for case in cases:
+        device = seen.get(case["device_id"])
+        if device is None or not device.last_seen:
+            continue
+        if _epoch(device.last_seen) <= max(_epoch(case["last_checkin"]), 0.0):
+            continue
+        with svc.store.transaction() as db:
+            cursor = db.execute(
+                "UPDATE lost_devices SET last_checkin = ? WHERE id = ? AND state = ? AND"
+                " (last_checkin IS NULL OR last_checkin = ?)",
+                [device.last_seen, case["id"], OPEN, case["last_checkin"]],
+            )
+            if cursor.rowcount != 1:
+                continue
+            audit.record(svc.store, actor=BOT, event="lost_checkin", platform=device.platform, device_id=device.id,
+                         detail={"at": device.last_seen, "network": _network_words(device)})
+        if case["channel"] and case["ts"]:
+            svc.out.post(
+                case["channel"],
+                f":satellite_antenna: The device checked in at {esc(device.last_seen)} — {esc(_network_words(device))}",
+                thread_ts=case["ts"],
+            )
+        posted += 1
+    return posted
+
+
+def _network_words(device: Device) -> str:
+    raw = device.raw
+    if device.platform == "chrome":
+        nets = raw.get("lastKnownNetwork") or []
+        if nets:
+            first = nets[0]
+            return f"IP {first.get('ipAddress') or '?'}, WAN IP {first.get('wanIpAddress') or '?'}"
+        return "no network reported"
+    info = raw.get("networkInfo") or {}
+    parts = []
+    if info.get("networkOperatorName"):
+        parts.append(f"operator {info['networkOperatorName']}")
+    for tel in info.get("telephonyInfos") or []:
+        if tel.get("carrierName"):
+            parts.append(f"carrier {tel['carrierName']}")
+    if info.get("wifiMacAddress"):
+        parts.append(f"Wi-Fi MAC {info['wifiMacAddress']}")
+    return ", ".join(parts) or "no network reported"
 
 
 def jobs(svc: Services) -> list[JobSpec]:
-    return []
+    """The lost-device watch."""
+    return [JobSpec("lost-watch", watch, svc.settings.lost_watch_interval)]
 
 
 def register(app: App, svc: Services, commands: Commands) -> None:
-    """No listeners yet."""
+    """Lost devices have no listeners of their own: cases open and close through requests."""
