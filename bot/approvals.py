@@ -454,7 +454,7 @@ def _perform(svc: Services, request: Request) -> None:
     params = request.params
     if spec.kind == "status":
         chrome = svc.google.require_chrome()
-        results = chrome.change_status(request.device_ids, spec.google, params.get("deprovision_reason"))
+        results = chrome.change_status(request.device_ids, spec.google, params.get("deprovision_reason"))  # type: ignore[arg-type]
         failed = [r for r in results if not r.ok]
         if failed:
             error = failed[0].error

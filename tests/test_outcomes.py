@@ -122,8 +122,13 @@ def test_device_info_eid(direct, claims):
 
 def test_chrome_command_states_and_screenshot_link(direct, claims):
     device = claims.chrome("ACTIVE")
-    request_id = submit(direct, "screenshot", device["serialNumber"])
-    row = wait_state(direct, request_id, "succeeded")
+    fleet = direct.sandbox.fleet
+    delay, fleet.command_delay = fleet.command_delay, 2.0  # time for the poller to see each state
+    try:
+        request_id = submit(direct, "screenshot", device["serialNumber"])
+        row = wait_state(direct, request_id, "succeeded")
+    finally:
+        fleet.command_delay = delay
     text = json.loads(row["result"])["text"]
     assert "Download:" in text and "http" in text
     thread = requester_thread(direct, request_id)

@@ -1,0 +1,207 @@
+"""The Google layer: the only code that talks to Google (Directory API, Android Management API).
+
+    clients = GoogleClients.from_settings(settings)
+    device = clients.require_chrome().get("abc123")
+
+Both platforms are optional; `clients.chrome` / `clients.android` are None when unconfigured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httplib2
+
+from bot.errors import ConfigError
+from bot.google.android import (
+    ANDROID_FORBIDDEN_HINT,
+    AndroidApi,
+    device_name,
+    redact_operation,
+    short_id,
+)
+from bot.google.chrome import DIRECTORY_FORBIDDEN_HINT, ChromeApi
+from bot.google.client import (
+    CallCounter,
+    CallObserver,
+    CallRecord,
+    NoResendHttp,
+    DeviceResult,
+    Executor,
+    Page,
+    RetryPolicy,
+    ServiceFactory,
+)
+from bot.settings import Settings
+
+__all__ = [
+    "AndroidApi",
+    "CallCounter",
+    "CallObserver",
+    "CallRecord",
+    "ChromeApi",
+    "DeviceResult",
+    "GoogleClients",
+    "Page",
+    "RetryPolicy",
+    "device_name",
+    "redact_operation",
+    "short_id",
+]
+
+DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.device.chromeos"
+ANDROID_SCOPE = "https://www.googleapis.com/auth/androidmanagement"
+
+
+def _anonymous_http(timeout: float) -> Callable[[], httplib2.Http]:
+    def make() -> httplib2.Http:
+        import google_auth_httplib2
+        from google.auth.credentials import AnonymousCredentials
+
+        return google_auth_httplib2.AuthorizedHttp(  # type: ignore[no-any-return]
+            AnonymousCredentials(),
+            http=NoResendHttp(timeout=timeout),
+            refresh_status_codes=(),  # anonymous credentials cannot be refreshed
+        )
+
+    return make
+
+
+def _service_account_http(
+    info: dict[str, Any], scope: str, subject: str | None, timeout: float
+) -> Callable[[], httplib2.Http]:
+    # Credentials hold a token that they refresh: one per thread, like the Http.
+    def make() -> httplib2.Http:
+        import google_auth_httplib2
+        from google.oauth2 import service_account
+
+        credentials = service_account.Credentials.from_service_account_info(info, scopes=[scope])
+        if subject:
+            credentials = credentials.with_subject(subject)
+        return google_auth_httplib2.AuthorizedHttp(  # type: ignore[no-any-return]
+            credentials, http=NoResendHttp(timeout=timeout)
+        )
+
+    return make
+
+
+def _load_key(settings: Settings) -> dict[str, Any]:
+    path = settings.google_application_credentials
+    if path is None:
+        raise ConfigError("GOOGLE_APPLICATION_CREDENTIALS is not set: no service account key.")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"GOOGLE_APPLICATION_CREDENTIALS: cannot read the service account key ({exc})."
+        ) from exc
+    if not isinstance(info, dict) or info.get("type") != "service_account":
+        raise ConfigError(
+            "GOOGLE_APPLICATION_CREDENTIALS: expected a service account key file "
+            '(JSON with "type": "service_account").'
+        )
+    return info
+
+
+class GoogleClients:
+    """The Chrome and Android APIs the bot is configured for, plus the call observer hook."""
+
+    def __init__(
+        self,
+        chrome: ChromeApi | None,
+        android: AndroidApi | None,
+        *,
+        on_call: CallObserver | None = None,
+    ) -> None:
+        self.chrome = chrome
+        self.android = android
+        #: called with a CallRecord after every HTTP round trip (retries and batches included)
+        self.on_call = on_call
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        endpoint: str | None = None,
+        policy: RetryPolicy | None = None,
+        on_call: CallObserver | None = None,
+    ) -> GoogleClients:
+        """Build the clients for whichever platforms `settings` configures.
+
+        `endpoint` (or GOOGLE_API_ENDPOINT) points both APIs at another root URL, e.g. the
+        sandbox, with anonymous credentials; otherwise the service account key is used.
+        """
+        endpoint = endpoint or settings.google_api_endpoint
+        if endpoint and not endpoint.endswith("/"):
+            endpoint += "/"
+        if settings.sandbox and not endpoint:
+            raise ConfigError("GOOGLE_BACKEND=sandbox: the sandbox's URL was not passed in.")
+        timeout = settings.google_timeout
+        policy = policy or RetryPolicy()
+        clients = cls(None, None, on_call=on_call)
+
+        def observer() -> CallObserver | None:
+            return clients.on_call
+
+        key: dict[str, Any] | None = None
+        if settings.chrome_configured or endpoint:
+            if endpoint:
+                http_factory = _anonymous_http(timeout)
+            else:
+                key = _load_key(settings)
+                http_factory = _service_account_http(
+                    key, DIRECTORY_SCOPE, settings.google_admin_email, timeout
+                )
+            clients.chrome = ChromeApi(
+                settings.google_customer_id,
+                ServiceFactory(
+                    "admin", "directory_v1", http_factory=http_factory, endpoint=endpoint
+                ),
+                Executor(
+                    policy=policy,
+                    observer=observer,
+                    forbidden_hint=DIRECTORY_FORBIDDEN_HINT,
+                    timeout=timeout,
+                ),
+            )
+        if settings.android_enterprise and (settings.android_configured or endpoint):
+            if endpoint:
+                http_factory = _anonymous_http(timeout)
+            else:
+                key = key or _load_key(settings)
+                http_factory = _service_account_http(key, ANDROID_SCOPE, None, timeout)
+            clients.android = AndroidApi(
+                settings.android_enterprise,
+                ServiceFactory(
+                    "androidmanagement", "v1", http_factory=http_factory, endpoint=endpoint
+                ),
+                Executor(
+                    policy=policy,
+                    observer=observer,
+                    forbidden_hint=ANDROID_FORBIDDEN_HINT,
+                    timeout=timeout,
+                ),
+                endpoint=endpoint,
+            )
+        return clients
+
+    def require_chrome(self) -> ChromeApi:
+        """The Chrome API, or ConfigError saying Chrome is not configured."""
+        if self.chrome is None:
+            raise ConfigError(
+                "Chrome OS devices are not configured: set GOOGLE_APPLICATION_CREDENTIALS "
+                "(a service account key with domain-wide delegation) and GOOGLE_ADMIN_EMAIL."
+            )
+        return self.chrome
+
+    def require_android(self) -> AndroidApi:
+        """The Android API, or ConfigError saying Android is not configured."""
+        if self.android is None:
+            raise ConfigError(
+                "Android devices are not configured: set ANDROID_ENTERPRISE (enterprises/…) "
+                "and GOOGLE_APPLICATION_CREDENTIALS."
+            )
+        return self.android

@@ -1,0 +1,533 @@
+"""Android Management API: `v1/enterprises/{e}/devices…` and their command operations.
+
+`issueCommand` validates the Command's parameters at once (400 INVALID_ARGUMENT) and
+returns an Operation whose `metadata` is the Command
+(`@type: type.googleapis.com/google.android.devicemanagement.v1.Command`). The device
+"executes" it `command_delay` seconds later: the Operation becomes `done` with a
+`response` (google.protobuf.Empty) or an `error`, and the Command in the metadata
+gains `errorCode` and the command-specific status fields.
+
+Device-side rules (the AMAPI reference, Command.type / errorCode):
+
+- REBOOT: fully managed (DEVICE_OWNER) only, API ≥ 24.
+- RELINQUISH_OWNERSHIP: company-owned device with a work profile (PROFILE_OWNER +
+  COMPANY_OWNED), API ≥ 26; the device is then deleted.
+- RESET_PASSWORD: work profile needs API ≥ 24; a numeric password shorter than 6 on
+  API ≥ 34 → INVALID_VALUE.
+- CLEAR_APP_DATA: API ≥ 28; per-app result SUCCESS / APP_NOT_FOUND / APP_PROTECTED.
+- START_LOST_MODE / STOP_LOST_MODE: company-owned (fully managed or work profile)
+  only, API ≥ 30; statuses ALREADY_IN_LOST_MODE / NOT_IN_LOST_MODE.
+- ADD_ESIM / REMOVE_ESIM: API ≥ 35 (Android 15); REMOVE_ESIM of an unknown iccId →
+  ERROR_ICC_ID_NOT_FOUND.
+- REQUEST_DEVICE_INFO (EID): personally-owned work profile only, API ≥ 33.
+- WIPE: any device; the device is then deleted (devices.get → 404).
+- LOCK: any device.
+
+Wrong management mode → errorCode MANAGEMENT_MODE, too old → API_LEVEL (Operation
+error code 9 FAILED_PRECONDITION; INVALID_VALUE → 3; UNKNOWN → 2; UNSUPPORTED → 12).
+A command-specific status other than SUCCESS(EDED) also ends in an Operation error
+(code 9). A command the device never acknowledges expires after its `duration`
+(default 600s): done with error code 4 (DEADLINE_EXCEEDED), no errorCode. A
+cancelled one: done with error code 1 (CANCELLED), no errorCode.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from typing import Any
+from urllib.parse import unquote
+
+from bot.sandbox.api import (
+    ApiError,
+    Request,
+    Response,
+    format_duration,
+    parse_duration,
+    rfc3339,
+    rpc_status,
+)
+from bot.sandbox.fleet import PROTECTED_PACKAGES, AndroidOperation, Fleet, Json
+
+PREFIX = "v1/enterprises/"
+COMMAND_TYPE = "type.googleapis.com/google.android.devicemanagement.v1.Command"
+EMPTY_TYPE = "type.googleapis.com/google.protobuf.Empty"
+COMMAND_TYPES = (
+    "LOCK",
+    "RESET_PASSWORD",
+    "REBOOT",
+    "RELINQUISH_OWNERSHIP",
+    "CLEAR_APP_DATA",
+    "START_LOST_MODE",
+    "STOP_LOST_MODE",
+    "ADD_ESIM",
+    "REMOVE_ESIM",
+    "REQUEST_DEVICE_INFO",
+    "WIPE",
+)
+PARAMS = {
+    "clearAppsDataParams": "CLEAR_APP_DATA",
+    "startLostModeParams": "START_LOST_MODE",
+    "stopLostModeParams": "STOP_LOST_MODE",
+    "addEsimParams": "ADD_ESIM",
+    "removeEsimParams": "REMOVE_ESIM",
+    "requestDeviceInfoParams": "REQUEST_DEVICE_INFO",
+    "wipeParams": "WIPE",
+}
+RESET_FLAGS = ("REQUIRE_ENTRY", "DO_NOT_ASK_CREDENTIALS_ON_BOOT", "LOCK_NOW")
+WIPE_FLAGS = ("PRESERVE_RESET_PROTECTION_DATA", "WIPE_EXTERNAL_STORAGE", "WIPE_ESIMS")
+_ERROR_RPC = {
+    "API_LEVEL": (
+        "FAILED_PRECONDITION",
+        "The API level of the device does not support this command.",
+    ),
+    "MANAGEMENT_MODE": (
+        "FAILED_PRECONDITION",
+        "The management mode of the device does not support this command.",
+    ),
+    "INVALID_VALUE": ("INVALID_ARGUMENT", "The command has an invalid parameter value."),
+    "UNSUPPORTED": ("UNIMPLEMENTED", "The device doesn't support the command."),
+    "UNKNOWN": ("UNKNOWN", "An unknown error occurred."),
+}
+NOT_FOUND = "Requested entity was not found."
+
+
+def handle(fleet: Fleet, req: Request) -> Response:
+    """Route one AMAPI request (path starts with PREFIX)."""
+    parts = req.path[len("v1/") :].split("/")
+    if len(parts) < 3 or parts[2] != "devices":
+        raise ApiError(404, "Method not found.")
+    enterprise = "enterprises/" + unquote(parts[1])
+    if enterprise != fleet.enterprise:
+        raise ApiError(403, "The caller does not have permission", reason="forbidden")
+    m = req.method
+    rest = parts[3:]
+    if not rest:
+        _method(m, "GET")
+        return _list(fleet, req)
+    raw = rest[0]
+    if len(rest) == 1 and raw.endswith(":issueCommand"):
+        _method(m, "POST")
+        return _issue(fleet, req, f"{enterprise}/devices/{unquote(raw[: -len(':issueCommand')])}")
+    name = f"{enterprise}/devices/{unquote(raw)}"
+    if len(rest) == 1:
+        if m == "GET":
+            return Response(200, _device(fleet, name))
+        if m == "PATCH":
+            return _patch(fleet, req, name)
+        if m == "DELETE":
+            _device(fleet, name)
+            fleet.remove_android(name)
+            return Response(200, {})
+        raise ApiError(404, "Method not found.")
+    if rest[1] != "operations":
+        raise ApiError(404, "Method not found.")
+    if len(rest) == 2:
+        _method(m, "GET")
+        return _list_operations(fleet, req, name)
+    if len(rest) == 3:
+        op_raw = rest[2]
+        if op_raw.endswith(":cancel"):
+            _method(m, "POST")
+            return _cancel(fleet, f"{name}/operations/{unquote(op_raw[: -len(':cancel')])}")
+        _method(m, "GET")
+        return Response(
+            200, operation_view(_operation(fleet, f"{name}/operations/{unquote(op_raw)}"))
+        )
+    raise ApiError(404, "Method not found.")
+
+
+def _method(actual: str, expected: str) -> None:
+    if actual != expected:
+        raise ApiError(404, "Method not found.")
+
+
+def _device(fleet: Fleet, name: str) -> Json:
+    d = fleet.android_get(name)
+    if d is None:
+        raise ApiError(404, NOT_FOUND)
+    return d
+
+
+def _operation(fleet: Fleet, name: str) -> AndroidOperation:
+    op = fleet.operations.get(name)
+    if op is None:
+        raise ApiError(404, NOT_FOUND)
+    return op
+
+
+def _page(req: Request, default: int, maximum: int) -> tuple[int, int]:
+    size = req.int_param("pageSize", default, 0, None) or default
+    size = min(size, maximum)
+    offset = 0
+    token = req.param("pageToken")
+    if token:
+        try:
+            offset = int(
+                base64.urlsafe_b64decode(token.encode() + b"==").decode().removeprefix("o:")
+            )
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "Invalid page token") from None
+    return size, offset
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def _list(fleet: Fleet, req: Request) -> Response:
+    size, offset = _page(req, 10, 100)
+    names = fleet.android_order[offset : offset + size]
+    body: Json = {}
+    if names:
+        body["devices"] = [fleet.android[n] for n in names]
+    if offset + size < len(fleet.android_order):
+        body["nextPageToken"] = _token(offset + size)
+    return Response(200, body)
+
+
+def _patch(fleet: Fleet, req: Request, name: str) -> Response:
+    d = _device(fleet, name)
+    body = req.json()
+    mask = req.param("updateMask")
+    fields = (
+        [f.strip() for f in mask.split(",")] if mask else ["state", "policyName", "disabledReason"]
+    )
+    for f in fields:
+        if f not in ("state", "policyName", "disabledReason"):
+            raise ApiError(400, f"Invalid field in updateMask: {f}")
+        if f not in body:
+            continue
+        if f == "state":
+            if body["state"] not in ("ACTIVE", "DISABLED"):
+                raise ApiError(400, "Only ACTIVE and DISABLED are allowed for state.")
+            d["state"] = d["appliedState"] = body["state"]
+        elif f == "policyName":
+            p = str(body["policyName"])
+            d["policyName"] = p if "/" in p else f"{fleet.enterprise}/policies/{p}"
+        else:
+            d["disabledReason"] = body["disabledReason"]
+    fleet.touch()
+    return Response(200, d)
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def _message_len(msg: Any) -> int:
+    if not isinstance(msg, dict):
+        return 0
+    texts = [msg.get("defaultMessage") or ""] + list((msg.get("localizedMessages") or {}).values())
+    return max(len(str(t)) for t in texts)
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+def validate(body: Json) -> str:
+    """Check a Command's parameters (400 INVALID_ARGUMENT); returns its type."""
+    given = [p for p in PARAMS if body.get(p) is not None]
+    if len(given) > 1:
+        raise _bad(f"Only one of {', '.join(given)} may be set.")
+    ctype = body.get("type")
+    if given:
+        inferred = PARAMS[given[0]]
+        if ctype and ctype != inferred:
+            raise _bad(f"{given[0]} cannot be used with a command of type {ctype}.")
+        ctype = inferred
+    if not ctype or ctype == "COMMAND_TYPE_UNSPECIFIED":
+        raise _bad("Command type must be specified.")
+    if ctype not in COMMAND_TYPES:
+        raise _bad(f"Invalid value at 'command.type' ({ctype})")
+    if ctype != "RESET_PASSWORD" and (body.get("newPassword") or body.get("resetPasswordFlags")):
+        raise _bad("newPassword and resetPasswordFlags are only allowed for RESET_PASSWORD.")
+    if ctype == "RESET_PASSWORD":
+        flags = body.get("resetPasswordFlags") or []
+        if not isinstance(flags, list) or any(f not in RESET_FLAGS for f in flags):
+            raise _bad(f"Invalid value at 'command.reset_password_flags' ({flags})")
+        if body.get("newPassword") is not None and not isinstance(body["newPassword"], str):
+            raise _bad("Invalid value at 'command.new_password'")
+    elif ctype == "CLEAR_APP_DATA":
+        pkgs = (body.get("clearAppsDataParams") or {}).get("packageNames")
+        if (
+            not isinstance(pkgs, list)
+            or not pkgs
+            or not all(isinstance(p, str) and p for p in pkgs)
+        ):
+            raise _bad("clearAppsDataParams.packageNames must list at least one package.")
+    elif ctype == "START_LOST_MODE":
+        p = body.get("startLostModeParams") or {}
+        if not any(
+            p.get(k)
+            for k in ("lostMessage", "lostPhoneNumber", "lostEmailAddress", "lostStreetAddress")
+        ):
+            raise _bad(
+                "At least one of lostMessage, lostPhoneNumber, lostEmailAddress or "
+                "lostStreetAddress must be provided."
+            )
+        for k in ("lostMessage", "lostPhoneNumber", "lostStreetAddress", "lostOrganization"):
+            if k in p and not isinstance(p[k], dict):
+                raise _bad(
+                    f"Invalid value at 'command.start_lost_mode_params.{k}': expected a UserFacingMessage"
+                )
+    elif ctype == "ADD_ESIM":
+        p = body.get("addEsimParams") or {}
+        if not p.get("activationCode"):
+            raise _bad("addEsimParams.activationCode is required.")
+        if p.get("activationState") not in (
+            "ACTIVATED",
+            "NOT_ACTIVATED",
+            "ACTIVATION_STATE_UNSPECIFIED",
+            None,
+        ):
+            raise _bad(
+                f"Invalid value at 'command.add_esim_params.activation_state' ({p.get('activationState')})"
+            )
+        if not p.get("activationState"):
+            raise _bad("addEsimParams.activationState is required.")
+    elif ctype == "REMOVE_ESIM":
+        if not (body.get("removeEsimParams") or {}).get("iccId"):
+            raise _bad("removeEsimParams.iccId is required.")
+    elif ctype == "REQUEST_DEVICE_INFO":
+        info = (body.get("requestDeviceInfoParams") or {}).get("deviceInfo")
+        if info != "EID":
+            raise _bad("requestDeviceInfoParams.deviceInfo must be EID.")
+    elif ctype == "WIPE":
+        p = body.get("wipeParams") or {}
+        flags = p.get("wipeDataFlags") or []
+        if not isinstance(flags, list) or any(f not in WIPE_FLAGS for f in flags):
+            raise _bad(f"Invalid value at 'command.wipe_params.wipe_data_flags' ({flags})")
+        if _message_len(p.get("wipeReason")) > 200:
+            raise _bad("wipeParams.wipeReason must be at most 200 characters.")
+    return str(ctype)
+
+
+def _issue(fleet: Fleet, req: Request, name: str) -> Response:
+    body = req.json()
+    ctype = validate(body)
+    duration = parse_duration(body["duration"]) if body.get("duration") else 600.0
+    d = _device(fleet, name)
+    if (
+        ctype == "ADD_ESIM"
+        and d["ownership"] == "PERSONALLY_OWNED"
+        and body["addEsimParams"].get("activationState") == "ACTIVATED"
+    ):
+        raise _bad("ACTIVATED is not allowed for personally-owned devices.")
+    now = fleet.now()
+    command: Json = {
+        "type": ctype,
+        "createTime": rfc3339(now),
+        "duration": format_duration(duration),
+    }
+    for key in (*PARAMS, "resetPasswordFlags"):
+        if body.get(key) is not None:
+            command[key] = copy.deepcopy(body[key])
+    command["userName"] = d.get("userName", "")
+    op_name = f"{name}/operations/{1_700_000_000_000 + fleet.next_id()}"
+    never = name in fleet.never_ack
+    expire = now + duration
+    complete = expire if never or now + fleet.command_delay > expire else now + fleet.command_delay
+    op = AndroidOperation(
+        name=op_name,
+        device_name=name,
+        command=command,
+        issue_time=now,
+        complete_time=complete,
+        expire_time=expire,
+        extra={"newPassword": body.get("newPassword")},
+    )
+    fleet.operations[op_name] = op
+    fleet.device_operations.setdefault(name, []).append(op_name)
+    if complete >= expire:
+        fleet.schedule(expire, lambda: _expire(op))
+    else:
+        fleet.schedule(complete, lambda: _execute(fleet, op))
+    return Response(200, operation_view(op))
+
+
+def operation_view(op: AndroidOperation) -> Json:
+    """The Operation JSON (metadata = the Command)."""
+    out: Json = {"name": op.name, "metadata": {"@type": COMMAND_TYPE, **op.command}}
+    if op.done:
+        out["done"] = True
+        if op.error is not None:
+            out["error"] = op.error
+        else:
+            out["response"] = {"@type": EMPTY_TYPE}
+    return out
+
+
+def _expire(op: AndroidOperation) -> None:
+    if op.done:
+        return
+    op.done = True
+    op.error = rpc_status("DEADLINE_EXCEEDED", "The command expired before the device executed it.")
+
+
+def _cancel(fleet: Fleet, name: str) -> Response:
+    op = _operation(fleet, name)
+    if not op.done:
+        op.done = True
+        op.error = rpc_status("CANCELLED", "The operation was cancelled.")
+    return Response(200, {})
+
+
+def _list_operations(fleet: Fleet, req: Request, name: str) -> Response:
+    _device_or_known(fleet, name)
+    size, offset = _page(req, 100, 1000)
+    names = fleet.device_operations.get(name, [])
+    flt = (req.param("filter") or "").replace(" ", "").lower()
+    ops = [fleet.operations[n] for n in names]
+    if flt in ("done=true", "done=false"):
+        want = flt == "done=true"
+        ops = [o for o in ops if o.done == want]
+    page = ops[offset : offset + size]
+    body: Json = {}
+    if page:
+        body["operations"] = [operation_view(o) for o in page]
+    if offset + size < len(ops):
+        body["nextPageToken"] = _token(offset + size)
+    return Response(200, body)
+
+
+def _device_or_known(fleet: Fleet, name: str) -> None:
+    if fleet.android_get(name) is None and name not in fleet.device_operations:
+        raise ApiError(404, NOT_FOUND)
+
+
+def _rule_error(d: Json, ctype: str, op: AndroidOperation) -> str | None:
+    api = int(d["apiLevel"])
+    mode, owner = d["managementMode"], d["ownership"]
+    fully_managed = mode == "DEVICE_OWNER"
+    work_profile_company = mode == "PROFILE_OWNER" and owner == "COMPANY_OWNED"
+    byod = mode == "PROFILE_OWNER" and owner == "PERSONALLY_OWNED"
+    if ctype == "REBOOT":
+        return "MANAGEMENT_MODE" if not fully_managed else "API_LEVEL" if api < 24 else None
+    if ctype == "RELINQUISH_OWNERSHIP":
+        return "MANAGEMENT_MODE" if not work_profile_company else "API_LEVEL" if api < 26 else None
+    if ctype == "RESET_PASSWORD":
+        if mode == "PROFILE_OWNER" and api < 24:
+            return "API_LEVEL"
+        pw = op.extra.get("newPassword") or ""
+        if pw.isdigit() and len(pw) < 6 and api >= 34:
+            return "INVALID_VALUE"
+        return None
+    if ctype == "CLEAR_APP_DATA":
+        return "API_LEVEL" if api < 28 else None
+    if ctype in ("START_LOST_MODE", "STOP_LOST_MODE"):
+        if owner != "COMPANY_OWNED":
+            return "MANAGEMENT_MODE"
+        return "API_LEVEL" if api < 30 else None
+    if ctype in ("ADD_ESIM", "REMOVE_ESIM"):
+        return "API_LEVEL" if api < 35 else None
+    if ctype == "REQUEST_DEVICE_INFO":
+        return "MANAGEMENT_MODE" if not byod else "API_LEVEL" if api < 33 else None
+    return None
+
+
+def _fail(op: AndroidOperation, code: str) -> None:
+    rpc, message = _ERROR_RPC.get(code, ("UNKNOWN", "An unknown error occurred."))
+    op.command["errorCode"] = code
+    op.error = rpc_status(rpc, message)
+    op.done = True
+
+
+def _execute(fleet: Fleet, op: AndroidOperation) -> None:
+    """The device acknowledges and runs a command (scheduled at issue time + command_delay)."""
+    if op.done:
+        return
+    d = fleet.android_get(op.device_name)
+    if d is None:
+        op.done = True
+        op.error = rpc_status("NOT_FOUND", "The device no longer exists.")
+        return
+    outcome = fleet.outcomes.get(op.device_name, {})
+    ctype = op.command["type"]
+    code = outcome.get("error_code") or _rule_error(d, ctype, op)
+    if code:
+        _fail(op, code)
+        return
+    forced = outcome.get("status")
+    cmd = op.command
+    now = fleet.now()
+    status: str | None = None
+    if ctype == "CLEAR_APP_DATA":
+        installed = fleet.installed_packages(op.device_name)
+        forced_apps = outcome.get("app_results") or {}
+        results: Json = {}
+        for pkg in cmd["clearAppsDataParams"]["packageNames"]:
+            if pkg in forced_apps:
+                r = forced_apps[pkg]
+            elif pkg in PROTECTED_PACKAGES:
+                r = "APP_PROTECTED"
+            else:
+                r = "SUCCESS" if pkg in installed else "APP_NOT_FOUND"
+            results[pkg] = {"clearingResult": r}
+        cmd["clearAppsDataStatus"] = {"results": results}
+    elif ctype == "START_LOST_MODE":
+        status = forced or ("ALREADY_IN_LOST_MODE" if d["appliedState"] == "LOST" else "SUCCESS")
+        cmd["startLostModeStatus"] = {"status": status}
+        if status == "SUCCESS":
+            d["state"] = d["appliedState"] = "LOST"
+    elif ctype == "STOP_LOST_MODE":
+        status = forced or ("SUCCESS" if d["appliedState"] == "LOST" else "NOT_IN_LOST_MODE")
+        cmd["stopLostModeStatus"] = {"status": status}
+        if status == "SUCCESS":
+            d["state"] = d["appliedState"] = "ACTIVE"
+    elif ctype in ("ADD_ESIM", "REMOVE_ESIM"):
+        status = _esim(fleet, d, op, forced)
+    elif ctype == "REQUEST_DEVICE_INFO":
+        eids = [c["eid"] for c in d["hardwareInfo"].get("euiccChipInfo", []) if c.get("eid")]
+        status = forced or ("SUCCEEDED" if eids else "UNSUPPORTED")
+        rdi: Json = {"status": status}
+        if status == "SUCCEEDED":
+            rdi["eidInfo"] = {"eids": [{"eid": e} for e in eids]}
+        cmd["requestDeviceInfoStatus"] = rdi
+    elif forced:
+        _fail(op, forced)
+        return
+    if status in ("IN_PROGRESS", "PENDING_USER_ACTION"):
+        # waits for the user; the command expires unless something else happens
+        fleet.schedule(op.expire_time, lambda: _expire(op))
+        return
+    op.done = True
+    if status is not None and status not in ("SUCCESS", "SUCCEEDED"):
+        op.error = rpc_status("FAILED_PRECONDITION", f"The command did not succeed: {status}")
+        return
+    d["lastStatusReportTime"] = rfc3339(now)
+    fleet.touch()
+    if ctype in ("WIPE", "RELINQUISH_OWNERSHIP"):
+        fleet.remove_android(op.device_name)
+
+
+def _esim(fleet: Fleet, d: Json, op: AndroidOperation, forced: str | None) -> str:
+    cmd = op.command
+    infos = d["networkInfo"].setdefault("telephonyInfos", [])
+    es: Json = {}
+    if cmd["type"] == "ADD_ESIM":
+        status = forced or "SUCCESS"
+        if status == "SUCCESS":
+            icc = f"8988{fleet.next_id():015d}"
+            state = cmd["addEsimParams"].get("activationState") or "ACTIVATED"
+            if state == "ACTIVATION_STATE_UNSPECIFIED":
+                state = "ACTIVATED" if d["ownership"] == "COMPANY_OWNED" else "NOT_ACTIVATED"
+            infos.append({"iccId": icc, "activationState": state, "configMode": "ADMIN_CONFIGURED"})
+            es["esimInfo"] = {"iccId": icc}
+    else:
+        icc = cmd["removeEsimParams"]["iccId"]
+        present = [t for t in infos if t.get("iccId") == icc]
+        status = forced or ("SUCCESS" if present else "ERROR_ICC_ID_NOT_FOUND")
+        if status == "SUCCESS":
+            d["networkInfo"]["telephonyInfos"] = [t for t in infos if t.get("iccId") != icc]
+            es["esimInfo"] = {"iccId": icc}
+    if status == "INTERNAL_ERROR":
+        es["internalErrorDetails"] = {
+            "errorCode": "1",
+            "errorCodeDetail": "ERROR_CONNECTION_ERROR",
+            "operationCode": "10",
+            "operationCodeDetail": "OPERATION_SMDX",
+        }
+    es["status"] = status
+    cmd["esimStatus"] = es
+    return status
