@@ -218,3 +218,22 @@ def test_a_new_password_never_leaves_plaintext(tmp_path, sandbox, emu, claims, p
         assert password not in json.dumps(call.args), call.method
     for secret in (env["SLACK_BOT_TOKEN"], env["SLACK_SIGNING_SECRET"], "BEGIN PRIVATE KEY", pem.splitlines()[1]):
         assert secret not in bot.log
+
+
+def test_sigterm_lets_in_flight_work_finish(tmp_path, sandbox, emu, claims, processes):
+    env = process_env(tmp_path, sandbox, emu)
+    bot = processes(env)
+    emu.bot_url = bot.url + "/slack/events"
+    device = claims.chrome("ACTIVE")
+    request_id = submit_from_test(env, "disable", device["serialNumber"], {"why": "other"})
+    message = approval_message(emu, request_id)
+    sandbox.faults.add(status=None, latency=1.0, path_contains="batchChangeStatus", method="POST")
+    try:
+        emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
+        wait_until(lambda: sandbox.log.count(method="POST", path_contains="batchChangeStatus") >= 1, 10)
+        bot.proc.send_signal(signal.SIGTERM)
+        assert bot.proc.wait(30) == 0
+    finally:
+        sandbox.faults.clear()
+    assert state_of(env, request_id) == "succeeded"
+    assert "shutting down" in bot.log
