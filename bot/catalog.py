@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.blocks import esc
 from bot.errors import ValidationError
 
 Kind = Literal["status", "chrome_command", "android_command", "patch", "move", "lost_case"]
@@ -123,7 +124,7 @@ def _clear_app_data(params: dict[str, Any]) -> dict[str, Any]:
     bad = [n for n in names if not _PACKAGE.match(n)]
     if not names or bad:
         raise ValidationError(
-            f"`{bad[0] if bad else ''}` is not a package name like com.example.app.", field="packages"
+            f"`{esc(bad[0]) if bad else ''}` is not a package name like com.example.app.", field="packages"
         )
     params["packages"] = list(dict.fromkeys(names))
     return params
@@ -173,7 +174,7 @@ def validate_ou(path: str) -> str:
     """An organisational unit path such as /Sales/EMEA."""
     path = path.strip()
     if not _OU.match(path) or "//" in path:
-        raise ValidationError(f"`{path}` is not an organisational unit path like /Sales/EMEA.", field="ou")
+        raise ValidationError(f"`{esc(path)}` is not an organisational unit path like /Sales/EMEA.", field="ou")
     return path.rstrip("/") or "/"
 
 
@@ -439,8 +440,8 @@ def action_for(name: str, platform: str) -> ActionSpec:
         return _SAME_NAME[(name, platform)]
     spec = ACTIONS.get(name)
     if spec is None or spec.platform != platform:
-        kind = "Chrome OS" if platform == "chrome" else "Android"
-        raise ValidationError(f"`{name}` is not something a {kind} device can do.")
+        kind = "a Chrome OS" if platform == "chrome" else "an Android"
+        raise ValidationError(f"`{name}` is not something {kind} device can do.")
     return spec
 
 

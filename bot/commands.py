@@ -15,6 +15,7 @@ from typing import Any
 from slack_bolt import Ack
 
 from bot import audit
+from bot.blocks import esc
 from bot.errors import PermissionDenied
 from bot.roles import Role
 from bot.services import Services
@@ -116,7 +117,7 @@ class Commands:
             if sub is None:
                 guess = self.closest(inv.name)
                 hint = f" Did you mean `{guess.usage}`?" if guess else ""
-                inv.reply(f"`/device {inv.name[:40]}` is not a sub-command.{hint} `/device help` lists them all.")
+                inv.reply(f"`/device {esc(inv.name[:40])}` is not a sub-command.{hint} `/device help` lists them all.")
                 return
             self._run(sub, inv)
 

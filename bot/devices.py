@@ -18,6 +18,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from bot.blocks import esc
 from bot.errors import Ambiguous, ConfigError, DeviceBotError, NotFound, ValidationError
 from bot.store import Store
 
@@ -182,9 +183,9 @@ class DeviceDirectory:
         """The one device `ref` names exactly (serial, device id, Android name/short id, asset id)."""
         matches = self.matches(ref)
         if not matches:
-            raise NotFound(f"No device matches `{ref}` exactly (serial, device id, or asset id).")
+            raise NotFound(f"No device matches `{esc(ref)}` exactly (serial, device id, or asset id).")
         if len(matches) > 1:
-            raise Ambiguous(f"`{ref}` matches {len(matches)} devices; pick one.", list(matches))
+            raise Ambiguous(f"`{esc(ref)}` matches {len(matches)} devices; pick one.", list(matches))
         return matches[0]
 
     def resolve_many(self, refs: Iterable[str]) -> list[Device]:
@@ -198,14 +199,14 @@ class DeviceDirectory:
             except NotFound:
                 missing.append(ref)
         if missing:
-            raise NotFound("No device matches " + ", ".join(f"`{m}`" for m in missing[:10]) + " exactly.")
+            raise NotFound("No device matches " + ", ".join(f"`{esc(m)}`" for m in missing[:10]) + " exactly.")
         return list({d.id: d for d in devices}.values())
 
     def matches(self, ref: str) -> list[Device]:
         """Every device that `ref` names exactly; both platforms queried concurrently."""
         ref = ref.strip()
         if not ref or not _SAFE_REF.match(ref):
-            raise ValidationError(f"`{ref[:60]}` is not a device reference (serial, device id or asset id).")
+            raise ValidationError(f"`{esc(ref[:60])}` is not a device reference (serial, device id or asset id).")
         chrome, android = self.google.chrome, self.google.android
         if chrome is None and android is None:
             raise ConfigError("No device platform is configured (Chrome OS or Android).")

@@ -24,6 +24,7 @@ class ActionId(StrEnum):
     #: prefix of the per-action buttons on a device card: "device_action:<action>"
     DEVICE_ACTION = "device_action"
     SEARCH_INPUT = "search_query"
+    SHOW_HISTORY = "device_history"
 
 
 class CallbackId(StrEnum):
@@ -42,6 +43,8 @@ class BlockId(StrEnum):
     REASON = "reason"
     DENY_REASON = "deny_reason"
     CONFIRM_COUNT = "confirm_count"
+    #: prefix of the result rows of a search page: "result-<n>"
+    RESULT = "result"
 
 
 def device_action_id(action: str) -> str:

@@ -1,22 +1,338 @@
-"""Looking devices up: help, find, info, history, requests, and the search modal."""
+"""Looking devices up: help, find, info, history, requests, and the search modal.
+
+Every listener acks first; the Google work then runs in Bolt's listener thread and the
+answer goes back through the response_url (ephemeral), so a slow Google never costs
+Slack's 3-second window.
+"""
 
 from __future__ import annotations
 
-from slack_bolt import App
+import json
+import logging
+from typing import TYPE_CHECKING, Any
 
-from bot import blocks
-from bot.commands import Commands, Invocation, Subcommand
+from slack_bolt import Ack
+
+from bot import audit, blocks, cards, ids
+from bot.commands import Commands, Invocation, Subcommand, refuse
+from bot.devices import Device, decode_cursor
+from bot.errors import Ambiguous, DeviceBotError, NotFound, ValidationError
 from bot.roles import Role
 from bot.services import Services
 
+if TYPE_CHECKING:
+    from bot.app import GuardedApp
 
-def register(app: App, svc: Services, commands: Commands) -> None:
-    """Add the look-up sub-commands."""
+log = logging.getLogger(__name__)
+
+MAX_QUERY = 200
+
+
+# ---- sub-commands -------------------------------------------------------------------------
+
+
+def find(inv: Invocation) -> None:
+    """`/device find <query>`: one page of results on both platforms, with *Next*."""
+    query = inv.args.strip()
+    if not query or len(query) > MAX_QUERY:
+        usage(inv, FIND, "a search query of 1 to 200 characters")
+        return
+    try:
+        page = inv.svc.devices.search(query, page_size=cards.PAGE_SIZE)
+    except ValidationError as exc:
+        usage(inv, FIND, exc.message)
+        return
+    inv.reply(cards.search_text(query, page), cards.search_page(query, page))
+
+
+def info(inv: Invocation) -> None:
+    """`/device info <device>`: the device card, or a picker when the reference is ambiguous."""
+    device = _resolve(inv, INFO)
+    if device is not None:
+        inv.reply(cards.device_card_text(device), cards.device_card(device))
+
+
+def history(inv: Invocation) -> None:
+    """`/device history <device>`: the device's audit trail, newest first."""
+    if len(inv.words) != 1:
+        usage(inv, HISTORY, "exactly one device")
+        return
+    try:
+        device = _resolve(inv, HISTORY)
+    except NotFound:
+        # the device may be gone from Google (deleted, wiped): its past is still in the log
+        ref = inv.words[0]
+        if not _event_count(inv.svc, [ref]):
+            raise
+        inv.reply(f"History of {ref}", _history_blocks(inv.svc, ref, [ref]))
+        return
+    if device is not None:
+        inv.reply(
+            f"History of {cards.device_title(device)}",
+            _history_blocks(inv.svc, cards.device_title(device), [device.id]),
+        )
+
+
+def requests(inv: Invocation) -> None:
+    """`/device requests`: pending requests (an approver sees all, an operator their own)."""
+    if inv.args:
+        usage(inv, REQUESTS, "no arguments")
+        return
+    everyone = inv.role >= Role.APPROVER
+    where, args = "state = 'pending'", []
+    if not everyone:
+        where += " AND requester = ?"
+        args.append(inv.user_id)
+    db = inv.svc.store.db()
+    total = db.execute(f"SELECT count(*) FROM requests WHERE {where}", args).fetchone()[0]
+    rows = list(
+        db.query(
+            f"SELECT * FROM requests WHERE {where} ORDER BY created_at LIMIT {cards.REQUESTS_LIMIT}",
+            args,
+        )
+    )
+    text = f"{total} pending request{'s' if total != 1 else ''}"
+    inv.reply(text, cards.requests_list(rows, everyone=everyone, total=total))
+
+
+def open_search(inv: Invocation) -> None:
+    """`/device` alone: the search modal, opened at once (a trigger_id lives 3 seconds)."""
+    meta = json.dumps({"response_url": inv.response_url, "channel": inv.channel_id})
+    inv.svc.out.open_view(inv.trigger_id, cards.search_modal(meta))
+
+
+FIND = Subcommand(
+    "find",
+    find,
+    "/device find <query>",
+    "Search both platforms (Chrome OS takes the Directory query syntax: user:, id:, asset_id:, status:, …)",
+    "/device find user:ada@example.com",
+)
+INFO = Subcommand(
+    "info",
+    info,
+    "/device info <device>",
+    "A device card: status, user, OU, OS, last sync, network, and the actions that fit it",
+    "/device info 5CD1234XYZ",
+)
+HISTORY = Subcommand(
+    "history",
+    history,
+    "/device history <device>",
+    "The audit trail of a device, newest first",
+    "/device history 5CD1234XYZ",
+)
+REQUESTS = Subcommand(
+    "requests",
+    requests,
+    "/device requests",
+    "Pending requests (approvers see everyone's, operators their own)",
+    "/device requests",
+)
+
+
+def usage(inv: Invocation, sub: Subcommand, problem: str) -> None:
+    """Answer a malformed argument with the sub-command's usage line."""
+    problem = blocks.esc(problem.rstrip("."))  # messages may quote what was typed
+    inv.reply(f":warning: {problem}. Usage: `{sub.usage}` — e.g. `{sub.example}`")
+
+
+def _resolve(inv: Invocation, sub: Subcommand) -> Device | None:
+    """The one device inv.args names; None when the user got a usage line or a picker instead."""
+    if len(inv.words) != 1:
+        usage(inv, sub, "give exactly one device (serial, device id or asset id)")
+        return None
+    ref = inv.words[0]
+    try:
+        return inv.svc.devices.resolve(ref)
+    except Ambiguous as exc:
+        candidates = [d for d in exc.candidates if isinstance(d, Device)]
+        inv.reply(f"{ref} matches {len(candidates)} devices", cards.picker(ref, candidates))
+        return None
+    except ValidationError as exc:
+        usage(inv, sub, exc.message)
+        return None
+
+
+def _event_count(svc: Services, device_ids: list[str]) -> int:
+    marks = ",".join("?" * len(device_ids))
+    row = svc.store.db().execute(
+        f"SELECT count(*) FROM audit_events WHERE device_id IN ({marks})", device_ids
+    )
+    return int(row.fetchone()[0])
+
+
+def _history_blocks(svc: Services, title: str, device_ids: list[str]) -> list[blocks.Block]:
+    events = audit.events(
+        svc.store, device_ids=device_ids, newest_first=True, limit=cards.HISTORY_LIMIT
+    )
+    return cards.history(title, events, total=_event_count(svc, device_ids))
+
+
+# ---- buttons and the modal -----------------------------------------------------------------
+
+
+def _user(body: dict[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id") or body.get("user_id") or "")
+
+
+def _check(svc: Services, body: dict[str, Any], what: str) -> None:
+    """Refuse (audited) anyone who is not an operator or approver."""
+    user = _user(body)
+    if svc.roles.role_of(user) is Role.NONE:
+        refuse(svc, user, what)
+
+
+def answer(
+    svc: Services,
+    body: dict[str, Any],
+    text: str,
+    blocks_: list[blocks.Block],
+    *,
+    replace: bool = False,
+) -> None:
+    """Answer the person behind an interaction privately (response_url, else ephemeral, else DM)."""
+    url = body.get("response_url")
+    if url:
+        svc.out.respond(url, text, blocks_, replace_original=replace)
+        return
+    channel = (body.get("channel") or {}).get("id")
+    if channel:
+        svc.out.ephemeral(channel, _user(body), text, blocks_)
+    else:
+        svc.out.post(_user(body), text, blocks_)
+
+
+def _button_value(body: dict[str, Any]) -> tuple[str, str]:
+    action = (body.get("actions") or [{}])[0]
+    return action.get("block_id") or "", action.get("value") or ""
+
+
+def next_page(svc: Services, body: dict[str, Any]) -> None:
+    """*Next* on a search page: the following page replaces it."""
+    _check(svc, body, "find: next page")
+    try:
+        start, cursor = cards.parse_next_value(_button_value(body)[1])
+    except ValueError:
+        raise ValidationError("That result page has expired; run the search again.") from None
+    query = decode_cursor(cursor)[0]
+    page = svc.devices.search(query, cursor=cursor, page_size=cards.PAGE_SIZE)
+    text = cards.search_text(query, page, start)
+    answer(svc, body, text, cards.search_page(query, page, start=start), replace=True)
+
+
+def show_device(svc: Services, body: dict[str, Any]) -> None:
+    """A device button (picker, result row, Refresh): that device's card."""
+    _check(svc, body, "info (button)")
+    block_id, value = _button_value(body)
+    device = _device_from(svc, value)
+    # a result row adds the card below the list; the picker and Refresh are replaced by it
+    replace = not block_id.startswith(f"{ids.BlockId.RESULT}-")
+    answer(svc, body, cards.device_card_text(device), cards.device_card(device), replace=replace)
+
+
+def show_history(svc: Services, body: dict[str, Any]) -> None:
+    """*History* on a device card: that device's audit trail."""
+    _check(svc, body, "history (button)")
+    platform, device_id = _parse_value(_button_value(body)[1])
+    try:
+        title = cards.device_title(svc.devices.get(platform, device_id))
+    except NotFound:
+        title = device_id.rsplit("/", 1)[-1]
+    answer(svc, body, f"History of {title}", _history_blocks(svc, title, [device_id]))
+
+
+def _parse_value(value: str) -> tuple[str, str]:
+    try:
+        return cards.parse_device_value(value)
+    except ValueError:
+        raise ValidationError(
+            "That button no longer points at a device; look it up again."
+        ) from None
+
+
+def _device_from(svc: Services, value: str) -> Device:
+    platform, device_id = _parse_value(value)
+    return svc.devices.get(platform, device_id)
+
+
+def search_submitted(svc: Services, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    """The search modal's Search: close it at once, then answer where `/device` was typed."""
+    values = (view.get("state") or {}).get("values") or {}
+    query = str(
+        (values.get(ids.BlockId.SEARCH) or {}).get(ids.ActionId.SEARCH_INPUT, {}).get("value") or ""
+    ).strip()
+    if not query or len(query) > MAX_QUERY:
+        ack(response_action="errors", errors={ids.BlockId.SEARCH: "Type 1 to 200 characters."})
+        return
+    ack()
+    try:
+        meta = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        meta = {}
+    target = {
+        "user": body.get("user") or {},
+        "response_url": meta.get("response_url"),
+        "channel": {"id": meta.get("channel")} if meta.get("channel") else None,
+    }
+    try:
+        _check(svc, body, f"find {query}"[:200])
+        page = svc.devices.search(query, page_size=cards.PAGE_SIZE)
+    except DeviceBotError as exc:
+        answer(
+            svc,
+            target,
+            f":warning: {exc.message}",
+            [blocks.section(f":warning: {blocks.esc(exc.message)}")],
+        )
+        return
+    answer(svc, target, cards.search_text(query, page), cards.search_page(query, page))
+
+
+# ---- wiring -------------------------------------------------------------------------------
+
+
+def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
+    """Add the look-up sub-commands, `/device` alone, and their buttons and modal."""
 
     def help_command(inv: Invocation) -> None:
         """Every sub-command with an example."""
         inv.reply("device-bot help", blocks.help_blocks(commands.all()))
 
     commands.add(
-        Subcommand("help", help_command, "/device help", "List every sub-command", "/device help", Role.NONE)
+        Subcommand(
+            "help",
+            help_command,
+            "/device help",
+            "List every sub-command",
+            "/device help",
+            Role.NONE,
+        )
     )
+    for sub in (FIND, INFO, HISTORY, REQUESTS):
+        commands.add(sub)
+    commands.default = open_search
+
+    def on_next(ack: Ack, body: dict[str, Any]) -> None:
+        """*Next* on a search page."""
+        ack()
+        next_page(svc, body)
+
+    def on_show(ack: Ack, body: dict[str, Any]) -> None:
+        """A button that shows a device card."""
+        ack()
+        show_device(svc, body)
+
+    def on_history(ack: Ack, body: dict[str, Any]) -> None:
+        """*History* on a device card."""
+        ack()
+        show_history(svc, body)
+
+    def on_search(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        """The search modal was submitted."""
+        search_submitted(svc, ack, body, view)
+
+    app.action(ids.ActionId.FIND_NEXT)(on_next)
+    app.action(ids.ActionId.SHOW_DEVICE)(on_show)
+    app.action(ids.ActionId.SHOW_HISTORY)(on_history)
+    app.view(ids.CallbackId.SEARCH)(on_search)

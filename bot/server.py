@@ -45,6 +45,7 @@ class BotServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._socket_mode: Any = None
+        self._stopping = False
         self.ready = False
 
     # ---- WSGI -----------------------------------------------------------------
@@ -85,11 +86,19 @@ class BotServer:
         self.ready = True
         log.info("device-bot listening on %s (%s)", url, "Socket Mode" if self.settings.socket_mode else "HTTP")
         if background:
-            self._thread = threading.Thread(target=self._server.run, name="http", daemon=True)
+            self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
             self._thread.start()
         else:
-            self._server.run()
+            self._serve()
         return url
+
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            # closing the listening socket from stop() can wake select() with EBADF
+            if self._server is not None and not self._stopping:
+                raise
 
     @property
     def url(self) -> str:
@@ -98,6 +107,7 @@ class BotServer:
     def stop(self) -> None:
         """Stop taking requests, let in-flight work finish, release the lease."""
         self.ready = False
+        self._stopping = True
         if self._socket_mode is not None:
             try:
                 self._socket_mode.close()

@@ -1,0 +1,427 @@
+"""What look-ups show: device card, search page, picker, history, requests, search modal.
+
+Pure builder functions from domain objects to Block Kit dicts. Every user- or
+device-supplied string goes through `esc()`; lists are paged or cut with a note so a
+message stays within Slack's limits (50 blocks, 3000 characters a section).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import catalog, ids
+from bot.blocks import (
+    MAX_MESSAGE_BLOCKS,
+    Block,
+    actions,
+    button,
+    clip,
+    context,
+    divider,
+    esc,
+    fit,
+    header,
+    plain,
+    section,
+)
+from bot.devices import Device, SearchPage
+
+#: devices per platform on one search page: 2 × 20 result sections stay well under 50 blocks
+PAGE_SIZE = 20
+HISTORY_LIMIT = 30
+REQUESTS_LIMIT = 30
+PICKER_LIMIT = 40
+MAX_BUTTON_VALUE = 2000
+#: room kept below 50 for the header, count line, notes, Next and the sandbox mark
+_LIST_ROOM = MAX_MESSAGE_BLOCKS - 6
+_SECTION_BUDGET = 2800
+
+_STATUS_EMOJI = {
+    "ACTIVE": ":large_green_circle:",
+    "DISABLED": ":no_entry:",
+    "DEPROVISIONED": ":wastebasket:",
+    "LOST": ":mag:",
+    "PROVISIONED": ":white_circle:",
+    "PROVISIONING": ":hourglass_flowing_sand:",
+    "DELETED": ":wastebasket:",
+}
+_PLATFORM_NAME = {"chrome": "Chrome OS", "android": "Android"}
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+# ---- small helpers ----------------------------------------------------------------------
+
+
+def device_value(device: Device) -> str:
+    """The value a device button carries: `<platform>|<device id>`."""
+    return f"{device.platform}|{device.id}"
+
+
+def parse_device_value(value: str) -> tuple[str, str]:
+    """Inverse of device_value; ValueError when it is not one."""
+    platform, sep, device_id = (value or "").partition("|")
+    if not sep or platform not in _PLATFORM_NAME or not device_id:
+        raise ValueError(f"not a device button value: {value[:60]!r}")
+    return platform, device_id
+
+
+def next_value(shown: int, cursor: str) -> str:
+    """The value of a *Next* button: how many results came before, and the cursor."""
+    return f"{shown}|{cursor}"
+
+
+def parse_next_value(value: str) -> tuple[int, str]:
+    """Inverse of next_value; ValueError when it is not one."""
+    shown, sep, cursor = (value or "").partition("|")
+    if not sep or not shown.isdigit() or not cursor:
+        raise ValueError("not a Next button value")
+    return int(shown), cursor
+
+
+def when(value: str | float | None) -> str:
+    """An ISO-8601 time or epoch as a Slack date token (shown in the reader's time zone)."""
+    if value is None or value == "":
+        return "—"
+    try:
+        if isinstance(value, (int, float)):
+            epoch = float(value)
+        else:
+            epoch = datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return esc(value)
+    fallback = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def who(actor: str | None) -> str:
+    """A Slack user id as a mention; anything else (a job, "system") as escaped text."""
+    if actor and _SLACK_USER.match(actor):
+        return f"<@{actor}>"
+    return esc(actor)
+
+
+def status_text(status: str) -> str:
+    """A device state with its emoji, e.g. `:no_entry: *DISABLED*`."""
+    emoji = _STATUS_EMOJI.get(status, ":white_circle:")
+    return f"{emoji} *{esc(status)}*"
+
+
+def _grouped(lines: Iterable[str], budget: int = _SECTION_BUDGET) -> list[str]:
+    """Join lines into texts of at most `budget` characters (one section each)."""
+    texts: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        line = clip(line, budget)
+        if chunk and size + len(line) + 1 > budget:
+            texts.append("\n".join(chunk))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line) + 1
+    if chunk:
+        texts.append("\n".join(chunk))
+    return texts
+
+
+# ---- a device ---------------------------------------------------------------------------
+
+
+def device_title(device: Device) -> str:
+    """Plain-text name of a device: platform and serial (or short id)."""
+    return (
+        f"{_PLATFORM_NAME.get(device.platform, device.platform)} {device.serial or device.short_id}"
+    )
+
+
+def device_line(device: Device) -> str:
+    """One device in a list: serial, platform, model, state; user, OU, last seen."""
+    first = " · ".join(
+        [
+            f"*{esc(device.serial or device.short_id)}*",
+            _PLATFORM_NAME.get(device.platform, device.platform),
+            esc(device.model),
+            status_text(device.status),
+        ]
+    )
+    second = " · ".join(
+        [esc(device.user), esc(device.org_unit), f"last seen {when(device.last_seen)}"]
+    )
+    return f"{first}\n{second}"
+
+
+def device_fields(device: Device) -> list[str]:
+    """The card's label/value fields for `device` (platform-specific ones included)."""
+    seen_label = "Last sync" if device.platform == "chrome" else "Last status report"
+    fields = [
+        f"*User*\n{esc(device.user)}",
+        f"*{'Org unit' if device.platform == 'chrome' else 'Policy'}*\n{esc(device.org_unit)}",
+        f"*Model*\n{esc(device.model)}",
+        f"*OS*\n{esc(device.os_version)}",
+        f"*{seen_label}*\n{when(device.last_seen)}",
+        f"*Network*\n{esc(device.network)}",
+    ]
+    if device.platform == "chrome":
+        fields += [
+            f"*Asset id*\n{esc(device.asset_id)}",
+            f"*Location*\n{esc(device.location)}",
+            f"*Notes*\n{esc(device.notes)}",
+        ]
+    else:
+        fields += [
+            f"*API level*\n{esc(device.api_level)}",
+            f"*Management mode*\n{esc(device.management_mode)}",
+            f"*Ownership*\n{esc(device.ownership)}",
+        ]
+    return fields
+
+
+def device_card(device: Device) -> list[Block]:
+    """A device card: state, who/where/what, and the actions that fit its platform and state."""
+    fields = device_fields(device)
+    out: list[Block] = [
+        header(device_title(device)),
+        section(
+            f"{status_text(device.status)}  ·  serial *{esc(device.serial)}*", fields=fields[:6]
+        ),
+    ]
+    if fields[6:]:
+        out.append(
+            section(
+                f"*{_PLATFORM_NAME.get(device.platform, device.platform)} details*",
+                fields=fields[6:],
+            )
+        )
+    out.append(context(f"Device id `{esc(device.id)}`"))
+    value = device_value(device)
+    specs = catalog.actions_for_device(device.platform, device.status)
+    specs.sort(key=lambda s: s.destructive)  # the harmless ones first
+    buttons = [
+        button(
+            s.label, ids.device_action_id(s.name), value, style="danger" if s.destructive else None
+        )
+        for s in specs
+    ]
+    for start in range(0, len(buttons), 25):
+        out.append(actions(buttons[start : start + 25]))
+    if not buttons:
+        out.append(context(f"No action fits a {esc(device.status)} device."))
+    out.append(
+        actions(
+            [
+                button("History", ids.ActionId.SHOW_HISTORY, value),
+                button("Refresh", ids.ActionId.SHOW_DEVICE, value),
+            ]
+        )
+    )
+    return fit(out)
+
+
+def device_card_text(device: Device) -> str:
+    """Notification text of a card (no mrkdwn links)."""
+    return f"{device_title(device)}: {device.status}"
+
+
+def device_row(device: Device, label: str = "Show", *, block_id: str | None = None) -> Block:
+    """A list row: the device's line with a button that shows its card."""
+    accessory = button(label, ids.ActionId.SHOW_DEVICE, device_value(device))
+    return section(device_line(device), accessory=accessory, block_id=block_id)
+
+
+# ---- search -----------------------------------------------------------------------------
+
+
+def search_count(query: str, page: SearchPage, start: int) -> str:
+    """The result count line of a search page."""
+    shown = len(page.devices)
+    subject = f"`{esc(query)}`" if query else "all devices"
+    if shown == 0:
+        return f"No device matches {subject}." if start == 0 else f"No more results for {subject}."
+    first, last = start + 1, start + shown
+    if page.next_cursor is None:
+        if start == 0:
+            return f"*{last}* device{'s' if last != 1 else ''} match {subject}."
+        return f"Results *{first}–{last}* of *{last}* for {subject}."
+    parts = [f"Results *{first}–{last}* for {subject}"]
+    if page.android_total:
+        parts.append(f"Android: *{page.android_total}* in all")
+    if page.chrome_more:
+        parts.append("Chrome OS: more on the next pages")
+    return " · ".join(parts) + "."
+
+
+def search_page(query: str, page: SearchPage, *, start: int = 0) -> list[Block]:
+    """One page of `find` results: count line, a row per device, *Next* with the cursor."""
+    out: list[Block] = [section(search_count(query, page, start))]
+    rows = [device_row(d, block_id=f"{ids.BlockId.RESULT}-{i}") for i, d in enumerate(page.devices)]
+    out += rows[:_LIST_ROOM]
+    notes = list(page.notes)
+    if len(rows) > _LIST_ROOM:
+        notes.append(f"{len(rows) - _LIST_ROOM} more on this page not shown; narrow the search.")
+    if page.next_cursor:
+        value = next_value(start + len(page.devices), page.next_cursor)
+        if len(value) <= MAX_BUTTON_VALUE:
+            out.append(actions([button("Next", ids.ActionId.FIND_NEXT, value, style="primary")]))
+        else:
+            notes.append("More results exist; narrow the search to see them.")
+    if notes:
+        out.append(context(" ".join(esc(n) for n in notes)))
+    return fit(out)
+
+
+def search_text(query: str, page: SearchPage, start: int = 0) -> str:
+    """Notification text of a search page."""
+    return f"{len(page.devices)} devices for {query or 'all devices'} (from result {start + 1})"
+
+
+def search_modal(private_metadata: str = "", *, error: str | None = None) -> dict[str, Any]:
+    """`/device` alone: a modal with a search box (Directory query syntax welcome)."""
+    return {
+        "type": "modal",
+        "callback_id": ids.CallbackId.SEARCH,
+        "title": plain("Find a device", 24),
+        "submit": plain("Search", 24),
+        "close": plain("Cancel", 24),
+        "private_metadata": private_metadata[:3000],
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": ids.BlockId.SEARCH,
+                "label": plain("Serial, user, asset id or query"),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": ids.ActionId.SEARCH_INPUT,
+                    "placeholder": plain("5CD1234XYZ  ·  user:ada@example.com  ·  status:DISABLED"),
+                    "max_length": 200,
+                },
+                "hint": plain(
+                    "Both platforms are searched. Chrome OS takes the Directory query syntax: "
+                    "user:, id:, location:, asset_id:, status:, …",
+                    2000,
+                ),
+            },
+            context("Results arrive as a message only you can see."),
+        ],
+    }
+
+
+# ---- ambiguity --------------------------------------------------------------------------
+
+
+def picker(ref: str, candidates: Sequence[Device]) -> list[Block]:
+    """A reference that matches several devices: a button per candidate, never all of them."""
+    out: list[Block] = [
+        section(f"`{esc(ref)}` matches *{len(candidates)}* devices. Pick one:"),
+    ]
+    out += [device_row(d, "This one") for d in candidates[:PICKER_LIMIT]]
+    if len(candidates) > PICKER_LIMIT:
+        out.append(
+            context(
+                f"{len(candidates) - PICKER_LIMIT} more not shown: use the full serial or device id."
+            )
+        )
+    return fit(out)
+
+
+# ---- history ----------------------------------------------------------------------------
+
+
+def event_line(event: dict[str, Any]) -> str:
+    """One audit event: when, what, who, state change, request, details."""
+    parts = [when(event.get("at")), f"*{esc(event.get('event'))}*", f"by {who(event.get('actor'))}"]
+    if event.get("from_state") or event.get("to_state"):
+        parts.append(f"{esc(event.get('from_state'))} → {esc(event.get('to_state'))}")
+    if event.get("request_id"):
+        parts.append(f"request `{esc(event['request_id'])}`")
+    detail = event.get("detail") or {}
+    if isinstance(detail, dict) and detail:
+        shown = ", ".join(
+            f"{esc(k)}: {esc(clip(_short(v), 120))}" for k, v in list(detail.items())[:6]
+        )
+        parts.append(clip(shown, 600))
+    return " · ".join(parts)
+
+
+def _short(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+
+
+def history(
+    title: str, events: Sequence[dict[str, Any]], *, total: int | None = None
+) -> list[Block]:
+    """A device's audit trail, newest first, cut at HISTORY_LIMIT with a note."""
+    total = len(events) if total is None else total
+    out: list[Block] = [header(clip(f"History of {title}", 150))]
+    if not events:
+        out.append(section("No audit events for this device yet."))
+        return out
+    shown = events[:HISTORY_LIMIT]
+    out += [section(text) for text in _grouped(event_line(e) for e in shown)]
+    if total > len(shown):
+        out.append(
+            context(
+                f"Showing the latest {len(shown)} of {total} events. "
+                "The whole log: `python -m bot audit --since YYYY-MM-DD`."
+            )
+        )
+    return fit(out)
+
+
+# ---- requests ---------------------------------------------------------------------------
+
+
+def _targets(devices_json: str | None) -> str:
+    try:
+        devices = json.loads(devices_json or "[]")
+    except ValueError:
+        devices = []
+    labels = []
+    for d in devices[:3]:
+        if isinstance(d, dict):
+            name = d.get("serial") or str(d.get("id", "?")).rsplit("/", 1)[-1]
+            labels.append(f"*{esc(name)}*" + (f" ({esc(d['user'])})" if d.get("user") else ""))
+    more = f" and {len(devices) - 3} more" if len(devices) > 3 else ""
+    return (", ".join(labels) or "—") + more
+
+
+def request_line(row: dict[str, Any]) -> str:
+    """One pending request: id, action, targets, requester, age, expiry, reason."""
+    parts = [
+        f"`{esc(row.get('id'))}`",
+        f"*{esc(row.get('action'))}* on {_targets(row.get('devices'))}",
+        f"by {who(row.get('requester'))}",
+        f"asked {when(row.get('created_at'))}",
+    ]
+    if row.get("expires_at"):
+        parts.append(f"expires {when(row['expires_at'])}")
+    line = " · ".join(parts)
+    if row.get("reason"):
+        line += "\n> " + esc(clip(str(row["reason"]), 300)).replace("\n", " ")
+    return line
+
+
+def requests_list(
+    rows: Sequence[dict[str, Any]], *, everyone: bool, total: int | None = None
+) -> list[Block]:
+    """Pending requests: an approver sees everyone's, an operator their own."""
+    total = len(rows) if total is None else total
+    whose = "All pending requests" if everyone else "Your pending requests"
+    out: list[Block] = [header(whose)]
+    if not rows:
+        out.append(
+            section(
+                "Nothing is waiting for approval." if everyone else "You have no pending request."
+            )
+        )
+        return out
+    shown = rows[:REQUESTS_LIMIT]
+    out += [section(text) for text in _grouped(request_line(r) for r in shown)]
+    if total > len(shown):
+        out.append(context(f"Showing the oldest {len(shown)} of {total}."))
+    if everyone:
+        out.append(divider())
+        out.append(context("Approve or deny from the request's message in the approvals channel."))
+    return fit(out)

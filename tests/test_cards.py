@@ -1,0 +1,360 @@
+"""The look-up builders (bot.cards): plain dicts in, Block Kit out, always within Slack's limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bot import cards, ids
+from bot.devices import Device, SearchPage, _encode_cursor
+from bot.playground.slack_emulator import validate_blocks, validate_view
+
+EVIL = "<!channel> & <https://evil|click>"
+EVIL_ESCAPED = "&lt;!channel&gt; &amp; &lt;https://evil|click&gt;"
+
+
+def chrome(n: int = 0, **kw: Any) -> Device:
+    values: dict[str, Any] = {
+        "platform": "chrome",
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "serial": f"5CD{n:07d}",
+        "user": f"user{n}@example.com",
+        "org_unit": "/Sales/EMEA",
+        "model": "HP Chromebook 14",
+        "os_version": "131.0.6778.9",
+        "status": "ACTIVE",
+        "last_seen": "2026-11-19T00:08:32.467Z",
+        "network": "10.0.0.1 / WAN 203.0.113.9",
+        "asset_id": f"ASSET-{n}",
+        "location": "London",
+        "notes": "spare",
+    }
+    values.update(kw)
+    return Device(**values)
+
+
+def android(n: int = 0, **kw: Any) -> Device:
+    values: dict[str, Any] = {
+        "platform": "android",
+        "id": f"enterprises/LC0sandbox/devices/{n:016x}",
+        "serial": f"R58N{n:06d}",
+        "user": f"user{n}@example.com",
+        "org_unit": "fully-managed",
+        "model": "samsung SM-G991B",
+        "os_version": "13",
+        "status": "ACTIVE",
+        "last_seen": "2026-11-02T20:47:02.553Z",
+        "management_mode": "DEVICE_OWNER",
+        "ownership": "COMPANY_OWNED",
+        "api_level": 33,
+    }
+    values.update(kw)
+    return Device(**values)
+
+
+def texts(blocks: Any) -> str:
+    """Every text string in `blocks`, joined."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "text" and isinstance(value, str):
+                    out.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(blocks)
+    return "\n".join(out)
+
+
+def elements(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = [b["accessory"] for b in blocks if "accessory" in b]
+    found += [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
+    return found
+
+
+def page_of(
+    devices: list[Device], *, cursor: str | None = None, android_total: int | None = None
+) -> SearchPage:
+    return SearchPage(
+        devices=devices,
+        next_cursor=cursor,
+        android_total=android_total,
+        chrome_more=cursor is not None,
+    )
+
+
+# ---- values --------------------------------------------------------------------------------
+
+
+def test_device_value_round_trips() -> None:
+    device = android(7)
+    assert cards.device_value(device) == f"android|{device.id}"
+    assert cards.parse_device_value(cards.device_value(device)) == ("android", device.id)
+
+
+@pytest.mark.parametrize("value", ["", "chrome", "chrome|", "ios|x", "x|y"])
+def test_parse_device_value_rejects_garbage(value: str) -> None:
+    with pytest.raises(ValueError):
+        cards.parse_device_value(value)
+
+
+def test_next_value_round_trips() -> None:
+    assert cards.parse_next_value(cards.next_value(40, "abc")) == (40, "abc")
+    with pytest.raises(ValueError):
+        cards.parse_next_value("x|abc")
+
+
+def test_when_is_a_slack_date_and_escapes_garbage() -> None:
+    assert cards.when("2026-11-19T00:08:32.467Z").startswith("<!date^1795046912^")
+    assert cards.when(0.0).endswith("|1970-01-01 00:00 UTC>")
+    assert cards.when(None) == "—"
+    assert cards.when("<!here>") == "&lt;!here&gt;"
+
+
+def test_who_mentions_user_ids_only() -> None:
+    assert cards.who("U0OPERATOR") == "<@U0OPERATOR>"
+    assert cards.who("<!channel>") == "&lt;!channel&gt;"
+    assert cards.who("scheduler") == "scheduler"
+
+
+# ---- the device card ------------------------------------------------------------------------
+
+
+def test_chrome_card_shows_everything_and_fits_actions() -> None:
+    device = chrome(1)
+    blocks = cards.device_card(device)
+    assert blocks[0] == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "Chrome OS 5CD0000001", "emoji": True},
+    }
+    text = texts(blocks)
+    for expected in (
+        "ACTIVE",
+        "user1@example.com",
+        "/Sales/EMEA",
+        "HP Chromebook 14",
+        "131.0.6778.9",
+        "Last sync",
+        "10.0.0.1",
+        "ASSET-1",
+        "London",
+        "spare",
+        device.id,
+    ):
+        assert expected in text
+    buttons = {e["action_id"]: e for e in elements(blocks)}
+    assert ids.device_action_id("disable") in buttons
+    assert ids.device_action_id("reenable") not in buttons
+    assert buttons[ids.device_action_id("disable")]["style"] == "danger"
+    assert buttons[ids.device_action_id("powerwash")]["style"] == "danger"
+    assert "style" not in buttons[ids.device_action_id("reboot")]
+    assert {e["value"] for e in buttons.values()} == {f"chrome|{device.id}"}
+    assert ids.ActionId.SHOW_HISTORY in buttons and ids.ActionId.SHOW_DEVICE in buttons
+    assert validate_blocks(blocks) == []
+
+
+def test_disabled_chrome_card_offers_reenable_not_disable() -> None:
+    actions = {e["action_id"] for e in elements(cards.device_card(chrome(2, status="DISABLED")))}
+    assert ids.device_action_id("reenable") in actions
+    assert ids.device_action_id("disable") not in actions
+    assert ids.device_action_id("reboot") not in actions
+
+
+def test_android_card_has_platform_bits_and_android_actions() -> None:
+    blocks = cards.device_card(android(3))
+    text = texts(blocks)
+    for expected in (
+        "API level",
+        "33",
+        "DEVICE_OWNER",
+        "COMPANY_OWNED",
+        "Last status report",
+        "fully-managed",
+    ):
+        assert expected in text
+    actions = {e["action_id"] for e in elements(blocks)}
+    assert {ids.device_action_id(a) for a in ("lock", "reboot", "wipe", "lost")} <= actions
+    assert ids.device_action_id("disable") not in actions
+    assert all(ids.DEVICE_ACTION_PATTERN.match(a) for a in actions if a.startswith("device_action"))
+    assert validate_blocks(blocks) == []
+
+
+def test_card_escapes_device_strings() -> None:
+    blocks = cards.device_card(
+        chrome(4, notes=EVIL, user=EVIL, location=EVIL, asset_id=EVIL, model=EVIL)
+    )
+    text = texts([b for b in blocks if b["type"] != "header"])
+    assert EVIL_ESCAPED in text
+    assert "<!channel>" not in text and "<https://evil" not in text
+
+
+def test_card_clips_huge_notes() -> None:
+    blocks = cards.device_card(chrome(5, notes="x" * 10_000))
+    assert validate_blocks(blocks) == []
+
+
+# ---- search pages ---------------------------------------------------------------------------
+
+
+def test_search_page_rows_count_and_next() -> None:
+    devices = [chrome(i) for i in range(20)] + [android(i) for i in range(20)]
+    cursor = _encode_cursor("example.com", "tok", 20)
+    blocks = cards.search_page(
+        "example.com", page_of(devices, cursor=cursor, android_total=123), start=40
+    )
+    assert blocks[0]["text"]["text"].startswith("Results *41–80* for `example.com`")
+    assert "Android: *123* in all" in blocks[0]["text"]["text"]
+    rows = [
+        b for b in blocks if b.get("accessory", {}).get("action_id") == ids.ActionId.SHOW_DEVICE
+    ]
+    assert len(rows) == 40
+    assert rows[0]["block_id"] == "result-0"
+    assert rows[0]["accessory"]["value"] == f"chrome|{devices[0].id}"
+    (next_button,) = [e for e in elements(blocks) if e["action_id"] == ids.ActionId.FIND_NEXT]
+    assert cards.parse_next_value(next_button["value"]) == (80, cursor)
+    assert validate_blocks(blocks) == []
+
+
+def test_last_and_empty_pages() -> None:
+    assert cards.search_count("q", page_of([chrome(1), chrome(2)]), 0) == "*2* devices match `q`."
+    assert cards.search_count("q", page_of([chrome(1)]), 20) == "Results *21–21* of *21* for `q`."
+    assert cards.search_count("q", page_of([]), 0) == "No device matches `q`."
+    blocks = cards.search_page("q", page_of([]))
+    assert not [e for e in elements(blocks) if e["action_id"] == ids.ActionId.FIND_NEXT]
+
+
+def test_search_page_never_exceeds_block_limit() -> None:
+    devices = [chrome(i) for i in range(1000)]
+    blocks = cards.search_page("x", page_of(devices, cursor="c" * 100))
+    assert len(blocks) <= 49  # room for the sandbox mark
+    assert validate_blocks(blocks) == []
+    assert "not shown" in texts(blocks)
+
+
+def test_search_page_without_room_for_the_cursor_says_so() -> None:
+    blocks = cards.search_page("x", page_of([chrome(1)], cursor="c" * 3000))
+    assert not [e for e in elements(blocks) if e["action_id"] == ids.ActionId.FIND_NEXT]
+    assert "narrow the search" in texts(blocks)
+    assert validate_blocks(blocks) == []
+
+
+def test_search_page_escapes_query_and_devices() -> None:
+    blocks = cards.search_page(EVIL, page_of([chrome(1, user=EVIL)]))
+    text = texts(blocks)
+    assert EVIL_ESCAPED in text and "<!channel>" not in text
+
+
+def test_search_modal_is_valid_and_carries_metadata() -> None:
+    view = cards.search_modal(json.dumps({"response_url": "https://x"}))
+    assert view["callback_id"] == ids.CallbackId.SEARCH
+    assert view["blocks"][0]["block_id"] == ids.BlockId.SEARCH
+    assert view["blocks"][0]["element"]["action_id"] == ids.ActionId.SEARCH_INPUT
+    assert len(view["title"]["text"]) <= 24
+    assert validate_view(view) == []
+
+
+# ---- picker, history, requests ------------------------------------------------------------
+
+
+def test_picker_offers_one_button_per_candidate() -> None:
+    candidates = [chrome(1), android(2)]
+    blocks = cards.picker("ASSET-9", candidates)
+    values = [e["value"] for e in elements(blocks) if e["action_id"] == ids.ActionId.SHOW_DEVICE]
+    assert values == [cards.device_value(d) for d in candidates]
+    assert "`ASSET-9` matches *2* devices" in blocks[0]["text"]["text"]
+    assert validate_blocks(blocks) == []
+
+
+def test_picker_cuts_long_candidate_lists() -> None:
+    blocks = cards.picker("x", [chrome(i) for i in range(100)])
+    assert len(blocks) <= 49
+    assert "60 more not shown" in texts(blocks)
+    assert validate_blocks(blocks) == []
+
+
+def event(n: int, **kw: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "seq": n,
+        "at": "2026-11-19T00:08:32.467Z",
+        "actor": "U0OPERATOR",
+        "event": "executed",
+        "request_id": f"r{n}",
+        "platform": "chrome",
+        "device_id": "d",
+        "from_state": "ACTIVE",
+        "to_state": "DISABLED",
+        "detail": {"reason": "lost"},
+    }
+    values.update(kw)
+    return values
+
+
+def test_history_lists_events_and_notes_truncation() -> None:
+    events = [event(n) for n in range(40, 0, -1)]
+    blocks = cards.history("Chrome OS 5CD1", events, total=40)
+    text = texts(blocks)
+    assert "*executed*" in text and "<@U0OPERATOR>" in text and "ACTIVE → DISABLED" in text
+    assert "request `r40`" in text and "request `r11`" in text and "request `r10`" not in text
+    assert "Showing the latest 30 of 40 events" in text
+    assert validate_blocks(blocks) == []
+
+
+def test_history_escapes_details_and_stays_in_section_limits() -> None:
+    events = [event(n, actor=EVIL, detail={"note": EVIL + "y" * 5000}) for n in range(30)]
+    blocks = cards.history("x", events)
+    assert "<!channel>" not in texts(blocks)
+    assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
+    assert validate_blocks(blocks) == []
+
+
+def test_history_without_events() -> None:
+    assert "No audit events" in texts(cards.history("x", []))
+
+
+def request_row(n: int, **kw: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "id": f"R{n}",
+        "action": "wipe",
+        "platform": "android",
+        "devices": json.dumps(
+            [{"serial": f"S{i}", "user": "ada@example.com", "id": "x"} for i in range(5)]
+        ),
+        "requester": "U0OPERATOR",
+        "reason": "stolen",
+        "state": "pending",
+        "created_at": 1795046912.0,
+        "expires_at": 1795133312.0,
+    }
+    values.update(kw)
+    return values
+
+
+def test_requests_list_for_approver_and_operator() -> None:
+    blocks = cards.requests_list(
+        [request_row(1), request_row(2, requester="U0APPROVER2")], everyone=True
+    )
+    text = texts(blocks)
+    assert "All pending requests" in text
+    assert (
+        "`R1`" in text and "*wipe* on *S0* (ada@example.com), *S1*" in text and "and 2 more" in text
+    )
+    assert "<@U0APPROVER2>" in text and "> stolen" in text
+    assert "Your pending requests" in texts(cards.requests_list([request_row(1)], everyone=False))
+    assert "no pending request" in texts(cards.requests_list([], everyone=False))
+    assert validate_blocks(blocks) == []
+
+
+def test_requests_list_escapes_and_truncates() -> None:
+    rows = [request_row(n, reason=EVIL * 50) for n in range(40)]
+    blocks = cards.requests_list(rows, everyone=True, total=40)
+    text = texts(blocks)
+    assert "<!channel>" not in text
+    assert "Showing the oldest 30 of 40" in text
+    assert validate_blocks(blocks) == []
