@@ -94,8 +94,8 @@ def state_refusal(spec: ActionSpec, device: Device) -> str | None:
     """Why `spec` cannot run on `device` in its current state, in words; None if it can."""
     if not spec.states or device.status in spec.states:
         return None
-    name = device.serial or device.short_id
-    status = device.status
+    name = esc(device.serial or device.short_id)
+    status = esc(device.status)
     if spec.name == "disable" and status == "DISABLED":
         return f"{name} is already disabled."
     if spec.name == "reenable" and status == "ACTIVE":

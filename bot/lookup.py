@@ -133,7 +133,7 @@ REQUESTS = Subcommand(
 
 def usage(inv: Invocation, sub: Subcommand, problem: str) -> None:
     """Answer a malformed argument with the sub-command's usage line."""
-    problem = blocks.esc(problem.rstrip("."))  # messages may quote what was typed
+    problem = problem.rstrip(".")  # domain messages escape what they quote (mrkdwn-safe)
     inv.reply(f":warning: {problem}. Usage: `{sub.usage}` — e.g. `{sub.example}`")
 
 
@@ -283,7 +283,7 @@ def search_submitted(svc: Services, ack: Ack, body: dict[str, Any], view: dict[s
             svc,
             target,
             f":warning: {exc.message}",
-            [blocks.section(f":warning: {blocks.esc(exc.message)}")],
+            [blocks.section(f":warning: {exc.message}")],
         )
         return
     answer(svc, target, cards.search_text(query, page), cards.search_page(query, page))

@@ -116,13 +116,15 @@ def loading_view(title: str, text: str, *, metadata: Metadata | None = None) -> 
 
 
 def error_view(title: str, message: str, *, blocks: Sequence[Block] = ()) -> dict[str, Any]:
-    """The modal that replaces the loading view when the action cannot go ahead (message escaped here)."""
+    """The modal that replaces the loading view when the action cannot go ahead.
+
+    `message` is mrkdwn-safe already: domain errors escape what they quote."""
     return {
         "type": "modal",
         "callback_id": ids.CallbackId.LOADING,
         "title": _title(title),
         "close": plain("Close", 24),
-        "blocks": [section(f":warning: {esc(message)}"), *blocks][:MAX_MODAL_BLOCKS],
+        "blocks": [section(f":warning: {message}"), *blocks][:MAX_MODAL_BLOCKS],
     }
 
 

@@ -408,3 +408,13 @@ def test_info_card_button_opens_the_action_modal(bot: Bot, claims: Claims) -> No
     view = wait_until(lambda: settled(bot, OPERATOR, opened.response["view"]["id"]), 15)
     assert view["callback_id"] == ACTION
     assert json.loads(view["private_metadata"])["d"] == [device["deviceId"]]
+
+
+def test_state_refusal_escapes_device_text() -> None:
+    from bot.actions import state_refusal
+    from bot.catalog import action_for
+    from bot.devices import Device
+
+    device = Device(platform="chrome", id="x", serial="<!channel>", status="DISABLED")
+    message = state_refusal(action_for("disable", "chrome"), device)
+    assert message is not None and "<!channel>" not in message and "&lt;!channel&gt;" in message
