@@ -179,15 +179,26 @@ def device_fields(device: Device) -> list[str]:
     return fields
 
 
-def device_card(device: Device) -> list[Block]:
+def lost_banner(case: dict[str, Any]) -> Block:
+    """The banner on the card of a device with an open lost case."""
+    reported = datetime.fromtimestamp(case["reported_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
+    seen = f" · last check-in {esc(case['last_checkin'])}" if case.get("last_checkin") else ""
+    return section(
+        f":rotating_light: *Reported lost* by <@{case['reported_by']}> on {reported}{seen}"
+    )
+
+
+def device_card(device: Device, *, lost_case: dict[str, Any] | None = None) -> list[Block]:
     """A device card: state, who/where/what, and the actions that fit its platform and state."""
     fields = device_fields(device)
-    out: list[Block] = [
-        header(device_title(device)),
+    out: list[Block] = [header(device_title(device))]
+    if lost_case is not None:
+        out.append(lost_banner(lost_case))
+    out.append(
         section(
             f"{status_text(device.status)}  ·  serial *{esc(device.serial)}*", fields=fields[:6]
-        ),
-    ]
+        )
+    )
     if fields[6:]:
         out.append(
             section(

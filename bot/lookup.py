@@ -49,7 +49,10 @@ def info(inv: Invocation) -> None:
     """`/device info <device>`: the device card, or a picker when the reference is ambiguous."""
     device = _resolve(inv, INFO)
     if device is not None:
-        inv.reply(cards.device_card_text(device), cards.device_card(device))
+        inv.reply(
+            cards.device_card_text(device),
+            cards.device_card(device, lost_case=_lost(inv.svc, device)),
+        )
 
 
 def history(inv: Invocation) -> None:
@@ -228,7 +231,13 @@ def show_device(svc: Services, body: dict[str, Any]) -> None:
     device = _device_from(svc, value)
     # a result row adds the card below the list; the picker and Refresh are replaced by it
     replace = not block_id.startswith(f"{ids.BlockId.RESULT}-")
-    answer(svc, body, cards.device_card_text(device), cards.device_card(device), replace=replace)
+    answer(
+        svc,
+        body,
+        cards.device_card_text(device),
+        cards.device_card(device, lost_case=_lost(svc, device)),
+        replace=replace,
+    )
 
 
 def show_history(svc: Services, body: dict[str, Any]) -> None:
@@ -336,3 +345,10 @@ def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
     app.action(ids.ActionId.SHOW_DEVICE)(on_show)
     app.action(ids.ActionId.SHOW_HISTORY)(on_history)
     app.view(ids.CallbackId.SEARCH)(on_search)
+
+
+def _lost(svc: Services, device: Device) -> dict[str, Any] | None:
+    """The device's open lost case, for the banner on its card."""
+    from bot import lost
+
+    return lost.open_case_for(svc, device.platform, device.id)

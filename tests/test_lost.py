@@ -112,3 +112,14 @@ def test_watch_makes_no_google_call_without_open_cases(bot):
     for _ in range(3):
         assert lost.watch(bot.svc) == 0
     assert bot.sandbox.log.count() == 0
+
+
+def test_card_shows_the_lost_banner_and_history_the_case(bot, claims):
+    device = claims.chrome("DISABLED")
+    parsed = bot.svc.devices.resolve(device["serialNumber"])
+    lost.report(bot.svc, parsed, OPERATOR)
+    bot.slash(f"info {device['serialNumber']}")
+    card = bot.wait_ephemeral("Reported lost")
+    assert f"<@{OPERATOR}>" in card
+    bot.slash(f"history {device['serialNumber']}")
+    bot.wait_ephemeral("lost_reported")
