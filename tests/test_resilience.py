@@ -200,9 +200,15 @@ def test_a_new_password_never_leaves_plaintext(tmp_path, sandbox, emu, claims, p
     bot = processes(env)
     emu.bot_url = bot.url + "/slack/events"
     device = claims.android()
-    request_id = submit_from_test(env, "reset-password", device["hardwareInfo"]["serialNumber"],
-                                  {"flags": ["REQUIRE_ENTRY"]}, secret={"new_password": password})
-    message = approval_message(emu, request_id)
+    # the way a person does it: the slash command, the modal, a submission carrying the password
+    emu.slash_command(OPERATOR, f"reset-password {device['hardwareInfo']['serialNumber']}")
+    view = wait_until(lambda: (v := emu.open_view(OPERATOR)) and "new_password" in json.dumps(v) and v, 15,
+                      "the reset-password modal")
+    reply = emu.submit_view(OPERATOR, view["id"], {"new_password": password, "flags": ["REQUIRE_ENTRY"],
+                                                   "reason": "user forgot it"})
+    assert reply.status == 200
+    message = wait_until(lambda: next((m for m in emu.messages(APPROVALS) if "Reset password" in flatten(m)), None), 15)
+    request_id = re.search(r"`(R[0-9A-F]{6})`", flatten(message)).group(1)
     emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
     wait_until(lambda: state_of(env, request_id) in ("succeeded", "failed"), 20)
     assert state_of(env, request_id) == "succeeded", bot.log[-2000:]
