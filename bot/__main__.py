@@ -21,7 +21,13 @@ def _configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     # slack_sdk logs request bodies at DEBUG (a new password, tokens in headers): keep it quiet
-    for noisy in ("slack_sdk", "slack_bolt", "urllib3", "googleapiclient.discovery", "waitress.queue"):
+    for noisy in (
+        "slack_sdk",
+        "slack_bolt",
+        "urllib3",
+        "googleapiclient.discovery",
+        "waitress.queue",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger(noisy).level))
 
 
@@ -52,10 +58,16 @@ def run() -> int:
 
 def audit_main(argv: Sequence[str]) -> int:
     """Export or verify the audit log."""
-    parser = argparse.ArgumentParser(prog="python -m bot audit", description="Export or verify the audit log.")
-    parser.add_argument("--since", help="only events at or after this date (YYYY-MM-DD or ISO time)")
+    parser = argparse.ArgumentParser(
+        prog="python -m bot audit", description="Export or verify the audit log."
+    )
+    parser.add_argument(
+        "--since", help="only events at or after this date (YYYY-MM-DD or ISO time)"
+    )
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    parser.add_argument("--verify", action="store_true", help="check the hash chain; exit 1 if broken")
+    parser.add_argument(
+        "--verify", action="store_true", help="check the hash chain; exit 1 if broken"
+    )
     parser.add_argument("--database", help="SQLite file (default: DATABASE_PATH or device-bot.db)")
     args = parser.parse_args(list(argv))
     import os
@@ -69,7 +81,9 @@ def audit_main(argv: Sequence[str]) -> int:
         if result.ok:
             print(f"audit log intact: {result.checked} events")
             return 0
-        print(f"audit log BROKEN: {result.problem} (checked {result.checked} events)", file=sys.stderr)
+        print(
+            f"audit log BROKEN: {result.problem} (checked {result.checked} events)", file=sys.stderr
+        )
         return 1
     for chunk in audit.export(store, since=args.since, fmt=args.format):
         sys.stdout.write(chunk)
@@ -88,7 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__)
         return 0
     if argv:
-        print(f"device-bot: unknown command {argv[0]!r}; try: python -m bot [audit|playground]", file=sys.stderr)
+        print(
+            f"device-bot: unknown command {argv[0]!r}; try: python -m bot [audit|playground]",
+            file=sys.stderr,
+        )
         return 2
     return run()
 

@@ -52,7 +52,9 @@ def create_app(svc: Services) -> App:
         client=svc.out.client,
         token_verification_enabled=False,
         request_verification_enabled=not settings.socket_mode,
-        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt"),
+        listener_executor=ThreadPoolExecutor(
+            max_workers=LISTENER_THREADS, thread_name_prefix="bolt"
+        ),
         logger=logging.getLogger("bot.bolt"),
     )
     app.use(_deduplicate(svc))
@@ -125,7 +127,9 @@ def delivery_key(body: dict[str, Any]) -> str | None:
     actions = body.get("actions") or []
     action_ts = actions[0].get("action_ts", "") if actions else ""
     view = body.get("view") or {}
-    raw = json.dumps([body.get("type") or body.get("command"), trigger, action_ts, view.get("hash")])
+    raw = json.dumps(
+        [body.get("type") or body.get("command"), trigger, action_ts, view.get("hash")]
+    )
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -154,7 +158,9 @@ def report_error(svc: Services, error: Exception, body: dict[str, Any]) -> None:
     else:
         error_id = uuid.uuid4().hex[:8]
         log.error("unexpected error %s", error_id, exc_info=error)
-        text = f":x: Something went wrong on our side (error id `{error_id}`). Nothing more was done."
+        text = (
+            f":x: Something went wrong on our side (error id `{error_id}`). Nothing more was done."
+        )
     tell_user(svc, body, text)
 
 

@@ -20,7 +20,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 from slack_bolt import Ack, App
 
@@ -42,7 +42,13 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 PENDING, APPROVED, EXECUTING = "pending", "approved", "executing"
-SUCCEEDED, FAILED, EXPIRED, DENIED, CANCELLED = "succeeded", "failed", "expired", "denied", "cancelled"
+SUCCEEDED, FAILED, EXPIRED, DENIED, CANCELLED = (
+    "succeeded",
+    "failed",
+    "expired",
+    "denied",
+    "cancelled",
+)
 FINAL = frozenset({SUCCEEDED, FAILED, EXPIRED, DENIED, CANCELLED})
 BOT = "device-bot"
 
@@ -57,7 +63,9 @@ class NewRequest:
     params: dict[str, Any]  # validated, never a secret
     requester: str  # Slack user id
     reason: str = ""
-    secret: dict[str, Any] | None = None  # e.g. {"new_password": "…"}: sealed, never stored in plaintext
+    secret: dict[str, Any] | None = (
+        None  # e.g. {"new_password": "…"}: sealed, never stored in plaintext
+    )
     channel: str | None = None  # where the requester asked (their thread is posted there)
     response_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -108,7 +116,9 @@ class Request:
 
 def fingerprint(action: str, platform: str, device_ids: list[str], params: dict[str, Any]) -> str:
     """Binds an approval to exactly this command: action, targets and parameters."""
-    canonical = json.dumps([action, platform, sorted(device_ids), params], sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        [action, platform, sorted(device_ids), params], sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -212,7 +222,9 @@ def submit(svc: Services, new: NewRequest) -> str:
         raise ValidationError(f"`{spec.name}` acts on one device at a time.")
     for name in spec.secret_fields():
         if name in new.params:
-            raise ValidationError("A secret was passed as a plain parameter.")  # programming error guard
+            raise ValidationError(
+                "A secret was passed as a plain parameter."
+            )  # programming error guard
     needs = svc.settings.needs_approval(new.action)
     request_id = "R" + secrets.token_hex(3).upper()
     device_ids = [d.id for d in new.devices]
@@ -300,7 +312,9 @@ def _set(svc: Services, request_id: str, **columns: Any) -> None:
     """Store Slack bookkeeping (message ts, refs) — not a state change, so no audit event."""
     assignments = ", ".join(f"{c} = ?" for c in columns)
     with svc.store.transaction() as db:
-        db.execute(f"UPDATE requests SET {assignments} WHERE id = ?", [*columns.values(), request_id])
+        db.execute(
+            f"UPDATE requests SET {assignments} WHERE id = ?", [*columns.values(), request_id]
+        )
 
 
 # ---- the decisions -----------------------------------------------------------------------
@@ -316,11 +330,21 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
     """
     request = load(svc, request_id)
     if svc.roles.role_of(approver) is not Role.APPROVER:
-        audit.record(svc.store, actor=approver, event="refused", request_id=request_id, detail={"attempt": "approve"})
+        audit.record(
+            svc.store,
+            actor=approver,
+            event="refused",
+            request_id=request_id,
+            detail={"attempt": "approve"},
+        )
         raise PermissionDenied("Only device approvers can approve requests.")
     if approver == request.requester:
         audit.record(
-            svc.store, actor=approver, event="refused", request_id=request_id, detail={"attempt": "self-approve"}
+            svc.store,
+            actor=approver,
+            event="refused",
+            request_id=request_id,
+            detail={"attempt": "self-approve"},
         )
         raise PermissionDenied("You cannot approve your own request: a second person must.")
     if request.expires_at is not None and svc.clock() > request.expires_at:
@@ -332,7 +356,11 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
         (PENDING,),
         APPROVED,
         approver,
-        set_={"decided_by": approver, "decided_at": svc.clock(), "executor": svc.extras.get("owner")},
+        set_={
+            "decided_by": approver,
+            "decided_at": svc.clock(),
+            "executor": svc.extras.get("owner"),
+        },
     )
     if not won:
         raise Conflict(_already(load(svc, request_id)))
@@ -345,10 +373,18 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
     """An approver turns the request down (optionally saying why)."""
     request = load(svc, request_id)
     if svc.roles.role_of(approver) is not Role.APPROVER:
-        audit.record(svc.store, actor=approver, event="refused", request_id=request_id, detail={"attempt": "deny"})
+        audit.record(
+            svc.store,
+            actor=approver,
+            event="refused",
+            request_id=request_id,
+            detail={"attempt": "deny"},
+        )
         raise PermissionDenied("Only device approvers can deny requests.")
     if approver == request.requester:
-        raise PermissionDenied("To withdraw your own request use `/device cancel " + request_id + "`.")
+        raise PermissionDenied(
+            "To withdraw your own request use `/device cancel " + request_id + "`."
+        )
     won = transition(
         svc,
         request_id,
@@ -362,14 +398,22 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
         raise Conflict(_already(load(svc, request_id)))
     _refresh_messages(svc, request_id)
     why = f" Reason: {request_views.esc(note)}" if note else ""
-    _thread(svc, load(svc, request_id), f"Denied by <@{approver}>.{why} Nothing was done to the device.")
+    _thread(
+        svc, load(svc, request_id), f"Denied by <@{approver}>.{why} Nothing was done to the device."
+    )
 
 
 def cancel(svc: Services, request_id: str, user: str) -> str:
     """Withdraw a pending request, or cancel a command the device has not run yet."""
     request = load(svc, request_id)
     if user != request.requester and svc.roles.role_of(user) is not Role.APPROVER:
-        audit.record(svc.store, actor=user, event="refused", request_id=request_id, detail={"attempt": "cancel"})
+        audit.record(
+            svc.store,
+            actor=user,
+            event="refused",
+            request_id=request_id,
+            detail={"attempt": "cancel"},
+        )
         raise PermissionDenied("Only the requester or an approver can cancel a request.")
     if request.state == PENDING:
         if not transition(svc, request_id, (PENDING,), CANCELLED, user, set_={"decided_by": user}):
@@ -380,12 +424,22 @@ def cancel(svc: Services, request_id: str, user: str) -> str:
     if request.state == EXECUTING and request.google_ref and request.platform == "android":
         svc.google.require_android().cancel_operation(request.google_ref)
         audit.record(
-            svc.store, actor=user, event="cancel_requested", request_id=request_id, detail={"operation": request.google_ref}
+            svc.store,
+            actor=user,
+            event="cancel_requested",
+            request_id=request_id,
+            detail={"operation": request.google_ref},
         )
-        _thread(svc, request, f"<@{user}> asked Google to cancel the command; waiting for the device's answer.")
+        _thread(
+            svc,
+            request,
+            f"<@{user}> asked Google to cancel the command; waiting for the device's answer.",
+        )
         return f"Asked Google to cancel the command of `{request_id}`; the thread will say how it ends."
     if request.state == EXECUTING and request.platform == "chrome":
-        raise Conflict("A Chrome command that was sent cannot be cancelled through the API; it expires if not run.")
+        raise Conflict(
+            "A Chrome command that was sent cannot be cancelled through the API; it expires if not run."
+        )
     raise Conflict(_already(request))
 
 
@@ -401,7 +455,12 @@ def execute(svc: Services, request_id: str, actor: str) -> None:
     """approved → executing (won once), re-check the device, then the one Google call."""
     owner = svc.extras.get("owner")
     if not transition(
-        svc, request_id, (APPROVED,), EXECUTING, actor, set_={"executor": owner, "executing_at": svc.clock()}
+        svc,
+        request_id,
+        (APPROVED,),
+        EXECUTING,
+        actor,
+        set_={"executor": owner, "executing_at": svc.clock()},
     ):
         return  # another thread or process runs it
     request = load(svc, request_id)
@@ -411,19 +470,46 @@ def execute(svc: Services, request_id: str, actor: str) -> None:
         _perform(svc, request)
     except OutcomeUnknown as exc:
         _set(svc, request_id, reconcile=1)
-        audit.record(svc.store, actor=BOT, event="outcome_unknown", request_id=request_id, detail={"error": exc.message})
-        _thread(svc, request, "Google did not answer in time. The bot is checking the device instead of sending again.")
+        audit.record(
+            svc.store,
+            actor=BOT,
+            event="outcome_unknown",
+            request_id=request_id,
+            detail={"error": exc.message},
+        )
+        _thread(
+            svc,
+            request,
+            "Google did not answer in time. The bot is checking the device instead of sending again.",
+        )
     except DeviceBotError as exc:
-        finish(svc, request_id, FAILED, f"Failed: {exc.message}", {"error": exc.code, "detail": exc.detail})
+        finish(
+            svc,
+            request_id,
+            FAILED,
+            f"Failed: {exc.message}",
+            {"error": exc.code, "detail": exc.detail},
+        )
     except Exception as exc:
         log.exception("request %s failed unexpectedly", request_id)
-        finish(svc, request_id, FAILED, "Failed: an unexpected error in the bot (see its log).", {"error": type(exc).__name__})
+        finish(
+            svc,
+            request_id,
+            FAILED,
+            "Failed: an unexpected error in the bot (see its log).",
+            {"error": type(exc).__name__},
+        )
 
 
 def _preflight(svc: Services, request: Request) -> None:
     """Re-read the target and re-check: the action is still legal, the command is what was approved."""
-    if fingerprint(request.action, request.platform, request.device_ids, request.params) != request.fingerprint:
-        raise ValidationError("The stored request no longer matches what was approved; not running it.")
+    if (
+        fingerprint(request.action, request.platform, request.device_ids, request.params)
+        != request.fingerprint
+    ):
+        raise ValidationError(
+            "The stored request no longer matches what was approved; not running it."
+        )
     spec = request.spec
     if spec.kind in ("move", "lost_case"):
         return  # legal in any state; per-device results / the case say what happened
@@ -437,7 +523,9 @@ def _preflight(svc: Services, request: Request) -> None:
 def _secret(svc: Services, request: Request) -> dict[str, Any] | None:
     if not request.spec.secret_fields():
         return None
-    row = svc.store.db().execute("SELECT secret FROM requests WHERE id = ?", [request.id]).fetchone()
+    row = (
+        svc.store.db().execute("SELECT secret FROM requests WHERE id = ?", [request.id]).fetchone()
+    )
     opened = svc.secrets.open(request.id, row[0] if row else None)
     if opened is None:
         raise ValidationError(
@@ -454,12 +542,21 @@ def _perform(svc: Services, request: Request) -> None:
     params = request.params
     if spec.kind == "status":
         chrome = svc.google.require_chrome()
-        results = chrome.change_status(request.device_ids, spec.google, params.get("deprovision_reason"))  # type: ignore[arg-type]
+        status_action = cast(Literal["DISABLE", "REENABLE", "DEPROVISION"], spec.google)
+        results = chrome.change_status(
+            request.device_ids, status_action, params.get("deprovision_reason")
+        )
         failed = [r for r in results if not r.ok]
         if failed:
             error = failed[0].error
             message = error.message if error else "unknown error"
-            finish(svc, request.id, FAILED, f"Failed: {message}", {"error": getattr(error, "code", "error")})
+            finish(
+                svc,
+                request.id,
+                FAILED,
+                f"Failed: {message}",
+                {"error": getattr(error, "code", "error")},
+            )
             return
         finish(svc, request.id, SUCCEEDED, f"Done: {spec.label.lower()} {request.target}.", {})
         return
@@ -472,7 +569,13 @@ def _perform(svc: Services, request: Request) -> None:
 
         if lost.open_case_for(svc, request.platform, request.device_ids[0]) is None:
             raise ValidationError("This device has no open lost case.")
-        finish(svc, request.id, SUCCEEDED, "Lost case closed. The device stays disabled: `/device reenable` it when it is back.", {})
+        finish(
+            svc,
+            request.id,
+            SUCCEEDED,
+            "Lost case closed. The device stays disabled: `/device reenable` it when it is back.",
+            {},
+        )
         return
     if spec.kind == "move":
         results = svc.google.require_chrome().move(request.device_ids, params["ou"])
@@ -493,7 +596,9 @@ def _perform(svc: Services, request: Request) -> None:
     body = catalog.command_body(spec, params, _secret(svc, request))
     if spec.kind == "chrome_command":
         payload = json.loads(body["payload"]) if "payload" in body else None
-        command_id = svc.google.require_chrome().issue_command(request.device_ids[0], spec.google, payload)
+        command_id = svc.google.require_chrome().issue_command(
+            request.device_ids[0], spec.google, payload
+        )
         outcomes.track(svc, request, command_id)
         return
     body["duration"] = f"{svc.settings.command_duration:g}s"
@@ -524,7 +629,13 @@ def finish(svc: Services, request_id: str, state: str, text: str, detail: dict[s
 
 
 def _thread(
-    svc: Services, request: Request, text: str, *, approval: bool = True, both: bool = True, reissue: bool = False
+    svc: Services,
+    request: Request,
+    text: str,
+    *,
+    approval: bool = True,
+    both: bool = True,
+    reissue: bool = False,
 ) -> None:
     """Say something in the request's threads (the requester's, and the approval one)."""
     blocks = request_views.thread_note(request, text, reissue=reissue)
@@ -563,15 +674,23 @@ def expire_request(svc: Services, request_id: str) -> bool:
     if not transition(svc, request_id, (PENDING,), EXPIRED, BOT, detail={"why": "approval TTL"}):
         return False
     _refresh_messages(svc, request_id)
-    _thread(svc, load(svc, request_id), "Expired: nobody approved it in time. Nothing was done to the device.")
+    _thread(
+        svc,
+        load(svc, request_id),
+        "Expired: nobody approved it in time. Nothing was done to the device.",
+    )
     return True
 
 
 def expire_pending(svc: Services) -> int:
     """The TTL job: pending requests past APPROVAL_TTL end as expired."""
-    rows = svc.store.db().execute(
-        "SELECT id FROM requests WHERE state = ? AND expires_at < ?", [PENDING, svc.clock()]
-    ).fetchall()
+    rows = (
+        svc.store.db()
+        .execute(
+            "SELECT id FROM requests WHERE state = ? AND expires_at < ?", [PENDING, svc.clock()]
+        )
+        .fetchall()
+    )
     return sum(expire_request(svc, row[0]) for row in rows)
 
 
@@ -582,10 +701,14 @@ def recover(svc: Services) -> int:
     `executing` without a tracked command is reconciled against Google — never resent.
     """
     now = svc.clock()
-    rows = svc.store.db().execute(
-        "SELECT id, state, executor, reconcile, google_ref FROM requests WHERE state IN (?, ?)",
-        [APPROVED, EXECUTING],
-    ).fetchall()
+    rows = (
+        svc.store.db()
+        .execute(
+            "SELECT id, state, executor, reconcile, google_ref FROM requests WHERE state IN (?, ?)",
+            [APPROVED, EXECUTING],
+        )
+        .fetchall()
+    )
     handled = 0
     owner = svc.extras.get("owner")
     for request_id, state, executor, reconcile, google_ref in rows:
@@ -611,10 +734,18 @@ def reconcile_request(svc: Services, request: Request) -> None:
     spec = request.spec
     try:
         if spec.kind == "status":
-            target = {"DISABLE": "DISABLED", "REENABLE": "ACTIVE", "DEPROVISION": "DEPROVISIONED"}[spec.google]
+            target = {"DISABLE": "DISABLED", "REENABLE": "ACTIVE", "DEPROVISION": "DEPROVISIONED"}[
+                spec.google
+            ]
             device = svc.devices.get("chrome", request.device_ids[0])
             if device.status == target:
-                finish(svc, request.id, SUCCEEDED, f"Done: the device is {target} (confirmed by reading it back).", {"reconciled": True})
+                finish(
+                    svc,
+                    request.id,
+                    SUCCEEDED,
+                    f"Done: the device is {target} (confirmed by reading it back).",
+                    {"reconciled": True},
+                )
             else:
                 finish(
                     svc,
@@ -628,9 +759,19 @@ def reconcile_request(svc: Services, request: Request) -> None:
         if spec.kind == "android_command":
             operation = outcomes.find_operation(svc, request)
             if operation is not None:
-                audit.record(svc.store, actor=BOT, event="reconciled", request_id=request.id, detail={"operation": operation["name"]})
+                audit.record(
+                    svc.store,
+                    actor=BOT,
+                    event="reconciled",
+                    request_id=request.id,
+                    detail={"operation": operation["name"]},
+                )
                 outcomes.track(svc, request, operation["name"], operation)
-                _thread(svc, request, "After a restart the bot found the command at Google and follows it (it was not sent again).")
+                _thread(
+                    svc,
+                    request,
+                    "After a restart the bot found the command at Google and follows it (it was not sent again).",
+                )
                 return
             finish(
                 svc,
@@ -656,7 +797,9 @@ def reconcile_request(svc: Services, request: Request) -> None:
 def jobs(svc: Services) -> list[JobSpec]:
     """The approval jobs: TTL expiry and recovery of interrupted requests."""
     return [
-        JobSpec("expire-requests", expire_pending, max(1.0, min(60.0, svc.settings.approval_ttl / 10))),
+        JobSpec(
+            "expire-requests", expire_pending, max(1.0, min(60.0, svc.settings.approval_ttl / 10))
+        ),
         JobSpec("recover-executing", recover, max(0.5, svc.settings.lease_seconds)),
     ]
 
@@ -678,17 +821,30 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         request_id = body["actions"][0]["value"]
         user = body["user"]["id"]
         if svc.roles.role_of(user) is not Role.APPROVER:
-            audit.record(svc.store, actor=user, event="refused", request_id=request_id, detail={"attempt": "deny"})
+            audit.record(
+                svc.store,
+                actor=user,
+                event="refused",
+                request_id=request_id,
+                detail={"attempt": "deny"},
+            )
             raise PermissionDenied("Only device approvers can deny requests.")
         svc.out.open_view(body["trigger_id"], request_views.deny_modal(load(svc, request_id)))
 
     def on_deny_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """The deny modal's submission."""
         note = (
-            view["state"]["values"].get(ids.BlockId.DENY_REASON, {}).get(ids.BlockId.DENY_REASON, {}).get("value") or ""
+            view["state"]["values"]
+            .get(ids.BlockId.DENY_REASON, {})
+            .get(ids.BlockId.DENY_REASON, {})
+            .get("value")
+            or ""
         )
         if len(note) > 500:
-            ack(response_action="errors", errors={ids.BlockId.DENY_REASON: "At most 500 characters."})
+            ack(
+                response_action="errors",
+                errors={ids.BlockId.DENY_REASON: "At most 500 characters."},
+            )
             return
         ack()
         deny(svc, view["private_metadata"], body["user"]["id"], note.strip())
@@ -733,10 +889,18 @@ def reissue(svc: Services, request_id: str, user: str) -> str:
     """A new request with the same action, devices and parameters (approved again if needed)."""
     old = load(svc, request_id)
     if svc.roles.role_of(user) is Role.NONE:
-        audit.record(svc.store, actor=user, event="refused", request_id=request_id, detail={"attempt": "reissue"})
+        audit.record(
+            svc.store,
+            actor=user,
+            event="refused",
+            request_id=request_id,
+            detail={"attempt": "reissue"},
+        )
         raise PermissionDenied("You are not allowed to use device-bot.")
     if old.spec.secret_fields():
-        raise ValidationError("This action carries a secret; run it again with `/device " + old.action + "`.")
+        raise ValidationError(
+            "This action carries a secret; run it again with `/device " + old.action + "`."
+        )
     devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
     return submit(
         svc,
@@ -756,5 +920,7 @@ def pending_for(svc: Services, user: str, *, everyone: bool) -> list[Request]:
     """Pending requests: an approver's view (all) or an operator's (their own)."""
     sql = "SELECT id FROM requests WHERE state = ?" + ("" if everyone else " AND requester = ?")
     args: list[Any] = [PENDING] if everyone else [PENDING, user]
-    return [load(svc, row[0]) for row in svc.store.db().execute(sql + " ORDER BY created_at", args).fetchall()]
-
+    return [
+        load(svc, row[0])
+        for row in svc.store.db().execute(sql + " ORDER BY created_at", args).fetchall()
+    ]

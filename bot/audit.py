@@ -123,15 +123,23 @@ def verify(store: Store) -> Verification:
     checked = 0
     for row in store.db().query("SELECT * FROM audit_events ORDER BY seq"):
         if expected_seq is not None and row["seq"] != expected_seq:
-            return Verification(False, checked, f"event {expected_seq} is missing (next is {row['seq']})")
+            return Verification(
+                False, checked, f"event {expected_seq} is missing (next is {row['seq']})"
+            )
         if row["prev_hash"] != prev_hash:
-            return Verification(False, checked, f"event {row['seq']} does not follow the event before it")
+            return Verification(
+                False, checked, f"event {row['seq']} does not follow the event before it"
+            )
         if _digest(prev_hash, row) != row["hash"]:
             return Verification(False, checked, f"event {row['seq']} was altered")
         prev_hash = row["hash"]
         expected_seq = row["seq"] + 1
         checked += 1
-    last = store.db().conn.execute("SELECT seq FROM sqlite_sequence WHERE name='audit_events'").fetchone()
+    last = (
+        store.db()
+        .conn.execute("SELECT seq FROM sqlite_sequence WHERE name='audit_events'")
+        .fetchone()
+    )
     if last and expected_seq is not None and last[0] >= expected_seq:
         return Verification(False, checked, f"events after {expected_seq - 1} are missing")
     if last and expected_seq is None and last[0] > 0:
@@ -153,7 +161,9 @@ def export(store: Store, *, since: str | None = None, fmt: str = "jsonl") -> Ite
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow({**row, "detail": json.dumps(row["detail"], sort_keys=True, separators=(",", ":"))})
+        writer.writerow(
+            {**row, "detail": json.dumps(row["detail"], sort_keys=True, separators=(",", ":"))}
+        )
         yield buffer.getvalue()
 
 

@@ -38,7 +38,13 @@ def plain(text: str, limit: int = 150) -> dict[str, Any]:
     return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
 
 
-def section(text: str, *, fields: Iterable[str] = (), accessory: Block | None = None, block_id: str | None = None) -> Block:
+def section(
+    text: str,
+    *,
+    fields: Iterable[str] = (),
+    accessory: Block | None = None,
+    block_id: str | None = None,
+) -> Block:
     """A section of mrkdwn text (clipped to Slack's 3000 characters)."""
     block: Block = {"type": "section", "text": mrkdwn(text)}
     field_list = [mrkdwn(clip(f, MAX_FIELD_TEXT)) for f in fields][:10]
@@ -72,7 +78,11 @@ def button(
     confirm: dict[str, Any] | None = None,
 ) -> Block:
     """A button; style is 'primary', 'danger' or None."""
-    element: Block = {"type": "button", "text": plain(text, MAX_BUTTON_TEXT), "action_id": action_id}
+    element: Block = {
+        "type": "button",
+        "text": plain(text, MAX_BUTTON_TEXT),
+        "action_id": action_id,
+    }
     if value is not None:
         element["value"] = value[:2000]
     if style:
@@ -82,7 +92,9 @@ def button(
     return element
 
 
-def confirm_dialog(title: str, text: str, yes: str, no: str = "Cancel", *, danger: bool = False) -> dict[str, Any]:
+def confirm_dialog(
+    title: str, text: str, yes: str, no: str = "Cancel", *, danger: bool = False
+) -> dict[str, Any]:
     dialog: dict[str, Any] = {
         "title": plain(title, 100),
         "text": mrkdwn(clip(text, 300)),
@@ -101,7 +113,9 @@ def actions(elements: list[Block], block_id: str | None = None) -> Block:
     return block
 
 
-def fit(blocks: list[Block], limit: int = MAX_MESSAGE_BLOCKS, note: str = "…more not shown") -> list[Block]:
+def fit(
+    blocks: list[Block], limit: int = MAX_MESSAGE_BLOCKS, note: str = "…more not shown"
+) -> list[Block]:
     """Keep a message within Slack's block limit, saying so when something is cut."""
     if len(blocks) <= limit:
         return blocks
@@ -122,5 +136,9 @@ def help_blocks(subcommands: Iterable[Any]) -> list[Block]:
         size += len(line) + 1
     if chunk:
         out.append(section("\n".join(chunk)))
-    out.append(context("A *device* is a serial number, a Chrome device id, an Android device name or id, or an asset id."))
+    out.append(
+        context(
+            "A *device* is a serial number, a Chrome device id, an Android device name or id, or an asset id."
+        )
+    )
     return fit(out)

@@ -92,7 +92,9 @@ class ActionSpec:
                     field=spec.name,
                 )
             if spec.kind in ("select", "radio") and value not in spec.options:
-                raise ValidationError(f"Choose one of the listed {spec.label.lower()} values.", field=spec.name)
+                raise ValidationError(
+                    f"Choose one of the listed {spec.label.lower()} values.", field=spec.name
+                )
             if spec.kind == "checkboxes":
                 value = [v for v in value if v in spec.options]
             params[spec.name] = value
@@ -108,14 +110,18 @@ class ActionSpec:
 def _reset_password(params: dict[str, Any]) -> dict[str, Any]:
     password = params.get("new_password", "")
     if password and len(password) < 4:
-        raise ValidationError("The new password must have at least 4 characters.", field="new_password")
+        raise ValidationError(
+            "The new password must have at least 4 characters.", field="new_password"
+        )
     if password.isdigit() and len(password) < 6:
         raise ValidationError(
             "A numeric PIN needs at least 6 digits (Android 14 and later refuse shorter ones).",
             field="new_password",
         )
     if len(password) > 64:
-        raise ValidationError("The new password must be at most 64 characters.", field="new_password")
+        raise ValidationError(
+            "The new password must be at most 64 characters.", field="new_password"
+        )
     return params
 
 
@@ -124,7 +130,8 @@ def _clear_app_data(params: dict[str, Any]) -> dict[str, Any]:
     bad = [n for n in names if not _PACKAGE.match(n)]
     if not names or bad:
         raise ValidationError(
-            f"`{esc(bad[0]) if bad else ''}` is not a package name like com.example.app.", field="packages"
+            f"`{esc(bad[0]) if bad else ''}` is not a package name like com.example.app.",
+            field="packages",
         )
     params["packages"] = list(dict.fromkeys(names))
     return params
@@ -174,7 +181,9 @@ def validate_ou(path: str) -> str:
     """An organisational unit path such as /Sales/EMEA."""
     path = path.strip()
     if not _OU.match(path) or "//" in path:
-        raise ValidationError(f"`{esc(path)}` is not an organisational unit path like /Sales/EMEA.", field="ou")
+        raise ValidationError(
+            f"`{esc(path)}` is not an organisational unit path like /Sales/EMEA.", field="ou"
+        )
     return path.rstrip("/") or "/"
 
 
@@ -196,10 +205,14 @@ def _lost_body(p: dict[str, Any]) -> dict[str, Any]:
     return {"startLostModeParams": params}
 
 
-_REASON = FieldSpec("reason", "Reason", "multiline", max_length=500, placeholder="Ticket, what happened")
+_REASON = FieldSpec(
+    "reason", "Reason", "multiline", max_length=500, placeholder="Ticket, what happened"
+)
 
 
-def _chrome_status(name: str, google: str, label: str, summary: str, states: tuple[str, ...], **kw: Any) -> ActionSpec:
+def _chrome_status(
+    name: str, google: str, label: str, summary: str, states: tuple[str, ...], **kw: Any
+) -> ActionSpec:
     return ActionSpec(
         name=name,
         platform="chrome",
@@ -263,7 +276,14 @@ ACTIONS: dict[str, ActionSpec] = {
                 _REASON,
             ),
         ),
-        _chrome_status("reenable", "REENABLE", "Re-enable", "Re-enable a disabled Chrome device", ("DISABLED",), fields=(_REASON,)),
+        _chrome_status(
+            "reenable",
+            "REENABLE",
+            "Re-enable",
+            "Re-enable a disabled Chrome device",
+            ("DISABLED",),
+            fields=(_REASON,),
+        ),
         _chrome_status(
             "deprovision",
             "DEPROVISION",
@@ -271,13 +291,45 @@ ACTIONS: dict[str, ActionSpec] = {
             "Deprovision a Chrome device (frees its license; it must be re-enrolled)",
             ("ACTIVE", "DISABLED"),
             destructive=True,
-            fields=(FieldSpec("deprovision_reason", "Deprovision reason", "select", options=DEPROVISION_REASONS), _REASON),
+            fields=(
+                FieldSpec(
+                    "deprovision_reason",
+                    "Deprovision reason",
+                    "select",
+                    options=DEPROVISION_REASONS,
+                ),
+                _REASON,
+            ),
             build=lambda p: {"deprovisionReason": p["deprovision_reason"]},
         ),
-        _chrome_command("reboot", "REBOOT", "Reboot", "Reboot a Chrome device (kiosk and managed guest sessions)"),
-        _chrome_command("powerwash", "REMOTE_POWERWASH", "Powerwash", "Factory-reset a Chrome device remotely", destructive=True, fields=(_REASON,)),
-        _chrome_command("wipe-users", "WIPE_USERS", "Wipe users", "Remove all user profiles from a Chrome device", destructive=True, fields=(_REASON,)),
-        _chrome_command("screenshot", "TAKE_A_SCREENSHOT", "Screenshot", "Take a screenshot (kiosk sessions only)"),
+        _chrome_command(
+            "reboot",
+            "REBOOT",
+            "Reboot",
+            "Reboot a Chrome device (kiosk and managed guest sessions)",
+        ),
+        _chrome_command(
+            "powerwash",
+            "REMOTE_POWERWASH",
+            "Powerwash",
+            "Factory-reset a Chrome device remotely",
+            destructive=True,
+            fields=(_REASON,),
+        ),
+        _chrome_command(
+            "wipe-users",
+            "WIPE_USERS",
+            "Wipe users",
+            "Remove all user profiles from a Chrome device",
+            destructive=True,
+            fields=(_REASON,),
+        ),
+        _chrome_command(
+            "screenshot",
+            "TAKE_A_SCREENSHOT",
+            "Screenshot",
+            "Take a screenshot (kiosk sessions only)",
+        ),
         _chrome_command(
             "volume",
             "SET_VOLUME",
@@ -288,10 +340,19 @@ ACTIONS: dict[str, ActionSpec] = {
             validate=_volume,
             build=lambda p: {"volume": p["volume"]},
         ),
-        _chrome_command("logs", "CAPTURE_LOGS", "Capture logs", "Capture system logs from a Chrome device"),
-        _chrome_command("support-packet", "FETCH_SUPPORT_PACKET", "Support packet", "Fetch a support packet from a Chrome device"),
+        _chrome_command(
+            "logs", "CAPTURE_LOGS", "Capture logs", "Capture system logs from a Chrome device"
+        ),
+        _chrome_command(
+            "support-packet",
+            "FETCH_SUPPORT_PACKET",
+            "Support packet",
+            "Fetch a support packet from a Chrome device",
+        ),
         _android("lock", "LOCK", "Lock", "Lock an Android device now"),
-        _android("reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)"),
+        _android(
+            "reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)"
+        ),
         _android(
             "reset-password",
             "RESET_PASSWORD",
@@ -299,8 +360,17 @@ ACTIONS: dict[str, ActionSpec] = {
             "Set a new device password (never stored or shown in plaintext)",
             destructive=True,
             fields=(
-                FieldSpec("new_password", "New password", "password", optional=True, secret=True, hint="Leave empty to clear the password."),
-                FieldSpec("flags", "Flags", "checkboxes", optional=True, options=RESET_PASSWORD_FLAGS),
+                FieldSpec(
+                    "new_password",
+                    "New password",
+                    "password",
+                    optional=True,
+                    secret=True,
+                    hint="Leave empty to clear the password.",
+                ),
+                FieldSpec(
+                    "flags", "Flags", "checkboxes", optional=True, options=RESET_PASSWORD_FLAGS
+                ),
                 _REASON,
             ),
             validate=_reset_password,
@@ -309,7 +379,14 @@ ACTIONS: dict[str, ActionSpec] = {
                 **({"resetPasswordFlags": list(p["flags"])} if p.get("flags") else {}),
             },
         ),
-        _android("relinquish", "RELINQUISH_OWNERSHIP", "Relinquish", "Relinquish a company-owned work-profile device to its user (wipes the work profile)", destructive=True, fields=(_REASON,)),
+        _android(
+            "relinquish",
+            "RELINQUISH_OWNERSHIP",
+            "Relinquish",
+            "Relinquish a company-owned work-profile device to its user (wipes the work profile)",
+            destructive=True,
+            fields=(_REASON,),
+        ),
         _android(
             "clear-app-data",
             "CLEAR_APP_DATA",
@@ -317,7 +394,15 @@ ACTIONS: dict[str, ActionSpec] = {
             "Clear the data of apps on an Android device",
             destructive=True,
             example="/device clear-app-data R58N123ABC",
-            fields=(FieldSpec("packages", "Package names", "multiline", placeholder="com.example.app, com.example.other"), _REASON),
+            fields=(
+                FieldSpec(
+                    "packages",
+                    "Package names",
+                    "multiline",
+                    placeholder="com.example.app, com.example.other",
+                ),
+                _REASON,
+            ),
             validate=_clear_app_data,
             build=lambda p: {"clearAppsDataParams": {"packageNames": list(p["packages"])}},
         ),
@@ -327,7 +412,9 @@ ACTIONS: dict[str, ActionSpec] = {
             "Lost mode",
             "Put an Android device in lost mode and watch for it",
             fields=(
-                FieldSpec("message", "Message on the screen", "multiline", optional=True, max_length=4096),
+                FieldSpec(
+                    "message", "Message on the screen", "multiline", optional=True, max_length=4096
+                ),
                 FieldSpec("phone", "Phone number", optional=True),
                 FieldSpec("email", "Email address", optional=True),
                 FieldSpec("address", "Street address", "multiline", optional=True),
@@ -344,10 +431,21 @@ ACTIONS: dict[str, ActionSpec] = {
             "Download an eSIM profile onto an Android device",
             fields=(
                 FieldSpec("activation_code", "Activation code"),
-                FieldSpec("activation_state", "Activation state", "radio", options=ESIM_ACTIVATION_STATES, initial="ACTIVATED"),
+                FieldSpec(
+                    "activation_state",
+                    "Activation state",
+                    "radio",
+                    options=ESIM_ACTIVATION_STATES,
+                    initial="ACTIVATED",
+                ),
             ),
             validate=_esim,
-            build=lambda p: {"addEsimParams": {"activationCode": p["activation_code"], "activationState": p["activation_state"]}},
+            build=lambda p: {
+                "addEsimParams": {
+                    "activationCode": p["activation_code"],
+                    "activationState": p["activation_state"],
+                }
+            },
         ),
         _android(
             "remove-esim",
@@ -374,13 +472,23 @@ ACTIONS: dict[str, ActionSpec] = {
             destructive=True,
             fields=(
                 FieldSpec("flags", "Wipe flags", "checkboxes", optional=True, options=WIPE_FLAGS),
-                FieldSpec("wipe_reason", "Reason shown to the user", "multiline", optional=True, max_length=200),
+                FieldSpec(
+                    "wipe_reason",
+                    "Reason shown to the user",
+                    "multiline",
+                    optional=True,
+                    max_length=200,
+                ),
                 _REASON,
             ),
             build=lambda p: {
                 "wipeParams": {
                     **({"wipeDataFlags": list(p["flags"])} if p.get("flags") else {}),
-                    **({"wipeReason": _user_facing(p["wipe_reason"])} if p.get("wipe_reason") else {}),
+                    **(
+                        {"wipeReason": _user_facing(p["wipe_reason"])}
+                        if p.get("wipe_reason")
+                        else {}
+                    ),
                 }
             },
         ),
@@ -402,7 +510,9 @@ ACTIONS["annotate"] = ActionSpec(
         FieldSpec("annotatedAssetId", "Asset id", optional=True, max_length=200),
         FieldSpec("notes", "Notes", "multiline", optional=True, max_length=500),
     ),
-    build=lambda p: {k: p.get(k, "") for k in ("annotatedUser", "annotatedLocation", "annotatedAssetId", "notes")},
+    build=lambda p: {
+        k: p.get(k, "") for k in ("annotatedUser", "annotatedLocation", "annotatedAssetId", "notes")
+    },
 )
 ACTIONS["move"] = ActionSpec(
     name="move",
@@ -418,7 +528,9 @@ ACTIONS["move"] = ActionSpec(
 )
 
 #: `reboot` exists on both platforms: the Android one is looked up by (name, platform)
-ANDROID_REBOOT = _android("reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)")
+ANDROID_REBOOT = _android(
+    "reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)"
+)
 
 
 #: `found` on a Chrome device closes its lost case (no Google call; re-enable is separate)
@@ -453,7 +565,9 @@ def actions_for_device(platform: str, status: str) -> list[ActionSpec]:
     return [s for s in specs if s.kind != "move" and (not s.states or status in s.states)]
 
 
-def command_body(spec: ActionSpec, params: dict[str, Any], secrets: dict[str, Any] | None = None) -> dict[str, Any]:
+def command_body(
+    spec: ActionSpec, params: dict[str, Any], secrets: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The JSON sent to Google for this action (secrets merged in only here, at the last moment)."""
     merged = {**params, **(secrets or {})}
     body = spec.build(merged)

@@ -117,7 +117,9 @@ class Commands:
             if sub is None:
                 guess = self.closest(inv.name)
                 hint = f" Did you mean `{guess.usage}`?" if guess else ""
-                inv.reply(f"`/device {esc(inv.name[:40])}` is not a sub-command.{hint} `/device help` lists them all.")
+                inv.reply(
+                    f"`/device {esc(inv.name[:40])}` is not a sub-command.{hint} `/device help` lists them all."
+                )
                 return
             self._run(sub, inv)
 
@@ -131,9 +133,16 @@ class Commands:
 
 def refuse(svc: Services, user_id: str, attempt: str, *, needed: Role = Role.OPERATOR) -> None:
     """Audit the refused attempt and raise PermissionDenied for the error handler to voice."""
-    audit.record(svc.store, actor=user_id, event="refused", detail={"attempt": attempt, "needed": needed.name.lower()})
+    audit.record(
+        svc.store,
+        actor=user_id,
+        event="refused",
+        detail={"attempt": attempt, "needed": needed.name.lower()},
+    )
     if needed is Role.APPROVER:
-        raise PermissionDenied("Only device approvers may do that. Ask one of them in the approvals channel.")
+        raise PermissionDenied(
+            "Only device approvers may do that. Ask one of them in the approvals channel."
+        )
     raise PermissionDenied(
         "You are not allowed to use device-bot. Ask IT to add you to DEVICE_OPERATORS or DEVICE_APPROVERS."
     )

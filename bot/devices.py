@@ -29,7 +29,9 @@ CHROME: Platform = "chrome"
 ANDROID: Platform = "android"
 
 _ANDROID_NAME = re.compile(r"^enterprises/[^/]+/devices/[^/]+$")
-_CHROME_DEVICE_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_CHROME_DEVICE_ID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
 _SAFE_REF = re.compile(r"^[A-Za-z0-9._:/@+-]{1,200}$")
 
 
@@ -183,9 +185,13 @@ class DeviceDirectory:
         """The one device `ref` names exactly (serial, device id, Android name/short id, asset id)."""
         matches = self.matches(ref)
         if not matches:
-            raise NotFound(f"No device matches `{esc(ref)}` exactly (serial, device id, or asset id).")
+            raise NotFound(
+                f"No device matches `{esc(ref)}` exactly (serial, device id, or asset id)."
+            )
         if len(matches) > 1:
-            raise Ambiguous(f"`{esc(ref)}` matches {len(matches)} devices; pick one.", list(matches))
+            raise Ambiguous(
+                f"`{esc(ref)}` matches {len(matches)} devices; pick one.", list(matches)
+            )
         return matches[0]
 
     def resolve_many(self, refs: Iterable[str]) -> list[Device]:
@@ -199,14 +205,18 @@ class DeviceDirectory:
             except NotFound:
                 missing.append(ref)
         if missing:
-            raise NotFound("No device matches " + ", ".join(f"`{esc(m)}`" for m in missing[:10]) + " exactly.")
+            raise NotFound(
+                "No device matches " + ", ".join(f"`{esc(m)}`" for m in missing[:10]) + " exactly."
+            )
         return list({d.id: d for d in devices}.values())
 
     def matches(self, ref: str) -> list[Device]:
         """Every device that `ref` names exactly; both platforms queried concurrently."""
         ref = ref.strip()
         if not ref or not _SAFE_REF.match(ref):
-            raise ValidationError(f"`{esc(ref[:60])}` is not a device reference (serial, device id or asset id).")
+            raise ValidationError(
+                f"`{esc(ref[:60])}` is not a device reference (serial, device id or asset id)."
+            )
         chrome, android = self.google.chrome, self.google.android
         if chrome is None and android is None:
             raise ConfigError("No device platform is configured (Chrome OS or Android).")
@@ -231,8 +241,12 @@ class DeviceDirectory:
         chrome = self.google.require_chrome()
         wanted = ref.lower()
         calls: list[Future[Any]] = [
-            self.executor.submit(chrome.list_devices, query=f"id:{ref}", projection="FULL", max_results=50),
-            self.executor.submit(chrome.list_devices, query=f"asset_id:{ref}", projection="FULL", max_results=50),
+            self.executor.submit(
+                chrome.list_devices, query=f"id:{ref}", projection="FULL", max_results=50
+            ),
+            self.executor.submit(
+                chrome.list_devices, query=f"asset_id:{ref}", projection="FULL", max_results=50
+            ),
         ]
         by_id: Future[Any] | None = None
         if _CHROME_DEVICE_ID.match(ref):
@@ -241,7 +255,9 @@ class DeviceDirectory:
         for call in calls:
             for raw in call.result().items:
                 device = chrome_device(raw)
-                if (device.serial or "").lower() == wanted or (device.asset_id or "").lower() == wanted:
+                if (device.serial or "").lower() == wanted or (
+                    device.asset_id or ""
+                ).lower() == wanted:
                     found.append(device)
         if by_id is not None:
             with contextlib.suppress(NotFound):
@@ -254,10 +270,14 @@ class DeviceDirectory:
             names = [ref]
         else:
             self.ensure_android_index()
-            rows = self.store.db().execute(
-                "SELECT name FROM android_index WHERE serial = ? COLLATE NOCASE OR name LIKE ?",
-                [ref, f"%/devices/{ref}"],
-            ).fetchall()
+            rows = (
+                self.store.db()
+                .execute(
+                    "SELECT name FROM android_index WHERE serial = ? COLLATE NOCASE OR name LIKE ?",
+                    [ref, f"%/devices/{ref}"],
+                )
+                .fetchall()
+            )
             names = [row[0] for row in rows]
         found = []
         for name in names:
@@ -299,13 +319,17 @@ class DeviceDirectory:
             self.ensure_android_index()
             sql, args = android_where
             db = self.store.db()
-            android_total = db.execute(f"SELECT count(*) FROM android_index WHERE {sql}", args).fetchone()[0]
+            android_total = db.execute(
+                f"SELECT count(*) FROM android_index WHERE {sql}", args
+            ).fetchone()[0]
             rows = db.execute(
                 f"SELECT name FROM android_index WHERE {sql} ORDER BY serial LIMIT ? OFFSET ?",
                 [*args, page_size, android_offset],
             ).fetchall()
             names = [row[0] for row in rows]
-            android_devices = [d for d in self.executor.map(self._android_cached, names) if d is not None]
+            android_devices = [
+                d for d in self.executor.map(self._android_cached, names) if d is not None
+            ]
             if android_offset + page_size < android_total:
                 next_android = android_offset + page_size
         elif android_api is None and first:
@@ -328,7 +352,9 @@ class DeviceDirectory:
         )
 
     def _android_cached(self, name: str) -> Device | None:
-        row = self.store.db().execute("SELECT raw FROM android_raw WHERE name = ?", [name]).fetchone()
+        row = (
+            self.store.db().execute("SELECT raw FROM android_raw WHERE name = ?", [name]).fetchone()
+        )
         if row is None:
             return None
         return android_device(json.loads(row[0]))
@@ -340,7 +366,11 @@ class DeviceDirectory:
             self.sync_android_index()
 
     def android_index_synced_at(self) -> float | None:
-        row = self.store.db().execute("SELECT value FROM meta WHERE key = 'android_index_synced_at'").fetchone()
+        row = (
+            self.store.db()
+            .execute("SELECT value FROM meta WHERE key = 'android_index_synced_at'")
+            .fetchone()
+        )
         return float(row[0]) if row else None
 
     def sync_android_index(self) -> int:
@@ -364,7 +394,8 @@ class DeviceDirectory:
             db.execute("DELETE FROM android_index WHERE synced_at < ?", [started])
             db.execute("DELETE FROM android_raw WHERE name NOT IN (SELECT name FROM android_index)")
             db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('android_index_synced_at', ?)", [str(started)]
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('android_index_synced_at', ?)",
+                [str(started)],
             )
         log.info("android index synced: %d devices in %.1fs", count, time.time() - started)
         return count
@@ -383,7 +414,9 @@ class DeviceDirectory:
                 " VALUES (?,?,?,?,?,?)",
                 rows,
             )
-            db.conn.executemany("INSERT OR REPLACE INTO android_raw(name, raw) VALUES (?, ?)", raw_rows)
+            db.conn.executemany(
+                "INSERT OR REPLACE INTO android_raw(name, raw) VALUES (?, ?)", raw_rows
+            )
 
 
 _ANDROID_OPERATORS = {"user": "user", "id": "serial"}
@@ -404,7 +437,9 @@ def _android_filter(query: str) -> tuple[str, list[Any]] | None:
             if column == "user":
                 args[-1] = "%" + _like(value) + "%"
         else:
-            clauses.append("(serial LIKE ? ESCAPE '\\' OR user LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')")
+            clauses.append(
+                "(serial LIKE ? ESCAPE '\\' OR user LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')"
+            )
             pattern = "%" + _like(term) + "%"
             args.extend([pattern, pattern, pattern])
     return (" AND ".join(clauses) or "1", args)

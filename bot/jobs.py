@@ -35,7 +35,14 @@ def new_owner_id() -> str:
 class Lease:
     """A named lease in SQLite, renewed by its holder, taken over when it lapses."""
 
-    def __init__(self, store: Store, name: str, owner: str, seconds: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        owner: str,
+        seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.name = name
         self.owner = owner
@@ -47,7 +54,9 @@ class Lease:
         """Take or renew the lease; True while this owner holds it."""
         now = self.clock()
         with self.store.transaction() as db:
-            row = db.execute("SELECT owner, expires_at FROM leases WHERE name = ?", [self.name]).fetchone()
+            row = db.execute(
+                "SELECT owner, expires_at FROM leases WHERE name = ?", [self.name]
+            ).fetchone()
             if row is not None and row[0] != self.owner and row[1] > now:
                 self._valid_until = 0.0
                 return False
@@ -74,9 +83,11 @@ def process_alive(store: Store, owner: str | None, now: float | None = None) -> 
     """Whether the bot process `owner` still heartbeats."""
     if not owner:
         return False
-    row = store.db().execute(
-        "SELECT expires_at FROM leases WHERE name = ?", [HEARTBEAT_PREFIX + owner]
-    ).fetchone()
+    row = (
+        store.db()
+        .execute("SELECT expires_at FROM leases WHERE name = ?", [HEARTBEAT_PREFIX + owner])
+        .fetchone()
+    )
     return bool(row and row[0] > (now if now is not None else time.time()))
 
 
@@ -93,7 +104,9 @@ def job_specs(svc: Services) -> list[JobSpec]:
     s = svc.settings
     specs: list[JobSpec] = [
         JobSpec("prune-deliveries", lambda sv: sv.store.prune_deliveries(), 600),
-        JobSpec("android-index-sync", lambda sv: sv.devices.sync_android_index(), s.index_sync_interval),
+        JobSpec(
+            "android-index-sync", lambda sv: sv.devices.sync_android_index(), s.index_sync_interval
+        ),
     ]
     for name in ("approvals", "outcomes", "lost"):
         try:
@@ -116,7 +129,8 @@ class Jobs:
         self.lease = Lease(svc.store, JOBS_LEASE, self.owner, seconds)
         self.heartbeat = Lease(svc.store, HEARTBEAT_PREFIX + self.owner, self.owner, seconds)
         self.scheduler = BackgroundScheduler(
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}, timezone="UTC"
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone="UTC",
         )
         self.runs: dict[str, int] = {}
 
@@ -124,10 +138,16 @@ class Jobs:
         self.heartbeat.acquire()
         self.lease.acquire()
         beat = max(0.1, self.svc.settings.lease_seconds / 4)
-        self.scheduler.add_job(self._beat, "interval", seconds=beat, id="lease", replace_existing=True)
+        self.scheduler.add_job(
+            self._beat, "interval", seconds=beat, id="lease", replace_existing=True
+        )
         for spec in job_specs(self.svc):
             self.scheduler.add_job(
-                self._guard(spec), "interval", seconds=spec.seconds, id=spec.id, replace_existing=True
+                self._guard(spec),
+                "interval",
+                seconds=spec.seconds,
+                id=spec.id,
+                replace_existing=True,
             )
         self.scheduler.start()
         if self.lease.held:

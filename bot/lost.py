@@ -62,7 +62,8 @@ def cases_for(svc: Services, device_ids: list[str]) -> list[dict[str, Any]]:
     marks = ",".join("?" * len(device_ids))
     return list(
         svc.store.db().query(
-            f"SELECT * FROM lost_devices WHERE device_id IN ({marks}) ORDER BY reported_at DESC", device_ids
+            f"SELECT * FROM lost_devices WHERE device_id IN ({marks}) ORDER BY reported_at DESC",
+            device_ids,
         )
     )
 
@@ -83,7 +84,12 @@ def case_message(case: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     ]
     if d.get("request_link"):
         lines.append(f"<{d['request_link']}|Request thread>")
-    blocks = [header(("Resolved: " if case["state"] == RESOLVED else "Lost device: ") + str(d.get("serial") or d["id"])[:100])]
+    blocks = [
+        header(
+            ("Resolved: " if case["state"] == RESOLVED else "Lost device: ")
+            + str(d.get("serial") or d["id"])[:100]
+        )
+    ]
     blocks.append(section("\n".join(lines)))
     if case["state"] == RESOLVED:
         blocks.append(
@@ -105,10 +111,18 @@ def report(svc: Services, device: Device, reporter: str, *, request: Any = None)
     existing = open_case_for(svc, device.platform, device.id)
     channel = svc.settings.lost_device_channel
     if existing is not None:
-        audit.record(svc.store, actor=reporter, event="lost_reported_again", platform=device.platform,
-                     device_id=device.id, request_id=getattr(request, "id", None))
+        audit.record(
+            svc.store,
+            actor=reporter,
+            event="lost_reported_again",
+            platform=device.platform,
+            device_id=device.id,
+            request_id=getattr(request, "id", None),
+        )
         if channel and existing["ts"]:
-            svc.out.post(channel, f"Reported lost again by <@{reporter}>.", thread_ts=existing["ts"])
+            svc.out.post(
+                channel, f"Reported lost again by <@{reporter}>.", thread_ts=existing["ts"]
+            )
         return int(existing["id"])
     summary = {**device.summary(), "network": device.network}
     if request is not None and request.requester_channel and request.requester_ts:
@@ -118,12 +132,29 @@ def report(svc: Services, device: Device, reporter: str, *, request: Any = None)
         cursor = db.execute(
             "INSERT INTO lost_devices(platform, device_id, serial, summary, state, reported_by, reported_at,"
             " request_id, channel, last_checkin) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [device.platform, device.id, device.serial, json.dumps(summary), OPEN, reporter, now,
-             getattr(request, "id", None), channel, device.last_seen],
+            [
+                device.platform,
+                device.id,
+                device.serial,
+                json.dumps(summary),
+                OPEN,
+                reporter,
+                now,
+                getattr(request, "id", None),
+                channel,
+                device.last_seen,
+            ],
         )
         case_id = int(cursor.lastrowid or 0)
-        audit.record(svc.store, actor=reporter, event="lost_reported", platform=device.platform,
-                     device_id=device.id, request_id=getattr(request, "id", None), detail={"case": case_id})
+        audit.record(
+            svc.store,
+            actor=reporter,
+            event="lost_reported",
+            platform=device.platform,
+            device_id=device.id,
+            request_id=getattr(request, "id", None),
+            detail={"case": case_id},
+        )
     if channel:
         case = _case(svc, case_id)
         text, blocks = case_message(case)
@@ -147,11 +178,21 @@ def resolve(svc: Services, platform: str, device_id: str, actor: str, how: str) 
         )
         if cursor.rowcount != 1:
             return False
-        audit.record(svc.store, actor=actor, event="lost_resolved", platform=platform, device_id=device_id,
-                     detail={"case": case["id"], "how": how})
+        audit.record(
+            svc.store,
+            actor=actor,
+            event="lost_resolved",
+            platform=platform,
+            device_id=device_id,
+            detail={"case": case["id"], "how": how},
+        )
     case = _case(svc, case["id"])
     if case["channel"] and case["ts"]:
-        svc.out.post(case["channel"], f":white_check_mark: Found — <@{actor}> at {_stamp(now)}: {how}", thread_ts=case["ts"])
+        svc.out.post(
+            case["channel"],
+            f":white_check_mark: Found — <@{actor}> at {_stamp(now)}: {how}",
+            thread_ts=case["ts"],
+        )
         text, blocks = case_message(case)
         svc.out.update(case["channel"], case["ts"], text, blocks)
     return True
@@ -167,7 +208,9 @@ def on_request_finished(svc: Services, request: Any, state: str) -> None:
         return
     spec = request.spec
     try:
-        if spec.google == "START_LOST_MODE" or (spec.google == "DISABLE" and request.params.get("why") == "lost_or_stolen"):
+        if spec.google == "START_LOST_MODE" or (
+            spec.google == "DISABLE" and request.params.get("why") == "lost_or_stolen"
+        ):
             device = svc.devices.get(request.platform, request.device_ids[0])
             report(svc, device, request.requester, request=request)
         elif spec.google in ("STOP_LOST_MODE", "REENABLE", "CLOSE_LOST_CASE"):
@@ -178,7 +221,13 @@ def on_request_finished(svc: Services, request: Any, state: str) -> None:
             }[spec.google]
             if request.result.get("lostMode") == "NOT_IN_LOST_MODE":
                 how = "the device was not in lost mode any more"
-            resolve(svc, request.platform, request.device_ids[0], request.decided_by or request.requester, how)
+            resolve(
+                svc,
+                request.platform,
+                request.device_ids[0],
+                request.decided_by or request.requester,
+                how,
+            )
     except DeviceBotError as exc:
         log.warning("lost-device bookkeeping for %s failed: %s", request.id, exc.message)
 
@@ -198,12 +247,16 @@ def watch(svc: Services) -> int:
         since = min(c["reported_at"] for c in chrome_cases)
         day = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d")
         wanted = {c["device_id"] for c in chrome_cases}
-        for raw in svc.google.chrome.iter_devices(f"status:disabled sync:{day}..", projection="FULL"):
+        for raw in svc.google.chrome.iter_devices(
+            f"status:disabled sync:{day}..", projection="FULL"
+        ):
             if raw.get("deviceId") in wanted:
                 seen[raw["deviceId"]] = chrome_device(raw)
     if android_cases and svc.google.android is not None:
         android = svc.google.android
-        futures = {c["device_id"]: svc.executor.submit(android.get, c["device_id"]) for c in android_cases}
+        futures = {
+            c["device_id"]: svc.executor.submit(android.get, c["device_id"]) for c in android_cases
+        }
         for device_id, future in futures.items():
             try:
                 seen[device_id] = android_device(future.result())
@@ -224,8 +277,14 @@ def watch(svc: Services) -> int:
             )
             if cursor.rowcount != 1:
                 continue
-            audit.record(svc.store, actor=BOT, event="lost_checkin", platform=device.platform, device_id=device.id,
-                         detail={"at": device.last_seen, "network": _network_words(device)})
+            audit.record(
+                svc.store,
+                actor=BOT,
+                event="lost_checkin",
+                platform=device.platform,
+                device_id=device.id,
+                detail={"at": device.last_seen, "network": _network_words(device)},
+            )
         if case["channel"] and case["ts"]:
             svc.out.post(
                 case["channel"],

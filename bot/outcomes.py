@@ -105,7 +105,11 @@ def describe_android(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any
     if error.get("code") == 1 or "cancel" in (error.get("message") or "").lower():
         return "cancelled", "Cancelled before the device ran it.", detail
     if error.get("code") == 4 or "expire" in (error.get("message") or "").lower():
-        return "expired", "Expired: the device did not run the command within its time limit.", detail
+        return (
+            "expired",
+            "Expired: the device did not run the command within its time limit.",
+            detail,
+        )
     if code and code != "COMMAND_ERROR_CODE_UNSPECIFIED":
         detail["errorCode"] = code
         return "failed", f"Failed: {ANDROID_ERRORS.get(code, code)} (`{code}`).", detail
@@ -147,7 +151,9 @@ def describe_android(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any
         info = command["requestDeviceInfoStatus"] or {}
         status = info.get("status", "STATUS_UNSPECIFIED")
         lines.append(DEVICE_INFO.get(status, f"Device info: {status}."))
-        eids = [e.get("eid") for e in ((info.get("eidInfo") or {}).get("eids") or []) if e.get("eid")]
+        eids = [
+            e.get("eid") for e in ((info.get("eidInfo") or {}).get("eids") or []) if e.get("eid")
+        ]
         if eids:
             lines.append("EID: " + ", ".join(f"`{e}`" for e in eids))
         detail["deviceInfo"] = status
@@ -182,7 +188,11 @@ def describe_chrome(command: dict[str, Any]) -> tuple[str, str, dict[str, Any]] 
             text += f"\nResult: `{payload[:500]}`"
         return "succeeded", text, detail
     if kind == "IGNORED":
-        return "failed", "The device ignored the command (not applicable in its current session).", detail
+        return (
+            "failed",
+            "The device ignored the command (not applicable in its current session).",
+            detail,
+        )
     message = result.get("errorMessage") or "no details"
     return "failed", f"Failed on the device: {message}", detail
 
@@ -190,7 +200,9 @@ def describe_chrome(command: dict[str, Any]) -> tuple[str, str, dict[str, Any]] 
 # ---- tracking and polling ----------------------------------------------------------------
 
 
-def track(svc: Services, request: Any, google_ref: str, operation: dict[str, Any] | None = None) -> None:
+def track(
+    svc: Services, request: Any, google_ref: str, operation: dict[str, Any] | None = None
+) -> None:
     """Remember a sent command; the poll job follows it from here."""
     now = svc.clock()
     duration = _seconds(((operation or {}).get("metadata") or {}).get("duration"))
@@ -210,7 +222,10 @@ def track(svc: Services, request: Any, google_ref: str, operation: dict[str, Any
                 now + svc.settings.poll_interval,
             ],
         )
-        db.execute("UPDATE requests SET google_ref = ?, reconcile = 0 WHERE id = ?", [google_ref, request.id])
+        db.execute(
+            "UPDATE requests SET google_ref = ?, reconcile = 0 WHERE id = ?",
+            [google_ref, request.id],
+        )
         audit.record(
             svc.store,
             actor="device-bot",
@@ -222,7 +237,9 @@ def track(svc: Services, request: Any, google_ref: str, operation: dict[str, Any
         )
     from bot import approvals
 
-    approvals._thread(svc, approvals.load(svc, request.id), "Sent to Google; waiting for the device to run it.")
+    approvals._thread(
+        svc, approvals.load(svc, request.id), "Sent to Google; waiting for the device to run it."
+    )
     if operation is not None and operation.get("done"):
         _android_result(svc, _row(svc, "android", google_ref), operation)
 
@@ -230,7 +247,8 @@ def track(svc: Services, request: Any, google_ref: str, operation: dict[str, Any
 def _row(svc: Services, platform: str, google_ref: str) -> dict[str, Any]:
     rows = list(
         svc.store.db().query(
-            "SELECT * FROM pending_commands WHERE platform = ? AND google_ref = ?", [platform, google_ref]
+            "SELECT * FROM pending_commands WHERE platform = ? AND google_ref = ?",
+            [platform, google_ref],
         )
     )
     return rows[0]
@@ -259,7 +277,10 @@ def poll(svc: Services) -> int:
                 _poll_failed(svc, row, result)
     if chrome:
         api = svc.google.require_chrome()
-        futures = [(row, svc.executor.submit(api.get_command, row["device_id"], row["google_ref"])) for row in chrome]
+        futures = [
+            (row, svc.executor.submit(api.get_command, row["device_id"], row["google_ref"]))
+            for row in chrome
+        ]
         for row, future in futures:
             try:
                 _chrome_result(svc, row, future.result())
@@ -272,14 +293,21 @@ def _done(svc: Services, row: dict[str, Any], state: str) -> bool:
     """Mark a pending command done, once (the row count decides)."""
     with svc.store.transaction() as db:
         cursor = db.execute(
-            "UPDATE pending_commands SET done = 1, state = ? WHERE id = ? AND done = 0", [state, row["id"]]
+            "UPDATE pending_commands SET done = 1, state = ? WHERE id = ? AND done = 0",
+            [state, row["id"]],
         )
         return cursor.rowcount == 1
 
 
-def _later(svc: Services, row: dict[str, Any], state: str | None = None, failures: int | None = None) -> None:
+def _later(
+    svc: Services, row: dict[str, Any], state: str | None = None, failures: int | None = None
+) -> None:
     failures = row["poll_failures"] if failures is None else failures
-    delay = svc.settings.poll_interval * (2 ** min(failures, 10)) if failures else svc.settings.poll_interval
+    delay = (
+        svc.settings.poll_interval * (2 ** min(failures, 10))
+        if failures
+        else svc.settings.poll_interval
+    )
     with svc.store.transaction() as db:
         db.execute(
             "UPDATE pending_commands SET next_poll_at = ?, poll_failures = ?, state = ? WHERE id = ?",
@@ -287,7 +315,9 @@ def _later(svc: Services, row: dict[str, Any], state: str | None = None, failure
         )
 
 
-def _finish(svc: Services, row: dict[str, Any], state: str, text: str, detail: dict[str, Any]) -> None:
+def _finish(
+    svc: Services, row: dict[str, Any], state: str, text: str, detail: dict[str, Any]
+) -> None:
     from bot import approvals
 
     if _done(svc, row, state):
@@ -296,12 +326,24 @@ def _finish(svc: Services, row: dict[str, Any], state: str, text: str, detail: d
 
 def _poll_failed(svc: Services, row: dict[str, Any], error: Any) -> None:
     if isinstance(error, NotFound):
-        _finish(svc, row, "failed", "Google no longer knows this command; its outcome is unknown.", {"error": "not_found"})
+        _finish(
+            svc,
+            row,
+            "failed",
+            "Google no longer knows this command; its outcome is unknown.",
+            {"error": "not_found"},
+        )
         return
     failures = row["poll_failures"] + 1
     log.warning("polling %s failed (%d): %s", row["google_ref"], failures, error)
     if failures >= MAX_POLL_FAILURES:
-        _finish(svc, row, "failed", f"Gave up asking Google about the command after {failures} failures.", {})
+        _finish(
+            svc,
+            row,
+            "failed",
+            f"Gave up asking Google about the command after {failures} failures.",
+            {},
+        )
         return
     _later(svc, row, failures=failures)
 
@@ -312,7 +354,13 @@ def _android_result(svc: Services, row: dict[str, Any], operation: dict[str, Any
         _finish(svc, row, state, text, detail)
         return
     if svc.clock() > (row["expires_at"] or 0) + EXPIRY_GRACE:
-        _finish(svc, row, "expired", "Expired: the device did not run the command within its time limit.", {})
+        _finish(
+            svc,
+            row,
+            "expired",
+            "Expired: the device did not run the command within its time limit.",
+            {},
+        )
         return
     _later(svc, row, failures=0)
 
@@ -325,8 +373,15 @@ def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) 
             from bot import approvals
 
             approvals._thread(svc, approvals.load(svc, row["request_id"]), CHROME_PROGRESS[state])
-            audit.record(svc.store, actor="device-bot", event="command_progress", request_id=row["request_id"],
-                         platform="chrome", device_id=row["device_id"], detail={"state": state})
+            audit.record(
+                svc.store,
+                actor="device-bot",
+                event="command_progress",
+                request_id=row["request_id"],
+                platform="chrome",
+                device_id=row["device_id"],
+                detail={"state": state},
+            )
         _later(svc, row, state=state, failures=0)
         return
     final, text, detail = described
@@ -350,7 +405,9 @@ def download_links(svc: Services, device_id: str, since: str | None) -> list[tup
         for item in raw.get(key) or []:
             created = _epoch(item.get("createTime")) or 0.0
             if item.get("downloadUrl") and created >= start - 1:
-                links.append((str(item.get("name") or item.get("type") or key), str(item["downloadUrl"])))
+                links.append(
+                    (str(item.get("name") or item.get("type") or key), str(item["downloadUrl"]))
+                )
     return links[:5]
 
 

@@ -26,10 +26,15 @@ STATE_WORDS = {
 def _params_text(request: Request) -> str:
     params = dict(request.params)
     if request.spec.secret_fields():
-        params["new password"] = "(set, never shown)" if request.has_secret or request.state == "pending" else "(erased)"
+        params["new password"] = (
+            "(set, never shown)" if request.has_secret or request.state == "pending" else "(erased)"
+        )
     if not params:
         return ""
-    return "\n".join(f"• {esc(k)}: `{esc(json.dumps(v) if not isinstance(v, str) else v)}`" for k, v in params.items())
+    return "\n".join(
+        f"• {esc(k)}: `{esc(json.dumps(v) if not isinstance(v, str) else v)}`"
+        for k, v in params.items()
+    )
 
 
 def _devices_text(request: Request) -> str:
@@ -46,7 +51,13 @@ def _devices_text(request: Request) -> str:
 
 def _state_line(request: Request) -> str:
     line = STATE_WORDS.get(request.state, request.state)
-    if request.decided_by and request.state in ("approved", "executing", "succeeded", "failed", "denied"):
+    if request.decided_by and request.state in (
+        "approved",
+        "executing",
+        "succeeded",
+        "failed",
+        "denied",
+    ):
         verb = "denied" if request.state == "denied" else "approved"
         line += f" — {verb} by <@{request.decided_by}>"
     if request.decided_by and request.state == "cancelled":
@@ -72,7 +83,9 @@ def approval_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
     params = _params_text(request)
     if params:
         body.append(section("*Parameters*\n" + params))
-    body.append(context(f"Fingerprint `{request.fingerprint[:12]}` · approval runs exactly this command"))
+    body.append(
+        context(f"Fingerprint `{request.fingerprint[:12]}` · approval runs exactly this command")
+    )
     body.append(section(_state_line(request)))
     if request.state == "pending":
         body.append(
@@ -131,7 +144,9 @@ def deny_modal(request: Request) -> dict[str, Any]:
         "submit": plain("Deny", 24),
         "close": plain("Back", 24),
         "blocks": [
-            section(f"Deny *{esc(request.spec.label.lower())}* of {esc(request.target)} for <@{request.requester}>?"),
+            section(
+                f"Deny *{esc(request.spec.label.lower())}* of {esc(request.target)} for <@{request.requester}>?"
+            ),
             {
                 "type": "input",
                 "block_id": ids.BlockId.DENY_REASON,

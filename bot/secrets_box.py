@@ -52,4 +52,3 @@ class SecretBox:
     def forget(self, request_id: str) -> None:
         with self._lock:
             self._memory.pop(request_id, None)
-

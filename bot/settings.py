@@ -162,7 +162,9 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(name, f"expected a whole number from {lo} to {hi}, got {raw!r}") from None
+        raise SettingsError(
+            name, f"expected a whole number from {lo} to {hi}, got {raw!r}"
+        ) from None
     if not lo <= value <= hi:
         raise SettingsError(name, f"expected a whole number from {lo} to {hi}, got {raw!r}")
     return value
@@ -175,9 +177,13 @@ def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: flo
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(name, f"expected a number of seconds from {lo:g} to {hi:g}, got {raw!r}") from None
+        raise SettingsError(
+            name, f"expected a number of seconds from {lo:g} to {hi:g}, got {raw!r}"
+        ) from None
     if not lo <= value <= hi:
-        raise SettingsError(name, f"expected a number of seconds from {lo:g} to {hi:g}, got {raw!r}")
+        raise SettingsError(
+            name, f"expected a number of seconds from {lo:g} to {hi:g}, got {raw!r}"
+        )
     return value
 
 
@@ -190,7 +196,9 @@ def parse_duration(raw: str) -> int:
     return number * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
 
 
-def _id_list(env: Mapping[str, str], name: str, pattern: re.Pattern[str], expected: str) -> tuple[str, ...]:
+def _id_list(
+    env: Mapping[str, str], name: str, pattern: re.Pattern[str], expected: str
+) -> tuple[str, ...]:
     raw = env.get(name, "")
     items = [part for part in re.split(r"[\s,]+", raw.strip()) if part]
     for item in items:
@@ -230,7 +238,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if app_token:
         signing_secret = env.get("SLACK_SIGNING_SECRET", "").strip()
     else:
-        signing_secret = _required(env, "SLACK_SIGNING_SECRET", "the app's signing secret, for HTTP mode")
+        signing_secret = _required(
+            env, "SLACK_SIGNING_SECRET", "the app's signing secret, for HTTP mode"
+        )
 
     backend = env.get("GOOGLE_BACKEND", "google").strip().lower() or "google"
     if backend not in ("google", "sandbox"):
@@ -271,15 +281,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     try:
         approval_ttl = parse_duration(ttl_raw) if ttl_raw else 24 * 3600
     except ValueError:
-        raise SettingsError("APPROVAL_TTL", f"expected a duration like 3600, 90m or 24h, got {ttl_raw!r}") from None
+        raise SettingsError(
+            "APPROVAL_TTL", f"expected a duration like 3600, 90m or 24h, got {ttl_raw!r}"
+        ) from None
     if approval_ttl <= 0:
         raise SettingsError("APPROVAL_TTL", "must be longer than 0")
 
-    operators = _id_list(env, "DEVICE_OPERATORS", _USER_OR_GROUP, "a Slack user id (U…) or user-group id (S…)")
-    approvers = _id_list(env, "DEVICE_APPROVERS", _USER_OR_GROUP, "a Slack user id (U…) or user-group id (S…)")
+    operators = _id_list(
+        env, "DEVICE_OPERATORS", _USER_OR_GROUP, "a Slack user id (U…) or user-group id (S…)"
+    )
+    approvers = _id_list(
+        env, "DEVICE_APPROVERS", _USER_OR_GROUP, "a Slack user id (U…) or user-group id (S…)"
+    )
     approval_channel = _channel(env, "APPROVAL_CHANNEL")
     if approval_required and not approval_channel:
-        raise SettingsError("APPROVAL_CHANNEL", "is required while actions need approval (a channel id like C0123ABCD)")
+        raise SettingsError(
+            "APPROVAL_CHANNEL",
+            "is required while actions need approval (a channel id like C0123ABCD)",
+        )
 
     secret_key_raw = env.get("BOT_SECRET_KEY", "").strip()
     if secret_key_raw and len(secret_key_raw) < 16:
@@ -287,7 +306,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise SettingsError("LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+        raise SettingsError(
+            "LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
+        )
 
     return Settings(
         slack_bot_token=Secret(bot_token),

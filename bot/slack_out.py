@@ -44,10 +44,15 @@ class SlackOut:
             return text, dicts
         text = f"[SANDBOX] {text}"
         if dicts is not None and len(dicts) < 50:
-            dicts = [*dicts, {"type": "context", "elements": [{"type": "mrkdwn", "text": SANDBOX_MARK}]}]
+            dicts = [
+                *dicts,
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": SANDBOX_MARK}]},
+            ]
         return text, dicts
 
-    def post(self, channel: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None) -> str:
+    def post(
+        self, channel: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None
+    ) -> str:
         """Post a message; returns its ts."""
         text, dicts = self._mark(text, blocks)
         response = self.client.chat_postMessage(
@@ -56,10 +61,18 @@ class SlackOut:
         return str(response["ts"])
 
     def ephemeral(
-        self, channel: str, user: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        blocks: Blocks = None,
+        *,
+        thread_ts: str | None = None,
     ) -> None:
         text, dicts = self._mark(text, blocks)
-        self.client.chat_postEphemeral(channel=channel, user=user, text=text, blocks=dicts, thread_ts=thread_ts)
+        self.client.chat_postEphemeral(
+            channel=channel, user=user, text=text, blocks=dicts, thread_ts=thread_ts
+        )
 
     def update(self, channel: str, ts: str, text: str, blocks: Blocks = None) -> None:
         text, dicts = self._mark(text, blocks)

@@ -73,7 +73,9 @@ class Claims:
         self.taken: set[str] = set()
         self.lock = threading.Lock()
 
-    def _pick(self, devices: Iterator[dict[str, Any]], key: str, where: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    def _pick(
+        self, devices: Iterator[dict[str, Any]], key: str, where: Callable[[dict[str, Any]], bool]
+    ) -> dict[str, Any]:
         with self.lock:
             for device in devices:
                 if device[key] not in self.taken and where(device):
@@ -81,7 +83,9 @@ class Claims:
                     return device
         raise LookupError("no unclaimed sandbox device matches")
 
-    def chrome(self, status: str = "ACTIVE", where: Callable[[dict[str, Any]], bool] = lambda d: True) -> dict[str, Any]:
+    def chrome(
+        self, status: str = "ACTIVE", where: Callable[[dict[str, Any]], bool] = lambda d: True
+    ) -> dict[str, Any]:
         fleet = self.sandbox.fleet
         devices = (fleet.chrome[k] for k in list(fleet.chrome_order))
         return self._pick(devices, "deviceId", lambda d: d.get("status") == status and where(d))

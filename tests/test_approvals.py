@@ -26,27 +26,45 @@ def request_row(bot: Any, request_id: str) -> dict[str, Any]:
     return next(bot.store.db().query("SELECT * FROM requests WHERE id = ?", [request_id]))
 
 
-def submit(bot: Any, action: str, device_ref: str, params: dict[str, Any] | None = None, *,
-           requester: str = OPERATOR, secret: dict[str, Any] | None = None, reason: str = "ticket 42") -> str:
+def submit(
+    bot: Any,
+    action: str,
+    device_ref: str,
+    params: dict[str, Any] | None = None,
+    *,
+    requester: str = OPERATOR,
+    secret: dict[str, Any] | None = None,
+    reason: str = "ticket 42",
+) -> str:
     device = bot.svc.devices.resolve(device_ref)
     return approvals.submit(
         bot.svc,
-        NewRequest(action=action, platform=device.platform, devices=(device,), params=params or {},
-                   requester=requester, reason=reason, secret=secret, channel=HELPDESK),
+        NewRequest(
+            action=action,
+            platform=device.platform,
+            devices=(device,),
+            params=params or {},
+            requester=requester,
+            reason=reason,
+            secret=secret,
+            channel=HELPDESK,
+        ),
     )
 
 
 def approval_message(bot: Any, request_id: str) -> dict[str, Any]:
     return wait_until(
         lambda: next((m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None),
-        10, f"approval message of {request_id}",
+        10,
+        f"approval message of {request_id}",
     )
 
 
 def wait_state(bot: Any, request_id: str, *states: str, timeout: float = 15) -> dict[str, Any]:
     return wait_until(
         lambda: (row := request_row(bot, request_id))["state"] in states and row,
-        timeout, f"request {request_id} to reach {states}",
+        timeout,
+        f"request {request_id} to reach {states}",
     )
 
 
@@ -70,8 +88,12 @@ def test_approve_runs_the_action_and_reports_in_both_threads(bot, claims):
     assert row["decided_by"] == APPROVER1
     assert bot.sandbox.fleet.chrome[device["deviceId"]]["status"] == "DISABLED"
     # the approval message shows the final state and who decided; no buttons left
-    final = wait_until(lambda: "approved by" in flatten(bot.emu.message(APPROVALS, message["ts"])).lower()
-                       and bot.emu.message(APPROVALS, message["ts"]))
+    final = wait_until(
+        lambda: (
+            "approved by" in flatten(bot.emu.message(APPROVALS, message["ts"])).lower()
+            and bot.emu.message(APPROVALS, message["ts"])
+        )
+    )
     assert ids.ActionId.APPROVE not in str(final)
     wait_until(lambda: "Done" in thread_texts(bot, APPROVALS, message["ts"]))
     wait_until(lambda: "Done" in thread_texts(bot, row["requester_channel"], row["requester_ts"]))
@@ -82,7 +104,9 @@ def test_approve_runs_the_action_and_reports_in_both_threads(bot, claims):
 
 def test_deny_with_reason(bot, claims):
     device = claims.chrome("ACTIVE")
-    request_id = submit(bot, "deprovision", device["serialNumber"], {"deprovision_reason": "retiring_device"})
+    request_id = submit(
+        bot, "deprovision", device["serialNumber"], {"deprovision_reason": "retiring_device"}
+    )
     message = approval_message(bot, request_id)
     bot.emu.click(APPROVER2, ids.ActionId.DENY, value=request_id, message=message)
     view = wait_until(lambda: bot.emu.open_view(APPROVER2), 10, "deny modal")
@@ -92,12 +116,19 @@ def test_deny_with_reason(bot, claims):
     row = wait_state(bot, request_id, "denied")
     assert row["decision_note"] == "not without a ticket" and row["decided_by"] == APPROVER2
     assert bot.sandbox.fleet.chrome[device["deviceId"]]["status"] == "ACTIVE"
-    wait_until(lambda: "not without a ticket" in thread_texts(bot, row["requester_channel"], row["requester_ts"]))
+    wait_until(
+        lambda: (
+            "not without a ticket"
+            in thread_texts(bot, row["requester_channel"], row["requester_ts"])
+        )
+    )
 
 
 def test_self_approval_and_non_approver_are_refused(bot, claims):
     device = claims.chrome("ACTIVE")
-    request_id = submit(bot, "disable", device["serialNumber"], {"why": "other"}, requester=APPROVER1)
+    request_id = submit(
+        bot, "disable", device["serialNumber"], {"why": "other"}, requester=APPROVER1
+    )
     message = approval_message(bot, request_id)
     bot.emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
     bot.wait_ephemeral("cannot approve your own request", user=APPROVER1)
@@ -130,7 +161,9 @@ def test_cancel_pending_request(bot, claims):
     device = claims.chrome("ACTIVE")
     request_id = submit(bot, "disable", device["serialNumber"], {"why": "other"})
     approval_message(bot, request_id)
-    bot.slash(f"cancel {request_id}", user=APPROVER2)  # neither requester nor approver? approver may
+    bot.slash(
+        f"cancel {request_id}", user=APPROVER2
+    )  # neither requester nor approver? approver may
     wait_state(bot, request_id, "cancelled")
     bot.wait_ephemeral("cancelled", user=APPROVER2)
 
@@ -147,7 +180,9 @@ def test_twenty_concurrent_approvals_make_one_google_call(bot, claims):
         barrier.wait()
         replies.append(bot.emu.click(user, ids.ActionId.APPROVE, value=request_id, message=message))
 
-    threads = [threading.Thread(target=click, args=(APPROVER1 if i % 2 else APPROVER2,)) for i in range(20)]
+    threads = [
+        threading.Thread(target=click, args=(APPROVER1 if i % 2 else APPROVER2,)) for i in range(20)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -155,9 +190,16 @@ def test_twenty_concurrent_approvals_make_one_google_call(bot, claims):
     assert all(r.status == 200 for r in replies)
     wait_state(bot, request_id, "succeeded")
     assert bot.sandbox.log.count(method="POST", path_contains="batchChangeStatus") == 1
-    told = lambda: sum("already decided" in t for u in (APPROVER1, APPROVER2) for t in bot.ephemeral_texts(u))  # noqa: E731
+
+    def told() -> int:
+        return sum(
+            "already decided" in t for u in (APPROVER1, APPROVER2) for t in bot.ephemeral_texts(u)
+        )
+
     wait_until(lambda: told() == 19, 10, "19 users told it was already decided")
-    approved = [e for e in audit.events(bot.store, request_id=request_id) if e["event"] == "approved"]
+    approved = [
+        e for e in audit.events(bot.store, request_id=request_id) if e["event"] == "approved"
+    ]
     assert len(approved) == 1
 
 
@@ -181,7 +223,9 @@ def test_preflight_refuses_a_device_deprovisioned_meanwhile(bot, claims):
     device = claims.chrome("ACTIVE")
     request_id = submit(bot, "disable", device["serialNumber"], {"why": "other"})
     message = approval_message(bot, request_id)
-    bot.sandbox.fleet.set_chrome_status(bot.sandbox.fleet.chrome[device["deviceId"]], "DEPROVISIONED")
+    bot.sandbox.fleet.set_chrome_status(
+        bot.sandbox.fleet.chrome[device["deviceId"]], "DEPROVISIONED"
+    )
     bot.sandbox.log.clear()
     bot.emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
     row = wait_state(bot, request_id, "failed")

@@ -12,7 +12,9 @@ def test_redelivered_slash_command_is_answered_once(bot):
     assert reply.status == 200
     delivery = bot.emu.deliveries[-1]
     body = urllib.parse.urlencode(delivery.payload)
-    again = bot.emu._deliver("slash_command", body, delivery.payload, retry_num=1, retry_reason="http_timeout")
+    again = bot.emu._deliver(
+        "slash_command", body, delivery.payload, retry_num=1, retry_reason="http_timeout"
+    )
     assert again.status == 200
     wait_until(lambda: len(bot.emu.responses) >= 1)
     # the retry could only have been answered by now if it were processed: give it a poll cycle

@@ -15,7 +15,12 @@ def _shell_blocks(text: str) -> list[str]:
 
 def test_two_setup_commands_and_ci_runs_the_test_one():
     blocks = _shell_blocks(README)
-    commands = [line for block in blocks[:2] for line in block.splitlines() if line and not line.startswith("#")]
+    commands = [
+        line
+        for block in blocks[:2]
+        for line in block.splitlines()
+        if line and not line.startswith("#")
+    ]
     assert len(commands) == 2, commands
     run, test = commands
     assert run.endswith("python -m bot playground")
@@ -27,16 +32,37 @@ def test_two_setup_commands_and_ci_runs_the_test_one():
 
 def test_every_setting_is_documented():
     source = (ROOT / "bot" / "settings.py").read_text()
-    variables = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', source)) - {"INFO", "DEBUG", "WARNING", "ERROR"}
+    variables = set(re.findall(r'"([A-Z][A-Z0-9_]{2,})"', source)) - {
+        "INFO",
+        "DEBUG",
+        "WARNING",
+        "ERROR",
+    }
     documented = set(re.findall(r"^\| `([A-Z0-9_]+)`", README, re.M))
     missing = sorted(variables - documented)
     assert not missing, f"settings missing from README's table: {missing}"
 
 
 def test_spec_variables_are_documented():
-    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL", "PORT",
-                 "DATABASE_PATH", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_ADMIN_EMAIL", "GOOGLE_CUSTOMER_ID",
-                 "ANDROID_ENTERPRISE", "GOOGLE_API_ENDPOINT", "GOOGLE_BACKEND", "DEVICE_OPERATORS",
-                 "DEVICE_APPROVERS", "APPROVAL_CHANNEL", "LOST_DEVICE_CHANNEL", "APPROVAL_REQUIRED",
-                 "APPROVAL_TTL", "POLL_INTERVAL"):
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+        "PORT",
+        "DATABASE_PATH",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_ADMIN_EMAIL",
+        "GOOGLE_CUSTOMER_ID",
+        "ANDROID_ENTERPRISE",
+        "GOOGLE_API_ENDPOINT",
+        "GOOGLE_BACKEND",
+        "DEVICE_OPERATORS",
+        "DEVICE_APPROVERS",
+        "APPROVAL_CHANNEL",
+        "LOST_DEVICE_CHANNEL",
+        "APPROVAL_REQUIRED",
+        "APPROVAL_TTL",
+        "POLL_INTERVAL",
+    ):
         assert f"`{name}`" in README

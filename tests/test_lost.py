@@ -16,8 +16,11 @@ def lost_messages(bot: Any) -> list[dict[str, Any]]:
 
 
 def case_message(bot: Any, serial: str) -> dict[str, Any]:
-    return wait_until(lambda: next((m for m in lost_messages(bot) if serial in flatten(m)), None), 10,
-                      f"a lost-device announcement for {serial}")
+    return wait_until(
+        lambda: next((m for m in lost_messages(bot) if serial in flatten(m)), None),
+        10,
+        f"a lost-device announcement for {serial}",
+    )
 
 
 def thread(bot: Any, ts: str) -> list[str]:
@@ -34,7 +37,9 @@ def test_android_lost_mode_announce_watch_resolve_across_a_restart(tmp_path, san
     device = company_android(claims)
     serial = device["hardwareInfo"]["serialNumber"]
     try:
-        request_id = submit(bot, "lost", serial, {"phone": "+1 555 0100", "message": "Please call IT"})
+        request_id = submit(
+            bot, "lost", serial, {"phone": "+1 555 0100", "message": "Please call IT"}
+        )
         wait_state(bot, request_id, "succeeded")
         message = case_message(bot, serial)
         text = flatten(message)
@@ -56,14 +61,27 @@ def test_android_lost_mode_announce_watch_resolve_across_a_restart(tmp_path, san
     bot = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none", DATABASE_PATH=db)
     try:
         sandbox.fleet.check_in(device["name"], at=time.time() + 10, operator="EE")
-        wait_until(lambda: len(thread(bot, message["ts"])) == 2, 10, "the second check-in after the restart")
+        wait_until(
+            lambda: len(thread(bot, message["ts"])) == 2,
+            10,
+            "the second check-in after the restart",
+        )
         assert "EE" in thread(bot, message["ts"])[1]
         request_id = submit(bot, "found", serial)
         wait_state(bot, request_id, "succeeded")
-        wait_until(lambda: "Resolved" in flatten(bot.emu.message(LOST, message["ts"])), 10, "the edited announcement")
-        assert any("Found" in post and "lost mode stopped" in post for post in thread(bot, message["ts"]))
+        wait_until(
+            lambda: "Resolved" in flatten(bot.emu.message(LOST, message["ts"])),
+            10,
+            "the edited announcement",
+        )
+        assert any(
+            "Found" in post and "lost mode stopped" in post for post in thread(bot, message["ts"])
+        )
         assert lost.open_case_for(bot.svc, "android", device["name"]) is None
-        events = [e["event"] for e in __import__("bot.audit").audit.events(bot.store, device_ids=[device["name"]])]
+        events = [
+            e["event"]
+            for e in __import__("bot.audit").audit.events(bot.store, device_ids=[device["name"]])
+        ]
         assert "lost_reported" in events and "lost_checkin" in events and "lost_resolved" in events
     finally:
         bot.server.stop()
@@ -76,8 +94,14 @@ def test_chrome_lost_disable_and_reenable(tmp_path, sandbox, emu, claims):
         request_id = submit(bot, "disable", device["serialNumber"], {"why": "lost_or_stolen"})
         wait_state(bot, request_id, "succeeded")
         message = case_message(bot, device["serialNumber"])
-        sandbox.fleet.check_in(device["deviceId"], at=time.time() + 5, ip="10.1.2.3", wan_ip="203.0.113.9")
-        wait_until(lambda: any("203.0.113.9" in p for p in thread(bot, message["ts"])), 10, "the Chrome check-in")
+        sandbox.fleet.check_in(
+            device["deviceId"], at=time.time() + 5, ip="10.1.2.3", wan_ip="203.0.113.9"
+        )
+        wait_until(
+            lambda: any("203.0.113.9" in p for p in thread(bot, message["ts"])),
+            10,
+            "the Chrome check-in",
+        )
         request_id = submit(bot, "reenable", device["serialNumber"])
         wait_state(bot, request_id, "succeeded")
         wait_until(lambda: "Resolved" in flatten(bot.emu.message(LOST, message["ts"])), 10)

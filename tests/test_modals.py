@@ -141,7 +141,9 @@ def test_picker_offers_one_button_per_candidate() -> None:
 
 def test_loading_and_error_views_are_valid() -> None:
     assert validate_view(modals.loading_view("Reset password", "Looking…")) == []
-    view = modals.error_view("A very long title that does not fit", "`&lt;!here&gt;` is not a device")
+    view = modals.error_view(
+        "A very long title that does not fit", "`&lt;!here&gt;` is not a device"
+    )
     assert validate_view(view) == []
     assert "&lt;!here&gt;" in json.dumps(view)  # messages arrive escaped; not escaped twice
     assert "&amp;lt;" not in json.dumps(view)

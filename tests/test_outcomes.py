@@ -79,9 +79,15 @@ def test_api_level_and_management_mode(direct, claims):
 def test_clear_app_data_per_app(direct, claims):
     device = android(claims, api_min=28)
     direct.sandbox.fleet.set_outcome(
-        device["name"], app_results={"com.example.mail": "SUCCESS", "com.example.vpn": "APP_PROTECTED"}
+        device["name"],
+        app_results={"com.example.mail": "SUCCESS", "com.example.vpn": "APP_PROTECTED"},
     )
-    request_id = submit(direct, "clear-app-data", serial(device), {"packages": ["com.example.mail", "com.example.vpn"]})
+    request_id = submit(
+        direct,
+        "clear-app-data",
+        serial(device),
+        {"packages": ["com.example.mail", "com.example.vpn"]},
+    )
     row = wait_state(direct, request_id, "failed")
     result = json.loads(row["result"])
     assert "com.example.mail`: cleared" in result["text"]
@@ -91,8 +97,20 @@ def test_clear_app_data_per_app(direct, claims):
 @pytest.mark.parametrize(
     ("action", "status", "state", "words", "params"),
     [
-        ("lost", "ALREADY_IN_LOST_MODE", "succeeded", "already in lost mode", {"phone": "+1 555 0100"}),
-        ("lost", "RESET_PASSWORD_RECENTLY", "failed", "password was reset recently", {"phone": "+1 555 0100"}),
+        (
+            "lost",
+            "ALREADY_IN_LOST_MODE",
+            "succeeded",
+            "already in lost mode",
+            {"phone": "+1 555 0100"},
+        ),
+        (
+            "lost",
+            "RESET_PASSWORD_RECENTLY",
+            "failed",
+            "password was reset recently",
+            {"phone": "+1 555 0100"},
+        ),
         ("found", "NOT_IN_LOST_MODE", "succeeded", "was not in lost mode", {}),
     ],
 )
@@ -108,7 +126,12 @@ def test_lost_mode_statuses(direct, claims, action, status, state, words, params
 def test_esim_status_with_internal_error(direct, claims):
     device = android(claims, api_min=35, ownership="COMPANY_OWNED")
     direct.sandbox.fleet.set_outcome(device["name"], status="INTERNAL_ERROR")
-    request_id = submit(direct, "add-esim", serial(device), {"activation_code": "LPA:1$smdp.example$ABC", "activation_state": "ACTIVATED"})
+    request_id = submit(
+        direct,
+        "add-esim",
+        serial(device),
+        {"activation_code": "LPA:1$smdp.example$ABC", "activation_state": "ACTIVATED"},
+    )
     row = wait_state(direct, request_id, "failed")
     assert "internal error" in row["result"]
 
@@ -137,7 +160,9 @@ def test_chrome_command_states_and_screenshot_link(direct, claims):
 
 def test_chrome_command_failure(direct, claims):
     device = claims.chrome("ACTIVE")
-    direct.sandbox.fleet.set_outcome(device["deviceId"], result="FAILURE", error_message="volume control locked")
+    direct.sandbox.fleet.set_outcome(
+        device["deviceId"], result="FAILURE", error_message="volume control locked"
+    )
     request_id = submit(direct, "volume", device["serialNumber"], {"volume": 40})
     row = wait_state(direct, request_id, "failed")
     assert "volume control locked" in row["result"]
@@ -152,14 +177,29 @@ def test_never_acknowledged_command_expires_and_offers_reissue(tmp_path, sandbox
         wait_state(bot, request_id, "expired", timeout=20)
         row = request_row(bot, request_id)
         note = wait_until(
-            lambda: next((m for m in emu.messages(row["requester_channel"], thread_ts=row["requester_ts"])
-                          if ids.ActionId.REISSUE in json.dumps(m)), None),
-            10, "a Re-issue button in the thread",
+            lambda: next(
+                (
+                    m
+                    for m in emu.messages(row["requester_channel"], thread_ts=row["requester_ts"])
+                    if ids.ActionId.REISSUE in json.dumps(m)
+                ),
+                None,
+            ),
+            10,
+            "a Re-issue button in the thread",
         )
         sandbox.fleet.set_never_ack(device["name"], on=False)
         emu.click(OPERATOR, ids.ActionId.REISSUE, message=note)
-        new_id = wait_until(lambda: bot.store.db().execute(
-            "SELECT id FROM requests WHERE id != ? AND device_ids LIKE ?", [request_id, f"%{device['name']}%"]).fetchone())[0]
+        new_id = wait_until(
+            lambda: (
+                bot.store.db()
+                .execute(
+                    "SELECT id FROM requests WHERE id != ? AND device_ids LIKE ?",
+                    [request_id, f"%{device['name']}%"],
+                )
+                .fetchone()
+            )
+        )[0]
         wait_state(bot, new_id, "succeeded", timeout=20)
     finally:
         bot.server.stop()
@@ -193,7 +233,9 @@ def test_batch_poll_uses_one_request_per_hundred(bot, claims):
     names = []
     for device in devices:
         for _ in range(50):
-            op = bot.svc.google.require_android().issue_command(device["name"], {"type": "LOCK", "duration": "600s"})
+            op = bot.svc.google.require_android().issue_command(
+                device["name"], {"type": "LOCK", "duration": "600s"}
+            )
             names.append(op["name"])
     bot.server.jobs.scheduler.pause()  # this test runs the poll cycle itself
     now = bot.svc.clock()
@@ -201,8 +243,20 @@ def test_batch_poll_uses_one_request_per_hundred(bot, claims):
         db.conn.executemany(
             "INSERT INTO pending_commands(request_id, platform, device_id, google_ref, command_type, state,"
             " created_at, expires_at, next_poll_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            [("RTEST", "android", n.split("/operations/")[0], n, "LOCK", "PENDING", now, now + 600, now + 3600)
-             for n in names],
+            [
+                (
+                    "RTEST",
+                    "android",
+                    n.split("/operations/")[0],
+                    n,
+                    "LOCK",
+                    "PENDING",
+                    now,
+                    now + 600,
+                    now + 3600,
+                )
+                for n in names
+            ],
         )
         db.execute("UPDATE pending_commands SET next_poll_at = 0 WHERE request_id = 'RTEST'")
     bot.sandbox.log.clear()
@@ -214,7 +268,9 @@ def test_batch_poll_uses_one_request_per_hundred(bot, claims):
 def test_approval_thread_gets_the_outcome(bot, claims):
     device = android(claims)
     request_id = submit(bot, "wipe", serial(device), {"wipe_reason": "left the company"})
-    message = wait_until(lambda: next((m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None))
+    message = wait_until(
+        lambda: next((m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None)
+    )
     bot.emu.click("U0APPROVER1", ids.ActionId.APPROVE, value=request_id, message=message)
     wait_state(bot, request_id, "succeeded")
     wait_until(lambda: "Done" in thread_texts(bot, APPROVALS, message["ts"]))

@@ -35,7 +35,9 @@ class BotProcess:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        match = wait_until(lambda: self._find(r"listening on (http://\S+)"), 30, "the bot to listen")
+        match = wait_until(
+            lambda: self._find(r"listening on (http://\S+)"), 30, "the bot to listen"
+        )
         self.url = match.group(1)
 
     def _read(self) -> None:
@@ -96,15 +98,29 @@ def processes():
         process.stop()
 
 
-def submit_from_test(env: dict[str, str], action: str, ref: str, params: dict[str, Any], secret: dict[str, Any] | None = None) -> str:
+def submit_from_test(
+    env: dict[str, str],
+    action: str,
+    ref: str,
+    params: dict[str, Any],
+    secret: dict[str, Any] | None = None,
+) -> str:
     """Create a request the way the bot's modal would, from this process, on the shared database."""
     svc = build_services(load_settings(env))
     try:
         device = svc.devices.resolve(ref)
         return approvals.submit(
             svc,
-            NewRequest(action=action, platform=device.platform, devices=(device,), params=params,
-                       requester=OPERATOR, reason="e2e", secret=secret, channel=HELPDESK),
+            NewRequest(
+                action=action,
+                platform=device.platform,
+                devices=(device,),
+                params=params,
+                requester=OPERATOR,
+                reason="e2e",
+                secret=secret,
+                channel=HELPDESK,
+            ),
         )
     finally:
         svc.close()
@@ -122,7 +138,9 @@ def state_of(env: dict[str, str], request_id: str) -> str:
 
 
 def approval_message(emu: Any, request_id: str) -> dict[str, Any]:
-    return wait_until(lambda: next((m for m in emu.messages(APPROVALS) if request_id in flatten(m)), None))
+    return wait_until(
+        lambda: next((m for m in emu.messages(APPROVALS) if request_id in flatten(m)), None)
+    )
 
 
 def test_killed_after_approval_never_sends_twice(tmp_path, sandbox, emu, claims, processes):
@@ -137,20 +155,31 @@ def test_killed_after_approval_never_sends_twice(tmp_path, sandbox, emu, claims,
     sandbox.faults.add(status=None, latency=1.5, path_contains="batchChangeStatus", method="POST")
     try:
         emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
-        wait_until(lambda: sandbox.log.count(method="POST", path_contains="batchChangeStatus") == 1, 10)
+        wait_until(
+            lambda: sandbox.log.count(method="POST", path_contains="batchChangeStatus") == 1, 10
+        )
         assert state_of(env, request_id) == "executing"
         first.kill()
     finally:
         sandbox.faults.clear()
     second = processes(env)
     emu.bot_url = second.url + "/slack/events"
-    wait_until(lambda: state_of(env, request_id) in ("succeeded", "failed"), 20, "the restarted bot to reconcile")
+    wait_until(
+        lambda: state_of(env, request_id) in ("succeeded", "failed"),
+        20,
+        "the restarted bot to reconcile",
+    )
     assert state_of(env, request_id) == "succeeded"
     assert sandbox.log.count(method="POST", path_contains="batchChangeStatus") == 1
     assert sandbox.fleet.chrome[device["deviceId"]]["status"] == "DISABLED"
     thread = "\n".join(flatten(m) for m in emu.messages(APPROVALS, thread_ts=message["ts"]))
-    wait_until(lambda: "confirmed by reading it back" in "\n".join(
-        flatten(m) for m in emu.messages(APPROVALS, thread_ts=message["ts"])), 10)
+    wait_until(
+        lambda: (
+            "confirmed by reading it back"
+            in "\n".join(flatten(m) for m in emu.messages(APPROVALS, thread_ts=message["ts"]))
+        ),
+        10,
+    )
     assert thread is not None
 
 
@@ -165,7 +194,9 @@ def _lease_owner(env: dict[str, str]) -> str | None:
         conn.close()
 
 
-def test_two_processes_one_runs_the_jobs_and_the_other_takes_over(tmp_path, sandbox, emu, processes):
+def test_two_processes_one_runs_the_jobs_and_the_other_takes_over(
+    tmp_path, sandbox, emu, processes
+):
     env = process_env(tmp_path, sandbox, emu, LOG_LEVEL="DEBUG", LEASE_SECONDS="1")
     a = processes(env)
     b = processes(env)
@@ -173,12 +204,16 @@ def test_two_processes_one_runs_the_jobs_and_the_other_takes_over(tmp_path, sand
     owner = wait_until(lambda: _lease_owner(env), 10)
     holder = pids[int(owner.split(":")[1])]
     other = b if holder is a else a
-    wait_until(lambda: holder.log.count("job poll-outcomes ran") >= 5, 15, "jobs to run in the holder")
+    wait_until(
+        lambda: holder.log.count("job poll-outcomes ran") >= 5, 15, "jobs to run in the holder"
+    )
     assert "job poll-outcomes ran" not in other.log
     holder.kill()
     started = __import__("time").monotonic()
     wait_until(lambda: "job poll-outcomes ran" in other.log, 10, "the other process to take over")
-    assert __import__("time").monotonic() - started <= 2 * 1.0 + 1.0  # two lease periods (+ a poll tick)
+    assert (
+        __import__("time").monotonic() - started <= 2 * 1.0 + 1.0
+    )  # two lease periods (+ a poll tick)
     assert str(other.proc.pid) in (_lease_owner(env) or "")
 
 
@@ -187,11 +222,21 @@ def test_a_new_password_never_leaves_plaintext(tmp_path, sandbox, emu, claims, p
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     key_file = tmp_path / "sa.json"
-    key_file.write_text(json.dumps({"type": "service_account", "private_key": pem, "client_email": "bot@x.iam.gserviceaccount.com",
-                                    "token_uri": "https://oauth2.googleapis.com/token", "project_id": "x"}))
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "private_key": pem,
+                "client_email": "bot@x.iam.gserviceaccount.com",
+                "token_uri": "https://oauth2.googleapis.com/token",
+                "project_id": "x",
+            }
+        )
+    )
     password = "Zebra-Quokka-7731!"
     db_dir = tmp_path / "db"
     env = process_env(db_dir, sandbox, emu, LOG_LEVEL="DEBUG")
@@ -202,12 +247,21 @@ def test_a_new_password_never_leaves_plaintext(tmp_path, sandbox, emu, claims, p
     device = claims.android()
     # the way a person does it: the slash command, the modal, a submission carrying the password
     emu.slash_command(OPERATOR, f"reset-password {device['hardwareInfo']['serialNumber']}")
-    view = wait_until(lambda: (v := emu.open_view(OPERATOR)) and "new_password" in json.dumps(v) and v, 15,
-                      "the reset-password modal")
-    reply = emu.submit_view(OPERATOR, view["id"], {"new_password": password, "flags": ["REQUIRE_ENTRY"],
-                                                   "reason": "user forgot it"})
+    view = wait_until(
+        lambda: (v := emu.open_view(OPERATOR)) and "new_password" in json.dumps(v) and v,
+        15,
+        "the reset-password modal",
+    )
+    reply = emu.submit_view(
+        OPERATOR,
+        view["id"],
+        {"new_password": password, "flags": ["REQUIRE_ENTRY"], "reason": "user forgot it"},
+    )
     assert reply.status == 200
-    message = wait_until(lambda: next((m for m in emu.messages(APPROVALS) if "Reset password" in flatten(m)), None), 15)
+    message = wait_until(
+        lambda: next((m for m in emu.messages(APPROVALS) if "Reset password" in flatten(m)), None),
+        15,
+    )
     request_id = re.search(r"`(R[0-9A-F]{6})`", flatten(message)).group(1)
     emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
     wait_until(lambda: state_of(env, request_id) in ("succeeded", "failed"), 20)
@@ -222,7 +276,12 @@ def test_a_new_password_never_leaves_plaintext(tmp_path, sandbox, emu, claims, p
     assert "DEBUG" in bot.log  # logging really was at DEBUG
     for call in emu.calls:
         assert password not in json.dumps(call.args), call.method
-    for secret in (env["SLACK_BOT_TOKEN"], env["SLACK_SIGNING_SECRET"], "BEGIN PRIVATE KEY", pem.splitlines()[1]):
+    for secret in (
+        env["SLACK_BOT_TOKEN"],
+        env["SLACK_SIGNING_SECRET"],
+        "BEGIN PRIVATE KEY",
+        pem.splitlines()[1],
+    ):
         assert secret not in bot.log
 
 
@@ -236,7 +295,9 @@ def test_sigterm_lets_in_flight_work_finish(tmp_path, sandbox, emu, claims, proc
     sandbox.faults.add(status=None, latency=1.0, path_contains="batchChangeStatus", method="POST")
     try:
         emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
-        wait_until(lambda: sandbox.log.count(method="POST", path_contains="batchChangeStatus") >= 1, 10)
+        wait_until(
+            lambda: sandbox.log.count(method="POST", path_contains="batchChangeStatus") >= 1, 10
+        )
         bot.proc.send_signal(signal.SIGTERM)
         assert bot.proc.wait(30) == 0
     finally:

@@ -3,7 +3,13 @@ import sys
 
 import pytest
 
-from bot.settings import DEFAULT_APPROVAL_REQUIRED, Secret, SettingsError, load_settings, parse_duration
+from bot.settings import (
+    DEFAULT_APPROVAL_REQUIRED,
+    Secret,
+    SettingsError,
+    load_settings,
+    parse_duration,
+)
 
 BASE = {
     "SLACK_BOT_TOKEN": "xoxb-1",
@@ -53,7 +59,10 @@ def test_secrets_do_not_show():
         ({"APPROVAL_REQUIRED": "wipe,explode"}, "APPROVAL_REQUIRED"),
         ({"GOOGLE_BACKEND": "azure"}, "GOOGLE_BACKEND"),
         ({"ANDROID_ENTERPRISE": "LC123"}, "ANDROID_ENTERPRISE"),
-        ({"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/key.json"}, "GOOGLE_APPLICATION_CREDENTIALS"),
+        (
+            {"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/key.json"},
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ),
         ({"GOOGLE_ADMIN_EMAIL": "not-an-email"}, "GOOGLE_ADMIN_EMAIL"),
         ({"SLACK_API_URL": "slack.local"}, "SLACK_API_URL"),
         ({"SLACK_APP_TOKEN": "xoxb-wrong"}, "SLACK_APP_TOKEN"),

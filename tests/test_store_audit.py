@@ -47,7 +47,9 @@ def test_audit_rejects_update_and_delete(store):
 
 def test_chain_verifies_and_export_round_trips(store):
     for i in range(5):
-        audit.record(store, actor=f"U{i}", event="e", device_id="d", detail={"i": i, "text": 'a,"b"\nc'})
+        audit.record(
+            store, actor=f"U{i}", event="e", device_id="d", detail={"i": i, "text": 'a,"b"\nc'}
+        )
     assert audit.verify(store).ok
     original = audit.events(store)
     for fmt in ("jsonl", "csv"):
@@ -57,9 +59,7 @@ def test_chain_verifies_and_export_round_trips(store):
 
 def _tamper(path, sql):
     conn = sqlite3.connect(path)
-    conn.executescript(
-        "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;" + sql
-    )
+    conn.executescript("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;" + sql)
     conn.commit()
     conn.close()
 
@@ -70,8 +70,11 @@ def _tamper(path, sql):
         ("UPDATE audit_events SET actor = 'U9' WHERE seq = 2;", "event 2 was altered"),
         ("DELETE FROM audit_events WHERE seq = 2;", "event 2 is missing"),
         ("DELETE FROM audit_events WHERE seq = 3;", "missing"),
-        ("UPDATE audit_events SET seq = 10 WHERE seq = 1; UPDATE audit_events SET seq = 1 WHERE seq = 2;"
-         " UPDATE audit_events SET seq = 2 WHERE seq = 10;", "does not follow"),
+        (
+            "UPDATE audit_events SET seq = 10 WHERE seq = 1; UPDATE audit_events SET seq = 1 WHERE seq = 2;"
+            " UPDATE audit_events SET seq = 2 WHERE seq = 10;",
+            "does not follow",
+        ),
     ],
 )
 def test_verify_catches_tampering_behind_the_bots_back(tmp_path, sql, problem):
@@ -86,7 +89,9 @@ def test_verify_catches_tampering_behind_the_bots_back(tmp_path, sql, problem):
     assert problem in result.problem
     cli = subprocess.run(
         [sys.executable, "-m", "bot", "audit", "--verify", "--database", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert cli.returncode == 1
     assert "BROKEN" in cli.stderr
@@ -99,12 +104,17 @@ def test_audit_cli_export(tmp_path):
     store.close()
     out = subprocess.run(
         [sys.executable, "-m", "bot", "audit", "--format", "csv", "--database", str(path)],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     assert audit.parse_export(out, "csv")[0]["actor"] == "U1"
     ok = subprocess.run(
         [sys.executable, "-m", "bot", "audit", "--verify", "--database", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert ok.returncode == 0 and "1 events" in ok.stdout
 

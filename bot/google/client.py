@@ -313,7 +313,9 @@ class NoResendHttp(httplib2.Http):
     point turns the failure into OutcomeUnknown and the caller reads Google back.
     """
 
-    def _conn_request(self, conn: Any, request_uri: str, method: str, body: Any, headers: Any) -> Any:
+    def _conn_request(
+        self, conn: Any, request_uri: str, method: str, body: Any, headers: Any
+    ) -> Any:
         if method in ("GET", "HEAD", "OPTIONS"):
             return super()._conn_request(conn, request_uri, method, body, headers)
         return super()._conn_request(_OneShot(conn), request_uri, method, body, headers)

@@ -1,0 +1,352 @@
+"""The playground's web API and start-up, without a browser: state per user, gestures, events."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.playground.main import APPROVALS, HELPDESK, OPERATOR, start_playground
+
+ALEX = "U0APPROVER1"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(predicate: Any, timeout: float = 10.0, message: str = "") -> Any:
+    """Poll until truthy or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message or predicate}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from bot.sandbox import Sandbox
+
+    sandbox = Sandbox(devices=60, seed=11, command_delay=0.2).start()
+    running = start_playground(
+        port=0, sandbox=sandbox, database=tmp_path_factory.mktemp("pg") / "pg.db"
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def slack(pg: Any) -> WebClient:
+    """The bot's own Web API client: what it posts, the page shows."""
+    return WebClient(token=pg.server.settings.slack_bot_token.get(), base_url=pg.emulator.api_url)
+
+
+def get(pg: Any, path: str, host: str | None = None) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(pg.url + path, headers={"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def post(pg: Any, path: str, body: Any, content_type: str = "application/json") -> tuple[int, Any]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        pg.url + path, data=data, headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, raw.decode()
+
+
+def state(pg: Any, user: str) -> dict[str, Any]:
+    status, _, body = get(pg, f"/api/state?user={user}")
+    assert status == 200
+    return json.loads(body)
+
+
+def texts(messages: list[dict[str, Any]]) -> str:
+    return json.dumps(messages)
+
+
+def test_page_and_assets_are_served_with_a_strict_policy(pg: Any) -> None:
+    status, headers, body = get(pg, "/")
+    assert status == 200 and b"SANDBOX" in body and b"/static/app.js" in body
+    assert "script-src 'self'" in headers["Content-Security-Policy"]
+    for name, kind in (("app.js", "javascript"), ("app.css", "css")):
+        status, headers, _ = get(pg, f"/static/{name}")
+        assert status == 200 and kind in headers["Content-Type"]
+    assert get(pg, "/static/../main.py")[0] == 404
+    assert get(pg, "/static/main.py")[0] == 404
+    assert get(pg, "/healthz")[0] == 200  # still the bot's own route
+
+
+def test_foreign_hosts_and_form_posts_are_refused(pg: Any) -> None:
+    assert get(pg, "/api/state?user=U0OPERATOR", host="evil.example:8000")[0] == 403
+    status, _ = post(
+        pg, "/api/message", b"user=U0OPERATOR&text=hi", "application/x-www-form-urlencoded"
+    )
+    assert status == 415
+    status, body = post(pg, "/api/message", {"user": "U0NOBODY", "channel": HELPDESK, "text": "hi"})
+    assert status == 400 and "unknown user" in body["error"]
+    assert post(pg, "/api/message", {"user": OPERATOR, "channel": "C0NOPE", "text": "hi"})[0] == 400
+
+
+def test_state_shows_the_people_and_channels(pg: Any) -> None:
+    st = state(pg, OPERATOR)
+    names = {p["name"]: p["role"] for p in st["people"]}
+    assert names == {
+        "Olivia Operator": "operator",
+        "Alex Approver": "approver",
+        "Sam Approver": "approver",
+        "Oscar Outsider": "not allowed",
+    }
+    assert {c["name"] for c in st["channels"]} >= {"help-desk", "device-approvals", "lost-devices"}
+    assert "/device help" in st["hints"]
+
+
+def test_slash_command_reaches_the_bot_signed_with_response_url_and_trigger(pg: Any) -> None:
+    mark = len(pg.emulator.deliveries)
+    status, body = post(
+        pg, "/api/message", {"user": OPERATOR, "channel": HELPDESK, "text": "/device help"}
+    )
+    assert status == 200 and body["ok"], body
+    delivery = pg.emulator.deliveries[mark]
+    assert delivery.kind == "slash_command" and delivery.reply.status == 200
+    assert delivery.payload["text"] == "help" and delivery.payload["command"] == "/device"
+    assert delivery.payload["response_url"] and delivery.payload["trigger_id"]
+    mine = wait_until(
+        lambda: [e for e in state(pg, OPERATOR)["ephemerals"] if "sub-commands" in texts([e])],
+        message="the help answer",
+    )
+    assert mine[-1]["channel"] == HELPDESK
+    assert "sub-commands" not in texts(state(pg, ALEX)["ephemerals"])
+
+
+def test_plain_text_is_the_users_message_and_threads_work(pg: Any, slack: WebClient) -> None:
+    parent = slack.chat_postMessage(channel=HELPDESK, text="a bot message to reply to")["ts"]
+    status, body = post(
+        pg, "/api/message", {"user": OPERATOR, "channel": HELPDESK, "text": "hello *all*"}
+    )
+    assert status == 200 and body["ok"]
+    status, reply = post(
+        pg,
+        "/api/message",
+        {"user": ALEX, "channel": HELPDESK, "text": "in the thread", "thread_ts": parent},
+    )
+    assert status == 200
+    msgs = state(pg, ALEX)["messages"][HELPDESK]
+    mine = next(m for m in msgs if m["text"] == "hello *all*")
+    assert mine["user"] == OPERATOR and "thread_ts" not in mine
+    threaded = next(m for m in msgs if m["text"] == "in the thread")
+    assert threaded["thread_ts"] == parent and threaded["user"] == ALEX
+
+
+def test_unknown_command_gets_a_slackbot_notice_for_that_user_only(pg: Any) -> None:
+    status, body = post(
+        pg, "/api/message", {"user": OPERATOR, "channel": HELPDESK, "text": "/giphy cats"}
+    )
+    assert status == 200 and body == {"ok": False, "error": "unknown_command"}
+    notices = [e for e in state(pg, OPERATOR)["ephemerals"] if e["user"] == "USLACKBOT"]
+    assert "`/giphy` is not a valid command" in notices[-1]["text"]
+    assert not [e for e in state(pg, ALEX)["ephemerals"] if "/giphy" in e["text"]]
+
+
+def test_ephemerals_and_modals_belong_to_their_user(pg: Any, slack: WebClient) -> None:
+    slack.chat_postEphemeral(channel=HELPDESK, user=OPERATOR, text="for Olivia's eyes only")
+    slack.views_open(
+        trigger_id=pg.emulator.issue_trigger(OPERATOR),
+        view={"type": "modal", "title": {"type": "plain_text", "text": "Hers"}, "blocks": []},
+    )
+    assert "for Olivia's eyes only" in texts(state(pg, OPERATOR)["ephemerals"])
+    assert "for Olivia's eyes only" not in json.dumps(state(pg, ALEX))
+    assert [v["title"]["text"] for v in state(pg, OPERATOR)["views"]] == ["Hers"]
+    assert state(pg, ALEX)["views"] == []
+    assert post(pg, "/api/close", {"user": OPERATOR, "all": True}) == (
+        200,
+        {"ok": True, "closed": 1},
+    )
+    assert state(pg, OPERATOR)["views"] == []
+
+
+def test_click_and_submit_are_delivered_as_slack_payloads(pg: Any, slack: WebClient) -> None:
+    blocks = [
+        {
+            "type": "actions",
+            "block_id": "api_test",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "api_test_go",
+                    "text": {"type": "plain_text", "text": "Go"},
+                    "value": "v1",
+                },
+                {
+                    "type": "static_select",
+                    "action_id": "api_test_pick",
+                    "options": [{"text": {"type": "plain_text", "text": "One"}, "value": "one"}],
+                },
+            ],
+        }
+    ]
+    ts = slack.chat_postMessage(channel=APPROVALS, text="buttons", blocks=blocks)["ts"]
+    mark = len(pg.emulator.deliveries)
+    status, body = post(
+        pg, "/api/click", {"user": ALEX, "action_id": "api_test_go", "channel": APPROVALS, "ts": ts}
+    )
+    assert status == 200, body
+    status, body = post(
+        pg,
+        "/api/click",
+        {
+            "user": ALEX,
+            "action_id": "api_test_pick",
+            "channel": APPROVALS,
+            "ts": ts,
+            "value": "one",
+        },
+    )
+    assert status == 200, body
+    go, pick = (d.payload for d in pg.emulator.deliveries[mark : mark + 2])
+    assert go["type"] == "block_actions" and go["actions"][0]["value"] == "v1"
+    assert go["user"]["id"] == ALEX and go["container"]["message_ts"] == ts and go["response_url"]
+    assert pick["actions"][0]["selected_option"]["value"] == "one"
+    assert post(
+        pg, "/api/click", {"user": ALEX, "action_id": "nope", "channel": APPROVALS, "ts": ts}
+    )[1]["error"] == ("element_not_found")
+
+    view = slack.views_open(
+        trigger_id=pg.emulator.issue_trigger(ALEX),
+        view={
+            "type": "modal",
+            "callback_id": "api_test_form",
+            "title": {"type": "plain_text", "text": "Form"},
+            "submit": {"type": "plain_text", "text": "Send"},
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": "why",
+                    "label": {"type": "plain_text", "text": "Why"},
+                    "element": {"type": "plain_text_input", "action_id": "why_input"},
+                },
+                {
+                    "type": "input",
+                    "block_id": "flags",
+                    "label": {"type": "plain_text", "text": "Flags"},
+                    "element": {
+                        "type": "checkboxes",
+                        "action_id": "flags_input",
+                        "options": [
+                            {"text": {"type": "plain_text", "text": "A"}, "value": "a"},
+                            {"text": {"type": "plain_text", "text": "B"}, "value": "b"},
+                        ],
+                    },
+                },
+            ],
+        },
+    )["view"]
+    values = {"why": {"why_input": "because"}, "flags": {"flags_input": ["b"]}}
+    status, body = post(pg, "/api/submit", {"user": ALEX, "view_id": view["id"], "values": values})
+    assert status == 200
+    submitted = pg.emulator.deliveries[-1].payload
+    assert submitted["type"] == "view_submission"
+    got = submitted["view"]["state"]["values"]
+    assert got["why"]["why_input"]["value"] == "because"
+    assert [o["value"] for o in got["flags"]["flags_input"]["selected_options"]] == ["b"]
+    post(pg, "/api/close", {"user": ALEX, "all": True})
+
+
+def test_event_stream_pushes_each_change(pg: Any, slack: WebClient) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", int(pg.url.rsplit(":", 1)[1]), timeout=10)
+    conn.request("GET", f"/api/events?user={OPERATOR}")
+    response = conn.getresponse()
+    assert response.status == 200 and response.headers["Content-Type"].startswith(
+        "text/event-stream"
+    )
+
+    def next_state() -> dict[str, Any]:
+        event, data = "", ""
+        while True:
+            line = response.fp.readline().decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[len("event: ") :]
+            elif line.startswith("data: "):
+                data = line[len("data: ") :]
+            elif line == "" and event == "state":
+                return json.loads(data)
+
+    try:
+        first = next_state()
+        assert first["me"] == OPERATOR
+        slack.chat_postMessage(channel=HELPDESK, text="streamed to the page")
+        deadline = time.monotonic() + 10
+        while "streamed to the page" not in json.dumps(next_state()["messages"]):
+            assert time.monotonic() < deadline, "the stream never carried the new message"
+    finally:
+        conn.close()
+
+
+def test_python_m_bot_playground_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "playground", "--port", "0", "--devices", "40"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        url = ""
+        deadline = time.monotonic() + 20
+        while not url and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "open http://" in line:
+                url = line.split("open ", 1)[1].split()[0].rstrip("/")
+        assert url, "".join(lines)
+        assert "press Ctrl-C to stop" in proc.stdout.readline() + proc.stdout.readline()
+        with urllib.request.urlopen(url + "/", timeout=5) as response:
+            assert b"device-bot playground" in response.read()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_busy_port_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.playground.main import main
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["--port", str(port), "--devices", "10"]) == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
