@@ -648,7 +648,6 @@ def play_disable_flow(page: Page, pg: Any) -> dict[str, Any]:
     return {"device": device, "outcome": outcome.text}
 
 
-@pytest.mark.xfail(strict=False, reason="needs approvals")
 def test_full_flow_disable_with_approval_in_the_browser(page: Page, pg: Any) -> None:
     try:
         result = play_disable_flow(page, pg)

@@ -90,6 +90,7 @@ class RawWebSocket:
             ).encode()
         )
         self.file = self.sock.makefile("rb")
+        self.pings = 0
         self.status = int(self.file.readline().split()[1])
         self.headers: dict[str, str] = {}
         while (line := self.file.readline().strip()) and b":" in line:
@@ -110,14 +111,20 @@ class RawWebSocket:
             self.sock.sendall(head + length + data)
 
     def recv(self) -> tuple[int, bytes]:
-        b1, b2 = self.file.read(2)
-        size = b2 & 0x7F
-        if size == 126:
-            size = struct.unpack("!H", self.file.read(2))[0]
-        elif size == 127:
-            size = struct.unpack("!Q", self.file.read(8))[0]
-        assert not b2 & 0x80, "server frames are never masked"
-        return b1 & 0x0F, self.file.read(size)
+        """The next frame other than the server's pings (which it answers)."""
+        while True:
+            b1, b2 = self.file.read(2)
+            size = b2 & 0x7F
+            if size == 126:
+                size = struct.unpack("!H", self.file.read(2))[0]
+            elif size == 127:
+                size = struct.unpack("!Q", self.file.read(8))[0]
+            assert not b2 & 0x80, "server frames are never masked"
+            opcode, data = b1 & 0x0F, self.file.read(size)
+            if opcode != 0x9:
+                return opcode, data
+            self.pings += 1
+            self.send(0xA, data)
 
     def close(self) -> None:
         self.file.close()
@@ -224,6 +231,9 @@ def test_websocket_handshake_frames_and_close(emu: Any) -> None:
         assert opcode == 0x1 and hello["type"] == "hello" and hello["num_connections"] == 1
         emu.wait_for_socket()
 
+        ws.sock.settimeout(2)
+        assert ws.file.read(1)[0] & 0x0F == 0x9  # the server pings (nothing else is pending)
+        ws.file.read(ws.file.read(1)[0])
         ws.send(0x9, b"are you there")
         assert ws.recv() == (0xA, b"are you there")
 

@@ -7,7 +7,9 @@ Two sides:
 - the Web API (``POST /api/<method>``, form-encoded or JSON, ``Authorization: Bearer``) and
   ``response_url``s (``POST /response/<token>``), served by a ``ThreadingHTTPServer``;
 - delivery to the bot (``slash_command``, ``click``, ``submit_view``, ``close_view``): signed
-  ``POST``s to ``bot_url`` with the bodies and headers Slack sends.
+  ``POST``s to ``bot_url`` with the bodies and headers Slack sends, or, once the bot has opened
+  a Socket Mode connection (``apps.connections.open`` with an ``xapp-`` token, then a WebSocket
+  on ``/socket-mode``), envelopes over that WebSocket, answered by the bot's ack (``delivery``).
 
 Everything lands in one model (channels, messages, threads, ephemerals, open modals) guarded by
 one lock; ``version`` and ``changed`` (a ``threading.Condition``) let a UI stream changes.
@@ -15,16 +17,21 @@ one lock; ``version`` and ``changed`` (a ``threading.Condition``) let a UI strea
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
+import hashlib
 import itertools
 import json
 import secrets
+import socket
+import struct
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +47,15 @@ RESPONSE_URL_TTL = 30 * 60
 BOT_USER_ID = "U0DEVICEBOT"
 BOT_ID = "B0DEVICEBOT"
 APP_ID = "A0DEVICEBOT"
+
+# Socket Mode (https://api.slack.com/apis/socket-mode)
+SOCKET_MODE_PATH = "/socket-mode"
+SOCKET_HOST = "applink-emulator"  # what Slack reports as debug_info.host
+SOCKET_CONNECTION_TIME = 18060  # seconds Slack says a connection lives (hello.debug_info)
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
+_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
+_MAX_FRAME = 16 * 1024 * 1024
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
 MAX_MESSAGE_BLOCKS = 50
@@ -89,6 +105,7 @@ class Delivery:
     kind: str  # "slash_command" | "block_actions" | "view_submission" | "view_closed"
     payload: JSON
     reply: Reply
+    via: str = "http"  # "http" (signed POST) | "socket" (Socket Mode envelope)
 
 
 @dataclass(frozen=True)
@@ -464,6 +481,8 @@ class SlackEmulator:
         team_domain: str = "sandbox",
         clock: Callable[[], float] = time.time,
         delivery_timeout: float = 10.0,
+        app_token: str | None = None,
+        delivery: str = "auto",
     ) -> None:
         self.signing_secret = signing_secret
         self.bot_token = bot_token
@@ -474,6 +493,14 @@ class SlackEmulator:
         self.team_domain = team_domain
         self.clock = clock
         self.delivery_timeout = delivery_timeout
+        # Socket Mode: the app-level token apps.connections.open accepts (None: any ``xapp-``)
+        self.app_token = app_token
+        # "auto": over Socket Mode while a connection is open, else signed HTTP to bot_url;
+        # "socket": always Socket Mode (waits up to delivery_timeout for a connection); "http"
+        self.delivery = delivery
+        # Slack pings Socket Mode clients; frequent pings also wake slack_sdk's built-in client,
+        # which holds its receive lock in a 3 s recv, so its close() and refreshes end promptly
+        self.socket_ping_interval: float | None = 0.25
         self.verification_token = "sandbox-verification-token"
         self._verifier = SignatureVerifier(signing_secret)
 
@@ -502,6 +529,12 @@ class SlackEmulator:
         self._faults: dict[str, list[JSON]] = {}
         self._last_ts_us = 0
         self._ids = itertools.count(1)
+
+        self._sockets: list[SocketConnection] = []  # open Socket Mode connections, oldest first
+        self._socket_tickets: set[str] = set()  # issued by apps.connections.open, used once
+        self._acks: dict[str, _PendingAck] = {}  # envelope_id -> waiting delivery
+        self._envelopes: set[str] = set()  # every envelope_id sent
+        self.socket_connects = 0  # Socket Mode connections accepted so far
 
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -532,7 +565,15 @@ class SlackEmulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving."""
+        """Stop serving (closing Socket Mode connections first)."""
+        with self._lock:
+            sockets = list(self._sockets)
+            for pending in self._acks.values():
+                pending.done.set()  # nobody will ack any more
+        for conn in sockets:
+            conn.close(1001, "server shutting down")
+        for conn in sockets:
+            conn.join(timeout=5)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -1001,7 +1042,10 @@ class SlackEmulator:
                 fault = faults.pop(0) if faults else None
             if token is None:
                 raise SlackApiError("not_authed")
-            if token != self.bot_token:
+            if method == "apps.connections.open":  # the one method taking an app-level token
+                if not token.startswith("xapp-") or self.app_token not in (None, token):
+                    raise SlackApiError("invalid_auth")
+            elif token != self.bot_token:
                 raise SlackApiError("invalid_auth")
             if fault is not None:
                 if fault["retry_after"] is not None:
@@ -1035,6 +1079,7 @@ class SlackEmulator:
     def _methods(self) -> dict[str, Callable[[JSON], JSON]]:
         return {
             "api.test": lambda args: {"args": args},
+            "apps.connections.open": self._apps_connections_open,
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
@@ -1065,6 +1110,14 @@ class SlackEmulator:
             "app_id": APP_ID,
             "is_enterprise_install": False,
         }
+
+    def _apps_connections_open(self, args: JSON) -> JSON:
+        ticket = str(uuid.uuid4())
+        with self._lock:
+            self._socket_tickets.add(ticket)
+        host = self.host if self.host not in ("", "0.0.0.0") else "127.0.0.1"
+        query = urllib.parse.urlencode({"ticket": ticket, "app_id": APP_ID})
+        return {"url": f"ws://{host}:{self.port}{SOCKET_MODE_PATH}?{query}"}
 
     @staticmethod
     def _text_and_blocks(args: JSON, pointer: str = "/blocks") -> tuple[str, Any]:
@@ -1466,6 +1519,9 @@ class SlackEmulator:
         retry_num: int | None = None,
         retry_reason: str | None = None,
     ) -> Reply:
+        if self._over_socket():
+            # Socket Mode has no signature: sign/timestamp do not apply
+            return self._deliver_socket(kind, payload, retry_num, retry_reason)
         if not self.bot_url:
             raise RuntimeError("SlackEmulator.bot_url is not set")
         ts = str(int(self.clock()) if timestamp is None else int(timestamp))
@@ -1507,6 +1563,165 @@ class SlackEmulator:
     def _deliver_payload(self, kind: str, payload: JSON, **kwargs: Any) -> Reply:
         body = urllib.parse.urlencode({"payload": json.dumps(payload)})
         return self._deliver(kind, body, payload, **kwargs)
+
+    # ----------------------------------------------------------------- Socket Mode
+
+    @property
+    def socket_connections(self) -> int:
+        """How many Socket Mode connections are open."""
+        with self._lock:
+            return sum(1 for c in self._sockets if not c.closed)
+
+    def wait_for_socket(self, timeout: float = 10.0, *, count: int = 1) -> int:
+        """Wait until at least ``count`` Socket Mode connections are open; return how many."""
+        result: int = self.wait_for(
+            lambda: self.socket_connections >= count and self.socket_connections,
+            timeout,
+            message=f"{count} Socket Mode connection(s)",
+        )
+        return result
+
+    def refresh_sockets(self, reason: str = "refresh_requested") -> int:
+        """Send Slack's ``disconnect`` message to every open connection (clients reconnect)."""
+        message = json.dumps(
+            {"type": "disconnect", "reason": reason, "debug_info": {"host": SOCKET_HOST}}
+        )
+        with self._lock:
+            sockets = [c for c in self._sockets if not c.closed]
+        for conn in sockets:
+            with contextlib.suppress(OSError):
+                conn.send_text(message)
+        return len(sockets)
+
+    def close_sockets(self, code: int = 1001, reason: str = "") -> None:
+        """Close every Socket Mode connection with a close frame, as Slack does on restarts."""
+        with self._lock:
+            sockets = list(self._sockets)
+        for conn in sockets:
+            conn.close(code, reason)
+
+    def _over_socket(self) -> bool:
+        if self.delivery == "socket":
+            return True
+        if self.delivery == "http":
+            return False
+        if self.delivery != "auto":
+            raise ValueError(f"delivery must be auto, socket or http, not {self.delivery!r}")
+        return self.socket_connections > 0
+
+    def _take_socket_ticket(self, ticket: str) -> bool:
+        with self._lock:
+            if ticket in self._socket_tickets:
+                self._socket_tickets.discard(ticket)
+                return True
+            return False
+
+    def _serve_socket(self, conn: SocketConnection) -> None:
+        """Run one accepted Socket Mode connection (in its HTTP handler thread) until it closes."""
+        with self._lock:
+            live = sum(1 for c in self._sockets if not c.closed)
+        hello = {
+            "type": "hello",
+            "num_connections": live + 1,
+            "debug_info": {
+                "host": SOCKET_HOST,
+                "build_number": 1,
+                "approximate_connection_time": SOCKET_CONNECTION_TIME,
+            },
+            "connection_info": {"app_id": APP_ID},
+        }
+        try:
+            conn.send_text(json.dumps(hello))
+        except OSError:
+            conn.close()
+            return
+        with self._lock:
+            self._sockets.append(conn)
+            self.socket_connects += 1
+            self._changed({"kind": "socket_connected", "connection": conn.id})
+        if self.socket_ping_interval:
+            interval = self.socket_ping_interval
+            threading.Thread(
+                target=conn.keep_pinging, args=(interval,), name="socket-ping", daemon=True
+            ).start()
+        try:
+            conn.run(self._on_socket_text)
+        finally:
+            with self._lock:
+                if conn in self._sockets:
+                    self._sockets.remove(conn)
+                self._changed({"kind": "socket_closed", "connection": conn.id})
+
+    def _on_socket_text(self, text: str) -> None:
+        """A text frame from the bot: the ack of an envelope (``envelope_id`` + ``payload``)."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        with self._lock:
+            envelope_id = message.get("envelope_id") if isinstance(message, dict) else None
+            pending = self._acks.get(str(envelope_id))
+            if pending is not None and isinstance(message, dict):
+                pending.payload = message.get("payload")
+                pending.acked = True
+                pending.done.set()
+            elif envelope_id not in self._envelopes:  # a late ack is simply too late
+                self.problems.append(f"socket mode: unexpected message {text[:200]!r}")
+
+    def _deliver_socket(
+        self, kind: str, payload: JSON, retry_num: int | None, retry_reason: str | None
+    ) -> Reply:
+        """Send ``payload`` in an envelope over Socket Mode and wait for the bot's ack."""
+        envelope_id = str(uuid.uuid4())
+        envelope: JSON = {
+            "envelope_id": envelope_id,
+            "type": "slash_commands" if kind == "slash_command" else "interactive",
+            "payload": payload,
+            # Slack shows/applies an ack payload for commands and view submissions only
+            "accepts_response_payload": kind in ("slash_command", "view_submission"),
+        }
+        if retry_num is not None:
+            envelope["retry_attempt"] = retry_num
+            envelope["retry_reason"] = retry_reason or "timeout"
+        text = json.dumps(envelope)
+        pending = _PendingAck()
+        started = time.monotonic()
+        deadline = started + self.delivery_timeout
+        with self._lock:
+            self._acks[envelope_id] = pending
+            self._envelopes.add(envelope_id)
+        reply: Reply | None = None
+        try:
+            while reply is None:
+                with self.changed:
+                    self.changed.wait_for(
+                        lambda: any(not c.closed for c in self._sockets) or pending.done.is_set(),
+                        timeout=max(0.0, deadline - time.monotonic()),
+                    )
+                    live = [c for c in self._sockets if not c.closed]
+                if not live or pending.done.is_set():
+                    reply = Reply(
+                        503, "no Socket Mode connection", None, time.monotonic() - started
+                    )
+                    break
+                try:
+                    live[-1].send_text(text)  # Slack picks one of the app's connections
+                except OSError:
+                    live[-1].close()
+                    continue
+                if pending.done.wait(max(0.0, deadline - time.monotonic())) and pending.acked:
+                    ack = pending.payload if isinstance(pending.payload, dict) else None
+                    body = json.dumps(ack) if ack else ""
+                    reply = Reply(200, body, ack if ack else None, time.monotonic() - started)
+                else:
+                    reply = Reply(504, "no ack", None, time.monotonic() - started)
+        finally:
+            with self._lock:
+                self._acks.pop(envelope_id, None)
+        with self._lock:
+            self._deliveries.append(Delivery(kind=kind, payload=payload, reply=reply, via="socket"))
+            self._changed({"kind": "delivery", "type": kind})
+        return reply
 
     def slash_command(
         self,
@@ -1840,6 +2055,144 @@ class SlackEmulator:
 _MISSING: Any = object()
 
 
+@dataclass
+class _PendingAck:
+    """A delivered envelope waiting for the bot's ack."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    acked: bool = False
+    payload: Any = None
+
+
+class SocketConnection:
+    """The server end of one Socket Mode WebSocket (RFC 6455): text frames, ping/pong, close."""
+
+    def __init__(self, sock: socket.socket, rfile: Any) -> None:
+        self.sock = sock
+        self.rfile = rfile
+        self.id = uuid.uuid4().hex[:12]
+        self.closed = False
+        self._close_sent = False
+        self._send_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._ended = threading.Event()
+
+    def send_text(self, text: str) -> None:
+        """Send one text frame (servers never mask)."""
+        self._send(_OP_TEXT, text.encode("utf-8"))
+
+    def ping(self, data: bytes = b"") -> None:
+        """Send a ping frame; the client answers with a pong."""
+        self._send(_OP_PING, data[:125])
+
+    def keep_pinging(self, interval: float) -> None:
+        """Ping every ``interval`` seconds until the connection ends."""
+        while not self._ended.wait(interval):
+            try:
+                self.ping(f"{time.time():.6f}".encode())
+            except OSError:
+                return
+
+    def _send(self, opcode: int, data: bytes) -> None:
+        size = len(data)
+        if size < 126:
+            header = struct.pack("!BB", 0x80 | opcode, size)
+        elif size < 1 << 16:
+            header = struct.pack("!BBH", 0x80 | opcode, 126, size)
+        else:
+            header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
+        with self._send_lock:
+            if self._close_sent:
+                raise ConnectionResetError("the WebSocket is closing")
+            if opcode == _OP_CLOSE:
+                self._close_sent = True
+            self.sock.sendall(header + data)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (once) and end the connection."""
+        with contextlib.suppress(OSError):
+            self._send(_OP_CLOSE, struct.pack("!H", code) + reason.encode("utf-8")[:123])
+        self.closed = True
+        self._ended.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reading thread
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread serving this connection to finish."""
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _read_exact(self, size: int) -> bytes | None:
+        data = self.rfile.read(size) if size else b""
+        return data if len(data) == size else None
+
+    def _read_frame(self) -> tuple[bool, int, bytes] | None:
+        """(fin, opcode, unmasked data) of the next frame, None at EOF or on a protocol error."""
+        head = self._read_exact(2)
+        if head is None:
+            return None
+        fin, opcode = bool(head[0] & 0x80), head[0] & 0x0F
+        masked, size = bool(head[1] & 0x80), head[1] & 0x7F
+        if size == 126:
+            raw = self._read_exact(2)
+            size = struct.unpack("!H", raw)[0] if raw else -1
+        elif size == 127:
+            raw = self._read_exact(8)
+            size = struct.unpack("!Q", raw)[0] if raw else -1
+        if size < 0:
+            return None
+        if not masked:  # RFC 6455 5.1: client frames must be masked
+            self.close(1002, "unmasked frame")
+            return None
+        if size > _MAX_FRAME:
+            self.close(1009, "frame too big")
+            return None
+        mask = self._read_exact(4)
+        data = self._read_exact(size)
+        if mask is None or data is None:
+            return None
+        if size:
+            key = (mask * (size // 4 + 1))[:size]
+            data = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
+        return fin, opcode, data
+
+    def run(self, on_text: Callable[[str], None]) -> None:
+        """Read frames until the connection ends: answer pings and closes, pass texts on."""
+        self._thread = threading.current_thread()
+        parts: list[bytes] = []
+        try:
+            while not self.closed:
+                frame = self._read_frame()
+                if frame is None:
+                    break  # EOF: the client dropped the TCP connection (slack_sdk closes so)
+                fin, opcode, data = frame
+                if opcode == _OP_PING:
+                    self._send(_OP_PONG, data)
+                elif opcode == _OP_PONG:
+                    continue
+                elif opcode == _OP_CLOSE:
+                    code = data[:2] if len(data) >= 2 else struct.pack("!H", 1000)
+                    with contextlib.suppress(OSError):
+                        self._send(_OP_CLOSE, code)  # echo it, then drop the connection
+                    break
+                elif opcode in (_OP_TEXT, _OP_CONTINUATION):
+                    parts = [data] if opcode == _OP_TEXT else [*parts, data]
+                    if fin:
+                        text = b"".join(parts).decode("utf-8", "replace")
+                        parts = []
+                        on_text(text)
+                else:  # Slack speaks text only
+                    self.close(1003, "unsupported data")
+                    break
+        except OSError:
+            pass
+        finally:
+            self.closed = True
+            self._ended.set()
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+
 class _Handler(BaseHTTPRequestHandler):
     """HTTP front of the emulator: ``/api/<method>`` and ``/response/<token>``."""
 
@@ -1884,8 +2237,34 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(status, text.encode(), "text/plain", {})
         elif url.path == "/healthz":
             self._send(200, b"ok", "text/plain", {})
+        elif url.path == SOCKET_MODE_PATH and self.command == "GET":
+            self._websocket(url.query)
         else:
             self._send(404, b"not found", "text/plain", {})
+
+    def _websocket(self, query: str) -> None:
+        """Upgrade to a Socket Mode WebSocket (RFC 6455 opening handshake), then serve it."""
+        key = self.headers.get("Sec-WebSocket-Key") or ""
+        upgrade = (self.headers.get("Upgrade") or "").lower()
+        connection = (self.headers.get("Connection") or "").lower()
+        if upgrade != "websocket" or "upgrade" not in connection or not key:
+            self._send(400, b"websocket upgrade expected", "text/plain", {})
+            return
+        if (self.headers.get("Sec-WebSocket-Version") or "").strip() != "13":
+            self._send(426, b"unsupported version", "text/plain", {"Sec-WebSocket-Version": "13"})
+            return
+        ticket = (urllib.parse.parse_qs(query).get("ticket") or [""])[-1]
+        if not self.emu._take_socket_ticket(ticket):
+            self._send(401, b"invalid_ticket", "text/plain", {})
+            return
+        digest = hashlib.sha1((key.strip() + _WS_GUID).encode()).digest()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", base64.b64encode(digest).decode())
+        self.end_headers()
+        self.close_connection = True
+        self.emu._serve_socket(SocketConnection(self.connection, self.rfile))
 
     def _api(self, method: str, query: str, raw: bytes) -> None:
         args: JSON = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
