@@ -317,6 +317,24 @@ def _set(svc: Services, request_id: str, **columns: Any) -> None:
         )
 
 
+def _refused(
+    svc: Services, user: str, request_id: str, attempt: str, message: str
+) -> PermissionDenied:
+    """Audit a refused attempt on a request; the caller raises what this returns."""
+    audit.record(
+        svc.store, actor=user, event="refused", request_id=request_id, detail={"attempt": attempt}
+    )
+    return PermissionDenied(message)
+
+
+def _note(
+    svc: Services, request: Request, event: str, detail: dict[str, Any], text: str, actor: str = ""
+) -> None:
+    """An event in the audit log that is also said in the request's threads."""
+    audit.record(svc.store, actor=actor or BOT, event=event, request_id=request.id, detail=detail)
+    _thread(svc, request, text)
+
+
 # ---- the decisions -----------------------------------------------------------------------
 
 
@@ -330,23 +348,17 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
     """
     request = load(svc, request_id)
     if svc.roles.role_of(approver) is not Role.APPROVER:
-        audit.record(
-            svc.store,
-            actor=approver,
-            event="refused",
-            request_id=request_id,
-            detail={"attempt": "approve"},
+        raise _refused(
+            svc, approver, request_id, "approve", "Only device approvers can approve requests."
         )
-        raise PermissionDenied("Only device approvers can approve requests.")
     if approver == request.requester:
-        audit.record(
-            svc.store,
-            actor=approver,
-            event="refused",
-            request_id=request_id,
-            detail={"attempt": "self-approve"},
+        raise _refused(
+            svc,
+            approver,
+            request_id,
+            "self-approve",
+            "You cannot approve your own request: a second person must.",
         )
-        raise PermissionDenied("You cannot approve your own request: a second person must.")
     if request.expires_at is not None and svc.clock() > request.expires_at:
         expire_request(svc, request_id)
         raise Conflict(f"Request `{request_id}` expired before it was approved.")
@@ -373,14 +385,9 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
     """An approver turns the request down (optionally saying why)."""
     request = load(svc, request_id)
     if svc.roles.role_of(approver) is not Role.APPROVER:
-        audit.record(
-            svc.store,
-            actor=approver,
-            event="refused",
-            request_id=request_id,
-            detail={"attempt": "deny"},
+        raise _refused(
+            svc, approver, request_id, "deny", "Only device approvers can deny requests."
         )
-        raise PermissionDenied("Only device approvers can deny requests.")
     if approver == request.requester:
         raise PermissionDenied(
             "To withdraw your own request use `/device cancel " + request_id + "`."
@@ -407,14 +414,13 @@ def cancel(svc: Services, request_id: str, user: str) -> str:
     """Withdraw a pending request, or cancel a command the device has not run yet."""
     request = load(svc, request_id)
     if user != request.requester and svc.roles.role_of(user) is not Role.APPROVER:
-        audit.record(
-            svc.store,
-            actor=user,
-            event="refused",
-            request_id=request_id,
-            detail={"attempt": "cancel"},
+        raise _refused(
+            svc,
+            user,
+            request_id,
+            "cancel",
+            "Only the requester or an approver can cancel a request.",
         )
-        raise PermissionDenied("Only the requester or an approver can cancel a request.")
     if request.state == PENDING:
         if not transition(svc, request_id, (PENDING,), CANCELLED, user, set_={"decided_by": user}):
             raise Conflict(_already(load(svc, request_id)))
@@ -423,17 +429,13 @@ def cancel(svc: Services, request_id: str, user: str) -> str:
         return f"Request `{request_id}` is cancelled."
     if request.state == EXECUTING and request.google_ref and request.platform == "android":
         svc.google.require_android().cancel_operation(request.google_ref)
-        audit.record(
-            svc.store,
-            actor=user,
-            event="cancel_requested",
-            request_id=request_id,
-            detail={"operation": request.google_ref},
-        )
-        _thread(
+        _note(
             svc,
             request,
+            "cancel_requested",
+            {"operation": request.google_ref},
             f"<@{user}> asked Google to cancel the command; waiting for the device's answer.",
+            actor=user,
         )
         return f"Asked Google to cancel the command of `{request_id}`; the thread will say how it ends."
     if request.state == EXECUTING and request.platform == "chrome":
@@ -470,16 +472,11 @@ def execute(svc: Services, request_id: str, actor: str) -> None:
         _perform(svc, request)
     except OutcomeUnknown as exc:
         _set(svc, request_id, reconcile=1)
-        audit.record(
-            svc.store,
-            actor=BOT,
-            event="outcome_unknown",
-            request_id=request_id,
-            detail={"error": exc.message},
-        )
-        _thread(
+        _note(
             svc,
             request,
+            "outcome_unknown",
+            {"error": exc.message},
             "Google did not answer in time. The bot is checking the device instead of sending again.",
         )
     except DeviceBotError as exc:
@@ -759,19 +756,14 @@ def reconcile_request(svc: Services, request: Request) -> None:
         if spec.kind == "android_command":
             operation = outcomes.find_operation(svc, request)
             if operation is not None:
-                audit.record(
-                    svc.store,
-                    actor=BOT,
-                    event="reconciled",
-                    request_id=request.id,
-                    detail={"operation": operation["name"]},
-                )
-                outcomes.track(svc, request, operation["name"], operation)
-                _thread(
+                _note(
                     svc,
                     request,
+                    "reconciled",
+                    {"operation": operation["name"]},
                     "After a restart the bot found the command at Google and follows it (it was not sent again).",
                 )
+                outcomes.track(svc, request, operation["name"], operation)
                 return
             finish(
                 svc,
@@ -821,14 +813,9 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         request_id = body["actions"][0]["value"]
         user = body["user"]["id"]
         if svc.roles.role_of(user) is not Role.APPROVER:
-            audit.record(
-                svc.store,
-                actor=user,
-                event="refused",
-                request_id=request_id,
-                detail={"attempt": "deny"},
+            raise _refused(
+                svc, user, request_id, "deny", "Only device approvers can deny requests."
             )
-            raise PermissionDenied("Only device approvers can deny requests.")
         svc.out.open_view(body["trigger_id"], request_views.deny_modal(load(svc, request_id)))
 
     def on_deny_submit(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -889,14 +876,7 @@ def reissue(svc: Services, request_id: str, user: str) -> str:
     """A new request with the same action, devices and parameters (approved again if needed)."""
     old = load(svc, request_id)
     if svc.roles.role_of(user) is Role.NONE:
-        audit.record(
-            svc.store,
-            actor=user,
-            event="refused",
-            request_id=request_id,
-            detail={"attempt": "reissue"},
-        )
-        raise PermissionDenied("You are not allowed to use device-bot.")
+        raise _refused(svc, user, request_id, "reissue", "You are not allowed to use device-bot.")
     if old.spec.secret_fields():
         raise ValidationError(
             "This action carries a secret; run it again with `/device " + old.action + "`."

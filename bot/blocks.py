@@ -122,20 +122,26 @@ def fit(
     return [*blocks[: limit - 1], context(note)]
 
 
-def help_blocks(subcommands: Iterable[Any]) -> list[Block]:
-    """`/device help`: every sub-command, its purpose and an example."""
-    lines = [f"`{s.usage}` — {s.summary}\n        e.g. `{s.example}`" for s in subcommands]
-    out: list[Block] = [header("device-bot: /device sub-commands")]
+def sections_of(lines: Iterable[str], limit: int = 2900) -> list[Block]:
+    """Lines packed into as few sections as Slack's 3000-character limit allows."""
+    out: list[Block] = []
     chunk: list[str] = []
     size = 0
     for line in lines:
-        if size + len(line) > 2800:
+        if chunk and size + len(line) + 1 > limit:
             out.append(section("\n".join(chunk)))
             chunk, size = [], 0
         chunk.append(line)
         size += len(line) + 1
     if chunk:
         out.append(section("\n".join(chunk)))
+    return out
+
+
+def help_blocks(subcommands: Iterable[Any]) -> list[Block]:
+    """`/device help`: every sub-command, its purpose and an example."""
+    lines = [f"`{s.usage}` — {s.summary}\n        e.g. `{s.example}`" for s in subcommands]
+    out: list[Block] = [header("device-bot: /device sub-commands"), *sections_of(lines)]
     out.append(
         context(
             "A *device* is a serial number, a Chrome device id, an Android device name or id, or an asset id."

@@ -26,6 +26,7 @@ from bot.blocks import (
     esc,
     plain,
     section,
+    sections_of,
 )
 from bot.catalog import ActionSpec, FieldSpec
 from bot.devices import Device
@@ -212,19 +213,11 @@ def device_summary(devices: Sequence[Device]) -> list[Block]:
                 ],
             )
         ]
-    out: list[Block] = [section(f"*{len(devices)} devices:*")]
-    chunk: list[str] = []
-    size = 0
     listed = list(devices)[:MAX_LISTED]
-    for device in listed:
-        line = device_line(device)
-        if size + len(line) + 1 > 2900:
-            out.append(section("\n".join(chunk)))
-            chunk, size = [], 0
-        chunk.append(line)
-        size += len(line) + 1
-    if chunk:
-        out.append(section("\n".join(chunk)))
+    out: list[Block] = [
+        section(f"*{len(devices)} devices:*"),
+        *sections_of(device_line(d) for d in listed),
+    ]
     if len(devices) > len(listed):
         out.append(context(f"…and {len(devices) - len(listed)} more devices, not listed here."))
     return out
