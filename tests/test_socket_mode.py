@@ -73,6 +73,16 @@ def socket_mode_threads() -> set[threading.Thread]:
     return found
 
 
+def lingering(before: set[threading.Thread]) -> set[str]:
+    """Threads started since `before` still alive, bar the ones that outlive stop() by design:
+    the work pool (shut down without waiting) and HTTP handler threads of keep-alive clients."""
+    return {
+        t.name
+        for t in set(threading.enumerate()) - before
+        if not t.name.startswith("device-bot-work") and "process_request_thread" not in t.name
+    }
+
+
 class RawWebSocket:
     """A minimal client for checking the emulator's side of RFC 6455 by hand."""
 
@@ -137,7 +147,7 @@ class RawWebSocket:
 def test_the_bot_works_over_socket_mode(
     tmp_path: Any, sandbox: Any, emu: Any, claims: Claims
 ) -> None:
-    before = socket_mode_threads()
+    before, everything = socket_mode_threads(), set(threading.enumerate())
     emu.delivery = "socket"  # never fall back to HTTP
     bot = start_bot(tmp_path, sandbox, emu, SLACK_APP_TOKEN=APP_TOKEN, SLACK_SIGNING_SECRET="")
     try:
@@ -187,6 +197,7 @@ def test_the_bot_works_over_socket_mode(
     # stop closes the connection and every thread of the Socket Mode client ends
     wait_until(lambda: emu.socket_connections == 0, 5, "the socket to close")
     wait_until(lambda: not (socket_mode_threads() - before), 5, "socket mode threads to end")
+    wait_until(lambda: not lingering(everything), 5, "the bot's threads to end")
 
 
 def test_refresh_moves_the_bot_to_a_new_connection(tmp_path: Any, sandbox: Any, emu: Any) -> None:
