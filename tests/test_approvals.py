@@ -243,3 +243,32 @@ def test_no_approval_needed_runs_at_once(tmp_path, sandbox, emu, claims, approva
         assert not bot.emu.messages(APPROVALS)
     finally:
         bot.server.stop()
+
+
+def test_without_a_secret_key_a_restart_ends_a_password_request_clearly(
+    tmp_path, sandbox, emu, claims
+):
+    db = str(tmp_path / "nokey.db")
+    device = claims.android()
+    bot = start_bot(tmp_path, sandbox, emu, BOT_SECRET_KEY="", DATABASE_PATH=db)
+    try:
+        request_id = submit(
+            bot,
+            "reset-password",
+            device["hardwareInfo"]["serialNumber"],
+            {},
+            secret={"new_password": "Walrus-Tango-42"},
+        )
+        message = approval_message(bot, request_id)
+        assert request_row(bot, request_id)["secret"] is None  # held in memory only
+    finally:
+        bot.server.stop()
+    bot = start_bot(tmp_path, sandbox, emu, BOT_SECRET_KEY="", DATABASE_PATH=db)
+    try:
+        bot.sandbox.log.clear()
+        bot.emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
+        row = wait_state(bot, request_id, "failed")
+        assert "no longer held" in row["result"]
+        assert bot.sandbox.log.count(method="POST") == 0
+    finally:
+        bot.server.stop()
