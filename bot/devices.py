@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
@@ -171,6 +172,7 @@ class DeviceDirectory:
         self.google = google
         self.store = store
         self.executor = executor
+        self._first_sync = threading.Lock()
 
     # ---- single devices ---------------------------------------------------------
     def get(self, platform: str, device_id: str) -> Device:
@@ -183,7 +185,10 @@ class DeviceDirectory:
 
     def resolve(self, ref: str) -> Device:
         """The one device `ref` names exactly (serial, device id, Android name/short id, asset id)."""
-        matches = self.matches(ref)
+        return self._one(ref, self.matches(ref))
+
+    @staticmethod
+    def _one(ref: str, matches: list[Device]) -> Device:
         if not matches:
             raise NotFound(
                 f"No device matches `{esc(ref)}` exactly (serial, device id, or asset id)."
@@ -197,11 +202,14 @@ class DeviceDirectory:
     def resolve_many(self, refs: Iterable[str]) -> list[Device]:
         """Resolve several references concurrently; any miss or ambiguity is an error."""
         refs = list(dict.fromkeys(refs))
-        futures = {ref: self.executor.submit(self.resolve, ref) for ref in refs}
+        # Queue every reference's Google calls first, then collect them in this thread: a
+        # resolve() run *on* the pool would wait for pool tasks queued behind it, and with
+        # more references than workers every worker waits and none is left (a deadlock).
+        started = {ref: self._start_matches(ref) for ref in refs}
         devices, missing = [], []
-        for ref, future in futures.items():
+        for ref, lookups in started.items():
             try:
-                devices.append(future.result())
+                devices.append(self._one(ref, self._collect(lookups)))
             except NotFound:
                 missing.append(ref)
         if missing:
@@ -212,6 +220,10 @@ class DeviceDirectory:
 
     def matches(self, ref: str) -> list[Device]:
         """Every device that `ref` names exactly; both platforms queried concurrently."""
+        return self._collect(self._start_matches(ref))
+
+    def _start_matches(self, ref: str) -> list[Future[list[Device]]]:
+        """Submit the look-ups of `ref` on both platforms; `_collect` gathers them."""
         ref = ref.strip()
         if not ref or not _SAFE_REF.match(ref):
             raise ValidationError(
@@ -220,11 +232,19 @@ class DeviceDirectory:
         chrome, android = self.google.chrome, self.google.android
         if chrome is None and android is None:
             raise ConfigError("No device platform is configured (Chrome OS or Android).")
+        # Only leaf tasks go to the pool (Google calls, the SQLite index): none of them
+        # waits for another pool task, so concurrent look-ups cannot exhaust the pool.
         lookups: list[Future[list[Device]]] = []
         if chrome is not None and not _ANDROID_NAME.match(ref):
-            lookups.append(self.executor.submit(self._chrome_matches, ref))
+            for operator in ("id", "asset_id"):
+                lookups.append(self.executor.submit(self._chrome_list, ref, operator))
+            if _CHROME_DEVICE_ID.match(ref):
+                lookups.append(self.executor.submit(self._chrome_get, ref))
         if android is not None:
             lookups.append(self.executor.submit(self._android_matches, ref))
+        return lookups
+
+    def _collect(self, lookups: list[Future[list[Device]]]) -> list[Device]:
         found: dict[str, Device] = {}
         errors: list[DeviceBotError] = []
         for future in lookups:
@@ -237,32 +257,24 @@ class DeviceDirectory:
             raise errors[0]
         return sorted(found.values(), key=lambda d: (d.platform, d.serial or "", d.id))
 
-    def _chrome_matches(self, ref: str) -> list[Device]:
-        chrome = self.google.require_chrome()
+    def _chrome_list(self, ref: str, operator: str) -> list[Device]:
+        """Chrome devices whose serial (`id`) or asset id equals `ref` (the search is a prefix one)."""
         wanted = ref.lower()
-        calls: list[Future[Any]] = [
-            self.executor.submit(
-                chrome.list_devices, query=f"id:{ref}", projection="FULL", max_results=50
-            ),
-            self.executor.submit(
-                chrome.list_devices, query=f"asset_id:{ref}", projection="FULL", max_results=50
-            ),
+        page = self.google.require_chrome().list_devices(
+            query=f"{operator}:{ref}", projection="FULL", max_results=50
+        )
+        found = [chrome_device(raw) for raw in page.items]
+        return [
+            d
+            for d in found
+            if (d.serial or "").lower() == wanted or (d.asset_id or "").lower() == wanted
         ]
-        by_id: Future[Any] | None = None
-        if _CHROME_DEVICE_ID.match(ref):
-            by_id = self.executor.submit(chrome.get, ref)
-        found: list[Device] = []
-        for call in calls:
-            for raw in call.result().items:
-                device = chrome_device(raw)
-                if (device.serial or "").lower() == wanted or (
-                    device.asset_id or ""
-                ).lower() == wanted:
-                    found.append(device)
-        if by_id is not None:
-            with contextlib.suppress(NotFound):
-                found.append(chrome_device(by_id.result()))
-        return found
+
+    def _chrome_get(self, ref: str) -> list[Device]:
+        """The Chrome device whose deviceId is `ref`, if any."""
+        with contextlib.suppress(NotFound):
+            return [chrome_device(self.google.require_chrome().get(ref))]
+        return []
 
     def _android_matches(self, ref: str) -> list[Device]:
         android = self.google.require_android()
@@ -363,7 +375,9 @@ class DeviceDirectory:
     def ensure_android_index(self) -> None:
         """Build the index once if it has never been built (later syncs are scheduled)."""
         if self.android_index_synced_at() is None:
-            self.sync_android_index()
+            with self._first_sync:  # concurrent first look-ups build it once, not once each
+                if self.android_index_synced_at() is None:
+                    self.sync_android_index()
 
     def android_index_synced_at(self) -> float | None:
         row = (

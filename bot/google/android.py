@@ -105,10 +105,10 @@ class AndroidApi:
         self.batch_uri = (root if root.endswith("/") else root + "/") + "batch"
 
     def _devices(self) -> Any:
-        return self.services.service().enterprises().devices()
+        return self.services.resource("enterprises", "devices")
 
     def _operations(self) -> Any:
-        return self._devices().operations()
+        return self.services.resource("enterprises", "devices", "operations")
 
     def device_name(self, short_or_full: str) -> str:
         """A short id or full name → the full device name in this enterprise."""

@@ -90,10 +90,10 @@ class ChromeApi:
         self.executor = executor
 
     def _devices(self) -> Any:
-        return self.services.service().chromeosdevices()
+        return self.services.resource("chromeosdevices")
 
     def _customer_chromeos(self) -> Any:
-        return self.services.service().customer().devices().chromeos()
+        return self.services.resource("customer", "devices", "chromeos")
 
     # ---- reads ------------------------------------------------------------------------
 

@@ -494,6 +494,24 @@ class ServiceFactory:
                 self.build_seconds += time.perf_counter() - started
         return service
 
+    def resource(self, *path: str) -> Any:
+        """This thread's resource object at `path`, e.g. ("enterprises", "devices"), made once.
+
+        googleapiclient builds a new Resource, with a closure for each of its methods, on
+        every `service.enterprises()` call (0.8–2 ms of CPU per Google call, under the GIL):
+        each thread keeps the ones it made instead.
+        """
+        cache: dict[tuple[str, ...], Any] | None = getattr(self._local, "resources", None)
+        if cache is None:
+            cache = self._local.resources = {}
+        resource = cache.get(path)
+        if resource is None:
+            resource = self.service()
+            for name in path:
+                resource = getattr(resource, name)()
+            cache[path] = resource
+        return resource
+
     def http(self) -> httplib2.Http:
         """This thread's (authorized) httplib2.Http, the one its service uses."""
         self.service()
