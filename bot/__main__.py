@@ -52,7 +52,12 @@ def run() -> int:
     signal.signal(signal.SIGINT, on_signal)
     server.start(background=True)
     stopping.wait()
-    server.stop()
+    # in-flight work gets until its Google calls time out; then the process exits regardless
+    stopper = threading.Thread(target=server.stop, name="shutdown", daemon=True)
+    stopper.start()
+    stopper.join(settings.google_timeout + 10)
+    if stopper.is_alive():
+        logging.getLogger("bot").error("shutdown did not finish in time; exiting anyway")
     return 0
 
 

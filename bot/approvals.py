@@ -792,7 +792,7 @@ def jobs(svc: Services) -> list[JobSpec]:
         JobSpec(
             "expire-requests", expire_pending, max(1.0, min(60.0, svc.settings.approval_ttl / 10))
         ),
-        JobSpec("recover-executing", recover, max(0.5, svc.settings.lease_seconds)),
+        JobSpec("recover-executing", recover, max(0.5, svc.settings.lease_seconds), at_start=True),
     ]
 
 

@@ -97,6 +97,7 @@ class JobSpec:
     func: Callable[[Services], object]
     seconds: float
     needs_lease: bool = True
+    at_start: bool = False  # also run once right after start-up
 
 
 def job_specs(svc: Services) -> list[JobSpec]:
@@ -105,7 +106,10 @@ def job_specs(svc: Services) -> list[JobSpec]:
     specs: list[JobSpec] = [
         JobSpec("prune-deliveries", lambda sv: sv.store.prune_deliveries(), 600),
         JobSpec(
-            "android-index-sync", lambda sv: sv.devices.sync_android_index(), s.index_sync_interval
+            "android-index-sync",
+            lambda sv: sv.devices.sync_android_index(),
+            s.index_sync_interval,
+            at_start=True,  # so that the first Android look-up does not build the index inline
         ),
     ]
     for name in ("approvals", "outcomes", "lost"):
@@ -148,12 +152,9 @@ class Jobs:
                 seconds=spec.seconds,
                 id=spec.id,
                 replace_existing=True,
+                **({"next_run_time": _now()} if spec.at_start and self.lease.held else {}),
             )
         self.scheduler.start()
-        if self.lease.held:
-            for spec in job_specs(self.svc):
-                if spec.id in ("recover-executing",):
-                    self.scheduler.modify_job(spec.id, next_run_time=_now())
 
     def _beat(self) -> None:
         try:

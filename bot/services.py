@@ -63,7 +63,9 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
         endpoint = sandbox.url
     google = GoogleClients.from_settings(settings, endpoint=endpoint)
     store = Store(settings.database_path)
-    executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="device-bot-work")
+    # I/O-bound Google calls and index reads (leaf tasks only, see DeviceDirectory): sized so
+    # that a burst of look-ups against a slow Google runs at once rather than in waves.
+    executor = ThreadPoolExecutor(max_workers=128, thread_name_prefix="device-bot-work")
     client = WebClient(token=settings.slack_bot_token.get(), base_url=settings.slack_api_url)
     return Services(
         settings=settings,
