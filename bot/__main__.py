@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 import sys
@@ -41,7 +42,7 @@ def run() -> int:
     _configure_logging(settings.log_level)
     from bot.server import BotServer
 
-    server = BotServer(settings)
+    server = BotServer(settings, warm=True)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -51,6 +52,10 @@ def run() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server.start(background=True)
+    # Start-up objects (discovery documents, modules) live as long as the process: keep
+    # them out of the cyclic collector so a full collection never stalls acknowledgements.
+    gc.collect()
+    gc.freeze()
     stopping.wait()
     # in-flight work gets until its Google calls time out; then the process exits regardless
     stopper = threading.Thread(target=server.stop, name="shutdown", daemon=True)

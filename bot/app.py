@@ -16,11 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context import BoltContext
 
 from bot import ids
 from bot.commands import Commands
 from bot.errors import DeviceBotError
+from bot.gate import gated_ack
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,9 +49,20 @@ def capabilities() -> list[Any]:
 def create_app(svc: Services) -> App:
     """A Bolt App serving `/device`, its buttons and modals."""
     settings = svc.settings
+    token = settings.slack_bot_token.get()
+
+    def authorize(
+        enterprise_id: str | None = None, team_id: str | None = None, **_: Any
+    ) -> AuthorizeResult:
+        """One workspace, one token: no auth.test on the request path (Bolt's default
+        single-team authorization calls it on the first request, and on every request
+        while Slack is unreachable)."""
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
+
     app = App(
         signing_secret=settings.slack_signing_secret.get() or None,
         client=svc.out.client,
+        authorize=authorize,
         token_verification_enabled=False,
         request_verification_enabled=not settings.socket_mode,
         listener_executor=ThreadPoolExecutor(
@@ -106,6 +119,8 @@ def guard(svc: Services, func: Any) -> Any:
 
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        if "ack" in kwargs:
+            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"])
         try:
             return func(*args, **kwargs)
         except Exception as error:

@@ -35,12 +35,14 @@ class BotServer:
         sandbox: Any = None,
         extra: WSGIApp | None = None,
         run_jobs: bool = True,
+        warm: bool = False,
     ) -> None:
         self.settings = settings
         self.svc: Services = build_services(settings, sandbox=sandbox)
         self.app = create_app(self.svc)
         self.jobs = Jobs(self.svc) if run_jobs else None
         self.extra = extra
+        self.warm = warm
         self._bolt = SlackRequestHandler(self.app, path="/slack/events")
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -56,7 +58,12 @@ class BotServer:
             start_response(status, [("Content-Type", "text/plain")])
             return [b"ok\n" if self.ready else b"starting\n"]
         if path == "/slack/events" and not self.settings.socket_mode:
-            return self._bolt(environ, start_response)  # type: ignore[arg-type]
+            gate = self.svc.gate
+            gate.enter()
+            try:
+                return self._bolt(environ, start_response)  # type: ignore[arg-type]
+            finally:
+                gate.leave()
         if self.extra is not None:
             return self.extra(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
@@ -84,7 +91,13 @@ class BotServer:
         if self.jobs is not None:
             self.jobs.start()
         self.ready = True
-        log.info("device-bot listening on %s (%s)", url, "Socket Mode" if self.settings.socket_mode else "HTTP")
+        if self.warm:
+            self.svc.warm()
+        log.info(
+            "device-bot listening on %s (%s)",
+            url,
+            "Socket Mode" if self.settings.socket_mode else "HTTP",
+        )
         if background:
             self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
             self._thread.start()

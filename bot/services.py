@@ -7,6 +7,7 @@ threads: Store hands out per-thread connections, GoogleClients per-thread servic
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from bot.devices import DeviceDirectory
+from bot.gate import AckGate, GatedExecutor
 from bot.google import GoogleClients
 from bot.roles import Roles
 from bot.secrets_box import SecretBox
@@ -39,9 +41,27 @@ class Services:
     secrets: SecretBox
     executor: ThreadPoolExecutor
     clock: Callable[[], float] = time.time
+    gate: AckGate = field(default_factory=AckGate)
     sandbox: Any = None  # the in-process sandbox Google, when GOOGLE_BACKEND=sandbox
     owns_sandbox: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def warm(self, threads: int = 64) -> None:
+        """Start `threads` pool workers with their Google services and SQLite connection
+        built, in the background: the first burst after start-up then costs what later
+        ones do (a service build is several ms of CPU, paid once per thread)."""
+        barrier = threading.Barrier(threads)
+
+        def prepare() -> None:
+            try:
+                barrier.wait(timeout=30)  # one task per thread: all wait until all started
+                self.google.warm()
+                self.store.db()
+            except Exception:  # warming is an optimisation; never let it break start-up
+                log.debug("warm-up task failed", exc_info=True)
+
+        for _ in range(threads):
+            self.executor.submit(prepare)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -65,7 +85,8 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     store = Store(settings.database_path)
     # I/O-bound Google calls and index reads (leaf tasks only, see DeviceDirectory): sized so
     # that a burst of look-ups against a slow Google runs at once rather than in waves.
-    executor = ThreadPoolExecutor(max_workers=128, thread_name_prefix="device-bot-work")
+    gate = AckGate()
+    executor = GatedExecutor(gate, max_workers=128, thread_name_prefix="device-bot-work")
     client = WebClient(token=settings.slack_bot_token.get(), base_url=settings.slack_api_url)
     return Services(
         settings=settings,
@@ -76,6 +97,7 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
         roles=Roles(settings.device_operators, settings.device_approvers, client),
         secrets=SecretBox(settings.bot_secret_key.get() if settings.bot_secret_key else None),
         executor=executor,
+        gate=gate,
         sandbox=sandbox,
         owns_sandbox=owns_sandbox,
     )

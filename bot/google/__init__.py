@@ -197,6 +197,12 @@ class GoogleClients:
             )
         return self.chrome
 
+    def warm(self) -> None:
+        """Build the calling thread's services now, so a first burst does not pay for it."""
+        for api in (self.chrome, self.android):
+            if api is not None:
+                api.services.service()
+
     def require_android(self) -> AndroidApi:
         """The Android API, or ConfigError saying Android is not configured."""
         if self.android is None:
