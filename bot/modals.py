@@ -244,17 +244,9 @@ def _element(spec: FieldSpec, initial: Any) -> dict[str, Any]:
         element = {"type": "number_text_input", "action_id": action_id, "is_decimal_allowed": False}
         if initial not in (None, ""):
             element["initial_value"] = str(initial)
-    elif spec.kind == "select":
+    elif spec.kind in ("select", "radio"):
         element = {
-            "type": "static_select",
-            "action_id": action_id,
-            "options": [_option(o) for o in spec.options],
-        }
-        if initial in spec.options:
-            element["initial_option"] = _option(initial)
-    elif spec.kind == "radio":
-        element = {
-            "type": "radio_buttons",
+            "type": "static_select" if spec.kind == "select" else "radio_buttons",
             "action_id": action_id,
             "options": [_option(o) for o in spec.options],
         }
