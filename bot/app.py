@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import json
 import logging
 import uuid
@@ -22,7 +23,7 @@ from slack_bolt.context import BoltContext
 from bot import ids
 from bot.commands import Commands
 from bot.errors import DeviceBotError
-from bot.gate import gated_ack
+from bot.gate import AckGate, gated_ack
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -115,12 +116,19 @@ class GuardedApp:
 
 
 def guard(svc: Services, func: Any) -> Any:
-    """Run a listener; any exception goes to `report_error` (the one error handler)."""
+    """Run a listener; any exception goes to `report_error` (the one error handler).
 
-    @functools.wraps(func)
+    Its ack is wrapped by the ack gate (bot/gate.py), which needs the request: Bolt injects
+    arguments by the listener's signature, so the wrapper declares `request` as well.
+    """
+    signature = inspect.signature(func)
+    wants_request = "request" in signature.parameters
+
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        request = kwargs.get("request") if wants_request else kwargs.pop("request", None)
         if "ack" in kwargs:
-            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"])
+            token = _gate_token(request)
+            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token)
         try:
             return func(*args, **kwargs)
         except Exception as error:
@@ -131,7 +139,22 @@ def guard(svc: Services, func: Any) -> Any:
             report_error(svc, error, body)
             return None
 
+    functools.update_wrapper(guarded, func)
+    del guarded.__wrapped__  # type: ignore[attr-defined]  # Bolt must read the signature below
+    if not wants_request:
+        # Bolt reads the positional parameter names (getfullargspec(...).args)
+        extra = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+        params = list(signature.parameters.values())
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        rest = [p for p in params if p.kind is p.KEYWORD_ONLY]
+        guarded.__signature__ = signature.replace(parameters=[*positional, extra, *rest])  # type: ignore[attr-defined]
     return guarded
+
+
+def _gate_token(request: Any) -> str | None:
+    headers = getattr(request, "headers", None) or {}
+    values = headers.get(AckGate.HEADER.lower()) or []
+    return values[0] if values else None
 
 
 def delivery_key(body: dict[str, Any]) -> str | None:

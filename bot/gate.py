@@ -9,6 +9,7 @@ acknowledged first and worked on right after.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,33 +20,43 @@ MAX_WAIT = 0.5  # never hold work back longer than this
 
 
 class AckGate:
-    """How many Slack requests are waiting for their acknowledgement."""
+    """The Slack requests still waiting for their acknowledgement, by token."""
+
+    HEADER = (
+        "X-Device-Bot-Request"  # set by the server on each request (any client value is replaced)
+    )
 
     def __init__(self) -> None:
-        self._pending = 0
+        self._pending: set[str] = set()
         self._quiet = threading.Condition()
+        self._next = itertools.count()
 
-    def enter(self) -> None:
+    def enter(self) -> str:
+        """A request arrived; returns its token."""
+        token = str(next(self._next))
         with self._quiet:
-            self._pending += 1
+            self._pending.add(token)
+        return token
 
-    def leave(self) -> None:
+    def leave(self, token: str | None) -> None:
+        """The request was acknowledged (or answered without a listener)."""
+        if token is None:
+            return
         with self._quiet:
-            self._pending -= 1
-            if self._pending <= 0:
-                self._pending = 0
+            self._pending.discard(token)
+            if not self._pending:
                 self._quiet.notify_all()
 
     @property
     def pending(self) -> int:
-        return self._pending
+        return len(self._pending)
 
     def wait_quiet(self, timeout: float = MAX_WAIT) -> None:
         """Return once no acknowledgement is pending (or after `timeout`)."""
-        if self._pending == 0:
+        if not self._pending:
             return
         with self._quiet:
-            self._quiet.wait_for(lambda: self._pending == 0, timeout)
+            self._quiet.wait_for(lambda: not self._pending, timeout)
 
 
 class GatedExecutor(ThreadPoolExecutor):
@@ -65,11 +76,12 @@ class GatedExecutor(ThreadPoolExecutor):
         return super().submit(gated)
 
 
-def gated_ack(gate: AckGate, ack: Any) -> Any:
-    """Wrap Bolt's ack: acknowledge, then let pending acknowledgements go first."""
+def gated_ack(gate: AckGate, ack: Any, token: str | None = None) -> Any:
+    """Wrap Bolt's ack: acknowledge, mark this request done, let pending ones go first."""
 
     def acknowledge(*args: Any, **kwargs: Any) -> Any:
         result = ack(*args, **kwargs)
+        gate.leave(token)
         gate.wait_quiet()
         return result
 

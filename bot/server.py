@@ -59,11 +59,12 @@ class BotServer:
             return [b"ok\n" if self.ready else b"starting\n"]
         if path == "/slack/events" and not self.settings.socket_mode:
             gate = self.svc.gate
-            gate.enter()
+            token = gate.enter()
+            environ["HTTP_" + gate.HEADER.upper().replace("-", "_")] = token
             try:
                 return self._bolt(environ, start_response)  # type: ignore[arg-type]
             finally:
-                gate.leave()
+                gate.leave(token)
         if self.extra is not None:
             return self.extra(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])

@@ -11,11 +11,11 @@ from bot.gate import AckGate, GatedExecutor, gated_ack
 def test_work_waits_for_pending_acks():
     gate = AckGate()
     pool = GatedExecutor(gate, max_workers=2)
-    gate.enter()
+    token = gate.enter()
     started = threading.Event()
     future = pool.submit(started.set)
     assert not started.wait(0.1)  # held back while an ack is pending
-    gate.leave()
+    gate.leave(token)
     future.result(timeout=2)
     assert started.is_set()
     pool.shutdown()
@@ -43,8 +43,43 @@ def test_gated_ack_acknowledges_first_and_exposes_the_response():
             self.response = "sent"
 
     ack = FakeAck()
-    wrapped = gated_ack(gate, ack)
+    token = gate.enter()
+    wrapped = gated_ack(gate, ack, token)
     assert wrapped.response is None
+    t = time.monotonic()
     wrapped(response_action="errors", errors={"x": "y"})
+    assert time.monotonic() - t < 0.2  # its own acknowledgement does not hold it back
     assert calls == [{"response_action": "errors", "errors": {"x": "y"}}]
     assert wrapped.response == "sent"
+    assert gate.pending == 0
+
+
+def test_the_server_tags_each_request_and_listeners_release_it(bot):
+    """End to end: after a burst of acknowledged commands nothing is left pending."""
+    for _ in range(5):
+        assert bot.slash("help").status == 200
+    from conftest import wait_until
+
+    wait_until(lambda: bot.svc.gate.pending == 0, 5, "the gate to empty")
+
+
+def test_a_listener_releases_its_own_request_when_it_acks(bot):
+    released: list[tuple[str | None, str]] = []
+    gate = bot.svc.gate
+    original = gate.leave
+
+    def spy(token):
+        released.append((token, threading.current_thread().name))
+        original(token)
+
+    gate.leave = spy
+    try:
+        bot.slash("help")
+        from conftest import wait_until
+
+        wait_until(lambda: len(released) >= 2, 5)
+    finally:
+        gate.leave = original
+    tokens = {t for t, _ in released}
+    assert None not in tokens and len(tokens) == 1
+    assert any(name.startswith("bolt") for _, name in released)  # the listener's ack
