@@ -23,7 +23,7 @@ from slack_bolt.context import BoltContext
 from bot import ids
 from bot.commands import Commands
 from bot.errors import DeviceBotError
-from bot.gate import AckGate, gated_ack
+from bot.gate import AckGate, gated_ack, working_for
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,8 @@ def guard(svc: Services, func: Any) -> Any:
                 ack()  # never leave Slack without an answer
             report_error(svc, error, body)
             return None
+        finally:
+            working_for(None)  # listener threads are reused: forget the request
 
     functools.update_wrapper(guarded, func)
     del guarded.__wrapped__  # type: ignore[attr-defined]  # Bolt must read the signature below

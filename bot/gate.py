@@ -39,7 +39,7 @@ class AckGate:
         return token
 
     def leave(self, token: str | None) -> None:
-        """The request was acknowledged (or answered without a listener)."""
+        """The request's answer has been written."""
         if token is None:
             return
         with self._quiet:
@@ -52,11 +52,24 @@ class AckGate:
         return len(self._pending)
 
     def wait_quiet(self, timeout: float = MAX_WAIT) -> None:
-        """Return once no acknowledgement is pending (or after `timeout`)."""
-        if not self._pending:
+        """Return once no other request's acknowledgement is pending (or after `timeout`).
+
+        "Other": the request this thread works for (see `working_for`) does not count —
+        its own answer never holds its own work back.
+        """
+        own = getattr(_local, "token", None)
+        if not self._pending or self._pending == {own}:
             return
         with self._quiet:
-            self._quiet.wait_for(lambda: not self._pending, timeout)
+            self._quiet.wait_for(lambda: not (self._pending - {own}), timeout)
+
+
+_local = threading.local()
+
+
+def working_for(token: str | None) -> None:
+    """Mark the calling thread as working for the request `token`."""
+    _local.token = token
 
 
 class GatedExecutor(ThreadPoolExecutor):
@@ -68,20 +81,25 @@ class GatedExecutor(ThreadPoolExecutor):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:  # type: ignore[override]
         gate = self.gate
+        token = getattr(_local, "token", None)  # the request the submitter works for
 
         def gated() -> T:
-            gate.wait_quiet()
-            return fn(*args, **kwargs)
+            working_for(token)
+            try:
+                gate.wait_quiet()
+                return fn(*args, **kwargs)
+            finally:
+                working_for(None)
 
         return super().submit(gated)
 
 
 def gated_ack(gate: AckGate, ack: Any, token: str | None = None) -> Any:
-    """Wrap Bolt's ack: acknowledge, mark this request done, let pending ones go first."""
+    """Wrap Bolt's ack: acknowledge, then let the other pending acknowledgements go first."""
 
     def acknowledge(*args: Any, **kwargs: Any) -> Any:
         result = ack(*args, **kwargs)
-        gate.leave(token)
+        working_for(token)
         gate.wait_quiet()
         return result
 
