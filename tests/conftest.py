@@ -139,6 +139,12 @@ class Bot:
     def store(self) -> Any:
         return self.server.svc.store
 
+    def settle(self) -> None:
+        """Let the start-up jobs finish, then pause the scheduler: the test drives the jobs."""
+        jobs = self.server.jobs
+        wait_until(lambda: jobs.runs.get("android-index-sync", 0) >= 1, 10, "the start-up index sync")
+        jobs.scheduler.pause()
+
     def slash(self, text: str, user: str = OPERATOR, **kw: Any) -> Any:
         reply = self.emu.slash_command(user, text, **kw)
         assert reply.status == 200, reply

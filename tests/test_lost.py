@@ -132,6 +132,7 @@ def test_chrome_found_closes_the_case_without_google(bot, claims):
 
 
 def test_watch_makes_no_google_call_without_open_cases(bot):
+    bot.settle()
     bot.sandbox.log.clear()
     for _ in range(3):
         assert lost.watch(bot.svc) == 0

@@ -221,6 +221,7 @@ def test_cancel_a_command_not_yet_run(tmp_path, sandbox, emu, claims):
 
 
 def test_poll_makes_no_google_call_when_nothing_is_pending(bot):
+    bot.settle()
     bot.sandbox.log.clear()
     for _ in range(5):
         assert outcomes.poll(bot.svc) == 0
@@ -237,7 +238,7 @@ def test_batch_poll_uses_one_request_per_hundred(bot, claims):
                 device["name"], {"type": "LOCK", "duration": "600s"}
             )
             names.append(op["name"])
-    bot.server.jobs.scheduler.pause()  # this test runs the poll cycle itself
+    bot.settle()  # this test runs the poll cycle itself
     now = bot.svc.clock()
     with bot.store.transaction() as db:
         db.conn.executemany(

@@ -888,8 +888,17 @@
     renderModal(st.views);
   }
 
+  // "emulator.local" version numbers: a state fetched earlier may arrive later than the
+  // event stream's newer one, and must not overwrite it
+  function notOlder(version, than) {
+    const [a1, a2] = String(version).split(".").map(Number);
+    const [b1, b2] = String(than).split(".").map(Number);
+    return a1 > b1 || (a1 === b1 && a2 >= b2);
+  }
+
   function applyState(state) {
     if (!state || state.me !== S.user) return; // a late answer for the previous user
+    if (S.state && S.state.me === state.me && !notOlder(state.version, S.state.version)) return;
     const first = !S.state;
     S.state = state;
     if (first || !state.channels.some((c) => c.id === S.channel)) {
