@@ -46,7 +46,7 @@ class Services:
     owns_sandbox: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
-    def warm(self, threads: int = 64) -> None:
+    def warm(self, threads: int = 32) -> None:
         """Start `threads` pool workers with their Google services and SQLite connection
         built, in the background: the first burst after start-up then costs what later
         ones do (a service build is several ms of CPU, paid once per thread)."""
