@@ -26,6 +26,7 @@ from bench.common import (
     table,
     unique_chrome_users,
     verdict,
+    wait_until,
 )
 
 TARGET_SYNC_S = 30.0
@@ -65,9 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with harness(sandbox=sandbox) as h:
             svc = h.svc
-            # the index: first build (cold) and a refresh of an existing one
+            # the index: the bot builds it at start-up (a scheduled job); then two refreshes
+            t0 = time.perf_counter()
+            wait_until(lambda: svc.devices.android_index_synced_at() is not None, 120)
+            rows.append(
+                [
+                    "Android index built at start-up (waited for)",
+                    1,
+                    (time.perf_counter() - t0) * 1000,
+                    "—",
+                    "—",
+                ]
+            )
             sync_times = []
-            for label in ("first build", "refresh"):
+            for label in ("refresh", "second refresh"):
                 before = list(h.calls.records)
                 t0 = time.perf_counter()
                 count = svc.devices.sync_android_index()

@@ -172,7 +172,7 @@ class DeviceDirectory:
         self.google = google
         self.store = store
         self.executor = executor
-        self._first_sync = threading.Lock()
+        self._sync = threading.Lock()  # one index sync at a time in this process
 
     # ---- single devices ---------------------------------------------------------
     def get(self, platform: str, device_id: str) -> Device:
@@ -375,9 +375,7 @@ class DeviceDirectory:
     def ensure_android_index(self) -> None:
         """Build the index once if it has never been built (later syncs are scheduled)."""
         if self.android_index_synced_at() is None:
-            with self._first_sync:  # concurrent first look-ups build it once, not once each
-                if self.android_index_synced_at() is None:
-                    self.sync_android_index()
+            self.sync_android_index(only_if_never=True)
 
     def android_index_synced_at(self) -> float | None:
         row = (
@@ -387,8 +385,18 @@ class DeviceDirectory:
         )
         return float(row[0]) if row else None
 
-    def sync_android_index(self) -> int:
-        """Refresh the local Android index from a full device list; returns the count."""
+    def sync_android_index(self, *, only_if_never: bool = False) -> int:
+        """Refresh the local Android index from a full device list; returns the count.
+
+        One sync at a time: a caller that finds one running waits for it (and with
+        `only_if_never`, a first look-up racing the start-up sync, does not sync again).
+        """
+        with self._sync:
+            if only_if_never and self.android_index_synced_at() is not None:
+                return 0
+            return self._sync_android_index()
+
+    def _sync_android_index(self) -> int:
         android = self.google.android
         if android is None:
             return 0
