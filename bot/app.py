@@ -60,17 +60,25 @@ def create_app(svc: Services) -> App:
         while Slack is unreachable)."""
         return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, bot_token=token)
 
-    app = App(
-        signing_secret=settings.slack_signing_secret.get() or None,
-        client=svc.out.client,
-        authorize=authorize,
-        token_verification_enabled=False,
-        request_verification_enabled=not settings.socket_mode,
-        listener_executor=ThreadPoolExecutor(
-            max_workers=LISTENER_THREADS, thread_name_prefix="bolt"
-        ),
-        logger=logging.getLogger("bot.bolt"),
-    )
+    bolt_log = logging.getLogger("bot.bolt")
+    level = bolt_log.level
+    # Bolt warns that SLACK_BOT_TOKEN "will be ignored" when `authorize` is given: the token
+    # is used, by `authorize` above; keep that false alarm out of every start-up log.
+    bolt_log.setLevel(logging.ERROR)
+    try:
+        app = App(
+            signing_secret=settings.slack_signing_secret.get() or None,
+            client=svc.out.client,
+            authorize=authorize,
+            token_verification_enabled=False,
+            request_verification_enabled=not settings.socket_mode,
+            listener_executor=ThreadPoolExecutor(
+                max_workers=LISTENER_THREADS, thread_name_prefix="bolt"
+            ),
+            logger=logging.getLogger("bot.bolt"),
+        )
+    finally:
+        bolt_log.setLevel(level)
     app.use(_deduplicate(svc))
     app.error(_error_handler(svc))
     guarded = GuardedApp(app, svc)
