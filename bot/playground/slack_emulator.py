@@ -1782,7 +1782,13 @@ class SlackEmulator:
         return reply
 
     def _locate(
-        self, user_id: str, action_id: str, block_id: str | None, message: Any, view: Any
+        self,
+        user_id: str,
+        action_id: str,
+        block_id: str | None,
+        message: Any,
+        view: Any,
+        as_shown: bool = False,
     ) -> tuple[str, JSON, JSON, JSON]:
         """Find the surface holding the element: ('message'|'view', surface, block, element)."""
 
@@ -1812,6 +1818,8 @@ class SlackEmulator:
                 return "view", surface, *found
             if message is not None:
                 surface = self._stored(message)
+                if as_shown:  # the user clicks what their client still shows (an older copy)
+                    surface = {**surface, "blocks": copy.deepcopy(message.get("blocks"))}
                 found = search(surface.get("blocks"))
                 if found is None:
                     raise AssertionError(f"action {action_id!r} not in message {message.get('ts')}")
@@ -1863,14 +1871,18 @@ class SlackEmulator:
         retry_num: int | None = None,
         sign: bool = True,
         timestamp: int | None = None,
+        as_shown: bool = False,
     ) -> Reply:
         """Send a signed block_actions payload: ``user_id`` used ``action_id``.
 
         The element is found in ``message`` (a stored message dict, channel + ts), in ``view``
         (a view dict / view id / True for the user's top modal), or else in the user's top modal,
-        their ephemerals and the channels, newest first.
+        their ephemerals and the channels, newest first. With ``as_shown`` the element is taken
+        from the ``message`` copy given, as a client that has not refreshed yet still shows it.
         """
-        kind, surface, block, element = self._locate(user_id, action_id, block_id, message, view)
+        kind, surface, block, element = self._locate(
+            user_id, action_id, block_id, message, view, as_shown
+        )
         el_type = element.get("type", "button")
         action: JSON = {
             "action_id": action_id,
