@@ -3,8 +3,8 @@
 A case opens when Android lost mode succeeds or a Chrome device is disabled as
 "lost_or_stolen"; it gets one thread in LOST_DEVICE_CHANNEL (a second report reuses it).
 The watch job reads every open case's device with as few Google calls as it can — one
-Chrome list query (`status:disabled sync:<date>..`) for all Chrome cases, one read per
-Android case — and posts each *new* check-in once. Lost mode stopped, `found`, or a
+Chrome list query (`status:disabled sync:<date>..`) for all Chrome cases, one batch
+request per 100 Android cases — and posts each *new* check-in once. Lost mode stopped, `found`, or a
 re-enable closes the case and edits the channel message.
 """
 
@@ -253,15 +253,13 @@ def watch(svc: Services) -> int:
             if raw.get("deviceId") in wanted:
                 seen[raw["deviceId"]] = chrome_device(raw)
     if android_cases and svc.google.android is not None:
-        android = svc.google.android
-        futures = {
-            c["device_id"]: svc.executor.submit(android.get, c["device_id"]) for c in android_cases
-        }
-        for device_id, future in futures.items():
-            try:
-                seen[device_id] = android_device(future.result())
-            except DeviceBotError as exc:
-                log.info("lost watch: cannot read %s: %s", device_id, exc.message)
+        # AMAPI has no filter: one batch request reads up to 100 lost devices
+        answers = svc.google.android.get_devices([c["device_id"] for c in android_cases])
+        for device_id, answer in answers.items():
+            if isinstance(answer, dict):
+                seen[device_id] = android_device(answer)
+            else:
+                log.info("lost watch: cannot read %s: %s", device_id, answer)
     posted = 0
     for case in cases:
         device = seen.get(case["device_id"])

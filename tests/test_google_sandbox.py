@@ -511,3 +511,27 @@ def test_get_operations_retries_a_failed_batch(android: AndroidApi, google_sb: A
     results = android.get_operations(names)
     assert all(isinstance(results[n], dict) for n in names), results
     assert google_sb.log.count(method="POST", path_contains="batch") == 2
+
+
+def test_get_devices_batches_and_reports_unknown_ones(google_sb):
+    from bot.errors import DeviceNotFound
+    from bot.google import GoogleClients
+    from bot.settings import load_settings
+
+    sb = google_sb
+    settings = load_settings(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_SIGNING_SECRET": "s",
+            "APPROVAL_REQUIRED": "none",
+            "GOOGLE_API_ENDPOINT": sb.url,
+            "ANDROID_ENTERPRISE": sb.enterprise,
+        }
+    )
+    android = GoogleClients.from_settings(settings).require_android()
+    names = list(sb.fleet.android_order)[:150] + [sb.enterprise + "/devices/nope"]
+    sb.log.clear()
+    got = android.get_devices(names)
+    assert sb.log.count() == 2  # 151 devices: two batch requests
+    assert all(isinstance(got[n], dict) and got[n]["name"] == n for n in names[:150])
+    assert isinstance(got[names[-1]], DeviceNotFound)

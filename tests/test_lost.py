@@ -148,3 +148,19 @@ def test_card_shows_the_lost_banner_and_history_the_case(bot, claims):
     assert f"<@{OPERATOR}>" in card
     bot.slash(f"history {device['serialNumber']}")
     bot.wait_ephemeral("lost_reported")
+
+
+def test_watch_reads_all_android_cases_in_one_request(bot, claims):
+    devices = [company_android(claims) for _ in range(5)]
+    for device in devices:
+        lost.report(
+            bot.svc, bot.svc.devices.resolve(device["hardwareInfo"]["serialNumber"]), OPERATOR
+        )
+    bot.settle()
+    for device in devices[:2]:
+        bot.sandbox.fleet.check_in(device["name"], at=time.time() + 30, operator="Orange")
+    bot.sandbox.log.clear()
+    assert lost.watch(bot.svc) == 2
+    assert bot.sandbox.log.count() == 1  # one batch request for the five Android cases
+    assert bot.sandbox.log.count(path_contains="batch") == 1
+    assert lost.watch(bot.svc) == 0  # each check-in is posted once

@@ -8,7 +8,7 @@ Reference: https://developers.google.com/android/management/reference/rest/v1/en
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from googleapiclient.errors import HttpError
@@ -207,6 +207,34 @@ class AndroidApi:
         answered with a rate limit or a 5xx are retried (bounded by the retry policy).
         """
         wanted = [self._operation_name(n) for n in dict.fromkeys(names)]
+        return self._batch_get(
+            wanted,
+            lambda name: self._operations().get(name=name),
+            lambda name: f"read Android command {short_id(name)}",
+            "Android commands",
+            redact_operation,
+        )
+
+    def get_devices(self, names: Iterable[str]) -> dict[str, dict[str, Any] | GoogleError]:
+        """Many devices at once through batch requests (≤ 100 per HTTP request)."""
+        wanted = [self.device_name(n) for n in dict.fromkeys(names)]
+        return self._batch_get(
+            wanted,
+            lambda name: self._devices().get(name=name),
+            lambda name: f"get Android device {short_id(name)}",
+            "Android devices",
+            dict,
+        )
+
+    def _batch_get(
+        self,
+        wanted: list[str],
+        request_for: Callable[[str], Any],
+        what_for: Callable[[str], str],
+        kind: str,
+        shape: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, dict[str, Any] | GoogleError]:
+        """GET many resources in batches of ≤ 100, retrying rate-limited / 5xx parts (bounded)."""
         results: dict[str, dict[str, Any] | GoogleError] = {}
         policy = self.executor.policy
         pending = wanted
@@ -214,19 +242,24 @@ class AndroidApi:
             retry: list[str] = []
             for start in range(0, len(pending), BATCH_LIMIT):
                 chunk = pending[start : start + BATCH_LIMIT]
-                last_round = round_no + 1 >= policy.attempts
-                retry.extend(self._batch_get(chunk, results, final=last_round))
+                final = round_no + 1 >= policy.attempts
+                retry.extend(
+                    self._one_batch(chunk, results, request_for, what_for, kind, shape, final)
+                )
             if not retry:
                 break
             policy.sleep(policy.delay(round_no))
             pending = retry
         return {name: results[name] for name in wanted}
 
-    def _batch_get(
+    def _one_batch(
         self,
         chunk: list[str],
         results: dict[str, dict[str, Any] | GoogleError],
-        *,
+        request_for: Callable[[str], Any],
+        what_for: Callable[[str], str],
+        kind: str,
+        shape: Callable[[dict[str, Any]], dict[str, Any]],
         final: bool,
     ) -> list[str]:
         """Fetch one batch; fill `results`; return the names worth retrying."""
@@ -234,9 +267,8 @@ class AndroidApi:
 
         def on_answer(request_id: str, response: Any, exception: Exception | None) -> None:
             name = chunk[int(request_id)]
-            what = f"read Android command {short_id(name)}"
             if exception is None:
-                results[name] = redact_operation(dict(response or {}))
+                results[name] = shape(dict(response or {}))
             elif isinstance(exception, HttpError):
                 answer = parse_http_error(exception)
                 if not final and (is_rate_limit(answer) or answer.status >= 500):
@@ -245,18 +277,18 @@ class AndroidApi:
                 results[name] = map_error(
                     answer.status,
                     answer.message,
-                    what=what,
+                    what=what_for(name),
                     reasons=answer.reasons,
                     forbidden_hint=self.executor.forbidden_hint,
                 )
             else:
+                what = what_for(name)
                 results[name] = GoogleError(f"Could not {what}: {exception}", detail=str(exception))
 
-        operations = self._operations()
         batch = BatchHttpRequest(callback=on_answer, batch_uri=self.batch_uri)
         for index, name in enumerate(chunk):
-            batch.add(operations.get(name=name), request_id=str(index))
-        what = f"read {len(chunk)} Android commands"
+            batch.add(request_for(name), request_id=str(index))
+        what = f"read {len(chunk)} {kind}"
         self.executor.execute(batch, mutation=False, what=what, batch_size=len(chunk))
         return retry
 
