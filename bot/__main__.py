@@ -12,24 +12,12 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # slack_sdk logs request bodies at DEBUG (a new password, tokens in headers): keep it quiet
-    for noisy in (
-        "slack_sdk",
-        "slack_bolt",
-        "urllib3",
-        "googleapiclient.discovery",
-        "waitress.queue",
-    ):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger(noisy).level))
+    configure_logging(getattr(logging, level, logging.INFO))
 
 
 def run() -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bot.logs import configure_logging
 from bot.playground.slack_emulator import SlackEmulator
 from bot.playground.web import Person, Playground
 from bot.settings import SettingsError, load_settings
@@ -193,19 +194,7 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     if not 1 <= args.devices <= 1_000_000:
         parser.error("--devices must be between 1 and 1000000")
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in (
-        "slack_sdk",
-        "slack_bolt",
-        "urllib3",
-        "googleapiclient.discovery",
-        "waitress.queue",
-    ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(logging.INFO if args.verbose else logging.WARNING, floor=logging.WARNING)
 
     stopping = threading.Event()
 
