@@ -134,6 +134,7 @@ def test_esim_status_with_internal_error(direct, claims):
     )
     row = wait_state(direct, request_id, "failed")
     assert "internal error" in row["result"]
+    assert "Internal error details" in row["result"] and "ERROR_CONNECTION_ERROR" in row["result"]
 
 
 def test_device_info_eid(direct, claims):
