@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.sandbox.testing import wait_for
+
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token"
 OPERATOR = "U0BENCHOP"
@@ -122,14 +124,7 @@ def machine() -> str:
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, message: str = "") -> Any:
     """Poll `predicate` until truthy or the deadline passes (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {message or predicate}")
-        time.sleep(0.005)
+    return wait_for(predicate, timeout, message, interval=0.005)
 
 
 class Arrivals:

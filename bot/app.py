@@ -199,10 +199,6 @@ def report_error(svc: Services, error: Exception, body: dict[str, Any]) -> None:
     if isinstance(error, DeviceBotError):
         text = f":warning: {error.message}"
         log.info("%s: %s", type(error).__name__, error.message)
-        picker = getattr(error, "candidates", None)
-        if picker is not None and svc.extras.get("render_ambiguous"):
-            svc.extras["render_ambiguous"](svc, error, body)
-            return
     else:
         error_id = uuid.uuid4().hex[:8]
         log.error("unexpected error %s", error_id, exc_info=error)

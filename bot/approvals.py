@@ -305,7 +305,7 @@ def _post_approval_message(svc: Services, request: Request) -> None:
     link = svc.out.permalink(channel, ts)
     note = f"Request `{request.id}` needs a second person's approval; it is waiting in <#{channel}>"
     note += f" (<{link}|view>)." if link else "."
-    _thread(svc, load(svc, request.id), note, approval=False)
+    tell_threads(svc, load(svc, request.id), note, approval=False)
 
 
 def _set(svc: Services, request_id: str, **columns: Any) -> None:
@@ -332,7 +332,7 @@ def _note(
 ) -> None:
     """An event in the audit log that is also said in the request's threads."""
     audit.record(svc.store, actor=actor or BOT, event=event, request_id=request.id, detail=detail)
-    _thread(svc, request, text)
+    tell_threads(svc, request, text)
 
 
 # ---- the decisions -----------------------------------------------------------------------
@@ -377,7 +377,7 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
     if not won:
         raise Conflict(_already(load(svc, request_id)))
     _refresh_messages(svc, request_id)
-    _thread(svc, load(svc, request_id), f"Approved by <@{approver}>. Running it now.")
+    tell_threads(svc, load(svc, request_id), f"Approved by <@{approver}>. Running it now.")
     execute(svc, request_id, actor=approver)
 
 
@@ -405,7 +405,7 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
         raise Conflict(_already(load(svc, request_id)))
     _refresh_messages(svc, request_id)
     why = f" Reason: {request_views.esc(note)}" if note else ""
-    _thread(
+    tell_threads(
         svc, load(svc, request_id), f"Denied by <@{approver}>.{why} Nothing was done to the device."
     )
 
@@ -425,7 +425,9 @@ def cancel(svc: Services, request_id: str, user: str) -> str:
         if not transition(svc, request_id, (PENDING,), CANCELLED, user, set_={"decided_by": user}):
             raise Conflict(_already(load(svc, request_id)))
         _refresh_messages(svc, request_id)
-        _thread(svc, load(svc, request_id), f"Cancelled by <@{user}> before anyone approved it.")
+        tell_threads(
+            svc, load(svc, request_id), f"Cancelled by <@{user}> before anyone approved it."
+        )
         return f"Request `{request_id}` is cancelled."
     if request.state == EXECUTING and request.google_ref and request.platform == "android":
         svc.google.require_android().cancel_operation(request.google_ref)
@@ -618,14 +620,14 @@ def finish(svc: Services, request_id: str, state: str, text: str, detail: dict[s
         return False
     request = load(svc, request_id)
     _refresh_messages(svc, request_id)
-    _thread(svc, request, text, both=True, reissue=state == EXPIRED)
+    tell_threads(svc, request, text, both=True, reissue=state == EXPIRED)
     from bot import lost
 
     lost.on_request_finished(svc, request, state)
     return True
 
 
-def _thread(
+def tell_threads(
     svc: Services,
     request: Request,
     text: str,
@@ -671,7 +673,7 @@ def expire_request(svc: Services, request_id: str) -> bool:
     if not transition(svc, request_id, (PENDING,), EXPIRED, BOT, detail={"why": "approval TTL"}):
         return False
     _refresh_messages(svc, request_id)
-    _thread(
+    tell_threads(
         svc,
         load(svc, request_id),
         "Expired: nobody approved it in time. Nothing was done to the device.",
@@ -894,13 +896,3 @@ def reissue(svc: Services, request_id: str, user: str) -> str:
             channel=old.requester_channel,
         ),
     )
-
-
-def pending_for(svc: Services, user: str, *, everyone: bool) -> list[Request]:
-    """Pending requests: an approver's view (all) or an operator's (their own)."""
-    sql = "SELECT id FROM requests WHERE state = ?" + ("" if everyone else " AND requester = ?")
-    args: list[Any] = [PENDING] if everyone else [PENDING, user]
-    return [
-        load(svc, row[0])
-        for row in svc.store.db().execute(sql + " ORDER BY created_at", args).fetchall()
-    ]

@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -469,6 +469,3 @@ def _android_filter(query: str) -> tuple[str, list[Any]] | None:
 
 def _like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-DeviceLoader = Callable[[str, str], Device]

@@ -19,7 +19,6 @@ class ActionId(StrEnum):
     CANCEL_REQUEST = "request_cancel"
     REISSUE = "request_reissue"
     FIND_NEXT = "find_next"
-    PICK_DEVICE = "device_pick"
     SHOW_DEVICE = "device_show"
     #: prefix of the per-action buttons on a device card: "device_action:<action>"
     DEVICE_ACTION = "device_action"
@@ -40,7 +39,6 @@ class BlockId(StrEnum):
     """block_id of inputs whose values the handlers read."""
 
     SEARCH = "search"
-    REASON = "reason"
     DENY_REASON = "deny_reason"
     CONFIRM_COUNT = "confirm_count"
     #: prefix of the result rows of a search page: "result-<n>"

@@ -55,19 +55,6 @@ def open_case_for(svc: Services, platform: str, device_id: str) -> dict[str, Any
     return rows[0] if rows else None
 
 
-def cases_for(svc: Services, device_ids: list[str]) -> list[dict[str, Any]]:
-    """Every lost case of these devices, newest first (for history)."""
-    if not device_ids:
-        return []
-    marks = ",".join("?" * len(device_ids))
-    return list(
-        svc.store.db().query(
-            f"SELECT * FROM lost_devices WHERE device_id IN ({marks}) ORDER BY reported_at DESC",
-            device_ids,
-        )
-    )
-
-
 # ---- Block Kit -----------------------------------------------------------------------------
 
 

@@ -237,7 +237,7 @@ def track(
         )
     from bot import approvals
 
-    approvals._thread(
+    approvals.tell_threads(
         svc, approvals.load(svc, request.id), "Sent to Google; waiting for the device to run it."
     )
     if operation is not None and operation.get("done"):
@@ -372,7 +372,9 @@ def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) 
         if state != row["state"] and state in CHROME_PROGRESS:
             from bot import approvals
 
-            approvals._thread(svc, approvals.load(svc, row["request_id"]), CHROME_PROGRESS[state])
+            approvals.tell_threads(
+                svc, approvals.load(svc, row["request_id"]), CHROME_PROGRESS[state]
+            )
             audit.record(
                 svc.store,
                 actor="device-bot",

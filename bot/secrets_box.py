@@ -26,10 +26,6 @@ class SecretBox:
         self._memory: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
-    @property
-    def persistent(self) -> bool:
-        return self._fernet is not None
-
     def seal(self, request_id: str, secret: dict[str, Any]) -> bytes | None:
         """Returns what to store in the database (None when kept in memory only)."""
         if self._fernet is None:

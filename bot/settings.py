@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 #: actions that need a second person's Approve click unless APPROVAL_REQUIRED says otherwise
@@ -119,7 +119,6 @@ class Settings:
     command_duration: float = 600.0
     bot_secret_key: Secret | None = None
     log_level: str = "INFO"
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def socket_mode(self) -> bool:

@@ -110,6 +110,3 @@ class SlackOut:
 
     def update_view(self, view_id: str, view: View | dict[str, Any]) -> None:
         self.client.views_update(view_id=view_id, view=view)
-
-    def push_view(self, trigger_id: str, view: View | dict[str, Any]) -> None:
-        self.client.views_push(trigger_id=trigger_id, view=view)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
+from bot.sandbox.testing import wait_for
 
 SIGNING_SECRET = "e2e-signing-secret"
 BOT_TOKEN = "xoxb-e2e-token"
@@ -55,14 +56,7 @@ def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
     """Poll `predicate` until truthy or the deadline passes (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message or predicate}")
-        time.sleep(0.02)
+    return wait_for(predicate, timeout, message)
 
 
 class Claims:
@@ -142,7 +136,9 @@ class Bot:
     def settle(self) -> None:
         """Let the start-up jobs finish, then pause the scheduler: the test drives the jobs."""
         jobs = self.server.jobs
-        wait_until(lambda: jobs.runs.get("android-index-sync", 0) >= 1, 10, "the start-up index sync")
+        wait_until(
+            lambda: jobs.runs.get("android-index-sync", 0) >= 1, 10, "the start-up index sync"
+        )
         jobs.scheduler.pause()
 
     def slash(self, text: str, user: str = OPERATOR, **kw: Any) -> Any:

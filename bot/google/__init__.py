@@ -146,44 +146,38 @@ class GoogleClients:
         def observer() -> CallObserver | None:
             return clients.on_call
 
-        key: dict[str, Any] | None = None
-        if settings.chrome_configured or endpoint:
+        keys: list[dict[str, Any]] = []  # the key file, read at most once
+
+        def parts(
+            api: str, version: str, scope: str, subject: str | None, hint: str
+        ) -> tuple[ServiceFactory, Executor]:
+            """The per-thread service recipe and the choke point of one API."""
             if endpoint:
                 http_factory = _anonymous_http(timeout)
             else:
-                key = _load_key(settings)
-                http_factory = _service_account_http(
-                    key, DIRECTORY_SCOPE, settings.google_admin_email, timeout
-                )
+                keys[:] = keys or [_load_key(settings)]
+                http_factory = _service_account_http(keys[0], scope, subject, timeout)
+            factory = ServiceFactory(api, version, http_factory=http_factory, endpoint=endpoint)
+            executor = Executor(
+                policy=policy, observer=observer, forbidden_hint=hint, timeout=timeout
+            )
+            return factory, executor
+
+        if settings.chrome_configured or endpoint:
             clients.chrome = ChromeApi(
                 settings.google_customer_id,
-                ServiceFactory(
-                    "admin", "directory_v1", http_factory=http_factory, endpoint=endpoint
-                ),
-                Executor(
-                    policy=policy,
-                    observer=observer,
-                    forbidden_hint=DIRECTORY_FORBIDDEN_HINT,
-                    timeout=timeout,
+                *parts(
+                    "admin",
+                    "directory_v1",
+                    DIRECTORY_SCOPE,
+                    settings.google_admin_email,
+                    DIRECTORY_FORBIDDEN_HINT,
                 ),
             )
         if settings.android_enterprise and (settings.android_configured or endpoint):
-            if endpoint:
-                http_factory = _anonymous_http(timeout)
-            else:
-                key = key or _load_key(settings)
-                http_factory = _service_account_http(key, ANDROID_SCOPE, None, timeout)
             clients.android = AndroidApi(
                 settings.android_enterprise,
-                ServiceFactory(
-                    "androidmanagement", "v1", http_factory=http_factory, endpoint=endpoint
-                ),
-                Executor(
-                    policy=policy,
-                    observer=observer,
-                    forbidden_hint=ANDROID_FORBIDDEN_HINT,
-                    timeout=timeout,
-                ),
+                *parts("androidmanagement", "v1", ANDROID_SCOPE, None, ANDROID_FORBIDDEN_HINT),
                 endpoint=endpoint,
             )
         return clients

@@ -40,13 +40,20 @@ def batch(service: Any, url: str, callback: Callable[..., None] | None = None) -
     return googleapiclient.http.BatchHttpRequest(callback=callback, batch_uri=url + "batch")
 
 
-def wait_for(fn: Callable[[], T | None], timeout: float = 5.0, interval: float = 0.02) -> T:
-    """Poll `fn` until it returns something truthy, or fail after `timeout` seconds."""
+def wait_for(
+    fn: Callable[[], T | None], timeout: float = 5.0, message: str = "", *, interval: float = 0.02
+) -> T:
+    """Poll `fn` until it returns something truthy, or fail after `timeout` seconds.
+
+    The one poll-with-a-deadline of the project (tests, benchmarks): nothing sleeps a
+    fixed time to wait for work.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = fn()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+            what = message or f"the condition (last value {value!r})"
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
