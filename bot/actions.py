@@ -69,6 +69,14 @@ class Drafts:
             self._items[key] = (now, tuple(devices))
         return key
 
+    def peek(self, key: str | None) -> tuple[Device, ...] | None:
+        """The devices kept under `key`, left in place; None if unknown or expired."""
+        with self._lock:
+            item = self._items.get(key or "")
+        if item is None or self.clock() - item[0] > self.ttl:
+            return None
+        return item[1]
+
     def take(self, key: str | None) -> tuple[Device, ...] | None:
         """The devices kept under `key` (once), or None if unknown or expired."""
         if not key:
@@ -101,7 +109,7 @@ def state_refusal(spec: ActionSpec, device: Device) -> str | None:
     if spec.name == "reenable" and status == "ACTIVE":
         return f"{name} is not disabled: it is already active."
     if status == "DEPROVISIONED":
-        return f"{name} is deprovisioned: it must be re-enrolled before it can be {spec.label.lower()}d or sent commands."
+        return f"{name} is deprovisioned: it must be re-enrolled before *{esc(spec.label)}* or any other action can run."
     wanted = " or ".join(s.lower() for s in spec.states)
     return f"`/device {spec.name}` needs the device to be {wanted}; {name} is {status.lower()}."
 
@@ -135,6 +143,8 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         if len(devices) == 1 and (refusal := state_refusal(spec, devices[0])):
             raise ValidationError(refusal)
         initial: dict[str, Any] = dict(preset)
+        if len(devices) == 1:
+            initial = {**catalog.device_initial(spec, devices[0].ownership), **initial}
         if spec.kind == "patch":
             raw = devices[0].raw
             for f in spec.fields:
@@ -264,6 +274,8 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             if meta.count > modals.CONFIRM_THRESHOLD:
                 modals.check_count(values.get(ids.BlockId.CONFIRM_COUNT), meta.count)
             params = spec.parse(values)
+            for device in drafts.peek(meta.draft) or ():
+                catalog.check_device(spec, params, device.ownership)
         except ValidationError as exc:
             target = exc.field if exc.field in values else (inputs[0] if inputs else None)
             if target is None:

@@ -35,6 +35,7 @@ from bot.errors import (
     PermissionDenied,
     ValidationError,
 )
+from bot.google.android import google_duration
 from bot.jobs import JobSpec, process_alive
 from bot.roles import Role
 from bot.services import Services
@@ -517,6 +518,7 @@ def _preflight(svc: Services, request: Request) -> None:
         raise ValidationError(
             f"The device is now {device.status}, so `{spec.name}` is no longer possible. Nothing was sent to Google."
         )
+    catalog.check_device(spec, request.params, device.ownership)
 
 
 def _secret(svc: Services, request: Request) -> dict[str, Any] | None:
@@ -600,7 +602,7 @@ def _perform(svc: Services, request: Request) -> None:
         )
         outcomes.track(svc, request, command_id)
         return
-    body["duration"] = f"{svc.settings.command_duration:g}s"
+    body["duration"] = google_duration(svc.settings.command_duration)
     operation = svc.google.require_android().issue_command(request.device_ids[0], body)
     outcomes.track(svc, request, operation["name"], operation)
 

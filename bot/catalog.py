@@ -19,12 +19,18 @@ from bot.errors import ValidationError
 Kind = Literal["status", "chrome_command", "android_command", "patch", "move", "lost_case"]
 FieldKind = Literal["text", "multiline", "select", "checkboxes", "radio", "password", "number"]
 
-DEPROVISION_REASONS = (
-    "different_model_replacement",
-    "retiring_device",
-    "same_model_replacement",
-    "upgrade_transfer",
-)
+#: the Directory API's deprovision reasons with the reference's description of each
+DEPROVISION_REASON_TEXT = {
+    "different_model_replacement": "Use if you're upgrading or replacing your device with a newer"
+    " model of the same device.",
+    "retiring_device": "Use if you're reselling, donating, or permanently removing the device"
+    " from use.",
+    "same_model_replacement": "Use if a hardware issue was encountered on a device and it is being"
+    " replaced with the same model or a like-model replacement from a repair vendor / manufacturer.",
+    "upgrade_transfer": "Use if you're replacing your Cloud Ready devices with Chromebooks within"
+    " one year.",
+}
+DEPROVISION_REASONS = tuple(DEPROVISION_REASON_TEXT)
 DISABLE_REASONS = ("lost_or_stolen", "other")
 RESET_PASSWORD_FLAGS = ("REQUIRE_ENTRY", "DO_NOT_ASK_CREDENTIALS_ON_BOOT", "LOCK_NOW")
 WIPE_FLAGS = ("PRESERVE_RESET_PROTECTION_DATA", "WIPE_EXTERNAL_STORAGE", "WIPE_ESIMS")
@@ -138,11 +144,12 @@ def _clear_app_data(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _lost_mode(params: dict[str, Any]) -> dict[str, Any]:
-    contacts = ("phone", "email", "address", "organization")
-    if not any(params.get(c) for c in contacts):
+    # the reference: at least one of these, "not including the organization name"
+    if not any(params.get(c) for c in ("message", "phone", "email", "address")):
         raise ValidationError(
-            "Give at least one way to return the device: phone, email, street address or organization.",
-            field="phone",
+            "Give at least one of: a message, a phone number, an email address or a street address"
+            " (the organization alone is not enough).",
+            field="message",
         )
     if params.get("phone") and not _PHONE.match(params["phone"]):
         raise ValidationError("That is not a phone number.", field="phone")
@@ -196,13 +203,22 @@ def _lost_body(p: dict[str, Any]) -> dict[str, Any]:
     for key, api in (
         ("message", "lostMessage"),
         ("phone", "lostPhoneNumber"),
-        ("email", "lostEmailAddress"),
         ("address", "lostStreetAddress"),
         ("organization", "lostOrganization"),
     ):
         if p.get(key):
             params[api] = _user_facing(p[key])
+    if p.get("email"):
+        params["lostEmailAddress"] = p["email"]  # a plain string, not a UserFacingMessage
     return {"startLostModeParams": params}
+
+
+def _deprovision_hint() -> str:
+    """Each deprovision reason with Google's description, named as its option reads."""
+    return "\n".join(
+        f"{reason.replace('_', ' ').capitalize()}: {text}"
+        for reason, text in DEPROVISION_REASON_TEXT.items()
+    )
 
 
 _REASON = FieldSpec(
@@ -295,8 +311,9 @@ ACTIONS: dict[str, ActionSpec] = {
                 FieldSpec(
                     "deprovision_reason",
                     "Deprovision reason",
-                    "select",
+                    "radio",
                     options=DEPROVISION_REASONS,
+                    hint=_deprovision_hint(),
                 ),
                 _REASON,
             ),
@@ -413,7 +430,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "Put an Android device in lost mode and watch for it",
             fields=(
                 FieldSpec(
-                    "message", "Message on the screen", "multiline", optional=True, max_length=4096
+                    "message", "Message on the screen", "multiline", optional=True, max_length=3000
                 ),
                 FieldSpec("phone", "Phone number", optional=True),
                 FieldSpec("email", "Email address", optional=True),
@@ -436,7 +453,9 @@ ACTIONS: dict[str, ActionSpec] = {
                     "Activation state",
                     "radio",
                     options=ESIM_ACTIVATION_STATES,
-                    initial="ACTIVATED",
+                    hint="Preset by ownership, as Google's own default: Activated on company-owned"
+                    " devices, Not activated on personally-owned ones (Google refuses Activated there;"
+                    " the person activates the eSIM on the device).",
                 ),
             ),
             validate=_esim,
@@ -544,6 +563,32 @@ CHROME_FOUND = ActionSpec(
     example="/device found 5CD1234XYZ",
 )
 _SAME_NAME = {("reboot", "android"): ANDROID_REBOOT, ("found", "chrome"): CHROME_FOUND}
+
+
+def device_initial(spec: ActionSpec, ownership: str | None) -> dict[str, Any]:
+    """Field values preset from the target device (add-esim: its activation state by ownership)."""
+    if spec.name == "add-esim":
+        return {"activation_state": esim_activation_default(ownership)}
+    return {}
+
+
+def esim_activation_default(ownership: str | None) -> str:
+    """Google's default: ACTIVATED on company-owned devices, NOT_ACTIVATED on personally-owned ones."""
+    return "NOT_ACTIVATED" if ownership == "PERSONALLY_OWNED" else "ACTIVATED"
+
+
+def check_device(spec: ActionSpec, params: dict[str, Any], ownership: str | None) -> None:
+    """Refuse parameters Google rejects for this device (ValidationError naming the field)."""
+    if (
+        spec.name == "add-esim"
+        and ownership == "PERSONALLY_OWNED"
+        and params.get("activation_state") == "ACTIVATED"
+    ):
+        raise ValidationError(
+            "This device is personally owned: Google refuses Activated there. Choose Not activated;"
+            " the person then activates the eSIM on the device.",
+            field="activation_state",
+        )
 
 
 def action_for(name: str, platform: str) -> ActionSpec:

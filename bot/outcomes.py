@@ -33,7 +33,8 @@ ANDROID_ERRORS = {
     "MANAGEMENT_MODE": "the device's management mode does not allow this command"
     " (for example a work profile on a personal device)",
     "INVALID_VALUE": "the device refused a parameter (for example a password its policy does not accept)",
-    "UNSUPPORTED": "the device does not support this command",
+    "UNSUPPORTED": "the device does not support this command; updating Android Device Policy"
+    " on the device to the latest version may resolve this",
     "UNKNOWN": "the device reported an unknown error",
 }
 CLEARING_RESULTS = {
@@ -54,8 +55,6 @@ LOST_STOP = {
 }
 ESIM = {
     "SUCCESS": "eSIM operation succeeded.",
-    "IN_PROGRESS": "eSIM operation still in progress.",
-    "PENDING_USER_ACTION": "eSIM operation waits for the user to confirm on the device.",
     "ERROR_SETUP_IN_PROGRESS": "eSIM failed: the device's setup is still in progress.",
     "ERROR_USER_DENIED": "eSIM failed: the user declined.",
     "INTERNAL_ERROR": "eSIM failed with an internal error.",
@@ -64,10 +63,19 @@ ESIM = {
 }
 DEVICE_INFO = {
     "SUCCEEDED": "Device info received.",
-    "PENDING_USER_ACTION": "Waiting for the user to allow it on the device.",
     "USER_DECLINED": "The user declined to share the device info.",
     "UNSUPPORTED": "The device cannot report this information.",
 }
+#: the command-specific status fields, in the reference's order (clearAppsDataStatus has
+#: per-app results instead of one status)
+STATUS_FIELDS = (
+    "startLostModeStatus",
+    "stopLostModeStatus",
+    "esimStatus",
+    "requestDeviceInfoStatus",
+)
+#: statuses with which a command still waits on the device
+WAITING = ("IN_PROGRESS", "PENDING_USER_ACTION")
 CHROME_PROGRESS = {
     "PENDING": "Waiting for the device to come online.",
     "SENT_TO_CLIENT": "Sent to the device.",
@@ -96,28 +104,81 @@ def _epoch(timestamp: str | None) -> float | None:
 # ---- describing outcomes in words --------------------------------------------------------
 
 
-def describe_android(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    """(final state, words, detail) of a finished AMAPI Operation."""
+def command_status(command: dict[str, Any]) -> str | None:
+    """The command-specific status Google set in a Command (lost mode, eSIM, device info)."""
+    for key in STATUS_FIELDS:
+        if key in command:
+            return str((command[key] or {}).get("status") or "STATUS_UNSPECIFIED")
+    return None
+
+
+def waiting_words(command_type: str, status: str) -> str:
+    """A command waiting on the device, in words (PENDING_USER_ACTION: the person on it)."""
+    if status == "PENDING_USER_ACTION":
+        what = (
+            "allow sharing the device info"
+            if command_type == "REQUEST_DEVICE_INFO"
+            else "confirm the eSIM operation"
+        )
+        return f"Waiting for the person on the device to {what}."
+    return "The device is working on it (in progress)."
+
+
+def describe_android(
+    operation: dict[str, Any], seen: str | None = None
+) -> tuple[str, str, dict[str, Any]]:
+    """(final state, words, detail) of a finished AMAPI Operation.
+
+    As the reference says, the command-specific status is read first, then `errorCode`,
+    then the Operation's generic `error`. `seen` is the last waiting status the poller saw.
+    """
     command = operation.get("metadata") or {}
     error = operation.get("error") or {}
     detail: dict[str, Any] = {"operation": operation.get("name")}
     code = command.get("errorCode")
+    if code == "COMMAND_ERROR_CODE_UNSPECIFIED":
+        code = None
+    status = command_status(command)
+    waiting = status if status in WAITING else seen if seen in WAITING else None
     if error.get("code") == 1 or "cancel" in (error.get("message") or "").lower():
         return "cancelled", "Cancelled before the device ran it.", detail
     if error.get("code") == 4 or "expire" in (error.get("message") or "").lower():
+        if waiting == "PENDING_USER_ACTION":
+            detail["waited"] = waiting
+            return (
+                "expired",
+                "Expired: the person on the device did not act on it within the command's time limit.",
+                detail,
+            )
+        if waiting:
+            detail["waited"] = waiting
+            return (
+                "expired",
+                "Expired while the device still reported it in progress; its outcome is unknown.",
+                detail,
+            )
         return (
             "expired",
             "Expired: the device did not run the command within its time limit.",
             detail,
         )
-    if code and code != "COMMAND_ERROR_CODE_UNSPECIFIED":
-        detail["errorCode"] = code
-        return "failed", f"Failed: {ANDROID_ERRORS.get(code, code)} (`{code}`).", detail
+    if status in WAITING:
+        # done, yet the device still says it waits: not something to call done
+        detail["status"] = status
+        if code:
+            detail["errorCode"] = code
+        return (
+            "failed",
+            f"Not confirmed: Google closed the command while the device still reported `{status}`"
+            f" ({waiting_words(str(command.get('type') or ''), status).rstrip('.').lower()});"
+            " check the device.",
+            detail,
+        )
     lines: list[str] = []
-    state = "failed" if error else "succeeded"
-    if error:
-        detail["error"] = error.get("message")
+    state = "failed" if error or code else "succeeded"
+    specific = "clearAppsDataStatus" in command or status is not None
     if "clearAppsDataStatus" in command:
+        state = "succeeded"
         results = (command["clearAppsDataStatus"] or {}).get("results") or {}
         for package, result in sorted(results.items()):
             outcome = (result or {}).get("clearingResult", "UNKNOWN")
@@ -125,31 +186,26 @@ def describe_android(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any
             if outcome != "SUCCESS":
                 state = "failed"
         detail["clearAppsData"] = {k: (v or {}).get("clearingResult") for k, v in results.items()}
-    if "startLostModeStatus" in command:
-        status = (command["startLostModeStatus"] or {}).get("status", "STATUS_UNSPECIFIED")
+    if "startLostModeStatus" in command and status is not None:
         lines.append(LOST_START.get(status, f"Lost mode: {status}."))
         detail["lostMode"] = status
         state = "succeeded" if status in ("SUCCESS", "ALREADY_IN_LOST_MODE") else "failed"
-    if "stopLostModeStatus" in command:
-        status = (command["stopLostModeStatus"] or {}).get("status", "STATUS_UNSPECIFIED")
+    if "stopLostModeStatus" in command and status is not None:
         lines.append(LOST_STOP.get(status, f"Lost mode: {status}."))
         detail["lostMode"] = status
         # NOT_IN_LOST_MODE: what was wanted (a device out of lost mode) holds already
         state = "succeeded" if status in ("SUCCESS", "NOT_IN_LOST_MODE") else "failed"
-    if "esimStatus" in command:
+    if "esimStatus" in command and status is not None:
         esim = command["esimStatus"] or {}
-        status = esim.get("status", "STATUS_UNSPECIFIED")
         lines.append(ESIM.get(status, f"eSIM: {status}."))
         internal = esim.get("internalErrorDetails") or {}
         if internal:
             parts = [f"{k}={v}" for k, v in sorted(internal.items())]
             lines.append("Internal error details: " + ", ".join(parts))
         detail["esim"] = status
-        if status not in ("SUCCESS", "IN_PROGRESS", "PENDING_USER_ACTION"):
-            state = "failed"
-    if "requestDeviceInfoStatus" in command:
+        state = "succeeded" if status == "SUCCESS" else "failed"
+    if "requestDeviceInfoStatus" in command and status is not None:
         info = command["requestDeviceInfoStatus"] or {}
-        status = info.get("status", "STATUS_UNSPECIFIED")
         lines.append(DEVICE_INFO.get(status, f"Device info: {status}."))
         eids = [
             e.get("eid") for e in ((info.get("eidInfo") or {}).get("eids") or []) if e.get("eid")
@@ -157,8 +213,15 @@ def describe_android(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any
         if eids:
             lines.append("EID: " + ", ".join(f"`{e}`" for e in eids))
         detail["deviceInfo"] = status
-        if status in ("USER_DECLINED", "UNSUPPORTED"):
-            state = "failed"
+        state = "succeeded" if status == "SUCCEEDED" else "failed"
+    if code:
+        detail["errorCode"] = code
+        words = f"{ANDROID_ERRORS.get(code, code)} (`{code}`)"
+        if not specific:
+            return "failed", f"Failed: {words}.", detail
+        lines.append(f"Google's error code: {words}.")
+    if error:
+        detail["error"] = error.get("message")
     if state == "succeeded":
         head = "Done: the device ran the command."
     elif lines:
@@ -349,20 +412,41 @@ def _poll_failed(svc: Services, row: dict[str, Any], error: Any) -> None:
 
 
 def _android_result(svc: Services, row: dict[str, Any], operation: dict[str, Any]) -> None:
+    seen = row["state"] if row["state"] in WAITING else None
     if operation.get("done"):
-        state, text, detail = describe_android(operation)
+        state, text, detail = describe_android(operation, seen)
         _finish(svc, row, state, text, detail)
         return
     if svc.clock() > (row["expires_at"] or 0) + EXPIRY_GRACE:
-        _finish(
-            svc,
-            row,
-            "expired",
-            "Expired: the device did not run the command within its time limit.",
-            {},
-        )
+        # Google has not closed it yet; the command's own time limit is long past
+        expired = {
+            "name": operation.get("name"),
+            "metadata": operation.get("metadata"),
+            "done": True,
+        }
+        expired["error"] = {"code": 4, "message": "expired"}
+        _finish(svc, row, *describe_android(expired, seen))
         return
-    _later(svc, row, failures=0)
+    status = command_status(operation.get("metadata") or {})
+    if status in WAITING and status != row["state"]:
+        _progress(svc, row, "android", status, waiting_words(row["command_type"], status))
+    _later(svc, row, state=status if status in WAITING else None, failures=0)
+
+
+def _progress(svc: Services, row: dict[str, Any], platform: str, state: str, words: str) -> None:
+    """A pending command changed state on the device: say so in its threads, once per change."""
+    from bot import approvals
+
+    approvals.tell_threads(svc, approvals.load(svc, row["request_id"]), words)
+    audit.record(
+        svc.store,
+        actor="device-bot",
+        event="command_progress",
+        request_id=row["request_id"],
+        platform=platform,
+        device_id=row["device_id"],
+        detail={"state": state},
+    )
 
 
 def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) -> None:
@@ -370,20 +454,7 @@ def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) 
     state = command.get("state", "PENDING")
     if described is None:
         if state != row["state"] and state in CHROME_PROGRESS:
-            from bot import approvals
-
-            approvals.tell_threads(
-                svc, approvals.load(svc, row["request_id"]), CHROME_PROGRESS[state]
-            )
-            audit.record(
-                svc.store,
-                actor="device-bot",
-                event="command_progress",
-                request_id=row["request_id"],
-                platform="chrome",
-                device_id=row["device_id"],
-                detail={"state": state},
-            )
+            _progress(svc, row, "chrome", state, CHROME_PROGRESS[state])
         _later(svc, row, state=state, failures=0)
         return
     final, text, detail = described

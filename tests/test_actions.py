@@ -128,7 +128,7 @@ VALIDATION_CASES = [
     ),
     ("add-esim", "android", {"activation_code": "short"}, "activation_code"),
     ("remove-esim", "android", {"iccid": "12345", "reason": "t"}, "iccid"),
-    ("lost", "android", {"message": "Please return me"}, "phone"),
+    ("lost", "android", {"organization": "ACME"}, "message"),
     ("lost", "android", {"email": "not-an-email"}, "email"),
     ("move", "chrome", {"ou": "Sales/EMEA"}, "ou"),
     ("deprovision", "chrome", {"reason": "t"}, "deprovision_reason"),

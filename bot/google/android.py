@@ -53,6 +53,15 @@ ANDROID_FORBIDDEN_HINT = (
 SECRET_KEYS = frozenset({"newPassword"})
 
 
+def google_duration(seconds: float) -> str:
+    """Seconds as Google's Duration JSON: digits, up to nine fractional ones, then `s`.
+
+    `"1000000s"`, `"3.5s"`: never an exponent (`f"{1e6:g}"` would give `"1e+06"`).
+    """
+    text = f"{seconds:.9f}".rstrip("0").rstrip(".")
+    return f"{text}s"
+
+
 def redact_operation(op: Any) -> Any:
     """A copy of `op` (an Operation, or anything JSON) without `newPassword` at any depth."""
     if isinstance(op, dict):

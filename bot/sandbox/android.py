@@ -445,10 +445,10 @@ def _execute(fleet: Fleet, op: AndroidOperation) -> None:
     outcome = fleet.outcomes.get(op.device_name, {})
     ctype = op.command["type"]
     code = outcome.get("error_code") or _rule_error(d, ctype, op)
-    if code:
+    forced = outcome.get("status")
+    if code and not (forced and outcome.get("error_code")):
         _fail(op, code)
         return
-    forced = outcome.get("status")
     cmd = op.command
     now = fleet.now()
     status: str | None = None
@@ -491,6 +491,9 @@ def _execute(fleet: Fleet, op: AndroidOperation) -> None:
         # waits for the user; the command expires unless something else happens
         fleet.schedule(op.expire_time, lambda: _expire(op))
         return
+    if code:  # set_outcome(error_code=…, status=…): both fields, as Google may send them
+        _fail(op, code)
+        return
     op.done = True
     if status is not None and status not in ("SUCCESS", "SUCCEEDED"):
         op.error = rpc_status("FAILED_PRECONDITION", f"The command did not succeed: {status}")
@@ -531,3 +534,35 @@ def _esim(fleet: Fleet, d: Json, op: AndroidOperation, forced: str | None) -> st
     es["status"] = status
     cmd["esimStatus"] = es
     return status
+
+
+# ------------------------------------------------------------------------------ test control
+
+#: the command-specific status field of the commands whose status can wait on the device
+_WAITING_FIELD = {
+    "ADD_ESIM": "esimStatus",
+    "REMOVE_ESIM": "esimStatus",
+    "REQUEST_DEVICE_INFO": "requestDeviceInfoStatus",
+}
+WAITING = ("IN_PROGRESS", "PENDING_USER_ACTION")
+
+
+def set_command_status(fleet: Fleet, operation: str, status: str, *, close: bool = False) -> None:
+    """Test control: the device reports `status` for a command that is still open.
+
+    A waiting status (IN_PROGRESS, PENDING_USER_ACTION) leaves the operation open, unless
+    `close`: then it is done without an error while the status still says waiting. A final
+    status ends it as `_execute` would (SUCCESS/SUCCEEDED: a response; others: error 9).
+    Only for ADD_ESIM, REMOVE_ESIM and REQUEST_DEVICE_INFO operations; KeyError otherwise.
+    """
+    with fleet.lock:
+        op = fleet.operations[operation]
+        key = _WAITING_FIELD[op.command["type"]]
+        if op.done:
+            raise KeyError(f"{operation} is already done")
+        op.command.setdefault(key, {})["status"] = status
+        if status in WAITING and not close:
+            return
+        op.done = True
+        if status not in (*WAITING, "SUCCESS", "SUCCEEDED"):
+            op.error = rpc_status("FAILED_PRECONDITION", f"The command did not succeed: {status}")

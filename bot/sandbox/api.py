@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -124,18 +125,17 @@ def parse_rfc3339(value: str) -> float:
     return calendar.timegm(time.strptime(value, fmt)) + frac
 
 
+_DURATION = re.compile(r"^-?[0-9]+(\.[0-9]{1,9})?s$")
+
+
 def parse_duration(value: Any) -> float:
     """A google-duration string (`"600s"`, `"1.5s"`) → seconds; ApiError 400 when malformed."""
-    if not isinstance(value, str) or not value.endswith("s"):
+    # the reference: "seconds with up to nine fractional digits, ending with 's'" (no exponent)
+    if not isinstance(value, str) or not _DURATION.match(value):
         raise ApiError(
             400, f"Invalid value at 'command.duration' ({value!r}): expected e.g. '600s'"
         )
-    try:
-        seconds = float(value[:-1])
-    except ValueError:
-        raise ApiError(
-            400, f"Invalid value at 'command.duration' ({value!r}): expected e.g. '600s'"
-        ) from None
+    seconds = float(value[:-1])
     if seconds <= 0:
         raise ApiError(400, "Invalid value at 'command.duration': must be positive")
     return seconds
@@ -143,9 +143,7 @@ def parse_duration(value: Any) -> float:
 
 def format_duration(seconds: float) -> str:
     """Seconds → google-duration string (`600s`, `1.5s`)."""
-    if float(seconds).is_integer():
-        return f"{int(seconds)}s"
-    return f"{seconds:g}s"
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 class Request:
