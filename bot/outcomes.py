@@ -76,6 +76,10 @@ STATUS_FIELDS = (
 )
 #: statuses with which a command still waits on the device
 WAITING = ("IN_PROGRESS", "PENDING_USER_ACTION")
+STILL_WAITING = {
+    "IN_PROGRESS": "still in progress",
+    "PENDING_USER_ACTION": "waiting for the person on the device",
+}
 CHROME_PROGRESS = {
     "PENDING": "Waiting for the device to come online.",
     "SENT_TO_CLIENT": "Sent to the device.",
@@ -170,8 +174,7 @@ def describe_android(
         return (
             "failed",
             f"Not confirmed: Google closed the command while the device still reported `{status}`"
-            f" ({waiting_words(str(command.get('type') or ''), status).rstrip('.').lower()});"
-            " check the device.",
+            f" ({STILL_WAITING[status]}); check the device.",
             detail,
         )
     lines: list[str] = []

@@ -117,7 +117,7 @@ def requester_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
     text = f"{spec.label} {request.target}: {request.state}"
     body = [
         section(
-            f"<@{request.requester}> asked to *{esc(spec.label.lower())}* {esc(request.target)} (request `{request.id}`)"
+            f"<@{request.requester}> requested *{esc(spec.label)}* on {esc(request.target)} (request `{request.id}`)"
         ),
         section(_state_line(request)),
     ]
@@ -145,7 +145,7 @@ def deny_modal(request: Request) -> dict[str, Any]:
         "close": plain("Back", 24),
         "blocks": [
             section(
-                f"Deny *{esc(request.spec.label.lower())}* of {esc(request.target)} for <@{request.requester}>?"
+                f"Deny *{esc(request.spec.label)}* on {esc(request.target)} for <@{request.requester}>?"
             ),
             {
                 "type": "input",

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot import audit, catalog, ids, outcomes
+from bot import approvals, audit, catalog, ids, outcomes
 from bot.actions import state_refusal
 from bot.devices import Device
 from bot.google.android import google_duration
@@ -22,6 +22,7 @@ from bot.sandbox.api import ApiError, parse_duration
 from tests.conftest import (
     APPROVALS,
     APPROVER1,
+    HELPDESK,
     OPERATOR,
     Bot,
     Claims,
@@ -157,6 +158,9 @@ def test_lost_mode_email_is_a_plain_string_and_the_message_field_fits_slack(
     assert params["lostMessage"] == {"defaultMessage": message}
     wait_state(bot, request_id, "succeeded")
     wait_told(bot, request_id, "The device is in lost mode.")
+    r = row(bot, request_id)
+    parent = flatten(bot.emu.message(r["requester_channel"], r["requester_ts"]))
+    assert f"requested *Lost mode* on {serial(device)}" in parent  # the label, never a made-up verb
 
 
 def test_lost_mode_needs_a_contact_other_than_the_organization(bot: Bot, claims: Claims) -> None:
@@ -430,3 +434,27 @@ def test_every_refusal_names_the_action_by_its_label() -> None:
         message = state_refusal(spec, device)
         assert message is not None and f"*{spec.label}*" in message
         assert f"{spec.label.lower()}d " not in message
+
+
+def test_add_esim_activated_on_a_personal_device_never_reaches_google(
+    bot: Bot, claims: Claims
+) -> None:
+    """A request that did not come through the modal (no draft) is refused before Google."""
+    device = android(claims, api_min=35, ownership="PERSONALLY_OWNED")
+    request_id = approvals.submit(
+        bot.svc,
+        approvals.NewRequest(
+            action="add-esim",
+            platform="android",
+            devices=(bot.svc.devices.resolve(serial(device)),),
+            params={"activation_code": "LPA:1$smdp.example$MNO", "activation_state": "ACTIVATED"},
+            requester=OPERATOR,
+            reason="",
+            channel=HELPDESK,
+        ),
+    )
+    result = json.loads(wait_state(bot, request_id, "failed")["result"])
+    assert "personally owned" in result["text"]
+    assert row(bot, request_id)["google_ref"] is None
+    assert not bot.sandbox.fleet.device_operations.get(device["name"])
+    wait_told(bot, request_id, "personally owned")
