@@ -485,7 +485,7 @@ def _execute(fleet: Fleet, op: AndroidOperation) -> None:
             rdi["eidInfo"] = {"eids": [{"eid": e} for e in eids]}
         cmd["requestDeviceInfoStatus"] = rdi
     elif forced:
-        _fail(op, forced)
+        _fail(op, code or forced)
         return
     if status in ("IN_PROGRESS", "PENDING_USER_ACTION"):
         # waits for the user; the command expires unless something else happens
