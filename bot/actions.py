@@ -21,9 +21,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import approvals, catalog, ids, modals
+from bot import approvals, capabilities, catalog, ids, modals
 from bot.blocks import esc, section
-from bot.catalog import ActionSpec
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import Device
 from bot.errors import Ambiguous, DeviceBotError, ValidationError
@@ -98,22 +97,6 @@ def action_names() -> list[str]:
     return list(catalog.ACTIONS)
 
 
-def state_refusal(spec: ActionSpec, device: Device) -> str | None:
-    """Why `spec` cannot run on `device` in its current state, in words; None if it can."""
-    if not spec.states or device.status in spec.states:
-        return None
-    name = esc(device.serial or device.short_id)
-    status = esc(device.status)
-    if spec.name == "disable" and status == "DISABLED":
-        return f"{name} is already disabled."
-    if spec.name == "reenable" and status == "ACTIVE":
-        return f"{name} is not disabled: it is already active."
-    if status == "DEPROVISIONED":
-        return f"{name} is deprovisioned: it must be re-enrolled before *{esc(spec.label)}* or any other action can run."
-    wanted = " or ".join(s.lower() for s in spec.states)
-    return f"`/device {spec.name}` needs the device to be {wanted}; {name} is {status.lower()}."
-
-
 def register(app: App, svc: Services, commands: Commands) -> None:
     """Add the action sub-commands, the device-card button handler and the modal submission."""
     drafts = Drafts()
@@ -140,8 +123,10 @@ def register(app: App, svc: Services, commands: Commands) -> None:
                 f"Only Chrome OS devices can be moved; these are Android: {', '.join(android[:20])}."
             )
         spec = catalog.action_for(name, devices[0].platform)
-        if len(devices) == 1 and (refusal := state_refusal(spec, devices[0])):
-            raise ValidationError(refusal)
+        for device in devices if spec.kind != "move" else ():
+            refusal = capabilities.refusal(spec, capabilities.facts_for(svc, device))
+            if refusal:
+                raise ValidationError(refusal)
         initial: dict[str, Any] = dict(preset)
         if len(devices) == 1:
             initial = {**catalog.device_initial(spec, devices[0].ownership), **initial}

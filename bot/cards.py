@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import catalog, ids
+from bot import capabilities, ids
 from bot.blocks import (
     MAX_MESSAGE_BLOCKS,
     Block,
@@ -27,7 +27,9 @@ from bot.blocks import (
     header,
     plain,
     section,
+    sections_of,
 )
+from bot.catalog import ActionSpec
 from bot.devices import Device, SearchPage
 
 #: devices per platform on one search page: 2 × 20 result sections stay well under 50 blocks
@@ -188,8 +190,13 @@ def lost_banner(case: dict[str, Any]) -> Block:
     )
 
 
-def device_card(device: Device, *, lost_case: dict[str, Any] | None = None) -> list[Block]:
-    """A device card: state, who/where/what, and the actions that fit its platform and state."""
+def device_card(
+    device: Device,
+    *,
+    lost_case: dict[str, Any] | None = None,
+    kiosk_org_units: Sequence[str] = (),
+) -> list[Block]:
+    """A device card: state, who/where/what, and the actions that fit this device."""
     fields = device_fields(device)
     out: list[Block] = [header(device_title(device))]
     if lost_case is not None:
@@ -208,7 +215,9 @@ def device_card(device: Device, *, lost_case: dict[str, Any] | None = None) -> l
         )
     out.append(context(f"Device id `{esc(device.id)}`"))
     value = device_value(device)
-    specs = catalog.actions_for_device(device.platform, device.status)
+    specs = capabilities.available(
+        capabilities.facts(device, lost_open=lost_case is not None, kiosk_org_units=kiosk_org_units)
+    )
     specs.sort(key=lambda s: s.destructive)  # the harmless ones first
     buttons = [
         button(
@@ -219,7 +228,7 @@ def device_card(device: Device, *, lost_case: dict[str, Any] | None = None) -> l
     for start in range(0, len(buttons), 25):
         out.append(actions(buttons[start : start + 25]))
     if not buttons:
-        out.append(context(f"No action fits a {esc(device.status)} device."))
+        out.append(context(f"No action fits this device while it is {esc(device.status).lower()}."))
     out.append(
         actions(
             [
@@ -228,6 +237,31 @@ def device_card(device: Device, *, lost_case: dict[str, Any] | None = None) -> l
             ]
         )
     )
+    return fit(out)
+
+
+def device_help(
+    device: Device,
+    offered: Sequence[ActionSpec],
+    refused: Sequence[tuple[ActionSpec, str]],
+    *,
+    needs_approval: Callable[[str], bool],
+) -> list[Block]:
+    """`/device help <device>`: the actions that fit this device, and why the others do not."""
+
+    def line(spec: ActionSpec) -> str:
+        approval = " _(needs approval)_" if needs_approval(spec.name) else ""
+        return f"*{spec.label}* — `{spec.usage}`{approval}"
+
+    out: list[Block] = [header(f"What fits {device_title(device)}")]
+    out.append(section(device_line(device)))
+    if offered:
+        out.extend(sections_of([line(s) for s in offered]))
+    else:
+        out.append(section("No action fits this device now."))
+    if refused:
+        out.append(section("*Not for this device*"))
+        out.extend(sections_of([f"*{s.label}*: {reason}" for s, reason in refused]))
     return fit(out)
 
 

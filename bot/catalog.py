@@ -602,12 +602,9 @@ def action_for(name: str, platform: str) -> ActionSpec:
     return spec
 
 
-def actions_for_device(platform: str, status: str) -> list[ActionSpec]:
-    """Actions that fit a device's platform and current state, for its card's buttons."""
-    specs = [s for s in ACTIONS.values() if s.platform == platform]
-    if platform == "android":
-        specs.append(ANDROID_REBOOT)
-    return [s for s in specs if s.kind != "move" and (not s.states or status in s.states)]
+def all_specs() -> list[ActionSpec]:
+    """Every action on every platform (`reboot` on both, `found` on both)."""
+    return [*ACTIONS.values(), *_SAME_NAME.values()]
 
 
 def command_body(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
 
-from bot import audit, blocks, cards, ids
+from bot import audit, blocks, capabilities, cards, ids
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import Device, decode_cursor
 from bot.errors import Ambiguous, DeviceBotError, NotFound, ValidationError
@@ -51,7 +51,11 @@ def info(inv: Invocation) -> None:
     if device is not None:
         inv.reply(
             cards.device_card_text(device),
-            cards.device_card(device, lost_case=_lost(inv.svc, device)),
+            cards.device_card(
+                device,
+                lost_case=_lost(inv.svc, device),
+                kiosk_org_units=inv.svc.settings.kiosk_org_units,
+            ),
         )
 
 
@@ -131,6 +135,16 @@ REQUESTS = Subcommand(
     "/device requests",
     "Pending requests (approvers see everyone's, operators their own)",
     "/device requests",
+)
+
+
+HELP = Subcommand(
+    "help",
+    lambda inv: None,
+    "/device help [device]",
+    "List every sub-command; with a device, what can be done on it and why not the rest",
+    "/device help 5CD1234XYZ",
+    Role.NONE,
 )
 
 
@@ -235,7 +249,11 @@ def show_device(svc: Services, body: dict[str, Any]) -> None:
         svc,
         body,
         cards.device_card_text(device),
-        cards.device_card(device, lost_case=_lost(svc, device)),
+        cards.device_card(
+            device,
+            lost_case=_lost(svc, device),
+            kiosk_org_units=svc.settings.kiosk_org_units,
+        ),
         replace=replace,
     )
 
@@ -305,18 +323,25 @@ def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
     """Add the look-up sub-commands, `/device` alone, and their buttons and modal."""
 
     def help_command(inv: Invocation) -> None:
-        """Every sub-command with an example."""
-        inv.reply("device-bot help", blocks.help_blocks(commands.all()))
+        """Every sub-command with an example; with a device, what fits that device and why."""
+        if not inv.words:
+            inv.reply("device-bot help", blocks.help_blocks(commands.all()))
+            return
+        device = _resolve(inv, HELP)
+        if device is not None:
+            facts = capabilities.facts_for(inv.svc, device)
+            inv.reply(
+                f"What you can do on {device.serial or device.short_id}",
+                cards.device_help(
+                    device,
+                    capabilities.available(facts),
+                    capabilities.unavailable(facts),
+                    needs_approval=inv.svc.settings.needs_approval,
+                ),
+            )
 
     commands.add(
-        Subcommand(
-            "help",
-            help_command,
-            "/device help",
-            "List every sub-command",
-            "/device help",
-            Role.NONE,
-        )
+        Subcommand(HELP.name, help_command, HELP.usage, HELP.summary, HELP.example, HELP.min_role)
     )
     for sub in (FIND, INFO, HISTORY, REQUESTS):
         commands.add(sub)

@@ -119,6 +119,8 @@ class Settings:
     command_duration: float = 600.0
     bot_secret_key: Secret | None = None
     log_level: str = "INFO"
+    #: organisational units whose Chrome devices run kiosk or managed guest sessions
+    kiosk_org_units: tuple[str, ...] = ()
 
     @property
     def socket_mode(self) -> bool:
@@ -204,6 +206,15 @@ def _id_list(
         if not pattern.match(item):
             raise SettingsError(name, f"{item!r} is not {expected}")
     return tuple(dict.fromkeys(items))
+
+
+def _org_units(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of organisational unit paths, each starting with `/`."""
+    units = tuple(u.strip().rstrip("/") or "/" for u in env.get(name, "").split(",") if u.strip())
+    bad = [u for u in units if not u.startswith("/")]
+    if bad:
+        raise SettingsError(name, f"expected paths like /Kiosks, got {bad[0]!r}")
+    return units
 
 
 def _channel(env: Mapping[str, str], name: str) -> str | None:
@@ -338,4 +349,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         command_duration=_float(env, "COMMAND_DURATION", 600.0, 1, 30 * 86400),
         bot_secret_key=Secret(secret_key_raw) if secret_key_raw else None,
         log_level=log_level,
+        kiosk_org_units=_org_units(env, "KIOSK_ORG_UNITS"),
     )

@@ -89,6 +89,46 @@ class Claims:
         devices = (fleet.android[k] for k in list(fleet.android_order))
         return self._pick(devices, "name", lambda d: d.get("state") == "ACTIVE" and where(d))
 
+    def chrome_kiosk(self) -> dict[str, Any]:
+        """An active Chrome device running a kiosk session (a Kiosk Upgrade licence)."""
+        device = self.chrome()
+        device["deviceLicenseType"] = "kioskUpgrade"
+        return device
+
+    def fitting(self, name: str, platform: str, status: str = "ACTIVE") -> dict[str, Any]:
+        """A device on which action `name` fits, as the capability model decides."""
+        from bot import capabilities, catalog
+        from bot.devices import android_device, chrome_device
+
+        spec = catalog.action_for(name, platform)
+        if platform == "chrome":
+            user_device = self.chrome_template(status)
+            kiosk = {**user_device, "deviceLicenseType": "kioskUpgrade"}
+            if capabilities.refusal(spec, capabilities.facts(chrome_device(user_device))) and (
+                capabilities.refusal(spec, capabilities.facts(chrome_device(kiosk))) is None
+            ):
+                return self.chrome_kiosk()
+            return self.chrome(status)
+
+        def fits(d: dict[str, Any]) -> bool:
+            lost = {**d, "state": "LOST"} if name == "found" else d
+            return capabilities.refusal(spec, capabilities.facts(android_device(lost))) is None
+
+        device = self.android(fits)
+        if name == "found":  # in lost mode already, as START_LOST_MODE leaves it
+            device["state"] = "LOST"
+        return device
+
+    def chrome_template(self, status: str) -> dict[str, Any]:
+        """A user's Chrome device of that status, unclaimed and untouched (to test a rule on)."""
+        fleet = self.sandbox.fleet
+        return next(
+            d
+            for k in fleet.chrome_order
+            if (d := fleet.chrome[k]).get("status") == status
+            and d.get("deviceLicenseType") != "kioskUpgrade"
+        )
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Any]:

@@ -70,10 +70,7 @@ ACTION_CASES = [(s.name, s.platform) for s in catalog.ACTIONS.values()] + [("reb
 
 @pytest.mark.parametrize(("name", "platform"), ACTION_CASES, ids=lambda v: v)
 def test_each_action_opens_its_modal(bot: Bot, claims: Claims, name: str, platform: str) -> None:
-    if platform == "android":
-        ref = android_ref(claims)
-    else:
-        ref = serial(claims.chrome(status="DISABLED" if name == "reenable" else "ACTIVE"))
+    ref = serial(claims.fitting(name, platform, "DISABLED" if name == "reenable" else "ACTIVE"))
     text = {"move": f"move /Engineering {ref}", "volume": f"volume 40 {ref}"}.get(
         name, f"{name} {ref}"
     )
@@ -139,7 +136,7 @@ VALIDATION_CASES = [
 def test_validation_error_shows_next_to_its_field(
     bot: Bot, claims: Claims, name: str, platform: str, values: dict[str, Any], field: str
 ) -> None:
-    ref = chrome_ref(claims) if platform == "chrome" else android_ref(claims)
+    ref = serial(claims.fitting(name, platform))
     view = run(bot, f"move /Sales {ref}" if name == "move" else f"{name} {ref}")
     reply = bot.emu.submit_view(OPERATOR, view["id"], values)
     assert reply.status == 200
@@ -411,10 +408,10 @@ def test_info_card_button_opens_the_action_modal(bot: Bot, claims: Claims) -> No
 
 
 def test_state_refusal_escapes_device_text() -> None:
-    from bot.actions import state_refusal
+    from bot import capabilities
     from bot.catalog import action_for
     from bot.devices import Device
 
     device = Device(platform="chrome", id="x", serial="<!channel>", status="DISABLED")
-    message = state_refusal(action_for("disable", "chrome"), device)
+    message = capabilities.refusal(action_for("disable", "chrome"), capabilities.facts(device))
     assert message is not None and "<!channel>" not in message and "&lt;!channel&gt;" in message

@@ -145,7 +145,7 @@ def test_device_info_eid(direct, claims):
 
 
 def test_chrome_command_states_and_screenshot_link(direct, claims):
-    device = claims.chrome("ACTIVE")
+    device = claims.chrome_kiosk()
     fleet = direct.sandbox.fleet
     delay, fleet.command_delay = fleet.command_delay, 2.0  # time for the poller to see each state
     try:
@@ -160,7 +160,7 @@ def test_chrome_command_states_and_screenshot_link(direct, claims):
 
 
 def test_chrome_command_failure(direct, claims):
-    device = claims.chrome("ACTIVE")
+    device = claims.chrome_kiosk()
     direct.sandbox.fleet.set_outcome(
         device["deviceId"], result="FAILURE", error_message="volume control locked"
     )

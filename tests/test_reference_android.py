@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot import approvals, audit, catalog, ids, outcomes
-from bot.actions import state_refusal
+from bot import approvals, audit, capabilities, catalog, ids, outcomes
 from bot.devices import Device
 from bot.google.android import google_duration
 from bot.sandbox import android as sandbox_android
@@ -431,7 +430,7 @@ def test_every_refusal_names_the_action_by_its_label() -> None:
     specs = [s for s in catalog.ACTIONS.values() if s.states and "DEPROVISIONED" not in s.states]
     assert specs
     for spec in specs:
-        message = state_refusal(spec, device)
+        message = capabilities.refusal(spec, capabilities.facts(device))
         assert message is not None and f"*{spec.label}*" in message
         assert f"{spec.label.lower()}d " not in message
 

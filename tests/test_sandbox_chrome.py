@@ -331,6 +331,7 @@ def _command(admin: Any, device_id: str, command_id: str) -> dict[str, Any]:
 
 def test_command_lifecycle_and_screenshot_link(sb: Sandbox, admin: Any) -> None:
     d = sb.fleet.chrome_by_status("ACTIVE")
+    d["deviceLicenseType"] = "kioskUpgrade"  # screenshots only in kiosk mode
     did = d["deviceId"]
     issue = admin.customer().devices().chromeos().issueCommand
     cid = issue(

@@ -138,7 +138,9 @@ def test_chrome_responses_fit_the_schema(sb: Sandbox) -> None:
     ).execute()
     check(DIRECTORY, "BatchChangeChromeOsDeviceStatusResponse", res)
 
-    active = sb.fleet.chrome_by_status("ACTIVE")["deviceId"]
+    kiosk = sb.fleet.chrome_by_status("ACTIVE")
+    kiosk["deviceLicenseType"] = "kioskUpgrade"  # screenshots and logs only in kiosk mode
+    active = kiosk["deviceId"]
     never = sb.fleet.chrome_by_status("ACTIVE", skip=1)["deviceId"]
     failing = sb.fleet.chrome_by_status("ACTIVE", skip=2)["deviceId"]
     sb.fleet.set_never_ack(never, expire_after=0.1)

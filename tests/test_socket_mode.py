@@ -165,7 +165,7 @@ def test_the_bot_works_over_socket_mode(
         assert reply.status == 200
         assert "/device info <device>" in bot.wait_ephemeral("/device sub-commands")
 
-        device = claims.chrome()
+        device = claims.chrome_kiosk()  # volume only in kiosk and guest sessions
         bot.slash(f"info {serial(device)}")
         card_text = bot.wait_ephemeral(f"Chrome OS {serial(device)}: ACTIVE", timeout=15)
         assert serial(device) in card_text

@@ -412,12 +412,37 @@ def _issue_command(fleet: Fleet, req: Request, device_id: str) -> Response:
         result=outcome.get("result", "SUCCESS"),
         error_message=outcome.get("error_message"),
     )
+    if (session := _session_refusal(d, ctype)) is not None:
+        cmd.result, cmd.error_message = "FAILURE", session
     if cmd.result == "FAILURE" and not cmd.error_message:
         cmd.error_message = "The device could not execute the command."
     fleet.chrome_commands.setdefault(device_id, {})[command_id] = cmd
     if execute != float("inf"):
         fleet.schedule(execute, lambda: _execute(fleet, cmd))
     return Response(200, {"commandId": command_id})
+
+
+_KIOSK_ONLY = {
+    "TAKE_A_SCREENSHOT": "Only available if the device is in Kiosk Mode.",
+    "CAPTURE_LOGS": "Only available on kiosk devices.",
+    "SET_VOLUME": "Can only be issued to Kiosk and managed guest session devices.",
+}
+
+
+def _session_refusal(d: Json, ctype: str) -> str | None:
+    """The device refuses a command its session cannot run (the commandType enum's words).
+
+    A kiosk device is one with a Kiosk Upgrade licence (our reading: the API exposes no
+    session type); REBOOT on a user's device needs ChromeOS 113.
+    """
+    kiosk = d.get("deviceLicenseType") == "kioskUpgrade"
+    if ctype in _KIOSK_ONLY and not kiosk:
+        return _KIOSK_ONLY[ctype]
+    if ctype == "REBOOT" and not kiosk:
+        milestone = str(d.get("osVersion", "")).split(".", 1)[0]
+        if milestone.isdigit() and int(milestone) < 113:
+            return "Reboot needs ChromeOS 113 or later outside kiosk and managed guest sessions."
+    return None
 
 
 def _validate_payload(ctype: str, payload: Any) -> None:

@@ -426,7 +426,9 @@ class Fleet:
                 "orgUnitPath": ou,
                 "orgUnitId": self.org_units[ou],
                 "chromeOsType": "chromeOs",
-                "deviceLicenseType": "enterpriseUpgradePerpetual",
+                "deviceLicenseType": (
+                    "kioskUpgrade" if ou == "/Kiosks" else "enterpriseUpgradePerpetual"
+                ),
                 "osVersionCompliance": "compliant" if m >= 129 else "notCompliant",
                 "autoUpdateThrough": f"{2029 + (bits >> 80) % 4}-06-01",
                 "systemRamTotal": str((4 << ((bits >> 84) % 3)) * 1073741824),
