@@ -90,10 +90,13 @@ class Fault:
     reason: str | None
     message: str | None
     retry_after: float | None
+    body_contains: str | None = None
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: bytes = b"") -> bool:
         """Whether this rule applies to a request."""
         if self.method and self.method.upper() != method:
+            return False
+        if self.body_contains and self.body_contains.encode() not in body:
             return False
         return not (self.path_contains and self.path_contains not in path)
 
@@ -135,6 +138,7 @@ class Faults:
         reason: str | None = None,
         message: str | None = None,
         retry_after: float | None = None,
+        body_contains: str | None = None,
     ) -> Fault:
         """Fail (status) and/or delay (latency) the next `count` matching requests.
 
@@ -142,9 +146,20 @@ class Faults:
         the error anyway (an "outcome unknown" mutation). 403 defaults to reason
         `rateLimitExceeded` (pass `reason="userRateLimitExceeded"` or `"forbidden"`).
         Batch parts are matched individually after the batch request itself.
+        `body_contains` limits the rule to requests whose body holds that text (e.g. one
+        device id), so a test's fault never hits another test's request.
         """
         fault = Fault(
-            status, count, path_contains, method, latency, after_apply, reason, message, retry_after
+            status,
+            count,
+            path_contains,
+            method,
+            latency,
+            after_apply,
+            reason,
+            message,
+            retry_after,
+            body_contains,
         )
         with self._lock:
             self._rules.append(fault)
@@ -161,11 +176,11 @@ class Faults:
         with self._lock:
             return sum(f.count for f in self._rules)
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str, body: bytes = b"") -> Fault | None:
         """Consume one firing of the first rule matching this request."""
         with self._lock:
             for f in self._rules:
-                if f.count > 0 and f.matches(method, path):
+                if f.count > 0 and f.matches(method, path, body):
                     f.count -= 1
                     if f.count == 0:
                         self._rules.remove(f)
@@ -185,7 +200,7 @@ class App:
         self, method: str, target: str, body: bytes, headers: dict[str, str], *, part: bool = False
     ) -> tuple[int, dict[str, str], bytes]:
         """Serve one request (with faults); returns (status, headers, body bytes)."""
-        fault = self.faults.take(method, target)
+        fault = self.faults.take(method, target, body)
         if fault is not None and fault.latency > 0:
             time.sleep(fault.latency)
         if fault is not None and fault.status and not fault.after_apply:
