@@ -130,7 +130,7 @@ def fingerprint(action: str, platform: str, device_ids: list[str], params: dict[
 def load(svc: Services, request_id: str) -> Request:
     row = svc.store.db().execute("SELECT * FROM requests WHERE id = ?", [request_id]).fetchone()
     if row is None:
-        raise NotFound(f"There is no request `{request_id[:40]}`.")
+        raise NotFound(f"There is no request `{esc(request_id[:40])}`.")
     cols = [c[0] for c in svc.store.db().execute("SELECT * FROM requests LIMIT 0").description]
     r = dict(zip(cols, row, strict=True))
     return Request(
@@ -521,7 +521,8 @@ def _preflight(svc: Services, request: Request) -> None:
     device = svc.devices.get(request.platform, request.device_ids[0])
     if spec.states and device.status not in spec.states:
         raise ValidationError(
-            f"The device is now {device.status}, so `{spec.name}` is no longer possible. Nothing was sent to Google."
+            f"The device is now {esc(device.status)}, so `{spec.name}` is no longer possible."
+            " Nothing was sent to Google."
         )
     catalog.check_device(spec, request.params, device.ownership)
 

@@ -412,6 +412,7 @@ def _issue_command(fleet: Fleet, req: Request, device_id: str) -> Response:
         result=outcome.get("result", "SUCCESS"),
         error_message=outcome.get("error_message"),
     )
+    cmd.result_payload = outcome.get("result_payload")
     if cmd.result == "FAILURE" and not cmd.error_message:
         cmd.error_message = "The device could not execute the command."
     fleet.chrome_commands.setdefault(device_id, {})[command_id] = cmd
