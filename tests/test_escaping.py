@@ -356,3 +356,87 @@ def test_nothing_from_google_or_a_device_reaches_slack_as_markup(hostile_bot):
     post = bot.emu.message(LOST, case["ts"])
     assert f"{TOKEN} annotated-user &lt;!channel&gt;" in post["text"]
     assert f"{TOKEN} annotated-user &lt;!channel&gt;" in "\n".join(_mrkdwn(post["blocks"]))
+
+
+# ---- where the words are built (pure) --------------------------------------------------------
+
+EVIL = "<!channel> <https://evil.example/|sso-login> <@U0EVIL> a&b"
+ESCAPED = "&lt;!channel&gt; &lt;https://evil.example/|sso-login&gt; &lt;@U0EVIL&gt; a&amp;b"
+
+
+def test_outcome_words_escape_what_the_device_reported() -> None:
+    from bot import outcomes
+
+    _, text, _ = outcomes.describe_chrome(
+        {
+            "state": "EXECUTED_BY_CLIENT",
+            "commandResult": {"result": "FAILURE", "errorMessage": EVIL},
+        }
+    )
+    assert ESCAPED in text and "<!channel>" not in text
+    _, text, _ = outcomes.describe_chrome(
+        {
+            "state": "EXECUTED_BY_CLIENT",
+            "commandResult": {"result": "SUCCESS", "commandResultPayload": EVIL},
+        }
+    )
+    assert ESCAPED in text and "<!channel>" not in text
+    esim = {"status": "INTERNAL_ERROR", "internalErrorDetails": {"errorCode": EVIL}}
+    _, text, _ = outcomes.describe_android({"metadata": {"esimStatus": esim}})
+    assert f"errorCode={ESCAPED}" in text
+    for metadata, error in (
+        ({"errorCode": EVIL}, {}),
+        ({"startLostModeStatus": {"status": EVIL}}, {}),
+        ({"clearAppsDataStatus": {"results": {EVIL: {"clearingResult": EVIL}}}}, {}),
+        ({"requestDeviceInfoStatus": {"status": EVIL, "eidInfo": {"eids": [{"eid": EVIL}]}}}, {}),
+        ({}, {"code": 9, "message": EVIL}),
+    ):
+        _, text, _ = outcomes.describe_android({"metadata": metadata, "error": error})
+        assert ESCAPED in text and "<!channel>" not in text, text
+
+
+def test_download_links_never_let_google_text_out_of_the_link() -> None:
+    from bot.outcomes import download_line
+
+    assert download_line(EVIL, "https://files.example/a?b=1&c=2") == (
+        f"Download: <https://files.example/a?b=1&amp;c=2|{ESCAPED}>"
+    )
+    line = download_line("shot.png", "https://evil.example/x|<!channel>")
+    assert line == "Download shot.png: `https://evil.example/x|&lt;!channel&gt;`"
+    assert "<" not in download_line("x", "javascript:alert(1)")
+
+
+def test_google_error_messages_are_escaped_once_and_kept_raw_for_the_log() -> None:
+    from bot.google.client import map_error, map_rpc_status
+
+    error = map_error(400, EVIL, what="search Chrome devices (<!here>)")
+    assert ESCAPED in error.message and "&lt;!here&gt;" in error.message
+    assert "<!" not in error.message and error.detail == EVIL
+    for code in (9, 13, 3, 99):  # via map_error, OutcomeUnknown, and the generic branch
+        error = map_rpc_status({"code": code, "message": EVIL}, what="disable <@U0X>")
+        assert ESCAPED in error.message and "&amp;lt;" not in error.message, error.message
+        assert "<@U0X>" not in error.message
+
+
+def test_fallback_texts_and_history_escape_once() -> None:
+    from bot import cards
+    from bot.devices import Device, SearchPage
+
+    device = Device(platform="chrome", id="x", serial=EVIL, status=EVIL)
+    assert "<" not in cards.device_card_text(device)
+    assert "<" not in cards.history_text(cards.device_title(device))
+    assert "<" not in cards.search_text(EVIL, SearchPage([], None, None, False))
+    line = cards.event_line(
+        {"event": "succeeded", "detail": {"outcome": f"Failed: {ESCAPED}", "network": EVIL}}
+    )
+    assert line.count(ESCAPED) == 2 and "&amp;lt;" not in line and "<!channel>" not in line
+    title, _ = lost.case_message(
+        {
+            "summary": json.dumps({"id": "x", "serial": EVIL, "user": EVIL}),
+            "platform": "chrome",
+            "state": "open",
+            "reported_by": "U0OPERATOR",
+            "reported_at": 0,
+        }
+    )
+    assert title == f"Lost: {ESCAPED} ({ESCAPED})"
