@@ -38,7 +38,7 @@ from bot.errors import (
     ValidationError,
 )
 from bot.google.android import google_duration
-from bot.google.chrome import STATUS_AFTER
+from bot.google.chrome import STATUS_AFTER, StatusAction
 from bot.google.client import DeviceResult
 from bot.jobs import JobSpec, process_alive
 from bot.roles import Role
@@ -766,14 +766,19 @@ def reconcile_request(svc: Services, request: Request) -> None:
     spec = request.spec
     try:
         if spec.kind == "status":
-            target = STATUS_AFTER[spec.google]
-            device = svc.devices.get("chrome", request.device_ids[0])
-            if device.status == target:
+            lost_answer = OutcomeUnknown("Google's answer to the status change was lost.")
+            [result] = svc.google.require_chrome().confirm_status(
+                [DeviceResult(request.device_ids[0], False, lost_answer)],
+                cast(StatusAction, spec.google),
+            )
+            if result.outcome_unknown:
+                raise lost_answer  # the device could not be read: the next run tries again
+            if result.ok:
                 finish(
                     svc,
                     request.id,
                     SUCCEEDED,
-                    f"Done: the device is {target} (confirmed by reading it back).",
+                    f"Done: the device is {STATUS_AFTER[spec.google]} (confirmed by reading it back).",
                     {"reconciled": True},
                 )
             else:
@@ -781,8 +786,8 @@ def reconcile_request(svc: Services, request: Request) -> None:
                     svc,
                     request.id,
                     FAILED,
-                    f"Not done: the device is still {esc(device.status)}. Google did not act;"
-                    " nothing was resent. Request it again if still needed.",
+                    f"Not done: {result.error.message if result.error else 'unknown'} Nothing"
+                    " was resent. Request it again if still needed.",
                     {"reconciled": True},
                 )
             return

@@ -185,4 +185,4 @@ def test_a_lost_chunk_leaves_only_its_devices_unknown_until_read_back() -> None:
         assert unknown.outcome_unknown
         [told] = chrome.confirm_status([unknown], "DISABLE")
         assert not told.ok and told.error is not None
-        assert "is ACTIVE" in told.error.message and not told.outcome_unknown
+        assert "still ACTIVE" in told.error.message and not told.outcome_unknown

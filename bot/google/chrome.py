@@ -353,7 +353,7 @@ class ChromeApi:
             results,
             lambda raw: raw.get("status") == target,
             lambda raw: (
-                f"Google did not {verb} it: the device is "
+                f"Google did not {verb} it: the device is still "
                 f"{esc(raw.get('status'))} (read back after the answer was lost)."
             ),
         )
