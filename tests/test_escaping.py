@@ -190,7 +190,7 @@ def hostile_bot(tmp_path, sandbox, emu, claims):
         APPROVAL_REQUIRED="disable,reboot,screenshot,lost,found,add-esim",
     )
     try:
-        yield bot, chrome_a, chrome_b, phone
+        yield bot, chrome_a, chrome_b, phone, planted
     finally:
         bot.server.stop()
         sandbox.faults.clear()
@@ -198,7 +198,7 @@ def hostile_bot(tmp_path, sandbox, emu, claims):
 
 
 def test_nothing_from_google_or_a_device_reaches_slack_as_markup(hostile_bot):
-    bot, chrome_a, chrome_b, phone = hostile_bot
+    bot, chrome_a, chrome_b, phone, planted = hostile_bot
     sandbox, fleet = bot.sandbox, bot.sandbox.fleet
     a_id, b_id, phone_id = chrome_a["deviceId"], chrome_b["deviceId"], phone["name"]
     phone_short = phone_id.rsplit("/", 1)[-1]
@@ -233,7 +233,7 @@ def test_nothing_from_google_or_a_device_reaches_slack_as_markup(hostile_bot):
     # a screenshot whose files carry hostile names and URLs; a volume with a hostile payload
     fleet.clear_outcome(a_id)
     later = rfc3339(time.time() + 3600)
-    fleet.set_fields(
+    planted.set(
         a_id,
         {
             "screenshotFiles": [
@@ -440,3 +440,27 @@ def test_fallback_texts_and_history_escape_once() -> None:
         }
     )
     assert title == f"Lost: {ESCAPED} ({ESCAPED})"
+
+
+def test_sandbox_set_fields_keeps_the_indexes_and_restores() -> None:
+    from bot.sandbox import Sandbox
+
+    fleet = Sandbox(chrome=20, android=5, seed=3).fleet
+    device_id = fleet.chrome_order[0]
+    before = json.dumps(fleet.chrome[device_id], sort_keys=True)
+    serial = fleet.chrome[device_id]["serialNumber"]
+    previous = fleet.set_fields(
+        device_id, {"serialNumber": EVIL, "annotatedUser": "evil@x", "notes": None}
+    )
+    assert fleet.chrome_by_serial(EVIL)["deviceId"] == device_id
+    assert fleet.chrome_by_serial(serial) is None
+    assert fleet.chrome_user_prefix("evil@") == [device_id]
+    fleet.set_fields(device_id, previous)
+    assert fleet.chrome_by_serial(serial)["deviceId"] == device_id
+    assert fleet.chrome_user_prefix("evil@") == []
+    restored = dict(fleet.chrome[device_id], etag=json.loads(before)["etag"])
+    assert json.dumps(restored, sort_keys=True) == before
+    name = fleet.android_order[0]
+    hardware = dict(fleet.android[name]["hardwareInfo"], serialNumber=EVIL)
+    fleet.set_fields(name, {"hardwareInfo": hardware})
+    assert fleet.android_by_serial(EVIL)["name"] == name
