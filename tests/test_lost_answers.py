@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from conftest import (
     APPROVALS,
     APPROVER1,
@@ -31,8 +32,11 @@ def lossy_bot(tmp_path: Any, sandbox: Any, emu: Any) -> Any:
     return start_bot(tmp_path, sandbox, emu, GOOGLE_TIMEOUT="1", LEASE_SECONDS="0.5")
 
 
+@pytest.mark.parametrize(
+    "fault", [{"status": 503, "after_apply": True}, {"drop": True}], ids=["5xx", "dropped"]
+)
 def test_disable_with_a_lost_answer_is_reconciled_and_opens_the_lost_case(
-    tmp_path, sandbox, emu, claims
+    tmp_path, sandbox, emu, claims, fault
 ):
     device = claims.chrome("ACTIVE")
     bot = lossy_bot(tmp_path, sandbox, emu)
@@ -46,12 +50,9 @@ def test_disable_with_a_lost_answer_is_reconciled_and_opens_the_lost_case(
         assert reply.status == 200
         request_id = wait_until(lambda: request_rows(bot, "disable"), 10, "the request")[0]["id"]
         message = approval_message(bot, request_id)
-        # Google applies the disable, then the answer is lost (503)
+        # Google applies the disable, then the answer is lost (a 503, or no answer at all)
         sandbox.faults.add(
-            status=503,
-            after_apply=True,
-            path_contains=":batchChangeStatus",
-            body_contains=device["deviceId"],
+            path_contains=":batchChangeStatus", body_contains=device["deviceId"], **fault
         )
         sent_before = sandbox.log.count("POST", ":batchChangeStatus")
         bot.emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)

@@ -28,6 +28,7 @@ from bot.sandbox.fleet import Fleet
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+DROP = 0  # the status App.call answers when the connection is to be closed unanswered
 _REASONS = {
     200: "OK",
     204: "No Content",
@@ -91,6 +92,7 @@ class Fault:
     message: str | None
     retry_after: float | None
     body_contains: str | None = None
+    drop: bool = False
 
     def matches(self, method: str, path: str, body: bytes = b"") -> bool:
         """Whether this rule applies to a request."""
@@ -139,6 +141,7 @@ class Faults:
         message: str | None = None,
         retry_after: float | None = None,
         body_contains: str | None = None,
+        drop: bool = False,
     ) -> Fault:
         """Fail (status) and/or delay (latency) the next `count` matching requests.
 
@@ -147,7 +150,9 @@ class Faults:
         `rateLimitExceeded` (pass `reason="userRateLimitExceeded"` or `"forbidden"`).
         Batch parts are matched individually after the batch request itself.
         `body_contains` limits the rule to requests whose body holds that text (e.g. one
-        device id), so a test's fault never hits another test's request.
+        device id), so a test's fault never hits another test's request. `drop=True`
+        performs the request, then closes the connection without any answer (a lost
+        answer on the network; inside a batch the part answers 503 instead).
         """
         fault = Fault(
             status,
@@ -160,6 +165,7 @@ class Faults:
             message,
             retry_after,
             body_contains,
+            drop,
         )
         with self._lock:
             self._rules.append(fault)
@@ -203,7 +209,7 @@ class App:
         fault = self.faults.take(method, target, body)
         if fault is not None and fault.latency > 0:
             time.sleep(fault.latency)
-        if fault is not None and fault.status and not fault.after_apply:
+        if fault is not None and fault.status and not (fault.after_apply or fault.drop):
             return _render_error(fault.error())
         path = urlsplit(target).path.lstrip("/")
         if not part and (path == "batch" or path.startswith("batch/")):
@@ -213,6 +219,8 @@ class App:
                 result = self.batch(headers.get("content-type", ""), body)
         else:
             result = self.dispatch(method, target, body)
+        if fault is not None and fault.drop:
+            return _render_error(ApiError(503)) if part else (DROP, {}, b"")
         if fault is not None and fault.status and fault.after_apply:
             return _render_error(fault.error())
         return result
@@ -343,6 +351,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(sandbox.faults.latency)
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, out_headers, payload = sandbox.call(method, self.path, body, headers)
+        if status == DROP:  # a fault: the request was applied, its answer is lost
+            self.close_connection = True
+            return
         self.send_response(status)
         for k, v in out_headers.items():
             self.send_header(k, v)
