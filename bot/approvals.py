@@ -25,17 +25,21 @@ from typing import Any, Literal, cast
 from slack_bolt import Ack, App
 
 from bot import audit, catalog, ids, request_views
+from bot.blocks import esc
 from bot.commands import Commands, Invocation, Subcommand
 from bot.devices import Device
 from bot.errors import (
     Conflict,
     DeviceBotError,
+    GoogleError,
     NotFound,
     OutcomeUnknown,
     PermissionDenied,
     ValidationError,
 )
 from bot.google.android import google_duration
+from bot.google.chrome import STATUS_AFTER, StatusAction
+from bot.google.client import DeviceResult
 from bot.jobs import JobSpec, process_alive
 from bot.roles import Role
 from bot.services import Services
@@ -126,7 +130,7 @@ def fingerprint(action: str, platform: str, device_ids: list[str], params: dict[
 def load(svc: Services, request_id: str) -> Request:
     row = svc.store.db().execute("SELECT * FROM requests WHERE id = ?", [request_id]).fetchone()
     if row is None:
-        raise NotFound(f"There is no request `{request_id[:40]}`.")
+        raise NotFound(f"There is no request `{esc(request_id[:40])}`.")
     cols = [c[0] for c in svc.store.db().execute("SELECT * FROM requests LIMIT 0").description]
     r = dict(zip(cols, row, strict=True))
     return Request(
@@ -480,7 +484,8 @@ def execute(svc: Services, request_id: str, actor: str) -> None:
             request,
             "outcome_unknown",
             {"error": exc.message},
-            "Google did not answer in time. The bot is checking the device instead of sending again.",
+            "Google's answer was lost (no answer in time, or an error after sending). The bot is"
+            " checking the device instead of sending again.",
         )
     except DeviceBotError as exc:
         finish(
@@ -516,7 +521,8 @@ def _preflight(svc: Services, request: Request) -> None:
     device = svc.devices.get(request.platform, request.device_ids[0])
     if spec.states and device.status not in spec.states:
         raise ValidationError(
-            f"The device is now {device.status}, so `{spec.name}` is no longer possible. Nothing was sent to Google."
+            f"The device is now {esc(device.status)}, so `{spec.name}` is no longer possible."
+            " Nothing was sent to Google."
         )
     catalog.check_device(spec, request.params, device.ownership)
 
@@ -547,6 +553,7 @@ def _perform(svc: Services, request: Request) -> None:
         results = chrome.change_status(
             request.device_ids, status_action, params.get("deprovision_reason")
         )
+        _raise_if_unknown(results)  # the reconcile path reads the device back
         failed = [r for r in results if not r.ok]
         if failed:
             error = failed[0].error
@@ -559,11 +566,13 @@ def _perform(svc: Services, request: Request) -> None:
                 {"error": getattr(error, "code", "error")},
             )
             return
-        finish(svc, request.id, SUCCEEDED, f"Done: {spec.label.lower()} {request.target}.", {})
+        finish(svc, request.id, SUCCEEDED, f"Done: {spec.label.lower()} {esc(request.target)}.", {})
         return
     if spec.kind == "patch":
         svc.google.require_chrome().patch(request.device_ids[0], catalog.command_body(spec, params))
-        finish(svc, request.id, SUCCEEDED, f"Done: annotations of {request.target} updated.", {})
+        finish(
+            svc, request.id, SUCCEEDED, f"Done: annotations of {esc(request.target)} updated.", {}
+        )
         return
     if spec.kind == "lost_case":
         from bot import lost
@@ -580,19 +589,12 @@ def _perform(svc: Services, request: Request) -> None:
         return
     if spec.kind == "move":
         results = svc.google.require_chrome().move(request.device_ids, params["ou"])
-        ok = [r for r in results if r.ok]
-        bad = [r for r in results if not r.ok]
-        text = f"Moved {len(ok)} of {len(results)} devices to `{request_views.esc(params['ou'])}`."
-        if bad:
-            first = bad[0].error.message if bad[0].error else "unknown error"
-            text += f" {len(bad)} failed (first: {request_views.esc(first)})."
-        finish(
-            svc,
-            request.id,
-            FAILED if bad else SUCCEEDED,
-            text,
-            {"moved": len(ok), "failed": [r.device_id for r in bad][:100]},
-        )
+        if any(r.outcome_unknown for r in results):
+            # keep what is known; the reconcile path reads the others' OU back
+            known = {r.device_id: _known(r) for r in results if not r.outcome_unknown}
+            _set(svc, request.id, result=json.dumps({"known": known}))
+            _raise_if_unknown(results)
+        _finish_move(svc, request, results)
         return
     body = catalog.command_body(spec, params, _secret(svc, request))
     if spec.kind == "chrome_command":
@@ -605,6 +607,35 @@ def _perform(svc: Services, request: Request) -> None:
     body["duration"] = google_duration(svc.settings.command_duration)
     operation = svc.google.require_android().issue_command(request.device_ids[0], body)
     outcomes.track(svc, request, operation["name"], operation)
+
+
+def _raise_if_unknown(results: list[DeviceResult]) -> None:
+    """A lost answer for any device sends the request down the reconcile path."""
+    for result in results:
+        if result.outcome_unknown and isinstance(result.error, OutcomeUnknown):
+            raise result.error
+
+
+def _known(result: DeviceResult) -> str | None:
+    """A known per-device outcome as stored while the others are reconciled: None if it worked."""
+    return None if result.ok else (result.error.message if result.error else "unknown error")
+
+
+def _finish_move(svc: Services, request: Request, results: list[DeviceResult]) -> None:
+    """End a move with the true count (messages quoted here are escaped where they were built)."""
+    ok = [r for r in results if r.ok]
+    bad = [r for r in results if not r.ok]
+    text = f"Moved {len(ok)} of {len(results)} devices to `{esc(request.params['ou'])}`."
+    if bad:
+        first = bad[0].error.message if bad[0].error else "unknown error"
+        text += f" {len(bad)} failed (first: {first})."
+    finish(
+        svc,
+        request.id,
+        FAILED if bad else SUCCEEDED,
+        text,
+        {"moved": len(ok), "failed": [r.device_id for r in bad][:100]},
+    )
 
 
 def finish(svc: Services, request_id: str, state: str, text: str, detail: dict[str, Any]) -> bool:
@@ -735,16 +766,19 @@ def reconcile_request(svc: Services, request: Request) -> None:
     spec = request.spec
     try:
         if spec.kind == "status":
-            target = {"DISABLE": "DISABLED", "REENABLE": "ACTIVE", "DEPROVISION": "DEPROVISIONED"}[
-                spec.google
-            ]
-            device = svc.devices.get("chrome", request.device_ids[0])
-            if device.status == target:
+            lost_answer = OutcomeUnknown("Google's answer to the status change was lost.")
+            [result] = svc.google.require_chrome().confirm_status(
+                [DeviceResult(request.device_ids[0], False, lost_answer)],
+                cast(StatusAction, spec.google),
+            )
+            if result.outcome_unknown:
+                raise lost_answer  # the device could not be read: the next run tries again
+            if result.ok:
                 finish(
                     svc,
                     request.id,
                     SUCCEEDED,
-                    f"Done: the device is {target} (confirmed by reading it back).",
+                    f"Done: the device is {STATUS_AFTER[spec.google]} (confirmed by reading it back).",
                     {"reconciled": True},
                 )
             else:
@@ -752,10 +786,13 @@ def reconcile_request(svc: Services, request: Request) -> None:
                     svc,
                     request.id,
                     FAILED,
-                    f"Not done: the device is still {device.status}. The bot stopped before Google acted;"
-                    " nothing was resent. Request it again if still needed.",
+                    f"Not done: {result.error.message if result.error else 'unknown'} Nothing"
+                    " was resent. Request it again if still needed.",
                     {"reconciled": True},
                 )
+            return
+        if spec.kind == "move":
+            _reconcile_move(svc, request)
             return
         if spec.kind == "android_command":
             operation = outcomes.find_operation(svc, request)
@@ -788,6 +825,22 @@ def reconcile_request(svc: Services, request: Request) -> None:
         )
     except DeviceBotError as exc:
         log.warning("reconciling %s failed: %s", request.id, exc.message)
+
+
+def _reconcile_move(svc: Services, request: Request) -> None:
+    """A move whose answer was lost: the known results, and each other device's OU read back."""
+    known: dict[str, str | None] = request.result.get("known") or {}
+    unknown = OutcomeUnknown("Google's answer to the move was lost.")
+    results = [
+        DeviceResult(d, True, None)
+        if d in known and known[d] is None
+        else DeviceResult(d, False, GoogleError(str(known[d])) if d in known else unknown)
+        for d in request.device_ids
+    ]
+    results = svc.google.require_chrome().confirm_moved(results, request.params["ou"])
+    if any(r.outcome_unknown for r in results):
+        raise unknown  # a device could not be read: the next recovery run tries again
+    _finish_move(svc, request, results)
 
 
 def jobs(svc: Services) -> list[JobSpec]:

@@ -266,8 +266,13 @@ def device_help(
 
 
 def device_card_text(device: Device) -> str:
-    """Notification text of a card (no mrkdwn links)."""
-    return f"{device_title(device)}: {device.status}"
+    """Notification text of a card (mrkdwn: the device's words escaped)."""
+    return f"{esc(device_title(device))}: {esc(device.status)}"
+
+
+def history_text(title: str) -> str:
+    """Notification text of a device's history (`title` is the device's plain-text name)."""
+    return f"History of {esc(title)}"
 
 
 def device_row(device: Device, label: str = "Show", *, block_id: str | None = None) -> Block:
@@ -318,8 +323,9 @@ def search_page(query: str, page: SearchPage, *, start: int = 0) -> list[Block]:
 
 
 def search_text(query: str, page: SearchPage, start: int = 0) -> str:
-    """Notification text of a search page."""
-    return f"{len(page.devices)} devices for {query or 'all devices'} (from result {start + 1})"
+    """Notification text of a search page (the query is the user's: escaped)."""
+    subject = esc(query) if query else "all devices"
+    return f"{len(page.devices)} devices for {subject} (from result {start + 1})"
 
 
 def search_modal(private_metadata: str = "", *, error: str | None = None) -> dict[str, Any]:
@@ -384,10 +390,18 @@ def event_line(event: dict[str, Any]) -> str:
     detail = event.get("detail") or {}
     if isinstance(detail, dict) and detail:
         shown = ", ".join(
-            f"{esc(k)}: {esc(clip(_short(v), 120))}" for k, v in list(detail.items())[:6]
+            f"{esc(k)}: {esc(clip(_unescaped(_short(v)), 120))}"
+            for k, v in list(detail.items())[:6]
         )
         parts.append(clip(shown, 600))
     return " · ".join(parts)
+
+
+def _unescaped(text: str) -> str:
+    """Undo Slack's three escapes: audit details hold raw text (a device's network, a
+    note) next to outcome words that were escaped when built; unescaping first makes
+    every value come out escaped exactly once."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _short(value: Any) -> str:

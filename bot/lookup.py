@@ -71,11 +71,11 @@ def history(inv: Invocation) -> None:
         ref = inv.words[0]
         if not _event_count(inv.svc, [ref]):
             raise
-        inv.reply(f"History of {ref}", _history_blocks(inv.svc, ref, [ref]))
+        inv.reply(cards.history_text(ref), _history_blocks(inv.svc, ref, [ref]))
         return
     if device is not None:
         inv.reply(
-            f"History of {cards.device_title(device)}",
+            cards.history_text(cards.device_title(device)),
             _history_blocks(inv.svc, cards.device_title(device), [device.id]),
         )
 
@@ -164,7 +164,9 @@ def _resolve(inv: Invocation, sub: Subcommand) -> Device | None:
         return inv.svc.devices.resolve(ref)
     except Ambiguous as exc:
         candidates = [d for d in exc.candidates if isinstance(d, Device)]
-        inv.reply(f"{ref} matches {len(candidates)} devices", cards.picker(ref, candidates))
+        inv.reply(
+            f"{blocks.esc(ref)} matches {len(candidates)} devices", cards.picker(ref, candidates)
+        )
         return None
     except ValidationError as exc:
         usage(inv, sub, exc.message)
@@ -266,7 +268,7 @@ def show_history(svc: Services, body: dict[str, Any]) -> None:
         title = cards.device_title(svc.devices.get(platform, device_id))
     except NotFound:
         title = device_id.rsplit("/", 1)[-1]
-    answer(svc, body, f"History of {title}", _history_blocks(svc, title, [device_id]))
+    answer(svc, body, cards.history_text(title), _history_blocks(svc, title, [device_id]))
 
 
 def _parse_value(value: str) -> tuple[str, str]:

@@ -59,10 +59,14 @@ def open_case_for(svc: Services, platform: str, device_id: str) -> dict[str, Any
 
 
 def case_message(case: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """The lost-devices channel message of a case (edited when it is resolved)."""
+    """The lost-devices channel message of a case (edited when it is resolved).
+
+    Everything from the device is escaped, the fallback text included: a user field
+    reading `<!channel>` must not ping the channel (the header is plain text, never parsed).
+    """
     d = json.loads(case["summary"])
     who = d.get("user") or "unknown user"
-    title = f"Lost: {d.get('serial') or d['id']} ({who})"
+    title = f"Lost: {esc(d.get('serial') or d['id'])} ({esc(who)})"
     lines = [
         f"*Serial:* `{esc(d.get('serial'))}`   *Platform:* {esc(case['platform'])}   *Model:* {esc(d.get('model'))}",
         f"*User:* {esc(d.get('user'))}   *OU / policy:* {esc(d.get('org_unit'))}",

@@ -4,6 +4,9 @@ A sent command is stored as pending; the poll job asks Google about every due on
 (Android: batched `operations.get`, ≤ 100 per HTTP request; Chrome: `commands.get`) and,
 once it is done, ends its request with the outcome in words in both threads. Nothing
 pending: no Google call at all. A command that keeps failing to poll backs off.
+
+The words are mrkdwn: whatever the device or Google reported (error messages, eSIM
+details, payloads, file names) is escaped here, where the words are built.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from slack_bolt import App
 
 from bot import audit
+from bot.blocks import esc
 from bot.commands import Commands
 from bot.errors import DeviceBotError, NotFound
 from bot.jobs import JobSpec
@@ -185,41 +189,41 @@ def describe_android(
         results = (command["clearAppsDataStatus"] or {}).get("results") or {}
         for package, result in sorted(results.items()):
             outcome = (result or {}).get("clearingResult", "UNKNOWN")
-            lines.append(f"• `{package}`: {CLEARING_RESULTS.get(outcome, outcome)}")
+            lines.append(f"• `{esc(package)}`: {CLEARING_RESULTS.get(outcome) or esc(outcome)}")
             if outcome != "SUCCESS":
                 state = "failed"
         detail["clearAppsData"] = {k: (v or {}).get("clearingResult") for k, v in results.items()}
     if "startLostModeStatus" in command and status is not None:
-        lines.append(LOST_START.get(status, f"Lost mode: {status}."))
+        lines.append(LOST_START.get(status) or f"Lost mode: {esc(status)}.")
         detail["lostMode"] = status
         state = "succeeded" if status in ("SUCCESS", "ALREADY_IN_LOST_MODE") else "failed"
     if "stopLostModeStatus" in command and status is not None:
-        lines.append(LOST_STOP.get(status, f"Lost mode: {status}."))
+        lines.append(LOST_STOP.get(status) or f"Lost mode: {esc(status)}.")
         detail["lostMode"] = status
         # NOT_IN_LOST_MODE: what was wanted (a device out of lost mode) holds already
         state = "succeeded" if status in ("SUCCESS", "NOT_IN_LOST_MODE") else "failed"
     if "esimStatus" in command and status is not None:
         esim = command["esimStatus"] or {}
-        lines.append(ESIM.get(status, f"eSIM: {status}."))
+        lines.append(ESIM.get(status) or f"eSIM: {esc(status)}.")
         internal = esim.get("internalErrorDetails") or {}
         if internal:
-            parts = [f"{k}={v}" for k, v in sorted(internal.items())]
+            parts = [f"{esc(k)}={esc(v)}" for k, v in sorted(internal.items())]
             lines.append("Internal error details: " + ", ".join(parts))
         detail["esim"] = status
         state = "succeeded" if status == "SUCCESS" else "failed"
     if "requestDeviceInfoStatus" in command and status is not None:
         info = command["requestDeviceInfoStatus"] or {}
-        lines.append(DEVICE_INFO.get(status, f"Device info: {status}."))
+        lines.append(DEVICE_INFO.get(status) or f"Device info: {esc(status)}.")
         eids = [
             e.get("eid") for e in ((info.get("eidInfo") or {}).get("eids") or []) if e.get("eid")
         ]
         if eids:
-            lines.append("EID: " + ", ".join(f"`{e}`" for e in eids))
+            lines.append("EID: " + ", ".join(f"`{esc(e)}`" for e in eids))
         detail["deviceInfo"] = status
         state = "succeeded" if status == "SUCCEEDED" else "failed"
     if code:
         detail["errorCode"] = code
-        words = f"{ANDROID_ERRORS.get(code, code)} (`{code}`)"
+        words = f"{ANDROID_ERRORS.get(code) or esc(code)} (`{esc(code)}`)"
         if not specific:
             return "failed", f"Failed: {words}.", detail
         lines.append(f"Google's error code: {words}.")
@@ -230,7 +234,7 @@ def describe_android(
     elif lines:
         head = "Failed on the device."
     else:
-        head = f"Failed: {error.get('message') or 'Google reported an error'}."
+        head = f"Failed: {esc(error.get('message') or 'Google reported an error')}."
     return state, "\n".join([head, *lines]), detail
 
 
@@ -251,7 +255,7 @@ def describe_chrome(command: dict[str, Any]) -> tuple[str, str, dict[str, Any]] 
         text = "Done: the device ran the command."
         payload = result.get("commandResultPayload")
         if payload:
-            text += f"\nResult: `{payload[:500]}`"
+            text += f"\nResult: `{esc(payload[:500])}`"
         return "succeeded", text, detail
     if kind == "IGNORED":
         return (
@@ -260,7 +264,7 @@ def describe_chrome(command: dict[str, Any]) -> tuple[str, str, dict[str, Any]] 
             detail,
         )
     message = result.get("errorMessage") or "no details"
-    return "failed", f"Failed on the device: {message}", detail
+    return "failed", f"Failed on the device: {esc(message)}", detail
 
 
 # ---- tracking and polling ----------------------------------------------------------------
@@ -464,9 +468,20 @@ def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) 
     if final == "succeeded" and row["command_type"] in DOWNLOAD_COMMANDS:
         links = download_links(svc, row["device_id"], command.get("issueTime"))
         if links:
-            text += "\n" + "\n".join(f"Download: <{url}|{name}>" for name, url in links)
+            text += "\n" + "\n".join(download_line(name, url) for name, url in links)
             detail["downloads"] = [url for _, url in links]
     _finish(svc, row, final, text, detail)
+
+
+def download_line(name: str, url: str) -> str:
+    """A file a command produced as a link; Google's URL and file name are quoted safely.
+
+    A URL that could break out of Slack's `<url|text>` (a `|`, `<` or `>` in it, or not
+    http(s)) is shown as text, not as a link.
+    """
+    if url.startswith(("https://", "http://")) and not any(c in url for c in "|<> "):
+        return f"Download: <{url.replace('&', '&amp;')}|{esc(name)}>"
+    return f"Download {esc(name)}: `{esc(url)}`"
 
 
 def download_links(svc: Services, device_id: str, since: str | None) -> list[tuple[str, str]]:

@@ -71,7 +71,7 @@ def _state_line(request: Request) -> str:
 def approval_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
     """The message in the approvals channel: device, action, parameters, requester, reason, buttons."""
     spec = request.spec
-    title = f"{spec.label} requested for {request.target}"
+    title = f"{spec.label} requested for {esc(request.target)}"
     body = [
         header(clip_header(f"{spec.label}: {request.target}")),
         section(
@@ -114,7 +114,7 @@ def approval_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
 def requester_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
     """The requester's message (their thread) with the live state."""
     spec = request.spec
-    text = f"{spec.label} {request.target}: {request.state}"
+    text = f"{spec.label} {esc(request.target)}: {request.state}"
     body = [
         section(
             f"<@{request.requester}> requested *{esc(spec.label)}* on {esc(request.target)} (request `{request.id}`)"

@@ -14,6 +14,7 @@ from typing import Any
 from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
+from bot.blocks import esc
 from bot.errors import GoogleError, ValidationError
 from bot.google.client import (
     Executor,
@@ -82,15 +83,17 @@ def device_name(short_or_full: str, enterprise: str) -> str:
     if value.startswith("enterprises/"):
         parts = value.split("/")
         if len(parts) != 4 or parts[2] != "devices" or not parts[3]:
-            raise ValidationError(f"Not an Android device name: {short_or_full!r}", field="name")
+            raise ValidationError(
+                f"Not an Android device name: {esc(repr(short_or_full))}", field="name"
+            )
         if f"{parts[0]}/{parts[1]}" != enterprise:
             raise ValidationError(
-                f"Device {short_or_full!r} is not in the configured enterprise {enterprise}.",
+                f"Device {esc(repr(short_or_full))} is not in the configured enterprise {enterprise}.",
                 field="name",
             )
         return value
     if not value or "/" in value:
-        raise ValidationError(f"Not an Android device id: {short_or_full!r}", field="name")
+        raise ValidationError(f"Not an Android device id: {esc(repr(short_or_full))}", field="name")
     return f"{enterprise}/devices/{value}"
 
 
@@ -167,7 +170,7 @@ class AndroidApi:
         command_type = str(command.get("type", "")).upper()
         if command_type not in COMMAND_TYPES:
             raise ValidationError(
-                f"Unknown Android command {command.get('type')!r}; expected one of: "
+                f"Unknown Android command {esc(repr(command.get('type')))}; expected one of: "
                 + ", ".join(sorted(COMMAND_TYPES)),
                 field="type",
             )
@@ -292,7 +295,9 @@ class AndroidApi:
                 )
             else:
                 what = what_for(name)
-                results[name] = GoogleError(f"Could not {what}: {exception}", detail=str(exception))
+                results[name] = GoogleError(
+                    f"Could not {esc(what)}: {esc(str(exception))}", detail=str(exception)
+                )
 
         batch = BatchHttpRequest(callback=on_answer, batch_uri=self.batch_uri)
         for index, name in enumerate(chunk):
@@ -311,5 +316,7 @@ class AndroidApi:
             or parts[4] != "operations"
             or not all(parts)
         ):
-            raise ValidationError(f"Not an Android command operation name: {name!r}", field="name")
+            raise ValidationError(
+                f"Not an Android command operation name: {esc(repr(name))}", field="name"
+            )
         return value

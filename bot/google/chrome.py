@@ -7,10 +7,11 @@ Reference: https://developers.google.com/workspace/admin/directory/reference/res
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
-from bot.errors import DeviceBotError, OutcomeUnknown, ValidationError
+from bot.blocks import esc
+from bot.errors import DeviceBotError, DeviceNotFound, GoogleError, OutcomeUnknown, ValidationError
 from bot.google.client import DeviceResult, Executor, Page, ServiceFactory, map_rpc_status
 
 MAX_LIST_RESULTS = 300  # chromeosdevices.list maxResults
@@ -27,6 +28,9 @@ SORT_ORDERS = frozenset({"ASCENDING", "DESCENDING"})
 
 StatusAction = Literal["DISABLE", "REENABLE", "DEPROVISION"]
 STATUS_ACTIONS = ("DISABLE", "REENABLE", "DEPROVISION")
+#: the status a device shows once a status action took effect
+STATUS_AFTER = {"DISABLE": "DISABLED", "REENABLE": "ACTIVE", "DEPROVISION": "DEPROVISIONED"}
+_VERBS = {"DISABLE": "disable", "REENABLE": "re-enable", "DEPROVISION": "deprovision"}
 
 #: the reasons an admin may give for deprovisioning (the legacy `action` spells them so)
 DEPROVISION_REASONS = (
@@ -61,7 +65,7 @@ def _reason_short(reason: str) -> str:
     short = reason.strip().lower().removeprefix("deprovision_reason_")
     if short not in DEPROVISION_REASONS:
         raise ValidationError(
-            f"Unknown deprovision reason {reason!r}; choose one of: "
+            f"Unknown deprovision reason {esc(repr(reason))}; choose one of: "
             + ", ".join(DEPROVISION_REASONS),
             field="deprovision_reason",
         )
@@ -116,7 +120,8 @@ class ChromeApi:
             )
         if order_by is not None and order_by not in ORDER_BY:
             raise ValidationError(
-                f"Cannot sort by {order_by!r}; choose one of: " + ", ".join(sorted(ORDER_BY)),
+                f"Cannot sort by {esc(repr(order_by))}; choose one of: "
+                + ", ".join(sorted(ORDER_BY)),
                 field="order_by",
             )
         if sort_order is not None:
@@ -196,7 +201,7 @@ class ChromeApi:
         unknown = sorted(set(fields) - PATCHABLE_FIELDS)
         if unknown:
             raise ValidationError(
-                f"Cannot change {', '.join(unknown)}; only "
+                f"Cannot change {esc(', '.join(unknown))}; only "
                 + ", ".join(sorted(PATCHABLE_FIELDS))
                 + " may be changed.",
                 field=unknown[0],
@@ -220,13 +225,15 @@ class ChromeApi:
     ) -> list[DeviceResult]:
         """Disable, re-enable or deprovision devices via batchChangeStatus (chunks of 50).
 
-        Returns one DeviceResult per device. A chunk that fails as a whole (e.g. 400 or
-        OutcomeUnknown) marks its devices failed with that error; later chunks still run.
+        Returns one DeviceResult per device. A chunk that fails as a whole (e.g. 400) marks
+        its devices failed with that error; later chunks still run. A lost answer (timeout,
+        5xx) leaves the outcome of its devices unknown (`DeviceResult.outcome_unknown`):
+        `confirm_status` reads them back; nothing is ever sent twice.
         """
         action = action.upper()  # type: ignore[assignment]
         if action not in STATUS_ACTIONS:
             raise ValidationError(
-                f"Unknown status action {action!r}; expected DISABLE, REENABLE or DEPROVISION",
+                f"Unknown status action {esc(repr(action))}; expected DISABLE, REENABLE or DEPROVISION",
                 field="action",
             )
         body_extra: dict[str, str] = {}
@@ -239,7 +246,7 @@ class ChromeApi:
                 "DEPROVISION_REASON_" + _reason_short(deprovision_reason).upper()
             )
         # A missing reason is left for Google to refuse (400), as the API documents.
-        verb = {"DISABLE": "disable", "REENABLE": "re-enable", "DEPROVISION": "deprovision"}[action]
+        verb = _VERBS[action]
         results: list[DeviceResult] = []
         for chunk in _chunks(_ids(device_ids), CHUNK):
             body = {
@@ -271,7 +278,7 @@ class ChromeApi:
             item = by_id.get(device_id)
             if item is None:
                 error: DeviceBotError = OutcomeUnknown(
-                    f"Google returned no result for Chrome device {device_id}; "
+                    f"Google returned no result for Chrome device {esc(device_id)}; "
                     "the bot will check its status."
                 )
                 out.append(DeviceResult(device_id, False, error))
@@ -293,7 +300,7 @@ class ChromeApi:
         action = action.strip().lower()
         if action not in ("disable", "reenable", "deprovision"):
             raise ValidationError(
-                f"Unknown action {action!r}; expected disable, reenable or deprovision",
+                f"Unknown action {esc(repr(action))}; expected disable, reenable or deprovision",
                 field="action",
             )
         body: dict[str, str] = {"action": action}
@@ -308,12 +315,13 @@ class ChromeApi:
     def move(self, device_ids: Sequence[str] | str, org_unit_path: str) -> list[DeviceResult]:
         """Move devices to an organisational unit via moveDevicesToOu, 50 ids per call.
 
-        A chunk's failure marks its devices failed; the other chunks still run.
+        A chunk's failure marks its devices failed; the other chunks still run. A lost
+        answer leaves its devices' outcome unknown: `confirm_moved` reads them back.
         """
         org_unit_path = org_unit_path.strip()
         if not org_unit_path.startswith("/"):
             raise ValidationError(
-                f"An organisational unit path starts with '/', got {org_unit_path!r}",
+                f"An organisational unit path starts with '/', got {esc(repr(org_unit_path))}",
                 field="org_unit_path",
             )
         results: list[DeviceResult] = []
@@ -332,6 +340,68 @@ class ChromeApi:
             results.extend(DeviceResult(d, True, None) for d in chunk)
         return results
 
+    # ---- lost answers: read the devices back ------------------------------------------
+
+    def confirm_status(
+        self, results: Sequence[DeviceResult], action: StatusAction
+    ) -> list[DeviceResult]:
+        """Settle each unknown outcome of `change_status` by reading the device's status."""
+        action = action.upper()  # type: ignore[assignment]
+        target = STATUS_AFTER[action]
+        verb = _VERBS[action]
+        return self._read_back(
+            results,
+            lambda raw: raw.get("status") == target,
+            lambda raw: (
+                f"Google did not {verb} it: the device is still "
+                f"{esc(raw.get('status'))} (read back after the answer was lost)."
+            ),
+        )
+
+    def confirm_moved(
+        self, results: Sequence[DeviceResult], org_unit_path: str
+    ) -> list[DeviceResult]:
+        """Settle each unknown outcome of `move` by reading the device's organisational unit."""
+        wanted = _ou_key(org_unit_path)
+        return self._read_back(
+            results,
+            lambda raw: _ou_key(str(raw.get("orgUnitPath") or "")) == wanted,
+            lambda raw: (
+                f"Not moved: the device is in `{esc(raw.get('orgUnitPath'))}` "
+                "(read back after the answer was lost)."
+            ),
+        )
+
+    def _read_back(
+        self,
+        results: Sequence[DeviceResult],
+        took_effect: Callable[[dict[str, Any]], bool],
+        not_done: Callable[[dict[str, Any]], str],
+    ) -> list[DeviceResult]:
+        """Known results as they are; each unknown one decided by a fresh read of its device.
+
+        A device that cannot be read stays unknown (the caller tries again later).
+        """
+        out: list[DeviceResult] = []
+        for result in results:
+            if not result.outcome_unknown:
+                out.append(result)
+                continue
+            try:
+                raw = self.get(result.device_id, "BASIC")
+            except DeviceNotFound as exc:
+                out.append(DeviceResult(result.device_id, False, exc))
+                continue
+            except DeviceBotError:
+                out.append(result)
+                continue
+            if took_effect(raw):
+                out.append(DeviceResult(result.device_id, True, None))
+            else:
+                error = GoogleError(not_done(raw), detail="read back")
+                out.append(DeviceResult(result.device_id, False, error))
+        return out
+
     def issue_command(
         self, device_id: str, command_type: str, payload: dict[str, Any] | None = None
     ) -> str:
@@ -339,7 +409,7 @@ class ChromeApi:
         command_type = command_type.strip().upper()
         if command_type not in COMMAND_TYPES:
             raise ValidationError(
-                f"Unknown Chrome command {command_type!r}; expected one of: "
+                f"Unknown Chrome command {esc(repr(command_type))}; expected one of: "
                 + ", ".join(sorted(COMMAND_TYPES)),
                 field="command_type",
             )
@@ -373,8 +443,14 @@ class ChromeApi:
     def _device_id(device_id: str) -> str:
         device_id = (device_id or "").strip()
         if not device_id or "/" in device_id:
-            raise ValidationError(f"Not a Chrome device id: {device_id!r}", field="device_id")
+            raise ValidationError(
+                f"Not a Chrome device id: {esc(repr(device_id))}", field="device_id"
+            )
         return device_id
+
+
+def _ou_key(path: str) -> str:
+    return path.strip().rstrip("/").lower() or "/"
 
 
 def _describe(chunk: list[str]) -> str:

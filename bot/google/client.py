@@ -24,6 +24,7 @@ import google.auth.exceptions
 import httplib2
 from googleapiclient.errors import HttpError
 
+from bot.blocks import esc
 from bot.errors import (
     BadRequest,
     DeviceBotError,
@@ -189,10 +190,15 @@ def map_error(
     forbidden_hint: str = "",
     attempts: int = 1,
 ) -> GoogleError:
-    """Turn one Google error answer into the bot.errors class an admin can read."""
+    """Turn one Google error answer into the bot.errors class an admin can read.
+
+    Google's messages echo what was sent (a query, a path): they are escaped for Slack
+    here, where the message is built; `detail` keeps the raw text for the log.
+    """
     reason = reasons[0] if reasons else None
     kwargs: dict[str, Any] = {"status": status, "reason": reason, "detail": message}
     answer = GoogleAnswer(status, message, reasons, None)
+    what, message = esc(what), esc(message)
     if is_rate_limit(answer):
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return RateLimited(
@@ -243,6 +249,7 @@ def map_rpc_status(status: dict[str, Any], *, what: str, forbidden_hint: str = "
     """Map a google.rpc.Status (per-device result, Operation.error) to a domain error."""
     code = int(status.get("code") or 0)
     message = str(status.get("message") or "")
+    shown = esc(message) if message else ""
     reasons = tuple(
         str(d["reason"])
         for d in status.get("details") or []
@@ -260,13 +267,15 @@ def map_rpc_status(status: dict[str, Any], *, what: str, forbidden_hint: str = "
     }.get(code)
     if code in (RPC_INTERNAL, RPC_DEADLINE_EXCEEDED):
         return OutcomeUnknown(
-            f"Could not confirm that Google did {what} ({message or 'internal error'}); "
+            f"Could not confirm that Google did {esc(what)} ({shown or 'internal error'}); "
             "the bot will check the device instead of retrying.",
             status=None,
             **kwargs,
         )
     if http_status is None:
-        return GoogleError(f"Could not {what}: {message or f'Google error code {code}'}", **kwargs)
+        return GoogleError(
+            f"Could not {esc(what)}: {shown or f'Google error code {code}'}", **kwargs
+        )
     return map_error(
         http_status, message, what=what, reasons=reasons, forbidden_hint=forbidden_hint
     )
@@ -398,7 +407,7 @@ class Executor:
                 return policy.delay(attempt, answer.retry_after)
             if mutation and status >= 500:
                 raise OutcomeUnknown(
-                    f"Sent the request to {what}, but Google answered HTTP {status}: it may "
+                    f"Sent the request to {esc(what)}, but Google answered HTTP {status}: it may "
                     "or may not have happened. The bot will check instead of resending.",
                     status=status,
                     reason=answer.reasons[0] if answer.reasons else None,
@@ -416,20 +425,21 @@ class Executor:
             # The token endpoint refused the service account (key revoked, no domain-wide
             # delegation for this scope, unknown admin): the request itself was not sent.
             raise Forbidden(
-                f"Could not {what}: Google refused the service account's credentials "
-                f"({exc}). {self.forbidden_hint}".rstrip(),
+                f"Could not {esc(what)}: Google refused the service account's credentials "
+                f"({esc(str(exc))}). {self.forbidden_hint}".rstrip(),
                 detail=str(exc),
             ) from exc
         if isinstance(exc, google.auth.exceptions.TransportError):
             raise GoogleUnavailable(
-                f"Could not {what}: Google's token service could not be reached ({exc}).",
+                f"Could not {esc(what)}: Google's token service could not be reached "
+                f"({esc(str(exc))}).",
                 detail=str(exc),
             ) from exc
         if isinstance(exc, _NETWORK):
             words = _network_words(exc, self.timeout)
             if mutation and not isinstance(exc, _NOT_SENT):
                 raise OutcomeUnknown(
-                    f"Sent the request to {what}, but {words}: it may or may not have "
+                    f"Sent the request to {esc(what)}, but {words}: it may or may not have "
                     "happened. The bot will check instead of resending.",
                     detail=f"{type(exc).__name__}: {exc}",
                 ) from exc
@@ -437,7 +447,7 @@ class Executor:
                 return policy.delay(attempt)
             tries = f" after {attempt + 1} attempts" if attempt else ""
             raise GoogleUnavailable(
-                f"Could not {what}: {words}{tries}. Try again later.",
+                f"Could not {esc(what)}: {words}{tries}. Try again later.",
                 detail=f"{type(exc).__name__}: {exc}",
             ) from exc
         return None
@@ -536,3 +546,8 @@ class DeviceResult:
     device_id: str
     ok: bool
     error: DeviceBotError | None = None
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """Google's answer was lost (timeout, 5xx): the device must be read back, not resent."""
+        return not self.ok and isinstance(self.error, OutcomeUnknown)

@@ -426,8 +426,9 @@ def _rule_error(d: Json, ctype: str, op: AndroidOperation) -> str | None:
     return None
 
 
-def _fail(op: AndroidOperation, code: str) -> None:
+def _fail(op: AndroidOperation, code: str, forced_message: str | None = None) -> None:
     rpc, message = _ERROR_RPC.get(code, ("UNKNOWN", "An unknown error occurred."))
+    message = forced_message or message
     op.command["errorCode"] = code
     op.error = rpc_status(rpc, message)
     op.done = True
@@ -447,7 +448,7 @@ def _execute(fleet: Fleet, op: AndroidOperation) -> None:
     code = outcome.get("error_code") or _rule_error(d, ctype, op)
     forced = outcome.get("status")
     if code and not (forced and outcome.get("error_code")):
-        _fail(op, code)
+        _fail(op, code, outcome.get("error_message"))
         return
     cmd = op.command
     now = fleet.now()
@@ -476,7 +477,7 @@ def _execute(fleet: Fleet, op: AndroidOperation) -> None:
         if status == "SUCCESS":
             d["state"] = d["appliedState"] = "ACTIVE"
     elif ctype in ("ADD_ESIM", "REMOVE_ESIM"):
-        status = _esim(fleet, d, op, forced)
+        status = _esim(fleet, d, op, forced, outcome.get("esim_details"))
     elif ctype == "REQUEST_DEVICE_INFO":
         eids = [c["eid"] for c in d["hardwareInfo"].get("euiccChipInfo", []) if c.get("eid")]
         status = forced or ("SUCCEEDED" if eids else "UNSUPPORTED")
@@ -504,7 +505,9 @@ def _execute(fleet: Fleet, op: AndroidOperation) -> None:
         fleet.remove_android(op.device_name)
 
 
-def _esim(fleet: Fleet, d: Json, op: AndroidOperation, forced: str | None) -> str:
+def _esim(
+    fleet: Fleet, d: Json, op: AndroidOperation, forced: str | None, details: Json | None = None
+) -> str:
     cmd = op.command
     infos = d["networkInfo"].setdefault("telephonyInfos", [])
     es: Json = {}
@@ -524,7 +527,9 @@ def _esim(fleet: Fleet, d: Json, op: AndroidOperation, forced: str | None) -> st
         if status == "SUCCESS":
             d["networkInfo"]["telephonyInfos"] = [t for t in infos if t.get("iccId") != icc]
             es["esimInfo"] = {"iccId": icc}
-    if status == "INTERNAL_ERROR":
+    if details is not None:
+        es["internalErrorDetails"] = dict(details)
+    elif status == "INTERNAL_ERROR":
         es["internalErrorDetails"] = {
             "errorCode": "1",
             "errorCodeDetail": "ERROR_CONNECTION_ERROR",

@@ -414,6 +414,7 @@ def _issue_command(fleet: Fleet, req: Request, device_id: str) -> Response:
     )
     if (session := _session_refusal(d, ctype)) is not None:
         cmd.result, cmd.error_message = "FAILURE", session
+    cmd.result_payload = outcome.get("result_payload")
     if cmd.result == "FAILURE" and not cmd.error_message:
         cmd.error_message = "The device could not execute the command."
     fleet.chrome_commands.setdefault(device_id, {})[command_id] = cmd

@@ -18,11 +18,18 @@ Test helpers (all thread-safe; `ref` is a Chrome deviceId, an Android device nam
   at `at` (epoch seconds, default now): Chrome `lastSync` + `lastKnownNetwork`;
   Android `lastStatusReportTime`, `lastPolicySyncTime` + `networkInfo`.
 - `set_outcome(ref, *, error_code=None, status=None, app_results=None, result=None,
-  error_message=None)`: force the outcome of the device's next commands. Android:
+  error_message=None, esim_details=None, result_payload=None)`: force the outcome of
+  the device's next commands. Android:
   `error_code` (`UNKNOWN`, `UNSUPPORTED`, ...), `status` (the command-specific
   status: a startLostModeStatus / stopLostModeStatus / esimStatus /
-  requestDeviceInfoStatus value), `app_results` ({package: clearingResult}).
-  Chrome: `result="FAILURE"`, `error_message`. `clear_outcome(ref)` undoes it.
+  requestDeviceInfoStatus value), `app_results` ({package: clearingResult}),
+  `error_message` (the Operation's error message), `esim_details` (an eSIM
+  command's `internalErrorDetails`). Chrome: `result="FAILURE"`, `error_message`,
+  `result_payload` (a successful command's `commandResultPayload`).
+  `clear_outcome(ref)` undoes it.
+- `set_fields(ref, fields)`: overwrite top-level fields of a device's JSON (e.g. with
+  hostile text), keeping the serial / user / asset-id indexes right; returns the previous
+  values, which `set_fields(ref, previous)` puts back (None removes a field).
 - `licenses`, `licenses_used()`: the Chrome license pool (ACTIVE + DISABLED use one).
 - `add_org_unit(path)`, `org_units`.
 """
@@ -30,6 +37,7 @@ Test helpers (all thread-safe; `ref` is a Chrome deviceId, an Android device nam
 from __future__ import annotations
 
 import bisect
+import copy
 import gc
 import heapq
 import itertools
@@ -808,6 +816,8 @@ class Fleet:
         app_results: dict[str, str] | None = None,
         result: str | None = None,
         error_message: str | None = None,
+        esim_details: dict[str, str] | None = None,
+        result_payload: str | None = None,
     ) -> None:
         """Force the outcome of a device's next commands (see the module docstring)."""
         with self.lock:
@@ -817,8 +827,38 @@ class Fleet:
                 "app_results": app_results,
                 "result": result,
                 "error_message": error_message,
+                "esim_details": esim_details,
+                "result_payload": result_payload,
             }
             self.outcomes[self._key(ref)] = {k: v for k, v in o.items() if v is not None}
+
+    def set_fields(self, ref: str, fields: Json) -> Json:
+        """Overwrite top-level fields of a device (None removes one); returns the old values."""
+        with self.lock:
+            key = self._key(ref)
+            chrome = key in self.chrome
+            d = self.chrome[key] if chrome else self.android[key]
+            previous = {k: copy.deepcopy(d.get(k)) for k in fields}
+            old_serial = d["serialNumber"] if chrome else d["hardwareInfo"]["serialNumber"]
+            for k, v in fields.items():
+                if chrome:
+                    self.reindex_chrome(key, k, d.get(k), v)
+                if v is None:
+                    d.pop(k, None)
+                else:
+                    d[k] = copy.deepcopy(v)
+            new_serial = d["serialNumber"] if chrome else d["hardwareInfo"]["serialNumber"]
+            if new_serial != old_serial:
+                index = self._serial if chrome else self._android_serial
+                index.pop(old_serial.upper(), None)
+                index[new_serial.upper()] = key
+                if chrome:
+                    self._serial_sorted = sorted(self._serial.items())
+            if chrome:
+                self.bump(d)
+            else:
+                self.touch()
+            return previous
 
     def clear_outcome(self, ref: str) -> None:
         """Undo `set_outcome`."""

@@ -28,6 +28,7 @@ from bot.sandbox.fleet import Fleet
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+DROP = 0  # the status App.call answers when the connection is to be closed unanswered
 _REASONS = {
     200: "OK",
     204: "No Content",
@@ -90,10 +91,14 @@ class Fault:
     reason: str | None
     message: str | None
     retry_after: float | None
+    body_contains: str | None = None
+    drop: bool = False
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, body: bytes = b"") -> bool:
         """Whether this rule applies to a request."""
         if self.method and self.method.upper() != method:
+            return False
+        if self.body_contains and self.body_contains.encode() not in body:
             return False
         return not (self.path_contains and self.path_contains not in path)
 
@@ -135,6 +140,8 @@ class Faults:
         reason: str | None = None,
         message: str | None = None,
         retry_after: float | None = None,
+        body_contains: str | None = None,
+        drop: bool = False,
     ) -> Fault:
         """Fail (status) and/or delay (latency) the next `count` matching requests.
 
@@ -142,9 +149,23 @@ class Faults:
         the error anyway (an "outcome unknown" mutation). 403 defaults to reason
         `rateLimitExceeded` (pass `reason="userRateLimitExceeded"` or `"forbidden"`).
         Batch parts are matched individually after the batch request itself.
+        `body_contains` limits the rule to requests whose body holds that text (e.g. one
+        device id), so a test's fault never hits another test's request. `drop=True`
+        performs the request, then closes the connection without any answer (a lost
+        answer on the network; inside a batch the part answers 503 instead).
         """
         fault = Fault(
-            status, count, path_contains, method, latency, after_apply, reason, message, retry_after
+            status,
+            count,
+            path_contains,
+            method,
+            latency,
+            after_apply,
+            reason,
+            message,
+            retry_after,
+            body_contains,
+            drop,
         )
         with self._lock:
             self._rules.append(fault)
@@ -161,11 +182,11 @@ class Faults:
         with self._lock:
             return sum(f.count for f in self._rules)
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str, body: bytes = b"") -> Fault | None:
         """Consume one firing of the first rule matching this request."""
         with self._lock:
             for f in self._rules:
-                if f.count > 0 and f.matches(method, path):
+                if f.count > 0 and f.matches(method, path, body):
                     f.count -= 1
                     if f.count == 0:
                         self._rules.remove(f)
@@ -185,10 +206,10 @@ class App:
         self, method: str, target: str, body: bytes, headers: dict[str, str], *, part: bool = False
     ) -> tuple[int, dict[str, str], bytes]:
         """Serve one request (with faults); returns (status, headers, body bytes)."""
-        fault = self.faults.take(method, target)
+        fault = self.faults.take(method, target, body)
         if fault is not None and fault.latency > 0:
             time.sleep(fault.latency)
-        if fault is not None and fault.status and not fault.after_apply:
+        if fault is not None and fault.status and not (fault.after_apply or fault.drop):
             return _render_error(fault.error())
         path = urlsplit(target).path.lstrip("/")
         if not part and (path == "batch" or path.startswith("batch/")):
@@ -198,6 +219,8 @@ class App:
                 result = self.batch(headers.get("content-type", ""), body)
         else:
             result = self.dispatch(method, target, body)
+        if fault is not None and fault.drop:
+            return _render_error(ApiError(503)) if part else (DROP, {}, b"")
         if fault is not None and fault.status and fault.after_apply:
             return _render_error(fault.error())
         return result
@@ -328,6 +351,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(sandbox.faults.latency)
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, out_headers, payload = sandbox.call(method, self.path, body, headers)
+        if status == DROP:  # a fault: the request was applied, its answer is lost
+            self.close_connection = True
+            return
         self.send_response(status)
         for k, v in out_headers.items():
             self.send_header(k, v)
