@@ -172,8 +172,8 @@ def _kiosk(label: str, *, guest: bool) -> Rule:
 
 
 def _chrome_reboot(f: Facts) -> str | None:
-    if f.kiosk or f.chrome_milestone >= 113 or not f.device.os_version:
-        return None
+    if f.kiosk or f.chrome_milestone == 0 or f.chrome_milestone >= 113:
+        return None  # 0: a version we cannot read is not a reason to refuse
     return (
         f"Reboot needs ChromeOS 113 or later outside kiosk and managed guest sessions; "
         f"{f.name} runs {esc(f.device.os_version)}."

@@ -231,8 +231,7 @@ def test_typed_inapplicable_command_is_refused_before_approval(
 
 
 def test_kiosk_only_command_on_a_users_laptop_is_refused(bot: Bot, claims: Claims) -> None:
-    device = claims.chrome()
-    assert device.get("deviceLicenseType") != "kioskUpgrade"
+    device = claims.chrome(where=lambda d: d.get("deviceLicenseType") != "kioskUpgrade")
     view = run(bot, f"screenshot {serial(device)}")
     assert "works only in kiosk sessions" in flatten(view) and not view.get("submit")
     assert bot.store.db().execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 0

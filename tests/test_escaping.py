@@ -170,7 +170,7 @@ def ephemeral(bot: Any, needle: str) -> str:
 
 @pytest.fixture
 def hostile_bot(tmp_path, sandbox, emu, claims):
-    chrome_a = claims.chrome("ACTIVE")
+    chrome_a = claims.chrome_kiosk()  # screenshots and volume run in kiosk sessions only
     chrome_b = claims.chrome("ACTIVE")
     phone = claims.android(
         lambda d: (
