@@ -16,8 +16,8 @@ from bot.logs import configure_logging
 from bot.settings import SettingsError, load_settings
 
 
-def _configure_logging(level: str) -> None:
-    configure_logging(getattr(logging, level, logging.INFO))
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    configure_logging(getattr(logging, level, logging.INFO), fmt=fmt)
 
 
 def run() -> int:
@@ -27,7 +27,7 @@ def run() -> int:
     except SettingsError as exc:
         print(f"device-bot: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     from bot.server import BotServer
 
     server = BotServer(settings, warm=True)

@@ -12,6 +12,7 @@ import hashlib
 import inspect
 import json
 import logging
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -20,7 +21,7 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context import BoltContext
 
-from bot import ids
+from bot import ids, logs, metrics
 from bot.commands import Commands
 from bot.errors import DeviceBotError
 from bot.gate import AckGate, gated_ack, working_for
@@ -79,6 +80,7 @@ def create_app(svc: Services) -> App:
         )
     finally:
         bolt_log.setLevel(level)
+    app.use(_note_kind)
     app.use(_deduplicate(svc))
     app.error(_error_handler(svc))
     guarded = GuardedApp(app, svc)
@@ -138,7 +140,8 @@ def guard(svc: Services, func: Any) -> Any:
             token = _gate_token(request)
             kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token)
         try:
-            return func(*args, **kwargs)
+            with logs.bind(**_about(kwargs.get("body") or {})):
+                return func(*args, **kwargs)
         except Exception as error:
             body = kwargs.get("body") or {}
             ack = kwargs.get("ack")
@@ -161,6 +164,22 @@ def guard(svc: Services, func: Any) -> Any:
     return guarded
 
 
+_REQUEST_ID = re.compile(r"^R[0-9A-F]{6,32}$")
+
+
+def _about(body: dict[str, Any]) -> dict[str, str | None]:
+    """What a Slack request is about, for the log lines of its listener."""
+    user = body.get("user_id") or (body.get("user") or {}).get("id")
+    actions = body.get("actions") or [{}]
+    value = str(actions[0].get("value") or "")
+    platform, _, device = value.partition("|")
+    return {
+        "slack_user": user,
+        "request_id": value if _REQUEST_ID.match(value) else None,
+        "device": device if platform in ("chrome", "android") else None,
+    }
+
+
 def _gate_token(request: Any) -> str | None:
     headers = getattr(request, "headers", None) or {}
     values = headers.get(AckGate.HEADER.lower()) or []
@@ -179,6 +198,12 @@ def delivery_key(body: dict[str, Any]) -> str | None:
         [body.get("type") or body.get("command"), trigger, action_ts, view.get("hash")]
     )
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _note_kind(body: dict[str, Any], next: Any) -> BoltResponse | None:
+    """Name the request's kind for the metrics (runs only after Bolt checked the signature)."""
+    metrics.note_kind(metrics.request_kind(body))
+    return next()  # type: ignore[no-any-return]
 
 
 def _deduplicate(svc: Services) -> Any:

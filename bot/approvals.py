@@ -381,6 +381,8 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
     )
     if not won:
         raise Conflict(_already(load(svc, request_id)))
+    if svc.metrics is not None:
+        svc.metrics.approval_wait.observe(max(0.0, svc.clock() - request.created_at))
     _refresh_messages(svc, request_id)
     tell_threads(svc, load(svc, request_id), f"Approved by <@{approver}>. Running it now.")
     execute(svc, request_id, actor=approver)

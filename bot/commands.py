@@ -128,6 +128,7 @@ class Commands:
     def _run(self, sub: Subcommand, inv: Invocation) -> None:
         if inv.role < sub.min_role:
             refuse(inv.svc, inv.user_id, f"/device {sub.name}", needed=sub.min_role)
+        log.info("/device %s", sub.name)  # the user is in the line's context (logs.bind)
         sub.handler(inv)
 
 

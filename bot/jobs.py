@@ -167,12 +167,17 @@ class Jobs:
         def run() -> None:
             if spec.needs_lease and not self.lease.held:
                 return
+            started = time.monotonic()
+            failed = False
             try:
                 spec.func(self.svc)
                 self.runs[spec.id] = self.runs.get(spec.id, 0) + 1
                 log.debug("job %s ran in %s", spec.id, self.owner)
             except Exception:
+                failed = True
                 log.exception("job %s failed", spec.id)
+            if self.svc.metrics is not None:
+                self.svc.metrics.observe_job(spec.id, time.monotonic() - started, failed)
 
         run.__name__ = f"job_{spec.id}"
         return run

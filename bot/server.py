@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
+from bot import metrics as metrics_mod
 from bot.app import create_app
-from bot.jobs import Jobs
+from bot.jobs import Jobs, new_owner_id
+from bot.metrics import Metrics
+from bot.readiness import Readiness
 from bot.services import Services, build_services
 from bot.settings import Settings
 
@@ -39,12 +43,17 @@ class BotServer:
     ) -> None:
         self.settings = settings
         self.svc: Services = build_services(settings, sandbox=sandbox)
+        owner = self.svc.extras.setdefault("owner", new_owner_id())
+        self.metrics = self.svc.metrics = Metrics(self.svc.store, owner)
+        self.svc.google.on_call = self.metrics.observe_google
+        self.readiness = Readiness(self.svc)
         self.app = create_app(self.svc)
         self.jobs = Jobs(self.svc) if run_jobs else None
         self.extra = extra
         self.warm = warm
         self._bolt = SlackRequestHandler(self.app, path="/slack/events")
         self._server: Any = None
+        self._metrics_server: Any = None
         self._thread: threading.Thread | None = None
         self._socket_mode: Any = None
         self._stopping = False
@@ -57,18 +66,50 @@ class BotServer:
             status = "200 OK" if self.ready else "503 Service Unavailable"
             start_response(status, [("Content-Type", "text/plain")])
             return [b"ok\n" if self.ready else b"starting\n"]
+        if path == "/readyz":
+            ok, text = self.readiness.check() if self.ready else (False, "starting")
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")]
+            )
+            return [text.encode() + b"\n"]
+        if path == "/metrics" and self.settings.metrics_port is None:
+            return self.serve_metrics(environ, start_response)
         if path == "/slack/events" and not self.settings.socket_mode:
             gate = self.svc.gate
             token = gate.enter()
             environ["HTTP_" + gate.HEADER.upper().replace("-", "_")] = token
+            started = time.perf_counter()
+            metrics_mod.note_kind(None)
+            answered: list[str] = []
+
+            def respond(status: str, headers: Any, exc_info: Any = None) -> Any:
+                answered.append(status)
+                return start_response(status, headers, exc_info)
+
             try:
-                return self._bolt(environ, start_response)  # type: ignore[arg-type]
+                return self._bolt(environ, respond)  # type: ignore[arg-type]
             finally:
                 gate.leave(token)
+                self.metrics.observe_request(
+                    metrics_mod.noted_kind() or "unverified",
+                    int(answered[0][:3]) if answered else 500,
+                    time.perf_counter() - started,
+                )
         if self.extra is not None:
             return self.extra(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"not found\n"]
+
+    def serve_metrics(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        """GET /metrics: Prometheus' text format (never behind Slack's signature)."""
+        if environ.get("PATH_INFO", "") != "/metrics":
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        body = self.metrics.render()
+        start_response("200 OK", [("Content-Type", metrics_mod.CONTENT_TYPE)])
+        return [body]
 
     # ---- life cycle ----------------------------------------------------------------
     def start(self, *, port: int | None = None, background: bool = True) -> str:
@@ -83,6 +124,17 @@ class BotServer:
         )
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
         url = f"http://{host}:{self._server.effective_port}"
+        if self.settings.metrics_port is not None:
+            self._metrics_server = create_server(
+                self.serve_metrics,
+                host=self.settings.host,
+                port=self.settings.metrics_port,
+                threads=2,
+                ident="device-bot-metrics",
+            )
+            threading.Thread(
+                target=self._metrics_server.run, name="metrics-http", daemon=True
+            ).start()
         if self.settings.socket_mode:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -118,6 +170,12 @@ class BotServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.effective_port}"
 
+    @property
+    def metrics_url(self) -> str:
+        """Where /metrics is served (the metrics port if one is set, else the main one)."""
+        server = self._metrics_server or self._server
+        return f"http://127.0.0.1:{server.effective_port}/metrics"
+
     def stop(self) -> None:
         """Stop taking requests, let in-flight work finish, release the lease."""
         self.ready = False
@@ -127,6 +185,8 @@ class BotServer:
                 self._socket_mode.close()
             except Exception:
                 log.exception("socket mode close failed")
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         if self._server is not None:
             self._server.close()
             self._server.task_dispatcher.shutdown(timeout=10)

@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from bot.devices import DeviceDirectory
 from bot.gate import AckGate, GatedExecutor
 from bot.google import GoogleClients
+from bot.metrics import Metrics
 from bot.roles import Roles
 from bot.secrets_box import SecretBox
 from bot.settings import Settings
@@ -45,6 +46,7 @@ class Services:
     sandbox: Any = None  # the in-process sandbox Google, when GOOGLE_BACKEND=sandbox
     owns_sandbox: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics | None = None  # set by BotServer; None in tests that build Services alone
 
     def warm(self, threads: int = 32) -> None:
         """Start `threads` pool workers with their Google services and SQLite connection

@@ -119,6 +119,8 @@ class Settings:
     command_duration: float = 600.0
     bot_secret_key: Secret | None = None
     log_level: str = "INFO"
+    log_format: str = "text"  # "text" | "json"
+    metrics_port: int | None = None  # None: /metrics on the main port
     #: organisational units whose Chrome devices run kiosk or managed guest sessions
     kiosk_org_units: tuple[str, ...] = ()
 
@@ -320,6 +322,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
         )
 
+    log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise SettingsError("LOG_FORMAT", f"expected text or json, got {log_format!r}")
+    metrics_port = (
+        _int(env, "METRICS_PORT", 0, 0, 65535) if env.get("METRICS_PORT", "").strip() else None
+    )
+
     return Settings(
         slack_bot_token=Secret(bot_token),
         slack_signing_secret=Secret(signing_secret),
@@ -349,5 +358,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         command_duration=_float(env, "COMMAND_DURATION", 600.0, 1, 30 * 86400),
         bot_secret_key=Secret(secret_key_raw) if secret_key_raw else None,
         log_level=log_level,
+        log_format=log_format,
+        metrics_port=metrics_port,
         kiosk_org_units=_org_units(env, "KIOSK_ORG_UNITS"),
     )

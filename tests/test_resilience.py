@@ -244,7 +244,9 @@ def test_a_new_password_never_leaves_plaintext(tmp_path, sandbox, emu, claims, p
     env["GOOGLE_APPLICATION_CREDENTIALS"] = str(key_file)
     bot = processes(env)
     emu.bot_url = bot.url + "/slack/events"
-    device = claims.android(lambda d: d["managementMode"] == "DEVICE_OWNER")  # any API level takes it
+    device = claims.android(
+        lambda d: d["managementMode"] == "DEVICE_OWNER"
+    )  # any API level takes it
     # the way a person does it: the slash command, the modal, a submission carrying the password
     emu.slash_command(OPERATOR, f"reset-password {device['hardwareInfo']['serialNumber']}")
     view = wait_until(
