@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from bot.errors import DeviceBotError
 from bot.services import Services
@@ -88,11 +89,7 @@ def _run(check: Callable[[], object]) -> str | None:
         return exc.message
     except Exception as exc:
         log.warning("readiness check failed: %s", exc)
-        response = getattr(exc, "response", None)
-        error = (
-            response.get("error")
-            if isinstance(response, dict) or hasattr(response, "get")
-            else None
-        )
+        response: Any = getattr(exc, "response", None)
+        error = response.get("error") if hasattr(response, "get") else None
         return str(error or f"{type(exc).__name__}: {exc}")
     return result if isinstance(result, str) else None
