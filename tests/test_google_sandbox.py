@@ -294,7 +294,7 @@ def test_reenable_without_free_license(chrome: ChromeApi, google_sb: Any) -> Non
     disabled = chrome_ids(chrome, "DISABLED", 1)[0]
     fleet = google_sb.fleet
     saved = fleet.licenses
-    fleet.licenses = fleet.licenses_used() - 1  # a DISABLED device still holds its license
+    fleet.set_free_licenses(0)  # re-enabling a DISABLED device needs a free licence
     try:
         [result] = chrome.change_status([disabled], "REENABLE")
         assert isinstance(result.error, InsufficientLicenses), result.error

@@ -247,7 +247,7 @@ def test_state_machine_through_deprecated_action(sb: Sandbox, admin: Any) -> Non
 
 def test_reenable_without_a_free_license(sb: Sandbox, admin: Any) -> None:
     d = sb.fleet.chrome_by_status("DISABLED")
-    sb.fleet.licenses = sb.fleet.licenses_used() - 1
+    sb.fleet.set_free_licenses(0)
     with pytest.raises(HttpError) as exc:
         admin.chromeosdevices().action(
             customerId=CUSTOMER, resourceId=d["deviceId"], body={"action": "reenable"}

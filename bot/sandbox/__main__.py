@@ -27,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--command-delay", type=float, default=2.0, help="seconds until a device executes a command"
     )
+    parser.add_argument(
+        "--licenses",
+        type=int,
+        default=None,
+        help="Chrome licences in the pool (default: those in use + 2%%, at least 10)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     sb = Sandbox(
@@ -36,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         port=args.port,
         command_delay=args.command_delay,
+        licenses=args.licenses,
     ).start()
     print(
         f"sandbox Google serving {len(sb.fleet.chrome)} Chrome + {len(sb.fleet.android)} Android devices "

@@ -61,16 +61,19 @@ class ApiError(Exception):
         *,
         reason: str | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message or _DEFAULT_MESSAGE.get(status, "Error"))
         self.status = status
         self.message = message or _DEFAULT_MESSAGE.get(status, "Error")
         self.reason = reason or _STATUS.get(status, ("UNKNOWN", "backendError"))[1]
         self.headers = headers or {}
+        #: google.rpc error details (e.g. a BadRequest listing field violations)
+        self.details = details
 
     def body(self) -> dict[str, Any]:
         """The JSON error body Google sends for this error."""
-        return error_body(self.status, self.message, self.reason)
+        return error_body(self.status, self.message, self.reason, self.details)
 
 
 def status_name(status: int) -> str:
@@ -78,17 +81,23 @@ def status_name(status: int) -> str:
     return _STATUS.get(status, ("UNKNOWN", ""))[0]
 
 
-def error_body(status: int, message: str, reason: str | None = None) -> dict[str, Any]:
-    """Google's error envelope: code, message, errors[] (legacy) and status."""
+def error_body(
+    status: int,
+    message: str,
+    reason: str | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Google's error envelope: code, message, errors[] (legacy), status and details."""
     reason = reason or _STATUS.get(status, ("UNKNOWN", "backendError"))[1]
-    return {
-        "error": {
-            "code": status,
-            "message": message,
-            "errors": [{"message": message, "domain": "global", "reason": reason}],
-            "status": status_name(status),
-        }
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message,
+        "errors": [{"message": message, "domain": "global", "reason": reason}],
+        "status": status_name(status),
     }
+    if details:
+        error["details"] = details
+    return {"error": error}
 
 
 def rpc_status(name: str, message: str) -> dict[str, Any]:
@@ -154,6 +163,8 @@ class Request:
         self.path = path  # without the leading "/", percent-decoding left to the router
         self.query = query
         self.body = body
+        #: the JSON body once parsed (the schema check parses it first)
+        self.parsed: Any = None
 
     def param(self, name: str, default: str | None = None) -> str | None:
         """The first value of a query parameter."""
@@ -185,7 +196,7 @@ class Request:
         if not self.body.strip():
             return {}
         try:
-            value = json.loads(self.body)
+            value = self.parsed if self.parsed is not None else json.loads(self.body)
         except ValueError:
             raise ApiError(400, "Invalid JSON payload received.") from None
         if not isinstance(value, dict):

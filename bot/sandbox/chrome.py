@@ -2,7 +2,8 @@
 
 Rules follow the API reference: status changes (disable only ACTIVE, reenable only
 DISABLED, deprovision ACTIVE or DISABLED with a reason; anything else is `412 Illegal
-device state transition`; reenable with no free license is `412 Insufficient
+device state transition`; an ACTIVE device holds a licence, so disabling or
+deprovisioning frees one and reenabling with no free licence is `412 Insufficient
 licenses`), `maxResults` ≤ 300, ≤ 50 ids for `moveDevicesToOu` and
 `batchChangeStatus`. Commands walk PENDING → SENT_TO_CLIENT → ACKED_BY_CLIENT →
 EXECUTED_BY_CLIENT over `command_delay` seconds, or stay PENDING until they EXPIRE
@@ -20,6 +21,7 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
+from bot.google import discovery
 from bot.sandbox.api import ApiError, Request, Response, rfc3339, rpc_status
 from bot.sandbox.fleet import ChromeCommand, Fleet, Json
 from bot.sandbox.query import search
@@ -28,7 +30,7 @@ PREFIX = "admin/directory/v1/customer/"
 MAX_RESULTS = 300
 MAX_IDS = 50
 PATCHABLE = ("annotatedUser", "annotatedLocation", "annotatedAssetId", "notes", "orgUnitPath")
-ORDER_BY = ("annotatedLocation", "annotatedUser", "lastSync", "notes", "serialNumber", "status")
+ORDER_BY = discovery.enum(discovery.DIRECTORY, "chromeosdevices.list?orderBy")
 FULL_ONLY = frozenset(
     {
         "recentUsers",
@@ -48,41 +50,28 @@ FULL_ONLY = frozenset(
         "diskSpaceUsage",
     }
 )
-COMMAND_TYPES = (
-    "REBOOT",
-    "TAKE_A_SCREENSHOT",
-    "SET_VOLUME",
-    "WIPE_USERS",
-    "REMOTE_POWERWASH",
-    "DEVICE_START_CRD_SESSION",
-    "CAPTURE_LOGS",
-    "FETCH_CRD_AVAILABILITY_INFO",
-    "FETCH_SUPPORT_PACKET",
+#: names and enums from the discovery document (`bot.google.discovery`)
+COMMAND_TYPES = discovery.enum(
+    discovery.DIRECTORY, "DirectoryChromeosdevicesIssueCommandRequest.commandType"
 )
+_BATCH = "BatchChangeChromeOsDeviceStatusRequest"
 _BATCH_ACTIONS = {
-    "CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_DISABLE": "disable",
-    "CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_REENABLE": "reenable",
-    "CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_DEPROVISION": "deprovision",
+    value: value.removeprefix("CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_").lower()
+    for value in discovery.enum(
+        discovery.DIRECTORY, f"{_BATCH}.changeChromeOsDeviceStatusAction", unspecified=True
+    )
 }
-_REASONS = {
-    "DEPROVISION_REASON_SAME_MODEL_REPLACEMENT",
-    "DEPROVISION_REASON_UPGRADE",
-    "DEPROVISION_REASON_DOMAIN_MOVE",
-    "DEPROVISION_REASON_SERVICE_EXPIRATION",
-    "DEPROVISION_REASON_OTHER",
-    "DEPROVISION_REASON_DIFFERENT_MODEL_REPLACEMENT",
-    "DEPROVISION_REASON_RETIRING_DEVICE",
-    "DEPROVISION_REASON_UPGRADE_TRANSFER",
-    "DEPROVISION_REASON_NOT_REQUIRED",
-}
-# the deprecated `action` method's lower-case reasons
-_LEGACY_REASONS = {
-    "same_model_replacement": "DEPROVISION_REASON_SAME_MODEL_REPLACEMENT",
-    "different_model_replacement": "DEPROVISION_REASON_DIFFERENT_MODEL_REPLACEMENT",
-    "retiring_device": "DEPROVISION_REASON_RETIRING_DEVICE",
-    "upgrade_transfer": "DEPROVISION_REASON_UPGRADE_TRANSFER",
-    "not_required": "DEPROVISION_REASON_NOT_REQUIRED",
-    "other": "DEPROVISION_REASON_OTHER",
+#: "Can only be set by Repair Service Center during RMA" (its enum description)
+REPAIR_CENTER = "DEPROVISION_REASON_REPAIR_CENTER"
+#: the deprecated `action` method's reasons, as its reference page lists them
+LEGACY_REASONS = {
+    short: f"DEPROVISION_REASON_{short.upper()}"
+    for short in (
+        "different_model_replacement",
+        "retiring_device",
+        "same_model_replacement",
+        "upgrade_transfer",
+    )
 }
 ILLEGAL = "Illegal device state transition"
 NO_LICENSE = "Insufficient licenses"
@@ -290,7 +279,7 @@ def _move(fleet: Fleet, req: Request) -> Response:
             d["orgUnitPath"] = ou
             d["orgUnitId"] = fleet.org_units[ou]
             fleet.bump(d)
-    return Response(204)
+    return Response(200)  # the guide: "A successful request returns an HTTP 200 status code"
 
 
 # ------------------------------------------------------------------------------ status
@@ -306,7 +295,7 @@ def change_status(fleet: Fleet, d: Json, action: str, reason: str | None) -> Non
     elif action == "reenable":
         if status != "DISABLED":
             raise ApiError(412, ILLEGAL)
-        if fleet.licenses_used() > fleet.licenses:
+        if fleet.free_licenses() <= 0:  # re-enabling consumes a licence (the reference)
             raise ApiError(412, NO_LICENSE)
         fleet.set_chrome_status(d, "ACTIVE")
     elif action == "deprovision":
@@ -327,23 +316,23 @@ def _action(fleet: Fleet, req: Request, device_id: str) -> Response:
     reason = None
     if action == "deprovision":
         raw = body.get("deprovisionReason")
-        reason = _LEGACY_REASONS.get(str(raw).lower()) if raw else None
-        if reason is None and raw in _REASONS:
-            reason = raw
-        if reason is None:
-            if raw:
-                raise ApiError(400, f"Invalid Input: deprovisionReason {raw!r}")
+        if not raw:
             raise ApiError(400, "Missing required field: deprovisionReason", reason="required")
+        reason = LEGACY_REASONS.get(str(raw).lower())
+        if reason is None:
+            raise ApiError(400, f"Invalid Input: deprovisionReason {raw!r}")
     d = _device(fleet, device_id)
     change_status(fleet, d, action, reason)
-    return Response(204)
+    return Response(200)  # the reference: 200 with an empty body
 
 
 def _batch_change_status(fleet: Fleet, req: Request) -> Response:
     body = req.json()
     action = _BATCH_ACTIONS.get(str(body.get("changeChromeOsDeviceStatusAction") or ""))
-    if action is None:
-        raise ApiError(400, "Invalid value for changeChromeOsDeviceStatusAction")
+    if action is None or action == "unspecified":
+        raise ApiError(
+            400, "Missing required field: changeChromeOsDeviceStatusAction", reason="required"
+        )
     ids = body.get("deviceIds")
     if not isinstance(ids, list) or not ids:
         raise ApiError(400, "Missing required field: deviceIds", reason="required")
@@ -355,8 +344,10 @@ def _batch_change_status(fleet: Fleet, req: Request) -> Response:
     if action == "deprovision":
         if not reason or reason == "DEPROVISION_REASON_UNSPECIFIED":
             raise ApiError(400, "Missing required field: deprovisionReason", reason="required")
-        if reason not in _REASONS:
-            raise ApiError(400, f"Invalid value for deprovisionReason: {reason}")
+        if reason == REPAIR_CENTER:
+            raise ApiError(
+                400, f"Invalid value for deprovisionReason: {reason} (set only by a repair centre)"
+            )
     results: list[Json] = []
     for raw in ids:
         device_id = str(raw)

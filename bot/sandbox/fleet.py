@@ -30,7 +30,8 @@ Test helpers (all thread-safe; `ref` is a Chrome deviceId, an Android device nam
 - `set_fields(ref, fields)`: overwrite top-level fields of a device's JSON (e.g. with
   hostile text), keeping the serial / user / asset-id indexes right; returns the previous
   values, which `set_fields(ref, previous)` puts back (None removes a field).
-- `licenses`, `licenses_used()`: the Chrome license pool (ACTIVE + DISABLED use one).
+- `licenses`, `licenses_used()`, `free_licenses()`, `set_free_licenses(n)`: the Chrome
+  licence pool (an ACTIVE device uses one; re-enabling a DISABLED one needs a free one).
 - `add_org_unit(path)`, `org_units`.
 """
 
@@ -171,7 +172,9 @@ CHROME_STATUSES = (
     "UNKNOWN",
 )
 _CHROME_STATUS_WEIGHTS = (850, 40, 60, 20, 15, 3, 3, 4, 3, 2)
-LICENSED_STATUSES = frozenset({"ACTIVE", "DISABLED"})
+#: a Chrome device in these statuses holds a licence: the reference says re-enabling a
+#: disabled device consumes one, so disabling (and deprovisioning) gives it back
+LICENSED_STATUSES = frozenset({"ACTIVE"})
 
 DEPROVISION_REASONS = (
     "DEPROVISION_REASON_SAME_MODEL_REPLACEMENT",
@@ -680,8 +683,17 @@ class Fleet:
             bisect.insort(index, (new.lower(), device_id))
 
     def licenses_used(self) -> int:
-        """Chrome devices holding a license (ACTIVE + DISABLED)."""
+        """Chrome devices holding a licence (ACTIVE ones)."""
         return self._licensed
+
+    def free_licenses(self) -> int:
+        """Licences left in the pool (re-enabling a disabled device needs one)."""
+        return self.licenses - self._licensed
+
+    def set_free_licenses(self, free: int) -> None:
+        """Size the pool so that exactly `free` licences are left (0: re-enable → 412)."""
+        with self.lock:
+            self.licenses = self._licensed + max(0, free)
 
     def set_chrome_status(self, d: Json, status: str) -> None:
         """Change a Chrome device's status, keeping the license count and etag right."""

@@ -2,8 +2,13 @@
 
 Served with the standard library's ThreadingHTTPServer (HTTP/1.1 keep-alive, daemon
 threads). Every request: recorded in the log, delayed by `faults.latency`, matched
-against injected faults, then dispatched under the fleet lock (due command events are
-applied first by `Fleet.tick()`).
+against injected faults, checked against Google's discovery documents
+(`bot.sandbox.schema`: names, JSON types, enums, query parameters), then dispatched
+under the fleet lock (due command events are applied first by `Fleet.tick()`).
+
+Besides Google's paths the sandbox serves its own: `GET /` (what it serves),
+`GET sandbox/files/…` (command downloads) and the control interface
+`GET|POST sandbox/licenses` (`{"free": n}` or `{"total": n}`: the Chrome licence pool).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.sandbox import android, chrome
-from bot.sandbox.api import ApiError, Request, Response, error_body
+from bot.sandbox import android, chrome, schema
+from bot.sandbox.api import ApiError, Request, Response
 from bot.sandbox.fleet import Fleet
 
 log = logging.getLogger(__name__)
@@ -237,6 +242,8 @@ class App:
                     raise ApiError(404, "File not found.")
                 ctype = "image/png" if path.endswith(".png") else "application/octet-stream"
                 return 200, {"Content-Type": ctype}, content
+            # Google's front end checks names, types and enums before the method runs
+            req.parsed = schema.validate(method, path, req.query, body)
             with self.fleet.lock:
                 self.fleet.tick()
                 resp = self._route(req)
@@ -255,6 +262,8 @@ class App:
             return chrome.handle(self.fleet, req)
         if path.startswith(android.PREFIX):
             return android.handle(self.fleet, req)
+        if path == "sandbox/licenses":
+            return self._licenses(req)
         if path == "" and req.method == "GET":
             return Response(
                 200,
@@ -264,9 +273,32 @@ class App:
                     "enterprise": self.fleet.enterprise,
                     "chromeDevices": len(self.fleet.chrome),
                     "androidDevices": len(self.fleet.android),
+                    "licenses": self._licence_counts(),
                 },
             )
         raise ApiError(404, "The requested URL was not found on this server.")
+
+    def _licence_counts(self) -> dict[str, int]:
+        fleet = self.fleet
+        return {
+            "total": fleet.licenses,
+            "used": fleet.licenses_used(),
+            "free": fleet.free_licenses(),
+        }
+
+    def _licenses(self, req: Request) -> Response:
+        """Control interface: GET the Chrome licence pool; POST {"free": n} or {"total": n}."""
+        if req.method == "POST":
+            body = req.json()
+            if isinstance(body.get("free"), int) and not isinstance(body["free"], bool):
+                self.fleet.set_free_licenses(body["free"])
+            elif isinstance(body.get("total"), int) and not isinstance(body["total"], bool):
+                self.fleet.licenses = max(0, body["total"])
+            else:
+                raise ApiError(400, 'Expected {"free": n} or {"total": n} (integers).')
+        elif req.method != "GET":
+            raise ApiError(404, "Method not found.")
+        return Response(200, self._licence_counts())
 
     # -------------------------------------------------------------------------- batch
 
@@ -331,7 +363,7 @@ class App:
 
 def _render_error(e: ApiError) -> tuple[int, dict[str, str], bytes]:
     headers = {"Content-Type": "application/json; charset=UTF-8", **e.headers}
-    return e.status, headers, json.dumps(error_body(e.status, e.message, e.reason)).encode()
+    return e.status, headers, json.dumps(e.body()).encode()
 
 
 class _Handler(BaseHTTPRequestHandler):
