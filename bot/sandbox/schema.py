@@ -266,15 +266,18 @@ class _Checker:
 # ------------------------------------------------------------------------------ requests
 
 
+def check(api: tuple[str, str], name: str, value: Any, root: str = "") -> list[Violation]:
+    """Problems in `value` read as schema `name` of `api`, paths starting at `root`."""
+    doc = document(api)
+    checker = _Checker(doc)
+    checker.message(name, doc["schemas"][name], value, root)
+    return checker.errors
+
+
 def check_body(route: Route, body: Any) -> list[Violation]:
     """Problems in a parsed JSON request body for `route` (empty when it fits)."""
     ref = (route.spec.get("request") or {}).get("$ref")
-    if not ref:
-        return []
-    doc = document(route.api)
-    checker = _Checker(doc)
-    checker.message(ref, doc["schemas"][ref], body, route.body_root)
-    return checker.errors
+    return check(route.api, ref, body, route.body_root) if ref else []
 
 
 def _param_ok(prop: Doc, raw: str, *, case_insensitive: bool) -> bool:
