@@ -376,7 +376,10 @@ def test_amapi_accepts_what_the_documents_allow(sb: Sandbox) -> None:
         # RESET_PASSWORD_FLAG_UNSPECIFIED: "This value is ignored."
         {"type": "RESET_PASSWORD", "resetPasswordFlags": ["RESET_PASSWORD_FLAG_UNSPECIFIED"]},
         {"startLostModeParams": {"lostEmailAddress": "it@example.com"}},
-        {"type": "START_LOST_MODE", "startLostModeParams": {"lostMessage": {"defaultMessage": "x"}}},
+        {
+            "type": "START_LOST_MODE",
+            "startLostModeParams": {"lostMessage": {"defaultMessage": "x"}},
+        },
     ):
         status, out = raw(sb, "POST", path, body)
         assert status == 200, (body, out)
@@ -400,7 +403,7 @@ def test_directory_body_refusals(sb: Sandbox) -> None:
     assert refusal(sb, "POST", f"{base}/{did}:issueCommand", {"commandType": "SELF_DESTRUCT"}) == (
         "Invalid value at 'command_type' (TYPE_ENUM), \"SELF_DESTRUCT\""
     )
-    assert "Unknown name \"volume\": Cannot find field." in refusal(
+    assert 'Unknown name "volume": Cannot find field.' in refusal(
         sb, "POST", f"{base}/{did}:issueCommand", {"commandType": "SET_VOLUME", "volume": 5}
     )
     assert "'payload' (TYPE_STRING), Starting an object" in refusal(
@@ -456,7 +459,7 @@ def test_query_parameters_are_checked(sb: Sandbox) -> None:
     assert "'wipe_data_flags' (TYPE_ENUM), \"EVERYTHING\"" in refusal(
         sb, "DELETE", f"v1/{device}?wipeDataFlags=WIPE_ESIMS&wipeDataFlags=EVERYTHING"
     )
-    assert "Unknown name \"force\"" in refusal(sb, "DELETE", f"v1/{device}?force=true")
+    assert 'Unknown name "force"' in refusal(sb, "DELETE", f"v1/{device}?force=true")
     assert sb.fleet.android_get(device) is not None  # refused: not deleted
     status, _ = raw(sb, "GET", f"v1/{device}/operations?filter=done%3Dtrue&pageSize=5")
     assert status == 200
@@ -541,11 +544,15 @@ def test_validator_types() -> None:
         "Invalid value at 'x.total_ram' (TYPE_INT64), \"4 GB\""
     ]
     # maps (additionalProperties) check their values
-    assert not errors(amapi, "ClearAppsDataStatus", {"results": {"a.b": {"clearingResult": "SUCCESS"}}})
+    assert not errors(
+        amapi, "ClearAppsDataStatus", {"results": {"a.b": {"clearingResult": "SUCCESS"}}}
+    )
     assert errors(amapi, "ClearAppsDataStatus", {"results": {"a.b": {"clearingResult": "MAYBE"}}})
     # integers, booleans, timestamps
     assert errors(amapi, "Device", {"apiLevel": "thirty"})
-    assert not errors(amapi, "Device", {"apiLevel": 34, "lastStatusReportTime": "2024-05-01T12:00:00Z"})
+    assert not errors(
+        amapi, "Device", {"apiLevel": 34, "lastStatusReportTime": "2024-05-01T12:00:00Z"}
+    )
     assert errors(amapi, "Device", {"lastStatusReportTime": "yesterday"})
     assert errors(directory_api, "ChromeOsDevice", {"willAutoRenew": "yes"})
     # google-duration: seconds with up to nine decimals and an "s"
@@ -623,9 +630,11 @@ def test_reenable_with_no_free_licence_is_told_through_slack(direct: Any, claims
 @pytest.mark.xfail(reason=LOST_EMAIL_BUG, strict=False)
 def test_lost_mode_with_only_an_email_reaches_the_device(direct: Any, claims: Any) -> None:
     device = claims.android(
-        lambda d: d["ownership"] == "COMPANY_OWNED"
-        and d["managementMode"] == "DEVICE_OWNER"
-        and d["apiLevel"] >= 30
+        lambda d: (
+            d["ownership"] == "COMPANY_OWNED"
+            and d["managementMode"] == "DEVICE_OWNER"
+            and d["apiLevel"] >= 30
+        )
     )
     row = _run_modal(direct, f"lost {_serial(device)}", {"email": "it@example.com"})
     assert row["state"] == "succeeded", row["result"]
@@ -633,3 +642,32 @@ def test_lost_mode_with_only_an_email_reaches_the_device(direct: Any, claims: An
         o for o in direct.sandbox.fleet.operations.values() if o.device_name == device["name"]
     )
     assert op.command["startLostModeParams"] == {"lostEmailAddress": "it@example.com"}
+
+
+def test_names_the_bot_uses_are_the_documents_names() -> None:
+    """The bot's option lists and field names are members of the discovery documents' enums."""
+    from bot import catalog
+    from bot.google import chrome, discovery
+
+    batch = "BatchChangeChromeOsDeviceStatusRequest"
+    reasons = discovery.enum(discovery.DIRECTORY, f"{batch}.deprovisionReason")
+    for short in (*chrome.DEPROVISION_REASONS, *catalog.DEPROVISION_REASONS):
+        assert f"DEPROVISION_REASON_{short.upper()}" in reasons, short
+    assert set(catalog.RESET_PASSWORD_FLAGS) <= set(
+        discovery.enum(discovery.AMAPI, "Command.resetPasswordFlags")
+    )
+    assert set(catalog.WIPE_FLAGS) <= set(
+        discovery.enum(discovery.AMAPI, "WipeParams.wipeDataFlags")
+    )
+    assert set(catalog.ESIM_ACTIVATION_STATES) <= set(
+        discovery.enum(discovery.AMAPI, "AddEsimParams.activationState", unspecified=True)
+    )
+    documented = set(discovery.fields(discovery.DIRECTORY, "ChromeOsDevice"))
+    assert chrome.PATCHABLE_FIELDS.issubset(documented)
+    for spec in catalog.ACTIONS.values():
+        if spec.kind == "chrome_command":
+            assert spec.google in chrome.COMMAND_TYPES, spec.name
+        elif spec.kind == "android_command":
+            assert spec.google in discovery.enum(discovery.AMAPI, "Command.type"), spec.name
+        elif spec.kind == "status":
+            assert spec.google in chrome.STATUS_ACTIONS, spec.name

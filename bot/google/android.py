@@ -16,6 +16,7 @@ from googleapiclient.http import BatchHttpRequest
 
 from bot.blocks import esc
 from bot.errors import GoogleError, ValidationError
+from bot.google import discovery
 from bot.google.client import (
     Executor,
     Page,
@@ -29,21 +30,7 @@ DEFAULT_ROOT = "https://androidmanagement.googleapis.com/"
 MAX_PAGE_SIZE = 100  # devices.list: larger values are coerced to 100 by Google
 BATCH_LIMIT = 100  # sub-requests per batch HTTP request
 
-COMMAND_TYPES = frozenset(
-    {
-        "LOCK",
-        "RESET_PASSWORD",
-        "REBOOT",
-        "RELINQUISH_OWNERSHIP",
-        "CLEAR_APP_DATA",
-        "START_LOST_MODE",
-        "STOP_LOST_MODE",
-        "ADD_ESIM",
-        "REMOVE_ESIM",
-        "REQUEST_DEVICE_INFO",
-        "WIPE",
-    }
-)
+COMMAND_TYPES = frozenset(discovery.enum(discovery.AMAPI, "Command.type"))
 
 ANDROID_FORBIDDEN_HINT = (
     "Check that the service account may manage this enterprise: it needs the Android "

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from bot.blocks import esc
 from bot.errors import DeviceBotError, DeviceNotFound, GoogleError, OutcomeUnknown, ValidationError
+from bot.google import discovery
 from bot.google.client import DeviceResult, Executor, Page, ServiceFactory, map_rpc_status
 
 MAX_LIST_RESULTS = 300  # chromeosdevices.list maxResults
@@ -20,19 +21,25 @@ CHUNK = 50  # batchChangeStatus and moveDevicesToOu take at most 50 ids
 PATCHABLE_FIELDS = frozenset(
     {"annotatedUser", "annotatedLocation", "annotatedAssetId", "notes", "orgUnitPath"}
 )
-ORDER_BY = frozenset(
-    {"annotatedLocation", "annotatedUser", "lastSync", "notes", "serialNumber", "status"}
-)
-PROJECTIONS = frozenset({"BASIC", "FULL"})
-SORT_ORDERS = frozenset({"ASCENDING", "DESCENDING"})
+_LIST = "chromeosdevices.list"
+_BATCH = "BatchChangeChromeOsDeviceStatusRequest"
+ORDER_BY = frozenset(discovery.enum(discovery.DIRECTORY, f"{_LIST}?orderBy"))
+PROJECTIONS = frozenset(discovery.enum(discovery.DIRECTORY, f"{_LIST}?projection"))
+SORT_ORDERS = frozenset(discovery.enum(discovery.DIRECTORY, f"{_LIST}?sortOrder"))
 
 StatusAction = Literal["DISABLE", "REENABLE", "DEPROVISION"]
-STATUS_ACTIONS = ("DISABLE", "REENABLE", "DEPROVISION")
+_ACTION_PREFIX = "CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_"
+STATUS_ACTIONS = tuple(
+    v.removeprefix(_ACTION_PREFIX)
+    for v in discovery.enum(discovery.DIRECTORY, f"{_BATCH}.changeChromeOsDeviceStatusAction")
+)
 #: the status a device shows once a status action took effect
 STATUS_AFTER = {"DISABLE": "DISABLED", "REENABLE": "ACTIVE", "DEPROVISION": "DEPROVISIONED"}
 _VERBS = {"DISABLE": "disable", "REENABLE": "re-enable", "DEPROVISION": "deprovision"}
 
-#: the reasons an admin may give for deprovisioning (the legacy `action` spells them so)
+#: the reasons an admin may give for deprovisioning: the four the `action` reference lists
+#: (lower-case there); each is sent as batchChangeStatus's DEPROVISION_REASON_<upper>, a
+#: member of the discovery enum (tests/test_sandbox_schema.py checks)
 DEPROVISION_REASONS = (
     "different_model_replacement",
     "retiring_device",
@@ -41,17 +48,7 @@ DEPROVISION_REASONS = (
 )
 
 COMMAND_TYPES = frozenset(
-    {
-        "REBOOT",
-        "TAKE_A_SCREENSHOT",
-        "SET_VOLUME",
-        "WIPE_USERS",
-        "REMOTE_POWERWASH",
-        "DEVICE_START_CRD_SESSION",
-        "CAPTURE_LOGS",
-        "FETCH_CRD_AVAILABILITY_INFO",
-        "FETCH_SUPPORT_PACKET",
-    }
+    discovery.enum(discovery.DIRECTORY, "DirectoryChromeosdevicesIssueCommandRequest.commandType")
 )
 
 DIRECTORY_FORBIDDEN_HINT = (
@@ -251,7 +248,7 @@ class ChromeApi:
         for chunk in _chunks(_ids(device_ids), CHUNK):
             body = {
                 "deviceIds": chunk,
-                "changeChromeOsDeviceStatusAction": f"CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_{action}",
+                "changeChromeOsDeviceStatusAction": _ACTION_PREFIX + action,
                 **body_extra,
             }
             what = f"{verb} {_describe(chunk)}"

@@ -40,7 +40,7 @@ _BASE64 = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 #: discovery (type, format) → the proto type name Google writes in "Invalid value" messages
-_SCALAR_NAMES = {
+_SCALAR_NAMES: dict[tuple[Any, Any], str] = {
     ("string", None): "TYPE_STRING",
     ("string", "int64"): "TYPE_INT64",
     ("string", "uint64"): "TYPE_UINT64",
@@ -321,8 +321,7 @@ def check_params(
                 errors.append(
                     Violation(
                         snake(name),
-                        f"Invalid value at '{snake(name)}' ({_type_name(prop)}), "
-                        f"{json.dumps(raw)}",
+                        f"Invalid value at '{snake(name)}' ({_type_name(prop)}), {json.dumps(raw)}",
                     )
                 )
     for name, raw in path_params.items():
@@ -343,8 +342,10 @@ def parse_body(raw: bytes) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ApiError(400, f"Invalid JSON payload received. {exc.msg}.") from None
+    except ValueError:  # not UTF-8
+        raise ApiError(400, "Invalid JSON payload received.") from None
 
 
 def validate(http_method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
