@@ -18,8 +18,14 @@ error bodies, so unmodified googleapiclient code works against it::
 management mode, `set_never_ack`, `check_in`, `set_outcome`, `licenses`);
 `sb.faults` injects latency and errors (`bot.sandbox.server.Faults.add`); `sb.log`
 records every HTTP request as (method, path_with_query), batch parts in `sb.log.parts`.
-Rules and simplifications: `bot.sandbox.chrome`, `bot.sandbox.android`,
-`bot.sandbox.query`. `python -m bot.sandbox --port N` serves it in the foreground.
+Every request is first checked against Google's discovery documents bundled with
+googleapiclient (`bot.sandbox.schema`: field names, JSON types, enums, query
+parameters; 400 with Google's wording). Rules and simplifications:
+`bot.sandbox.chrome`, `bot.sandbox.android`, `bot.sandbox.query`; every rule that is
+our reading rather than a documented fact is listed, with its reason, in
+`bot/sandbox/ASSUMPTIONS.md`. The Chrome licence pool is set with `licenses=`,
+`sb.fleet.set_free_licenses(n)` or over HTTP (`POST sandbox/licenses {"free": n}`).
+`python -m bot.sandbox --port N` serves it in the foreground.
 """
 
 from __future__ import annotations
