@@ -29,6 +29,8 @@ A command-specific status other than SUCCESS(EDED) also ends in an Operation err
 (code 9). A command the device never acknowledges expires after its `duration`
 (default 600s): done with error code 4 (DEADLINE_EXCEEDED), no errorCode. A
 cancelled one: done with error code 1 (CANCELLED), no errorCode.
+The rules here that are our reading rather than documented fact are listed, with their
+reasons, in `bot/sandbox/ASSUMPTIONS.md`.
 """
 
 from __future__ import annotations
@@ -53,11 +55,9 @@ from bot.sandbox.fleet import PROTECTED_PACKAGES, AndroidOperation, Fleet, Json
 PREFIX = "v1/enterprises/"
 COMMAND_TYPE = "type.googleapis.com/google.android.devicemanagement.v1.Command"
 EMPTY_TYPE = "type.googleapis.com/google.protobuf.Empty"
-#: command types, `…Params` fields and flags, from the discovery document
-COMMAND_TYPES = discovery.enum(discovery.AMAPI, "Command.type")
+#: Command's `…Params` fields → their command type, from the discovery document (names,
+#: types and enum values of a Command are checked against it by `bot.sandbox.schema`)
 PARAMS = discovery.command_params()
-RESET_FLAGS = discovery.enum(discovery.AMAPI, "Command.resetPasswordFlags")
-WIPE_FLAGS = discovery.enum(discovery.AMAPI, "WipeParams.wipeDataFlags")
 _ERROR_RPC = {
     "API_LEVEL": (
         "FAILED_PRECONDITION",

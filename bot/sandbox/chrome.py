@@ -11,6 +11,8 @@ on a device set never to acknowledge. TAKE_A_SCREENSHOT adds to the device's
 `screenshotFiles`, CAPTURE_LOGS and FETCH_SUPPORT_PACKET to its `deviceFiles`
 (download links served by the sandbox); the command's `commandResultPayload` then
 carries `{"downloadUrl": …}` too.
+The rules here that are our reading rather than documented fact are listed, with their
+reasons, in `bot/sandbox/ASSUMPTIONS.md`.
 """
 
 from __future__ import annotations
