@@ -439,3 +439,56 @@ def test_check_in_updates_last_sync(sb: Sandbox, admin: Any) -> None:
     got = admin.chromeosdevices().get(customerId=CUSTOMER, deviceId=d["deviceId"]).execute()
     assert got["lastSync"] == "2025-01-01T00:00:00.000Z"
     assert got["lastKnownNetwork"] == [{"ipAddress": "10.1.2.3", "wanIpAddress": "198.51.100.7"}]
+
+
+def test_licence_pool_follows_the_reference(sb: Sandbox, admin: Any) -> None:
+    """An ACTIVE device holds a licence; disabling frees it; re-enabling takes one or is 412."""
+    cros = admin.customer().devices().chromeos()
+    first = sb.fleet.chrome_by_status("DISABLED")["deviceId"]
+    second = sb.fleet.chrome_by_status("DISABLED", skip=1)["deviceId"]
+    active = sb.fleet.chrome_by_status("ACTIVE")["deviceId"]
+
+    def status(device_id: str, action: str) -> dict[str, Any]:
+        out = cros.batchChangeStatus(
+            customerId=CUSTOMER,
+            body={
+                "deviceIds": [device_id],
+                "changeChromeOsDeviceStatusAction": f"CHANGE_CHROME_OS_DEVICE_STATUS_ACTION_{action}",
+            },
+        ).execute()
+        result: dict[str, Any] = out["changeChromeOsDeviceStatusResults"][0]
+        return result
+
+    sb.fleet.set_free_licenses(0)
+    used = sb.fleet.licenses_used()
+    refused = status(first, "REENABLE")
+    assert refused["error"] == {"code": 9, "message": "Insufficient licenses"}
+    assert status(active, "DISABLE") == {"deviceId": active, "response": {}}
+    assert sb.fleet.licenses_used() == used - 1 and sb.fleet.free_licenses() == 1
+    assert "response" in status(first, "REENABLE")  # takes the freed licence
+    assert sb.fleet.free_licenses() == 0
+    assert status(second, "REENABLE")["error"]["message"] == "Insufficient licenses"
+    assert sb.fleet.chrome[second]["status"] == "DISABLED"
+
+
+def test_licence_control_interface(sb: Sandbox) -> None:
+    url = sb.url + "sandbox/licenses"
+
+    def call(body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+        try:
+            with urllib.request.urlopen(req) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    status, pool = call()
+    assert status == 200 and pool["free"] == pool["total"] - pool["used"] > 0
+    status, pool = call({"free": 0})
+    assert status == 200 and pool["free"] == 0 and sb.fleet.free_licenses() == 0
+    status, pool = call({"total": pool["used"] + 3})
+    assert status == 200 and pool["free"] == 3
+    status, err = call({"free": "lots"})
+    assert status == 400 and "free" in err["error"]["message"]
+    assert sb.fleet.free_licenses() == 3
