@@ -336,8 +336,9 @@ def test_amapi_body_refusals_use_googles_words(sb: Sandbox) -> None:
         path,
         {"type": "RESET_PASSWORD", "resetPasswordFlags": ["LOCK_NOW", "LOCK_LATER"]},
     )
-    assert "'command.duration' (type.googleapis.com/google.protobuf.Duration)" in refusal(
-        sb, "POST", path, {"type": "LOCK", "duration": "1e+06s"}
+    assert refusal(sb, "POST", path, {"type": "LOCK", "duration": "1e+06s"}) == (
+        "Invalid value at 'command.duration' (type.googleapis.com/google.protobuf.Duration), "
+        "Field 'duration', Invalid duration format, failed to parse seconds"
     )
     assert "'command.new_password' (TYPE_STRING), 123456" in refusal(
         sb, "POST", path, {"type": "RESET_PASSWORD", "newPassword": 123456}
@@ -345,8 +346,14 @@ def test_amapi_body_refusals_use_googles_words(sb: Sandbox) -> None:
     assert "'command.wipe_params.wipe_data_flags' (TYPE_ENUM)" in refusal(
         sb, "POST", path, {"wipeParams": {"wipeDataFlags": "WIPE_ESIMS"}}
     )
-    assert "'command.clear_apps_data_params' (TYPE_MESSAGE)" in refusal(
-        sb, "POST", path, {"clearAppsDataParams": ["com.example"]}
+    assert refusal(sb, "POST", path, {"clearAppsDataParams": ["com.example"]}) == (
+        'Invalid JSON payload received. Unknown name "clearAppsDataParams" at '
+        "'command': Proto field is not repeating, cannot start list."
+    )
+    assert refusal(sb, "POST", path, {"clearAppsDataParams": "com.example"}) == (
+        "Invalid value at 'command.clear_apps_data_params' "
+        "(type.googleapis.com/google.android.devicemanagement.v1.ClearAppsDataParams), "
+        '"com.example"'
     )
     # every problem is listed, one per line, with a BadRequest detail per problem
     status, out = raw(sb, "POST", path, {"type": "NOPE", "a": 1, "duration": 5})

@@ -143,8 +143,6 @@ def match(http_method: str, path: str) -> tuple[Route, dict[str, str]] | None:
 def _render(value: Any) -> str:
     if isinstance(value, dict):
         return "Starting an object on a scalar field"
-    if isinstance(value, list):
-        return "Proto field is not repeating, cannot start list."
     return json.dumps(value)
 
 
@@ -154,19 +152,38 @@ def _type_name(prop: Doc) -> str:
     return _SCALAR_NAMES.get((prop.get("type"), prop.get("format")), "TYPE_STRING")
 
 
+#: proto packages, for the type URL Google names a message by in its errors
+_PACKAGES = {AMAPI: "google.android.devicemanagement.v1"}
+
+
 class _Checker:
     """Walks one JSON value against one discovery document's schemas."""
 
-    def __init__(self, doc: Doc) -> None:
-        self.doc = doc
+    def __init__(self, api: tuple[str, str]) -> None:
+        self.doc = document(api)
+        self.package = _PACKAGES.get(api)
         self.errors: list[Violation] = []
 
-    def invalid(self, path: str, prop: Doc, value: Any) -> None:
-        self.errors.append(
-            Violation(path, f"Invalid value at '{path}' ({_type_name(prop)}), {_render(value)}")
-        )
+    def add(self, path: str, message: str) -> None:
+        self.errors.append(Violation(path, message))
 
-    def value(self, prop: Doc, value: Any, path: str) -> None:
+    def invalid(self, path: str, prop: Doc, value: Any, key: str = "") -> None:
+        tail = _render(value)
+        fmt = prop.get("format")
+        if isinstance(value, str) and fmt == "google-duration":
+            tail = f"Field '{key}', " + (
+                "Invalid duration format, failed to parse seconds"
+                if value.endswith("s")
+                else "Illegal duration format; duration must end with 's'"
+            )
+        elif isinstance(value, str) and fmt == "google-datetime":
+            tail = (
+                f"Field '{key}', Illegal timestamp format; timestamps must end with 'Z' "
+                "or have a valid timezone offset."
+            )
+        self.add(path, f"Invalid value at '{path}' ({_type_name(prop)}), {tail}")
+
+    def value(self, prop: Doc, value: Any, path: str, key: str = "") -> None:
         if value is None:  # proto JSON: null means "the default"
             return
         if "$ref" in prop:
@@ -179,51 +196,54 @@ class _Checker:
             self.object(prop, value, path, prop.get("id", ""))
             return
         if kind == "array":
+            items = prop.get("items", {})
             if not isinstance(value, list):
-                self.invalid(path, prop.get("items", {}), value)
+                self.invalid(path, items, value, key)
                 return
             for i, item in enumerate(value):
                 if item is None:
-                    self.invalid(f"{path}[{i}]", prop.get("items", {}), item)
+                    self.invalid(f"{path}[{i}]", items, item, key)
                 else:
-                    self.value(prop.get("items", {}), item, f"{path}[{i}]")
+                    self.value(items, item, f"{path}[{i}]", key)
             return
-        self.scalar(prop, value, path)
+        self.scalar(prop, value, path, key)
 
     def message(self, name: str, schema: Doc, value: Any, path: str) -> None:
         if not isinstance(value, dict):
-            self.errors.append(
-                Violation(path, f"Invalid value at '{path}' (TYPE_MESSAGE), {json.dumps(value)}")
-            )
+            kind = f"type.googleapis.com/{self.package}.{name}" if self.package else "TYPE_MESSAGE"
+            self.add(path, f"Invalid value at '{path}' ({kind}), {json.dumps(value)}")
             return
         self.object(schema, value, path, name)
 
     def object(self, schema: Doc, value: Any, path: str, name: str) -> None:
         if not isinstance(value, dict):
-            self.errors.append(
-                Violation(path, f"Invalid value at '{path}' (TYPE_MESSAGE), {json.dumps(value)}")
-            )
+            self.add(path, f"Invalid value at '{path}' (TYPE_MESSAGE), {json.dumps(value)}")
             return
         props: dict[str, Doc] = schema.get("properties", {})
         extra = schema.get("additionalProperties")
         if not props and extra is None:
             return  # a free-form object (google.protobuf.Struct)
+        where = f" at '{path}'" if path else ""
         for key, item in value.items():
-            if key in props:
-                self.value(props[key], item, f"{path}.{snake(key)}" if path else snake(key))
-            elif extra is not None:
-                self.value(extra, item, f"{path}[{json.dumps(key)}]")
-            else:
-                where = f" at '{path}'" if path else ""
-                self.errors.append(
-                    Violation(
-                        path,
-                        f'Invalid JSON payload received. Unknown name "{key}"{where}: '
-                        "Cannot find field.",
-                    )
+            prop = props.get(key, extra)
+            if prop is None:
+                self.add(
+                    path,
+                    f'Invalid JSON payload received. Unknown name "{key}"{where}: '
+                    "Cannot find field.",
                 )
+            elif isinstance(item, list) and prop.get("type") not in ("array", "any"):
+                self.add(
+                    path,
+                    f'Invalid JSON payload received. Unknown name "{key}"{where}: '
+                    "Proto field is not repeating, cannot start list.",
+                )
+            elif key in props:
+                self.value(prop, item, f"{path}.{snake(key)}" if path else snake(key), key)
+            else:
+                self.value(prop, item, f"{path}[{json.dumps(key)}]", key)
 
-    def scalar(self, prop: Doc, value: Any, path: str) -> None:
+    def scalar(self, prop: Doc, value: Any, path: str, key: str) -> None:
         kind, fmt = prop.get("type"), prop.get("format")
         ok: bool
         if kind == "boolean":
@@ -260,7 +280,7 @@ class _Checker:
         else:
             ok = True
         if not ok:
-            self.invalid(path, prop, value)
+            self.invalid(path, prop, value, key)
 
 
 # ------------------------------------------------------------------------------ requests
@@ -268,9 +288,8 @@ class _Checker:
 
 def check(api: tuple[str, str], name: str, value: Any, root: str = "") -> list[Violation]:
     """Problems in `value` read as schema `name` of `api`, paths starting at `root`."""
-    doc = document(api)
-    checker = _Checker(doc)
-    checker.message(name, doc["schemas"][name], value, root)
+    checker = _Checker(api)
+    checker.message(name, checker.doc["schemas"][name], value, root)
     return checker.errors
 
 
