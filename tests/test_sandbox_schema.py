@@ -279,11 +279,6 @@ def test_android_responses_fit_the_schema(sb: Sandbox) -> None:
 
 # ---- requests: the sandbox refuses what Google's discovery documents do not allow ----------
 
-LOST_EMAIL_BUG = (
-    "bot bug (issue 10 item 4): bot/catalog.py sends startLostModeParams.lostEmailAddress as a "
-    'UserFacingMessage {"defaultMessage": …}; the discovery document types it as a string'
-)
-
 
 def raw(sb: Sandbox, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
     """One HTTP request to the sandbox without googleapiclient (which checks enums itself)."""
@@ -634,8 +629,8 @@ def test_reenable_with_no_free_licence_is_told_through_slack(direct: Any, claims
     assert direct.sandbox.fleet.chrome[device["deviceId"]]["status"] == "ACTIVE"
 
 
-@pytest.mark.xfail(reason=LOST_EMAIL_BUG, strict=False)
 def test_lost_mode_with_only_an_email_reaches_the_device(direct: Any, claims: Any) -> None:
+    """The email address travels as the plain string the discovery document types it as."""
     device = claims.android(
         lambda d: (
             d["ownership"] == "COMPANY_OWNED"
