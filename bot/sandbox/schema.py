@@ -126,11 +126,14 @@ def routes() -> tuple[Route, ...]:
     return tuple(found)
 
 
+@functools.cache
+def _routes_for(http_method: str) -> tuple[Route, ...]:
+    return tuple(r for r in routes() if r.http_method == http_method)
+
+
 def match(http_method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     """The discovery method serving `http_method path` (path without the leading '/')."""
-    for route in routes():
-        if route.http_method != http_method:
-            continue
+    for route in _routes_for(http_method):
         m = route.pattern.match(path)
         if m:
             return route, {k: unquote(v) for k, v in m.groupdict().items()}
