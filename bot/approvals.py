@@ -185,7 +185,7 @@ def transition(
     marks = ",".join("?" * len(from_states))
     with svc.store.transaction() as db:
         row = db.execute(
-            f"SELECT state, platform, device_ids FROM requests WHERE id = ? AND state IN ({marks})",
+            f"SELECT state, platform, device_ids, action FROM requests WHERE id = ? AND state IN ({marks})",
             [request_id, *from_states],
         ).fetchone()
         if row is None:
@@ -205,6 +205,7 @@ def transition(
             from_state=row[0],
             to_state=to_state,
             detail={**(detail or {}), **({"devices": device_ids} if len(device_ids) > 1 else {})},
+            anchor=catalog.action_for(row[3], row[1]).destructive,
         )
     if to_state in FINAL:
         svc.secrets.forget(request_id)
@@ -276,6 +277,7 @@ def submit(svc: Services, new: NewRequest) -> str:
                 "needs_approval": needs,
                 **({"devices": device_ids} if len(device_ids) > 1 else {}),
             },
+            anchor=spec.destructive,
         )
     request = load(svc, request_id)
     _post_requester_message(svc, request)
