@@ -180,6 +180,12 @@ def m002_keyed_audit_chain(db: sqlite_utils.Database) -> None:
         )
 
 
+@migrations()
+def m003_secret_holder(db: sqlite_utils.Database) -> None:
+    """Without BOT_SECRET_KEY a new password lives in one process's memory: which one."""
+    db.execute("ALTER TABLE requests ADD COLUMN secret_holder TEXT")
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 
 
