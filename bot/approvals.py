@@ -598,8 +598,8 @@ def _preflight(svc: Services, request: Request) -> None:
 
 
 def _secret(svc: Services, request: Request) -> dict[str, Any] | None:
-    if not request.spec.secret_fields():
-        return None
+    if not request.spec.secret_fields() or request.params.get("clear_password"):
+        return None  # clearing the password is a parameter the approver saw, not a secret
     row = (
         svc.store.db().execute("SELECT secret FROM requests WHERE id = ?", [request.id]).fetchone()
     )
