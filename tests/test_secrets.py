@@ -12,11 +12,26 @@ from typing import Any
 
 import pytest
 from conftest import APPROVALS, APPROVER1, OPERATOR, flatten, start_bot, wait_until
-from test_approvals import approval_message, request_row, submit, wait_state
-from test_resilience import process_env, processes, state_of  # noqa: F401 (fixture)
+from test_approvals import request_row, submit, wait_state
+from test_resilience import BotProcess, process_env, state_of
 
 from bot import approvals, ids
 from bot.secrets_box import SALT_KEY, SecretBox
+
+
+@pytest.fixture
+def processes() -> Any:
+    """`python -m bot` child processes on a shared database, stopped after the test."""
+    started: list[BotProcess] = []
+
+    def start(env: dict[str, str]) -> BotProcess:
+        started.append(BotProcess(env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()
+
 
 FERNET_TOKEN = re.compile(rb"gAAAAA[0-9A-Za-z_=-]{20,}")
 
