@@ -215,9 +215,11 @@ def transition(
     if to_state in FINAL:
         svc.secrets.forget(request_id)
         if row[4] and not svc.store.erase_freed():
-            log.error(
-                "request %s: the erased secret may linger in the -wal until the next checkpoint",
-                request_id,
+            svc.store.db().execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('erase_pending', '1')"
+            )
+            log.warning(
+                "request %s: readers kept the -wal busy; its erasure is retried", request_id
             )
     return True
 
@@ -434,6 +436,14 @@ def _elsewhere(svc: Services, request: Request) -> str | None:
     if holder is None or holder == svc.extras.get("owner"):
         return None
     return holder if process_alive(svc.store, holder, svc.clock()) else None
+
+
+def erase_pending(svc: Services) -> bool:
+    """The job that finishes an erasure readers kept from completing (see `transition`)."""
+    if svc.store.meta("erase_pending") is None or not svc.store.erase_freed():
+        return False
+    svc.store.db().execute("DELETE FROM meta WHERE key = 'erase_pending'")
+    return True
 
 
 def run_held(svc: Services) -> int:

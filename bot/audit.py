@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from bot.blocks import context, section
 from bot.settings import SettingsError
 from bot.store import Store, utcnow
 
@@ -273,6 +275,77 @@ def anchor_head(store: Store, *, force: bool = False) -> Anchor | None:
         except Exception:
             log.exception("an audit anchor listener failed")
     return anchor
+
+
+class SlackAnchors:
+    """Posts the chain's head into the approval channel's thread of the day: a second copy
+    outside the database, which the people approving see. Posts are made off the request
+    path, one at a time; when heads come faster, only the latest is posted."""
+
+    def __init__(self, svc: Any, channel: str) -> None:
+        self.svc = svc
+        self.channel = channel
+        self._lock = threading.Lock()
+        self._pending: Anchor | None = None
+        self._posting = False
+
+    def __call__(self, anchor: Anchor) -> None:
+        with self._lock:
+            if self._pending is None or anchor.seq >= self._pending.seq:
+                self._pending = anchor
+            if self._posting:
+                return
+            self._posting = True
+        try:
+            self.svc.executor.submit(self._drain)
+        except RuntimeError:  # shutting down: the file has the anchor
+            with self._lock:
+                self._posting = False
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                anchor, self._pending = self._pending, None
+                if anchor is None:
+                    self._posting = False
+                    return
+            try:
+                self._post(anchor)
+            except Exception:
+                log.exception("could not post the audit anchor to %s", self.channel)
+
+    def _post(self, anchor: Anchor) -> None:
+        store, out = self.svc.store, self.svc.out
+        day = anchor.at[:10]
+        key = f"audit_anchor_thread:{day}"
+        ts = store.meta(key)
+        if ts is None:
+            text, blocks = anchor_thread_message(day)
+            posted = out.post(self.channel, text, blocks)
+            store.meta_default(key, posted)  # another process may have started one first
+            ts = store.meta(key)
+        text, blocks = anchor_message(anchor)
+        out.post(self.channel, text, blocks, thread_ts=ts)
+
+
+def anchor_thread_message(day: str) -> tuple[str, list[dict[str, Any]]]:
+    """The parent of a day's anchors."""
+    text = f"Audit log anchors of {day}"
+    return text, [
+        section(f"*{text}*"),
+        context(
+            "The audit log's latest event and its MAC, kept outside the bot's database. If a"
+            " later `python -m bot audit --verify` disagrees with these, the log was tampered with."
+        ),
+    ]
+
+
+def anchor_message(anchor: Anchor) -> tuple[str, list[dict[str, Any]]]:
+    text = f"Audit log head: event {anchor.seq}, MAC {anchor.hash}"
+    return text, [
+        section(f"Audit log head: event *{anchor.seq}*\n`{anchor.hash}`"),
+        context(f"anchored {anchor.at} · anchor MAC `{anchor.mac}`"),
+    ]
 
 
 def anchor_job(svc: Any) -> None:

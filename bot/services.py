@@ -117,7 +117,7 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     gate = AckGate()
     executor = GatedExecutor(gate, max_workers=128, thread_name_prefix="device-bot-work")
     client = WebClient(token=settings.slack_bot_token.get(), base_url=settings.slack_api_url)
-    return Services(
+    svc = Services(
         settings=settings,
         store=store,
         google=google,
@@ -132,3 +132,8 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
         sandbox=sandbox,
         owns_sandbox=owns_sandbox,
     )
+    if settings.approval_channel and settings.approval_required:
+        from bot.audit import SlackAnchors
+
+        store.anchor_listeners.append(SlackAnchors(svc, settings.approval_channel))
+    return svc

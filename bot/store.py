@@ -288,7 +288,7 @@ class Store:
         assert stored is not None
         return stored
 
-    def erase_freed(self, attempts: int = 3) -> bool:
+    def erase_freed(self, attempts: int = 1) -> bool:
         """Make erased data unrecoverable from the files: secure_delete zeroes freed space
         in the pages, and a TRUNCATE checkpoint copies the last version of every page into
         the database and empties the -wal, where older versions (a secret before it was

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APPROVER1, wait_until
+from conftest import APPROVALS, APPROVER1, flatten, wait_until
 from test_approvals import approval_message, submit, wait_state
 
 from bot import audit, ids
@@ -240,6 +240,22 @@ def test_a_destructive_request_anchors_its_events_end_to_end(tmp_path, sandbox, 
             lambda: anchors.exists() and f'"seq": {final["seq"]}' in anchors.read_text(),
             10,
             "the final event of the disable to be anchored",
+        )
+        # … and the same head in the approval channel's thread of the day
+        parent = wait_until(
+            lambda: next(
+                (m for m in emu.messages(APPROVALS) if "Audit log anchors of" in flatten(m)), None
+            ),
+            10,
+            "the thread of the day's anchors",
+        )
+        wait_until(
+            lambda: any(
+                final["hash"] in flatten(m) and f"event *{final['seq']}*" in flatten(m)
+                for m in emu.messages(APPROVALS, thread_ts=parent["ts"])
+            ),
+            10,
+            "the final head posted in the thread",
         )
         path = Path(bot.env["DATABASE_PATH"])
     finally:
