@@ -82,14 +82,15 @@ def open_store(settings: Settings) -> Store:
         create=True,
     )
     store = Store(settings.database_path, audit_key=key, anchor_file=settings.audit_anchor_file)
-    if settings.audit_key is None and not settings.sandbox:
+    production = not settings.sandbox and not settings.google_api_endpoint  # Google itself
+    if settings.audit_key is None and production:
         log.warning(
             "AUDIT_KEY is not set: the audit chain is keyed with the generated file %s beside the"
             " database; whoever can read it can rewrite the log undetected. Set AUDIT_KEY (its"
             " content, to keep this chain) and keep the key off this machine",
             audit.key_file_for(settings.database_path),
         )
-    if settings.audit_anchor_file is None and not settings.sandbox:
+    if settings.audit_anchor_file is None and production:
         log.warning(
             "AUDIT_ANCHOR_FILE is not set: the audit chain is anchored in %s beside the database;"
             " name a file on other, append-only storage",
@@ -100,6 +101,7 @@ def open_store(settings: Settings) -> Store:
 
 def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     """Wire the dependencies; starts the in-process sandbox Google if asked to."""
+    store = open_store(settings)  # first: a wrong audit key stops start-up before anything runs
     endpoint = settings.google_api_endpoint
     owns_sandbox = False
     if settings.sandbox and sandbox is None and not endpoint:
@@ -111,7 +113,6 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     if sandbox is not None:
         endpoint = sandbox.url
     google = GoogleClients.from_settings(settings, endpoint=endpoint)
-    store = open_store(settings)
     # I/O-bound Google calls and index reads (leaf tasks only, see DeviceDirectory): sized so
     # that a burst of look-ups against a slow Google runs at once rather than in waves.
     gate = AckGate()

@@ -267,3 +267,47 @@ def test_a_destructive_request_anchors_its_events_end_to_end(tmp_path, sandbox, 
     attacker(path, f"UPDATE sqlite_sequence SET seq = {first - 1} WHERE name = 'audit_events'")
     broken = cli(path, "--anchors", str(anchors))
     assert broken.returncode == 1 and "are missing" in broken.stderr
+
+
+def test_production_without_audit_settings_says_so_at_start_up(tmp_path, caplog):
+    from bot.services import open_store
+    from bot.settings import load_settings
+
+    env = {
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "APPROVAL_REQUIRED": "none",
+        "DATABASE_PATH": str(tmp_path / "prod.db"),
+    }
+    with caplog.at_level("WARNING"):
+        open_store(load_settings(env)).close()
+    assert "AUDIT_KEY is not set" in caplog.text and "AUDIT_ANCHOR_FILE is not set" in caplog.text
+    assert audit.key_file_for(tmp_path / "prod.db").stat().st_mode & 0o077 == 0  # owner only
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        open_store(
+            load_settings(
+                {
+                    **env,
+                    "DATABASE_PATH": str(tmp_path / "prod2.db"),
+                    "AUDIT_KEY": KEY,
+                    "AUDIT_ANCHOR_FILE": str(tmp_path / "a"),
+                }
+            )
+        ).close()
+    assert "AUDIT_KEY is not set" not in caplog.text
+
+
+def test_python_m_bot_refuses_another_audit_key_in_one_line(tmp_path):
+    from conftest import base_env
+
+    path = tmp_path / "bot.db"
+    keyed_store(path).close()
+    env = base_env(str(path), "http://127.0.0.1:9/api/", AUDIT_KEY="a-different-key-" * 3)
+    env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+    result = subprocess.run(
+        [sys.executable, "-m", "bot"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "AUDIT_KEY" in lines[0] and "another key" in lines[0], lines
