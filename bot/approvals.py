@@ -288,29 +288,33 @@ def submit(svc: Services, new: NewRequest) -> str:
                     "request id %s is taken (attempt %d); drawing another", request_id, attempt + 1
                 )
                 continue
-            if new.secret:  # only now that the row is ours: never onto another request
-                sealed = svc.secrets.seal(request_id, new.secret)
-                db.execute(
-                    "UPDATE requests SET secret = ?, secret_holder = ? WHERE id = ?",
-                    [sealed, owner if sealed is None else None, request_id],
+            try:
+                if new.secret:  # only now that the row is ours: never onto another request
+                    sealed = svc.secrets.seal(request_id, new.secret)
+                    db.execute(
+                        "UPDATE requests SET secret = ?, secret_holder = ? WHERE id = ?",
+                        [sealed, owner if sealed is None else None, request_id],
+                    )
+                audit.record(
+                    svc.store,
+                    actor=new.requester,
+                    event="requested",
+                    request_id=request_id,
+                    platform=new.platform,
+                    device_id=device_ids[0] if len(device_ids) == 1 else None,
+                    to_state=PENDING if needs else APPROVED,
+                    detail={
+                        "action": new.action,
+                        "params": new.params,
+                        "reason": new.reason,
+                        "needs_approval": needs,
+                        **({"devices": device_ids} if len(device_ids) > 1 else {}),
+                    },
+                    anchor=spec.destructive,
                 )
-            audit.record(
-                svc.store,
-                actor=new.requester,
-                event="requested",
-                request_id=request_id,
-                platform=new.platform,
-                device_id=device_ids[0] if len(device_ids) == 1 else None,
-                to_state=PENDING if needs else APPROVED,
-                detail={
-                    "action": new.action,
-                    "params": new.params,
-                    "reason": new.reason,
-                    "needs_approval": needs,
-                    **({"devices": device_ids} if len(device_ids) > 1 else {}),
-                },
-                anchor=spec.destructive,
-            )
+            except BaseException:
+                svc.secrets.forget(request_id)  # the row is rolled back: so is the secret
+                raise
         break
     else:
         raise Conflict("Could not give the request an id; try again.")
@@ -435,7 +439,7 @@ def _elsewhere(svc: Services, request: Request) -> str | None:
     holder = request.secret_holder
     if holder is None or holder == svc.extras.get("owner"):
         return None
-    return holder if process_alive(svc.store, holder, svc.clock()) else None
+    return holder if process_alive(svc.store, holder) else None  # heartbeats: real time
 
 
 def erase_pending(svc: Services) -> bool:
