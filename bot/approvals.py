@@ -617,7 +617,13 @@ def _secret(svc: Services, request: Request) -> dict[str, Any] | None:
     row = (
         svc.store.db().execute("SELECT secret FROM requests WHERE id = ?", [request.id]).fetchone()
     )
-    opened = svc.secrets.open(request.id, row[0] if row else None)
+    sealed = row[0] if row else None
+    opened = svc.secrets.open(request.id, sealed)
+    if opened is None and sealed is not None:
+        raise ValidationError(
+            "The new password is no longer held: it was sealed with a BOT_SECRET_KEY this bot process"
+            " does not have (every process on the database needs the same key); ask again."
+        )
     if opened is None:
         raise ValidationError(
             "The new password is no longer held (the bot restarted without BOT_SECRET_KEY); ask again."

@@ -228,3 +228,23 @@ def test_without_a_key_a_request_approved_on_the_other_process_runs_where_its_se
     assert executor.split(":")[1] == str(holder.proc.pid)  # ran in the process holding it
     thread = "\n".join(flatten(m) for m in emu.messages(APPROVALS, thread_ts=message["ts"]))
     assert "no longer held" not in thread
+
+
+def test_a_password_sealed_with_another_key_fails_saying_so(tmp_path, sandbox, emu, claims):
+    db = str(tmp_path / "keys.db")
+    _, serial = android_serial(claims)
+    bot = start_bot(tmp_path, sandbox, emu, DATABASE_PATH=db, BOT_SECRET_KEY="first-key-0123456789")
+    try:
+        request_id = submit(bot, "reset-password", serial, {}, secret={"new_password": "Pw-1234-x"})
+    finally:
+        bot.server.stop()
+    bot = start_bot(tmp_path, sandbox, emu, DATABASE_PATH=db, BOT_SECRET_KEY="other-key-0123456789")
+    try:
+        message = next(m for m in emu.messages(APPROVALS) if request_id in flatten(m))
+        bot.sandbox.log.clear()
+        emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
+        row = wait_state(bot, request_id, "failed")
+        assert "every process on the database needs the same key" in row["result"]
+        assert bot.sandbox.log.count(method="POST") == 0
+    finally:
+        bot.server.stop()
