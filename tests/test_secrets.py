@@ -248,3 +248,28 @@ def test_a_password_sealed_with_another_key_fails_saying_so(tmp_path, sandbox, e
         assert bot.sandbox.log.count(method="POST") == 0
     finally:
         bot.server.stop()
+
+
+def test_an_erasure_a_reader_held_up_is_finished_by_the_job(tmp_path):
+    from types import SimpleNamespace
+
+    from bot.store import Store
+
+    store = Store(tmp_path / "e.db")
+    sealed = b"gAAAAA-not-really-a-token-but-secret-bytes" * 4
+    store.db().execute("INSERT INTO meta(key, value) VALUES ('sealed', ?)", [sealed])
+    reader = sqlite3.connect(tmp_path / "e.db", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM meta").fetchone()  # holds the old snapshot
+    store.db().execute("DELETE FROM meta WHERE key = 'sealed'")
+    store.db().execute("PRAGMA busy_timeout = 100")
+    assert not store.erase_freed()  # what `transition` meets: it flags the erasure as pending
+    store.db().execute("INSERT INTO meta(key, value) VALUES ('erase_pending', '1')")
+    svc = SimpleNamespace(store=store)
+    assert not approvals.erase_pending(svc)  # still held up
+    assert any(sealed in p.read_bytes() for p in tmp_path.iterdir())
+    reader.execute("COMMIT")
+    reader.close()
+    assert approvals.erase_pending(svc)
+    assert store.meta("erase_pending") is None
+    assert not [p.name for p in tmp_path.iterdir() if sealed in p.read_bytes()]
