@@ -134,20 +134,18 @@ class AuditKeyMismatch(SettingsError):
 
 
 def adopt_key(store: Store) -> None:
-    """At start-up: the key must be the one the chain uses; seal where unkeyed events end."""
+    """At start-up: the key must be the one the chain was written with."""
     key = store.audit_key
     assert key is not None
-    with store.transaction():
-        if store.meta_default("audit_key_check", key.check) != key.check:
-            raise AuditKeyMismatch(key)
-        legacy = store.meta("audit_legacy")
-        if legacy is not None:
-            boundary = json.loads(legacy)
-            if "mac" not in boundary:
-                boundary["mac"] = key.mac(_legacy_text(boundary))
-                store.db().execute(
-                    "UPDATE meta SET value = ? WHERE key = 'audit_legacy'", [json.dumps(boundary)]
-                )
+    if store.meta_default("audit_key_check", key.check) != key.check:
+        raise AuditKeyMismatch(key)
+
+
+def legacy_boundary(key: AuditKey, seq: int, head: str) -> dict[str, Any]:
+    """Where the unkeyed (schema 1) events end, sealed with the key (migration m002)."""
+    boundary: dict[str, Any] = {"seq": seq, "head": head}
+    boundary["mac"] = key.mac(_legacy_text(boundary))
+    return boundary
 
 
 def _legacy_text(boundary: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 BUSY_TIMEOUT_MS = 10_000
 
 migrations = Migrations("device-bot")
+_migrating = threading.local()  # what a migration needs besides the database (the audit key)
 
 
 def utcnow() -> str:
@@ -170,13 +171,16 @@ def m002_keyed_audit_chain(db: sqlite_utils.Database) -> None:
     """From here on audit events are chained with an HMAC (bot/audit.py).
 
     Events written before keep their unkeyed SHA-256 links; where they end is recorded
-    here, and sealed with the key when the store first opens with one (`audit.seal_legacy`).
+    here, sealed with the key in the same transaction (so that no boundary can be slipped
+    in later and sealed by an innocent start-up).
     """
+    from bot.audit import legacy_boundary
+
     row = db.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     if row is not None:
         db.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_legacy', ?)",
-            [json.dumps({"seq": row[0], "head": row[1]})],
+            [json.dumps(legacy_boundary(_migrating.audit_key, row[0], row[1]))],
         )
 
 
@@ -218,8 +222,12 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = self.db()
         db.enable_wal()
-        migrations.apply(db)
         self.audit_key = audit_key or audit.load_key(None, self.path, create=True)
+        _migrating.audit_key = self.audit_key
+        try:
+            migrations.apply(db)
+        finally:
+            _migrating.audit_key = None
         audit.adopt_key(self)
 
     def connect(self) -> sqlite_utils.Database:

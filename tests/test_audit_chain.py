@@ -311,3 +311,18 @@ def test_python_m_bot_refuses_another_audit_key_in_one_line(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "AUDIT_KEY" in lines[0] and "another key" in lines[0], lines
+
+
+def test_a_boundary_slipped_in_later_is_not_sealed_by_the_next_start(logged):
+    # mark every event as "written before the key" and re-chain them the unkeyed way …
+    unkeyed_rechain(logged, 1)
+    head = rows(logged)[-1]
+    attacker(
+        logged,
+        "INSERT INTO meta(key, value) VALUES ('audit_legacy', ?)",
+        [json.dumps({"seq": head["seq"], "head": head["hash"]})],
+    )
+    keyed_store(logged).close()  # … and wait for the bot to start again
+    broken = cli(logged, "--no-anchors")
+    assert broken.returncode == 1
+    assert "where the unkeyed (pre-upgrade) events end was altered" in broken.stderr
