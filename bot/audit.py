@@ -438,14 +438,16 @@ def verify(
         legacy_seq = 0
         legacy = store.meta("audit_legacy")
         if legacy is not None:
-            boundary = json.loads(legacy)
-            if not hmac.compare_digest(
-                str(boundary.get("mac", "")), key.mac(_legacy_text(boundary))
-            ):
+            try:
+                boundary = json.loads(legacy)
+                sealed = hmac.compare_digest(str(boundary["mac"]), key.mac(_legacy_text(boundary)))
+                legacy_seq = int(boundary["seq"])
+            except (ValueError, KeyError, TypeError):
+                sealed = False
+            if not sealed:
                 return Verification(
                     False, 0, "the record of where the unkeyed (pre-upgrade) events end was altered"
                 )
-            legacy_seq = int(boundary["seq"])
     else:
         legacy_seq = 2**63  # a schema-1 file: every event has an unkeyed link
     path = anchor_file or store.anchor_file

@@ -315,11 +315,12 @@ def test_python_m_bot_refuses_another_audit_key_in_one_line(tmp_path):
 
 def test_a_boundary_slipped_in_later_is_not_sealed_by_the_next_start(logged):
     # mark every event as "written before the key" and re-chain them the unkeyed way …
+    attacker(logged, "INSERT INTO meta(key, value) VALUES ('audit_legacy', '{}')")
     unkeyed_rechain(logged, 1)
     head = rows(logged)[-1]
     attacker(
         logged,
-        "INSERT INTO meta(key, value) VALUES ('audit_legacy', ?)",
+        "UPDATE meta SET value = ? WHERE key = 'audit_legacy'",
         [json.dumps({"seq": head["seq"], "head": head["hash"]})],
     )
     keyed_store(logged).close()  # … and wait for the bot to start again
