@@ -354,7 +354,7 @@ def anchor_job(svc: Any) -> None:
 def read_anchors(path: Path, key: AuditKey) -> tuple[list[Anchor], str | None]:
     """The anchors in a file; a problem when a line is not one the key made."""
     anchors: list[Anchor] = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
