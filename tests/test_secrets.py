@@ -206,7 +206,7 @@ def test_a_request_id_collision_is_retried_and_keeps_each_secret_apart(
 def test_without_a_key_a_request_approved_on_the_other_process_runs_where_its_secret_is(
     tmp_path, sandbox, emu, claims, processes
 ):
-    env = process_env(tmp_path, sandbox, emu, BOT_SECRET_KEY="", LOG_LEVEL="DEBUG")
+    env = process_env(tmp_path, sandbox, emu, BOT_SECRET_KEY="", LEASE_SECONDS="5")
     holder = processes(env)
     emu.bot_url = holder.url + "/slack/events"
     device, serial = android_serial(claims)
