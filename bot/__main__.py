@@ -30,7 +30,11 @@ def run() -> int:
     _configure_logging(settings.log_level, settings.log_format)
     from bot.server import BotServer
 
-    server = BotServer(settings, warm=True)
+    try:
+        server = BotServer(settings, warm=True)
+    except SettingsError as exc:  # e.g. the audit key is not the one the log was written with
+        print(f"device-bot: {exc}", file=sys.stderr)
+        return 2
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -57,7 +61,7 @@ def run() -> int:
 
 
 def audit_main(argv: Sequence[str]) -> int:
-    """Export or verify the audit log."""
+    """Export or verify the audit log (never creates a database)."""
     parser = argparse.ArgumentParser(
         prog="python -m bot audit", description="Export or verify the audit log."
     )
@@ -66,28 +70,62 @@ def audit_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     parser.add_argument(
-        "--verify", action="store_true", help="check the hash chain; exit 1 if broken"
+        "--verify",
+        action="store_true",
+        help="check the keyed chain and its anchors; exit 1 if broken",
     )
     parser.add_argument("--database", help="SQLite file (default: DATABASE_PATH or device-bot.db)")
+    parser.add_argument(
+        "--anchors",
+        help="anchor file (default: AUDIT_ANCHOR_FILE, or the file beside the database)",
+    )
+    parser.add_argument(
+        "--no-anchors",
+        action="store_true",
+        help="check the chain alone when there is no anchor file (a deleted tail goes unseen)",
+    )
     args = parser.parse_args(list(argv))
     import os
+    from pathlib import Path
 
     from bot import audit
     from bot.store import Store
 
-    store = Store(args.database or os.environ.get("DATABASE_PATH") or "device-bot.db")
-    if args.verify:
-        result = audit.verify(store)
-        if result.ok:
-            print(f"audit log intact: {result.checked} events")
-            return 0
+    path = Path(args.database or os.environ.get("DATABASE_PATH") or "device-bot.db")
+    if not path.is_file():
         print(
-            f"audit log BROKEN: {result.problem} (checked {result.checked} events)", file=sys.stderr
+            f"device-bot: no database at {path} (nothing to read; none was created)",
+            file=sys.stderr,
         )
-        return 1
-    for chunk in audit.export(store, since=args.since, fmt=args.format):
-        sys.stdout.write(chunk)
-    return 0
+        return 2
+    if not args.verify:
+        store = Store(path, migrate=False)
+        for chunk in audit.export(store, since=args.since, fmt=args.format):
+            sys.stdout.write(chunk)
+        return 0
+    key = audit.load_key(os.environ.get("AUDIT_KEY", "").strip() or None, path, create=False)
+    if key is None:
+        print(
+            f"device-bot: AUDIT_KEY: required to verify (there is no key file {audit.key_file_for(path)}"
+            " either); set it to the bot's audit key",
+            file=sys.stderr,
+        )
+        return 2
+    anchors = args.anchors or os.environ.get("AUDIT_ANCHOR_FILE", "").strip() or None
+    store = Store(
+        path, audit_key=key, anchor_file=Path(anchors) if anchors else None, migrate=False
+    )
+    result = audit.verify(store, anchors_required=not args.no_anchors)
+    if result.ok:
+        print(
+            f"audit log intact: {result.checked} events, checked with the key from {key.source}"
+            f" against {result.anchors} anchors in {store.anchor_file}"
+        )
+        if result.note:
+            print(f"note: {result.note}")
+        return 0
+    print(f"audit log BROKEN: {result.problem} (checked {result.checked} events)", file=sys.stderr)
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import secrets
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -105,6 +106,7 @@ class Request:
     reconcile: bool
     result: dict[str, Any]
     has_secret: bool
+    secret_holder: str | None = None  # the process whose memory holds the secret (no key)
 
     @property
     def spec(self) -> catalog.ActionSpec:
@@ -158,7 +160,8 @@ def load(svc: Services, request_id: str) -> Request:
         executing_at=r["executing_at"],
         reconcile=bool(r["reconcile"]),
         result=json.loads(r["result"] or "{}"),
-        has_secret=r["secret"] is not None,
+        has_secret=r["secret"] is not None or r.get("secret_holder") is not None,
+        secret_holder=r.get("secret_holder"),
     )
 
 
@@ -181,11 +184,13 @@ def transition(
     columns = {"state": to_state, "updated_at": now, **(set_ or {})}
     if to_state in FINAL:
         columns["secret"] = None  # a secret never outlives its request
+        columns["secret_holder"] = None
     assignments = ", ".join(f"{c} = ?" for c in columns)
     marks = ",".join("?" * len(from_states))
     with svc.store.transaction() as db:
         row = db.execute(
-            f"SELECT state, platform, device_ids FROM requests WHERE id = ? AND state IN ({marks})",
+            f"SELECT state, platform, device_ids, action, secret IS NOT NULL FROM requests"
+            f" WHERE id = ? AND state IN ({marks})",
             [request_id, *from_states],
         ).fetchone()
         if row is None:
@@ -205,13 +210,29 @@ def transition(
             from_state=row[0],
             to_state=to_state,
             detail={**(detail or {}), **({"devices": device_ids} if len(device_ids) > 1 else {})},
+            anchor=catalog.action_for(row[3], row[1]).destructive,
         )
     if to_state in FINAL:
         svc.secrets.forget(request_id)
+        if row[4] and not svc.store.erase_freed():
+            svc.store.db().execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('erase_pending', '1')"
+            )
+            log.warning(
+                "request %s: readers kept the -wal busy; its erasure is retried", request_id
+            )
     return True
 
 
 # ---- submit ----------------------------------------------------------------------------
+
+
+ID_ATTEMPTS = 5
+
+
+def new_request_id() -> str:
+    """48 random bits ("R" + 12 hex digits): a collision is rare, and retried when it happens."""
+    return "R" + secrets.token_hex(6).upper()
 
 
 def submit(svc: Services, new: NewRequest) -> str:
@@ -231,52 +252,72 @@ def submit(svc: Services, new: NewRequest) -> str:
                 "A secret was passed as a plain parameter."
             )  # programming error guard
     needs = svc.settings.needs_approval(new.action)
-    request_id = "R" + secrets.token_hex(3).upper()
     device_ids = [d.id for d in new.devices]
     now = svc.clock()
-    sealed = svc.secrets.seal(request_id, new.secret) if new.secret else None
-    with svc.store.transaction() as db:
-        db.execute(
-            "INSERT INTO requests(id, action, platform, device_ids, devices, params, secret, fingerprint, reason,"
-            " requester, state, needs_approval, created_at, updated_at, expires_at, requester_channel,"
-            " approval_channel, executor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [
-                request_id,
-                new.action,
-                new.platform,
-                json.dumps(device_ids),
-                json.dumps([d.summary() for d in new.devices]),
-                json.dumps(new.params, sort_keys=True),
-                sealed,
-                fingerprint(new.action, new.platform, device_ids, new.params),
-                new.reason,
-                new.requester,
-                PENDING if needs else APPROVED,
-                int(needs),
-                now,
-                now,
-                now + svc.settings.approval_ttl if needs else None,
-                new.channel,
-                svc.settings.approval_channel if needs else None,
-                None if needs else svc.extras.get("owner"),
-            ],
-        )
-        audit.record(
-            svc.store,
-            actor=new.requester,
-            event="requested",
-            request_id=request_id,
-            platform=new.platform,
-            device_id=device_ids[0] if len(device_ids) == 1 else None,
-            to_state=PENDING if needs else APPROVED,
-            detail={
-                "action": new.action,
-                "params": new.params,
-                "reason": new.reason,
-                "needs_approval": needs,
-                **({"devices": device_ids} if len(device_ids) > 1 else {}),
-            },
-        )
+    owner = svc.extras.get("owner")
+    for attempt in range(ID_ATTEMPTS):
+        request_id = new_request_id()
+        with svc.store.transaction() as db:
+            try:
+                db.execute(
+                    "INSERT INTO requests(id, action, platform, device_ids, devices, params, fingerprint,"
+                    " reason, requester, state, needs_approval, created_at, updated_at, expires_at,"
+                    " requester_channel, approval_channel, executor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        request_id,
+                        new.action,
+                        new.platform,
+                        json.dumps(device_ids),
+                        json.dumps([d.summary() for d in new.devices]),
+                        json.dumps(new.params, sort_keys=True),
+                        fingerprint(new.action, new.platform, device_ids, new.params),
+                        new.reason,
+                        new.requester,
+                        PENDING if needs else APPROVED,
+                        int(needs),
+                        now,
+                        now,
+                        now + svc.settings.approval_ttl if needs else None,
+                        new.channel,
+                        svc.settings.approval_channel if needs else None,
+                        None if needs else owner,
+                    ],
+                )
+            except sqlite3.IntegrityError:  # the id is taken: nothing written, draw another
+                log.warning(
+                    "request id %s is taken (attempt %d); drawing another", request_id, attempt + 1
+                )
+                continue
+            try:
+                if new.secret:  # only now that the row is ours: never onto another request
+                    sealed = svc.secrets.seal(request_id, new.secret)
+                    db.execute(
+                        "UPDATE requests SET secret = ?, secret_holder = ? WHERE id = ?",
+                        [sealed, owner if sealed is None else None, request_id],
+                    )
+                audit.record(
+                    svc.store,
+                    actor=new.requester,
+                    event="requested",
+                    request_id=request_id,
+                    platform=new.platform,
+                    device_id=device_ids[0] if len(device_ids) == 1 else None,
+                    to_state=PENDING if needs else APPROVED,
+                    detail={
+                        "action": new.action,
+                        "params": new.params,
+                        "reason": new.reason,
+                        "needs_approval": needs,
+                        **({"devices": device_ids} if len(device_ids) > 1 else {}),
+                    },
+                    anchor=spec.destructive,
+                )
+            except BaseException:
+                svc.secrets.forget(request_id)  # the row is rolled back: so is the secret
+                raise
+        break
+    else:
+        raise Conflict("Could not give the request an id; try again.")
     request = load(svc, request_id)
     _post_requester_message(svc, request)
     if needs:
@@ -367,16 +408,18 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
     if request.expires_at is not None and svc.clock() > request.expires_at:
         expire_request(svc, request_id)
         raise Conflict(f"Request `{request_id}` expired before it was approved.")
+    holder = _elsewhere(svc, request)
     won = transition(
         svc,
         request_id,
         (PENDING,),
         APPROVED,
         approver,
+        detail={"runs_in": holder} if holder else None,
         set_={
             "decided_by": approver,
             "decided_at": svc.clock(),
-            "executor": svc.extras.get("owner"),
+            "executor": holder or svc.extras.get("owner"),
         },
     )
     if not won:
@@ -385,7 +428,46 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
         svc.metrics.approval_wait.observe(max(0.0, svc.clock() - request.created_at))
     _refresh_messages(svc, request_id)
     tell_threads(svc, load(svc, request_id), f"Approved by <@{approver}>. Running it now.")
-    execute(svc, request_id, actor=approver)
+    if holder is None:
+        execute(svc, request_id, actor=approver)
+    # else the bot process that holds the new password in memory runs it (`run_held`)
+
+
+def _elsewhere(svc: Services, request: Request) -> str | None:
+    """The live process whose memory holds this request's secret, when it is not this one
+    (no BOT_SECRET_KEY and two processes on one database): the request runs there."""
+    holder = request.secret_holder
+    if holder is None or holder == svc.extras.get("owner"):
+        return None
+    return holder if process_alive(svc.store, holder) else None  # heartbeats: real time
+
+
+def erase_pending(svc: Services) -> bool:
+    """The job that finishes an erasure readers kept from completing (see `transition`)."""
+    if svc.store.meta("erase_pending") is None or not svc.store.erase_freed():
+        return False
+    svc.store.db().execute("DELETE FROM meta WHERE key = 'erase_pending'")
+    return True
+
+
+def run_held(svc: Services) -> int:
+    """Every process's job: run the requests approved elsewhere whose secret this process
+    holds in memory."""
+    owner = svc.extras.get("owner")
+    if owner is None or not svc.secrets.memory_only:
+        return 0
+    rows = (
+        svc.store.db()
+        .execute(
+            "SELECT id FROM requests WHERE state = ? AND secret_holder = ? AND executor = ?"
+            " AND decided_at < ?",  # one approved here runs at once; leave it to that thread
+            [APPROVED, owner, owner, svc.clock() - 1],
+        )
+        .fetchall()
+    )
+    for (request_id,) in rows:
+        execute(svc, request_id, actor=BOT)
+    return len(rows)
 
 
 def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
@@ -530,12 +612,18 @@ def _preflight(svc: Services, request: Request) -> None:
 
 
 def _secret(svc: Services, request: Request) -> dict[str, Any] | None:
-    if not request.spec.secret_fields():
-        return None
+    if not request.spec.secret_fields() or request.params.get("clear_password"):
+        return None  # clearing the password is a parameter the approver saw, not a secret
     row = (
         svc.store.db().execute("SELECT secret FROM requests WHERE id = ?", [request.id]).fetchone()
     )
-    opened = svc.secrets.open(request.id, row[0] if row else None)
+    sealed = row[0] if row else None
+    opened = svc.secrets.open(request.id, sealed)
+    if opened is None and sealed is not None:
+        raise ValidationError(
+            "The new password is no longer held: it was sealed with a BOT_SECRET_KEY this bot process"
+            " does not have (every process on the database needs the same key); ask again."
+        )
     if opened is None:
         raise ValidationError(
             "The new password is no longer held (the bot restarted without BOT_SECRET_KEY); ask again."
@@ -852,6 +940,12 @@ def jobs(svc: Services) -> list[JobSpec]:
             "expire-requests", expire_pending, max(1.0, min(60.0, svc.settings.approval_ttl / 10))
         ),
         JobSpec("recover-executing", recover, max(0.5, svc.settings.lease_seconds), at_start=True),
+        JobSpec(
+            "run-held-secrets",
+            run_held,
+            max(0.2, min(1.0, svc.settings.poll_interval)),
+            needs_lease=False,
+        ),
     ]
 
 
@@ -926,7 +1020,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             cancel_command,
             "/device cancel <request>",
             "Withdraw a pending request, or cancel a command the device has not run yet",
-            "/device cancel R1A2B3C",
+            "/device cancel R1A2B3C4D5E6F",
         )
     )
 

@@ -1,21 +1,42 @@
-"""The append-only, hash-chained audit log.
+"""The append-only, keyed, hash-chained audit log, anchored outside the database.
 
-Each event stores the hash of the previous event and a hash over its own content and that
-previous hash, so editing, deleting or re-ordering any event breaks the chain that
-`verify()` walks. The database also refuses UPDATE and DELETE on the table (triggers).
+Each event stores the MAC of the previous event and an HMAC-SHA256 over its own content
+and that previous MAC. The key lives outside the database (AUDIT_KEY, or a generated key
+file beside it), so whoever can write the database cannot re-chain edited, forged or
+re-ordered events. The chain's head (sequence and MAC) is appended, itself MACed, to an
+anchor file outside the database at intervals and after every event of a destructive
+request: a deleted tail is caught even when `sqlite_sequence` was fixed as well.
+`verify()` walks the chain with the key and checks it against the anchors. The database
+also refuses UPDATE and DELETE on the table (triggers).
+
+Events written before the chain was keyed (schema 1) keep their unkeyed SHA-256 links;
+the point where they end is sealed with the key (`meta.audit_legacy`).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import io
 import json
+import logging
+import os
+import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from bot.blocks import context, section
+from bot.settings import SettingsError
 from bot.store import Store, utcnow
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 FIELDS = (
@@ -33,11 +54,118 @@ FIELDS = (
     "hash",
 )
 _CONTENT = FIELDS[1:10]
+KEY_FILE_SUFFIX = ".audit-key"
+ANCHOR_FILE_SUFFIX = ".audit-anchors"
+
+
+# ---- the key ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditKey:
+    """The HMAC key of the chain and where it came from (never the key itself in words)."""
+
+    secret: bytes
+    source: str  # "AUDIT_KEY" or the key file's path
+    generated: bool = False  # a key file the bot made, not a setting
+
+    def mac(self, data: str) -> str:
+        return hmac.new(self.secret, data.encode(), hashlib.sha256).hexdigest()
+
+    @property
+    def check(self) -> str:
+        """A value stored in the database that tells whether a key is the one in use."""
+        return self.mac("device-bot audit key check")
+
+    def __repr__(self) -> str:
+        return f"AuditKey(source={self.source!r})"
+
+
+def derive_key(setting: str, source: str, generated: bool = False) -> AuditKey:
+    """AUDIT_KEY (or a key file's content) → the 32-byte HMAC key (HKDF-SHA256)."""
+    secret = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"device-bot audit chain v1"
+    ).derive(setting.encode())
+    return AuditKey(secret, source, generated)
+
+
+def key_file_for(database: Path) -> Path:
+    return Path(str(database) + KEY_FILE_SUFFIX)
+
+
+def anchor_file_for(database: Path) -> Path:
+    return Path(str(database) + ANCHOR_FILE_SUFFIX)
+
+
+def load_key(setting: str | None, database: Path, *, create: bool) -> AuditKey | None:
+    """The audit key: AUDIT_KEY when set; else the key file beside the database (made,
+    readable by this user only, when `create`); None when there is neither."""
+    if setting:
+        return derive_key(setting, "AUDIT_KEY")
+    path = key_file_for(database)
+    if not path.exists() and create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # never replaces a key another process made first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    if not path.exists():
+        return None
+    return derive_key(path.read_text().strip(), str(path), generated=True)
+
+
+class AuditKeyMismatch(SettingsError):
+    """The database's audit chain was written with another key."""
+
+    def __init__(self, key: AuditKey) -> None:
+        super().__init__(
+            "AUDIT_KEY" if key.source == "AUDIT_KEY" else "AUDIT_KEY (unset)",
+            "the audit log in this database is chained with another key; start with the key it"
+            f" was written with (this one came from {key.source})",
+        )
+
+
+def adopt_key(store: Store) -> None:
+    """At start-up: the key must be the one the chain was written with."""
+    key = store.audit_key
+    assert key is not None
+    if store.meta_default("audit_key_check", key.check) != key.check:
+        raise AuditKeyMismatch(key)
+
+
+def legacy_boundary(key: AuditKey, seq: int, head: str) -> dict[str, Any]:
+    """Where the unkeyed (schema 1) events end, sealed with the key (migration m002)."""
+    boundary: dict[str, Any] = {"seq": seq, "head": head}
+    boundary["mac"] = key.mac(_legacy_text(boundary))
+    return boundary
+
+
+def _legacy_text(boundary: dict[str, Any]) -> str:
+    return f"legacy|{boundary['seq']}|{boundary['head']}"
+
+
+# ---- the chain --------------------------------------------------------------------------
+
+
+def _canonical(prev_hash: str, content: dict[str, Any]) -> str:
+    return json.dumps([prev_hash, [content.get(k) for k in _CONTENT]], separators=(",", ":"))
 
 
 def _digest(prev_hash: str, content: dict[str, Any]) -> str:
-    canonical = json.dumps([prev_hash, [content.get(k) for k in _CONTENT]], separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The unkeyed link of events written before the chain was keyed."""
+    return hashlib.sha256(_canonical(prev_hash, content).encode()).hexdigest()
+
+
+def _mac(key: AuditKey, prev_hash: str, content: dict[str, Any]) -> str:
+    return key.mac(_canonical(prev_hash, content))
 
 
 def record(
@@ -51,8 +179,15 @@ def record(
     from_state: str | None = None,
     to_state: str | None = None,
     detail: dict[str, Any] | None = None,
+    anchor: bool = False,
 ) -> int:
-    """Append one event (joins the caller's transaction if there is one); returns its seq."""
+    """Append one event (joins the caller's transaction if there is one); returns its seq.
+
+    `anchor`: once committed, the chain's head is anchored outside the database (for
+    every event of a destructive request)."""
+    key = store.audit_key
+    if key is None:  # pragma: no cover - only a store opened for reading has no key
+        raise RuntimeError("this store was opened without an audit key")
     with store.transaction() as db:
         row = db.conn.execute("SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
         prev_hash = row[0] if row else GENESIS
@@ -68,13 +203,170 @@ def record(
             "detail": json.dumps(detail or {}, sort_keys=True, separators=(",", ":")),
         }
         content["prev_hash"] = prev_hash
-        content["hash"] = _digest(prev_hash, content)
+        content["hash"] = _mac(key, prev_hash, content)
         cursor = db.conn.execute(
             "INSERT INTO audit_events(at, actor, event, request_id, platform, device_id, from_state,"
             " to_state, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [content[k] for k in FIELDS[1:]],
         )
+        if anchor:
+            store.after_commit(lambda: anchor_head(store))
         return int(cursor.lastrowid or 0)
+
+
+# ---- anchors ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The chain's head at a moment, MACed: what is kept outside the database."""
+
+    seq: int
+    hash: str
+    at: str
+    mac: str
+
+    @staticmethod
+    def text(seq: int, hash_: str, at: str) -> str:
+        return f"anchor|{seq}|{hash_}|{at}"
+
+    def line(self) -> str:
+        return json.dumps({"seq": self.seq, "hash": self.hash, "at": self.at, "mac": self.mac})
+
+
+def head(store: Store) -> tuple[int, str] | None:
+    row = (
+        store.db()
+        .execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetchone()
+    )
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def anchor_head(store: Store, *, force: bool = False) -> Anchor | None:
+    """Append the chain's head to the anchor file (and tell the anchor listeners, e.g. the
+    approval channel). Skipped when this process anchored the same head last; never raises:
+    a failed anchor is logged, the audit event itself is already committed."""
+    try:
+        current = head(store)
+        if current is None or (not force and store.last_anchor == current):
+            return None
+        key = store.audit_key
+        assert key is not None
+        at = utcnow()
+        anchor = Anchor(current[0], current[1], at, key.mac(Anchor.text(*current, at)))
+        path = store.anchor_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (anchor.line() + "\n").encode())  # one write: lines never interleave
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        store.last_anchor = current
+    except Exception:
+        log.exception("could not anchor the audit chain's head")
+        return None
+    for listener in list(store.anchor_listeners):
+        try:
+            listener(anchor)
+        except Exception:
+            log.exception("an audit anchor listener failed")
+    return anchor
+
+
+class SlackAnchors:
+    """Posts the chain's head into the approval channel's thread of the day: a second copy
+    outside the database, which the people approving see. Posts are made off the request
+    path, one at a time; when heads come faster, only the latest is posted."""
+
+    def __init__(self, svc: Any, channel: str) -> None:
+        self.svc = svc
+        self.channel = channel
+        self._lock = threading.Lock()
+        self._pending: Anchor | None = None
+        self._posting = False
+
+    def __call__(self, anchor: Anchor) -> None:
+        with self._lock:
+            if self._pending is None or anchor.seq >= self._pending.seq:
+                self._pending = anchor
+            if self._posting:
+                return
+            self._posting = True
+        try:
+            self.svc.executor.submit(self._drain)
+        except RuntimeError:  # shutting down: the file has the anchor
+            with self._lock:
+                self._posting = False
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                anchor, self._pending = self._pending, None
+                if anchor is None:
+                    self._posting = False
+                    return
+            try:
+                self._post(anchor)
+            except Exception:
+                log.exception("could not post the audit anchor to %s", self.channel)
+
+    def _post(self, anchor: Anchor) -> None:
+        store, out = self.svc.store, self.svc.out
+        day = anchor.at[:10]
+        key = f"audit_anchor_thread:{day}"
+        ts = store.meta(key)
+        if ts is None:
+            text, blocks = anchor_thread_message(day)
+            posted = out.post(self.channel, text, blocks)
+            store.meta_default(key, posted)  # another process may have started one first
+            ts = store.meta(key)
+        text, blocks = anchor_message(anchor)
+        out.post(self.channel, text, blocks, thread_ts=ts)
+
+
+def anchor_thread_message(day: str) -> tuple[str, list[dict[str, Any]]]:
+    """The parent of a day's anchors."""
+    text = f"Audit log anchors of {day}"
+    return text, [
+        section(f"*{text}*"),
+        context(
+            "The audit log's latest event and its MAC, kept outside the bot's database. If a"
+            " later `python -m bot audit --verify` disagrees with these, the log was tampered with."
+        ),
+    ]
+
+
+def anchor_message(anchor: Anchor) -> tuple[str, list[dict[str, Any]]]:
+    text = f"Audit log head: event {anchor.seq}, MAC {anchor.hash}"
+    return text, [
+        section(f"Audit log head: event *{anchor.seq}*\n`{anchor.hash}`"),
+        context(f"anchored {anchor.at} · anchor MAC `{anchor.mac}`"),
+    ]
+
+
+def anchor_job(svc: Any) -> None:
+    """The interval job: anchor the head if it moved since the last anchor."""
+    anchor_head(svc.store)
+
+
+def read_anchors(path: Path, key: AuditKey) -> tuple[list[Anchor], str | None]:
+    """The anchors in a file; a problem when a line is not one the key made."""
+    anchors: list[Anchor] = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            anchor = Anchor(int(data["seq"]), str(data["hash"]), str(data["at"]), str(data["mac"]))
+        except (ValueError, KeyError, TypeError):
+            return anchors, f"line {number} of the anchor file {path} is not an anchor"
+        expected = key.mac(Anchor.text(anchor.seq, anchor.hash, anchor.at))
+        if not hmac.compare_digest(expected, anchor.mac):
+            return anchors, f"line {number} of the anchor file {path} was not written with this key"
+        anchors.append(anchor)
+    return anchors, None
 
 
 def events(
@@ -114,27 +406,91 @@ class Verification:
     ok: bool
     checked: int
     problem: str | None = None
+    anchors: int = 0  # anchors the chain was checked against
+    note: str | None = None  # what was not checked, said to the operator
 
 
-def verify(store: Store) -> Verification:
-    """Walk the chain; the first broken link is reported with its seq."""
+def _applied(store: Store, name: str) -> bool:
+    db = store.db()
+    if "_sqlite_migrations" not in db.table_names():
+        return False
+    return bool(db.execute("SELECT 1 FROM _sqlite_migrations WHERE name = ?", [name]).fetchone())
+
+
+def verify(
+    store: Store,
+    *,
+    key: AuditKey | None = None,
+    anchor_file: Path | None = None,
+    anchors_required: bool = False,
+) -> Verification:
+    """Walk the chain with the key, then hold it against the anchors; the first problem
+    found is reported with its seq."""
+    key = key or store.audit_key
+    if key is None:
+        return Verification(False, 0, "no audit key to check the chain with")
+    if "audit_events" not in store.db().table_names():
+        return Verification(False, 0, "this is not a device-bot database (no audit_events)")
+    stored_check = store.meta("audit_key_check")
+    if stored_check is not None and not hmac.compare_digest(stored_check, key.check):
+        return Verification(False, 0, "the audit key is not the one this log was written with")
+    if _applied(store, "m002_keyed_audit_chain"):
+        legacy_seq = 0
+        legacy = store.meta("audit_legacy")
+        if legacy is not None:
+            try:
+                boundary = json.loads(legacy)
+                sealed = hmac.compare_digest(str(boundary["mac"]), key.mac(_legacy_text(boundary)))
+                legacy_seq = int(boundary["seq"])
+            except (ValueError, KeyError, TypeError):
+                sealed = False
+            if not sealed:
+                return Verification(
+                    False, 0, "the record of where the unkeyed (pre-upgrade) events end was altered"
+                )
+    else:
+        legacy_seq = 2**63  # a schema-1 file: every event has an unkeyed link
+    path = anchor_file or store.anchor_file
+    anchors: list[Anchor] = []
+    note = None
+    if path.exists():
+        anchors, problem = read_anchors(path, key)
+        if problem:
+            return Verification(False, 0, problem)
+    elif anchors_required:
+        note = f"no anchor file at {path}: a deleted tail cannot be ruled out"
+    anchored: dict[int, list[Anchor]] = {}
+    for anchor in anchors:
+        anchored.setdefault(anchor.seq, []).append(anchor)
     prev_hash = GENESIS
     expected_seq = None
     checked = 0
     for row in store.db().query("SELECT * FROM audit_events ORDER BY seq"):
-        if expected_seq is not None and row["seq"] != expected_seq:
-            return Verification(
-                False, checked, f"event {expected_seq} is missing (next is {row['seq']})"
-            )
+        seq = row["seq"]
+        if expected_seq is not None and seq != expected_seq:
+            return Verification(False, checked, f"event {expected_seq} is missing (next is {seq})")
         if row["prev_hash"] != prev_hash:
-            return Verification(
-                False, checked, f"event {row['seq']} does not follow the event before it"
-            )
-        if _digest(prev_hash, row) != row["hash"]:
-            return Verification(False, checked, f"event {row['seq']} was altered")
+            return Verification(False, checked, f"event {seq} does not follow the event before it")
+        link = _digest(prev_hash, row) if seq <= legacy_seq else _mac(key, prev_hash, row)
+        if not hmac.compare_digest(link, str(row["hash"])):
+            return Verification(False, checked, f"event {seq} was altered")
+        for anchor in anchored.get(seq, ()):
+            if anchor.hash != row["hash"]:
+                return Verification(
+                    False, checked, f"event {seq} is not the one anchored at {anchor.at}"
+                )
         prev_hash = row["hash"]
-        expected_seq = row["seq"] + 1
+        expected_seq = seq + 1
         checked += 1
+    last_seq = (expected_seq or 1) - 1
+    beyond = [a for a in anchors if a.seq > last_seq]
+    if beyond:
+        latest = max(beyond, key=lambda a: a.seq)
+        return Verification(
+            False,
+            checked,
+            f"events after {last_seq} are missing: event {latest.seq} was anchored at {latest.at}",
+        )
     last = (
         store.db()
         .conn.execute("SELECT seq FROM sqlite_sequence WHERE name='audit_events'")
@@ -144,7 +500,12 @@ def verify(store: Store) -> Verification:
         return Verification(False, checked, f"events after {expected_seq - 1} are missing")
     if last and expected_seq is None and last[0] > 0:
         return Verification(False, checked, "every event is missing")
-    return Verification(True, checked)
+    if note and checked:
+        return Verification(False, checked, note, 0)
+    if legacy_seq and checked:
+        unkeyed = min(legacy_seq, last_seq)
+        note = f"events 1–{unkeyed} predate the audit key and have unkeyed links"
+    return Verification(True, checked, None, len(anchors), note)
 
 
 def export(store: Store, *, since: str | None = None, fmt: str = "jsonl") -> Iterator[str]:

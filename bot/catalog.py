@@ -32,6 +32,8 @@ DEPROVISION_REASON_TEXT = {
 }
 DEPROVISION_REASONS = tuple(DEPROVISION_REASON_TEXT)
 DISABLE_REASONS = ("lost_or_stolen", "other")
+SET_PASSWORD, CLEAR_PASSWORD = "SET_A_NEW_PASSWORD", "CLEAR_THE_PASSWORD"
+PASSWORD_CHOICES = (SET_PASSWORD, CLEAR_PASSWORD)
 RESET_PASSWORD_FLAGS = ("REQUIRE_ENTRY", "DO_NOT_ASK_CREDENTIALS_ON_BOOT", "LOCK_NOW")
 WIPE_FLAGS = ("PRESERVE_RESET_PROTECTION_DATA", "WIPE_EXTERNAL_STORAGE", "WIPE_ESIMS")
 ESIM_ACTIVATION_STATES = ("ACTIVATED", "NOT_ACTIVATED")
@@ -115,6 +117,18 @@ class ActionSpec:
 
 def _reset_password(params: dict[str, Any]) -> dict[str, Any]:
     password = params.get("new_password", "")
+    if params.pop("password_choice", SET_PASSWORD) == CLEAR_PASSWORD:
+        if password:
+            raise ValidationError(
+                "You chose to clear the password: leave the new password empty.",
+                field="new_password",
+            )
+        params["clear_password"] = True  # a parameter, not a secret: the approver sees it
+        return params
+    if not password:
+        raise ValidationError(
+            "Type the new password, or choose “Clear the password”.", field="new_password"
+        )
     if password and len(password) < 4:
         raise ValidationError(
             "The new password must have at least 4 characters.", field="new_password"
@@ -378,12 +392,19 @@ ACTIONS: dict[str, ActionSpec] = {
             destructive=True,
             fields=(
                 FieldSpec(
+                    "password_choice",
+                    "Password",
+                    "radio",
+                    options=PASSWORD_CHOICES,
+                    initial=SET_PASSWORD,
+                ),
+                FieldSpec(
                     "new_password",
                     "New password",
                     "password",
                     optional=True,
                     secret=True,
-                    hint="Leave empty to clear the password.",
+                    hint="Needed to set one; leave it empty when you clear the password.",
                 ),
                 FieldSpec(
                     "flags", "Flags", "checkboxes", optional=True, options=RESET_PASSWORD_FLAGS
@@ -392,6 +413,8 @@ ACTIONS: dict[str, ActionSpec] = {
             ),
             validate=_reset_password,
             build=lambda p: {
+                # an empty newPassword clears the device's password (RESET_PASSWORD)
+                **({"newPassword": ""} if p.get("clear_password") else {}),
                 **({"newPassword": p["new_password"]} if p.get("new_password") else {}),
                 **({"resetPasswordFlags": list(p["flags"])} if p.get("flags") else {}),
             },

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from bot import audit
 from bot.services import Services
 from bot.store import Store
 
@@ -105,6 +106,7 @@ def job_specs(svc: Services) -> list[JobSpec]:
     s = svc.settings
     specs: list[JobSpec] = [
         JobSpec("prune-deliveries", lambda sv: sv.store.prune_deliveries(), 600),
+        JobSpec("audit-anchor", audit.anchor_job, s.audit_anchor_interval, at_start=True),
         JobSpec(
             "android-index-sync",
             lambda sv: sv.devices.sync_android_index(),
@@ -187,6 +189,7 @@ class Jobs:
             self.scheduler.shutdown(wait=True)
         except Exception:
             log.debug("scheduler already stopped")
+        audit.anchor_head(self.svc.store)  # the head at shutdown, whoever held the jobs
         try:
             self.lease.release()
             self.heartbeat.release()

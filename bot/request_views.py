@@ -26,9 +26,18 @@ STATE_WORDS = {
 def _params_text(request: Request) -> str:
     params = dict(request.params)
     if request.spec.secret_fields():
-        params["new password"] = (
-            "(set, never shown)" if request.has_secret or request.state == "pending" else "(erased)"
-        )
+        if params.pop("clear_password", False):
+            params["new password"] = (
+                "none: the password was cleared"
+                if request.state == "succeeded"
+                else "none: the password will be cleared"
+            )
+        else:
+            params["new password"] = (
+                "(set, never shown)"
+                if request.has_secret or request.state == "pending"
+                else "(erased)"
+            )
     if not params:
         return ""
     return "\n".join(

@@ -1,8 +1,12 @@
 """Keeps request secrets (a reset-password's new password) out of plaintext storage.
 
-With BOT_SECRET_KEY the secret is stored encrypted (Fernet, key derived from the setting)
-in the request row and erased when the request ends. Without a key it lives only in this
-process's memory; a restart then ends such a request with a clear message.
+With BOT_SECRET_KEY the secret is stored encrypted (Fernet; the key comes from the setting
+through scrypt with a random salt kept in the database) in the request row, and erased
+when the request ends: the column is nulled, and `Store.erase_freed` zeroes the freed
+space and empties the -wal, where the page that held it would otherwise survive. Without a
+key the secret lives only in the memory of the process that took it; a restart then ends
+such a request with a clear message, and while another process shares the database the
+request runs where its secret lives (see approvals).
 """
 
 from __future__ import annotations
@@ -10,21 +14,56 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import threading
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from bot.store import Store
+
+#: scrypt cost: 2**15 × 8 × 128 bytes = 32 MiB and tens of ms, once per process
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+SALT_KEY = "secret_key_salt"
+
+
+def derive_fernet_key(setting: str, salt: bytes) -> bytes:
+    """BOT_SECRET_KEY → a Fernet key (scrypt, salted)."""
+    raw = Scrypt(salt=salt, length=32, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P).derive(setting.encode())
+    return base64.urlsafe_b64encode(raw)
+
+
+def _legacy_fernet_key(setting: str) -> bytes:
+    """How keys were made before the salted KDF: requests sealed then still open."""
+    return base64.urlsafe_b64encode(hashlib.sha256(setting.encode()).digest())
 
 
 class SecretBox:
     """Seal and open small secret dicts."""
 
-    def __init__(self, key: str | None) -> None:
-        self._fernet = (
-            Fernet(base64.urlsafe_b64encode(hashlib.sha256(key.encode()).digest())) if key else None
-        )
+    def __init__(self, key: str | None, salt: bytes | None = None) -> None:
+        if key:
+            fernets = [Fernet(derive_fernet_key(key, salt))] if salt else []
+            fernets.append(Fernet(_legacy_fernet_key(key)))
+            self._fernet: MultiFernet | None = MultiFernet(fernets)
+        else:
+            self._fernet = None
         self._memory: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def for_store(cls, key: str | None, store: Store) -> SecretBox:
+        """The box of a bot on `store`: the salt is made once and shared by its processes."""
+        if not key:
+            return cls(None)
+        salt = store.meta_default(SALT_KEY, secrets.token_hex(16))
+        return cls(key, bytes.fromhex(salt))
+
+    @property
+    def memory_only(self) -> bool:
+        """True without BOT_SECRET_KEY: secrets never leave this process."""
+        return self._fernet is None
 
     def seal(self, request_id: str, secret: dict[str, Any]) -> bytes | None:
         """Returns what to store in the database (None when kept in memory only)."""

@@ -71,8 +71,37 @@ class Services:
             self.sandbox.stop()
 
 
+def open_store(settings: Settings) -> Store:
+    """The database, its audit chain keyed with AUDIT_KEY (else a generated key file beside
+    it, which production is warned about) and anchored to AUDIT_ANCHOR_FILE."""
+    from bot import audit
+
+    key = audit.load_key(
+        settings.audit_key.get() if settings.audit_key else None,
+        settings.database_path,
+        create=True,
+    )
+    store = Store(settings.database_path, audit_key=key, anchor_file=settings.audit_anchor_file)
+    production = not settings.sandbox and not settings.google_api_endpoint  # Google itself
+    if settings.audit_key is None and production:
+        log.warning(
+            "AUDIT_KEY is not set: the audit chain is keyed with the generated file %s beside the"
+            " database; whoever can read it can rewrite the log undetected. Set AUDIT_KEY (its"
+            " content, to keep this chain) and keep the key off this machine",
+            audit.key_file_for(settings.database_path),
+        )
+    if settings.audit_anchor_file is None and production:
+        log.warning(
+            "AUDIT_ANCHOR_FILE is not set: the audit chain is anchored in %s beside the database;"
+            " name a file on other, append-only storage",
+            store.anchor_file,
+        )
+    return store
+
+
 def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     """Wire the dependencies; starts the in-process sandbox Google if asked to."""
+    store = open_store(settings)  # first: a wrong audit key stops start-up before anything runs
     endpoint = settings.google_api_endpoint
     owns_sandbox = False
     if settings.sandbox and sandbox is None and not endpoint:
@@ -84,22 +113,28 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     if sandbox is not None:
         endpoint = sandbox.url
     google = GoogleClients.from_settings(settings, endpoint=endpoint)
-    store = Store(settings.database_path)
     # I/O-bound Google calls and index reads (leaf tasks only, see DeviceDirectory): sized so
     # that a burst of look-ups against a slow Google runs at once rather than in waves.
     gate = AckGate()
     executor = GatedExecutor(gate, max_workers=128, thread_name_prefix="device-bot-work")
     client = WebClient(token=settings.slack_bot_token.get(), base_url=settings.slack_api_url)
-    return Services(
+    svc = Services(
         settings=settings,
         store=store,
         google=google,
         devices=DeviceDirectory(google, store, executor),
         out=SlackOut(client, sandbox=settings.sandbox),
         roles=Roles(settings.device_operators, settings.device_approvers, client),
-        secrets=SecretBox(settings.bot_secret_key.get() if settings.bot_secret_key else None),
+        secrets=SecretBox.for_store(
+            settings.bot_secret_key.get() if settings.bot_secret_key else None, store
+        ),
         executor=executor,
         gate=gate,
         sandbox=sandbox,
         owns_sandbox=owns_sandbox,
     )
+    if settings.approval_channel and settings.approval_required:
+        from bot.audit import SlackAnchors
+
+        store.anchor_listeners.append(SlackAnchors(svc, settings.approval_channel))
+    return svc

@@ -123,6 +123,9 @@ class Settings:
     metrics_port: int | None = None  # None: /metrics on the main port
     #: organisational units whose Chrome devices run kiosk or managed guest sessions
     kiosk_org_units: tuple[str, ...] = ()
+    audit_key: Secret | None = None
+    audit_anchor_file: Path | None = None  # default: beside the database
+    audit_anchor_interval: float = 300.0
 
     @property
     def socket_mode(self) -> bool:
@@ -316,6 +319,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if secret_key_raw and len(secret_key_raw) < 16:
         raise SettingsError("BOT_SECRET_KEY", "expected at least 16 characters")
 
+    audit_key_raw = env.get("AUDIT_KEY", "").strip()
+    if audit_key_raw and len(audit_key_raw) < 32:
+        raise SettingsError("AUDIT_KEY", "expected at least 32 characters")
+    anchor_raw = env.get("AUDIT_ANCHOR_FILE", "").strip()
+
     log_level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(
@@ -361,4 +369,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         metrics_port=metrics_port,
         kiosk_org_units=_org_units(env, "KIOSK_ORG_UNITS"),
+        audit_key=Secret(audit_key_raw) if audit_key_raw else None,
+        audit_anchor_file=Path(anchor_raw) if anchor_raw else None,
+        audit_anchor_interval=_float(env, "AUDIT_ANCHOR_INTERVAL", 300.0, 0.05, 86400),
     )

@@ -9,19 +9,25 @@ so that two threads or two processes cannot both read-then-write.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
+if TYPE_CHECKING:
+    from bot.audit import Anchor, AuditKey
+
 BUSY_TIMEOUT_MS = 10_000
 
 migrations = Migrations("device-bot")
+_migrating = threading.local()  # what a migration needs besides the database (the audit key)
 
 
 def utcnow() -> str:
@@ -160,19 +166,69 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_keyed_audit_chain(db: sqlite_utils.Database) -> None:
+    """From here on audit events are chained with an HMAC (bot/audit.py).
+
+    Events written before keep their unkeyed SHA-256 links; where they end is recorded
+    here, sealed with the key in the same transaction (so that no boundary can be slipped
+    in later and sealed by an innocent start-up).
+    """
+    from bot.audit import legacy_boundary
+
+    row = db.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    if row is not None:
+        db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('audit_legacy', ?)",
+            [json.dumps(legacy_boundary(_migrating.audit_key, row[0], row[1]))],
+        )
+
+
+@migrations()
+def m003_secret_holder(db: sqlite_utils.Database) -> None:
+    """Without BOT_SECRET_KEY a new password lives in one process's memory: which one."""
+    db.execute("ALTER TABLE requests ADD COLUMN secret_holder TEXT")
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 
 
 class Store:
     """Where the bot keeps its state; hands each thread its own connection."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        audit_key: AuditKey | None = None,
+        anchor_file: Path | None = None,
+        migrate: bool = True,
+    ) -> None:
+        """Open (and migrate) the database. `audit_key` keys the audit chain (default: the
+        key file beside the database, see `audit.load_key`); `anchor_file` is where the
+        chain's head is anchored (default: beside the database). `migrate=False` opens an
+        existing file as it is (for `audit --verify`)."""
+        from bot import audit
+
         self.path = Path(path)
         self._local = threading.local()
+        self.anchor_file = anchor_file or audit.anchor_file_for(self.path)
+        self.anchor_listeners: list[Callable[[Anchor], None]] = []
+        self.last_anchor: tuple[int, str] | None = None
+        self.audit_key: AuditKey | None
+        if not migrate:
+            self.audit_key = audit_key or audit.load_key(None, self.path, create=False)
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = self.db()
         db.enable_wal()
-        migrations.apply(db)
+        self.audit_key = audit_key or audit.load_key(None, self.path, create=True)
+        _migrating.audit_key = self.audit_key
+        try:
+            migrations.apply(db)
+        finally:
+            _migrating.audit_key = None
+        audit.adopt_key(self)
 
     def connect(self) -> sqlite_utils.Database:
         """A new connection, autocommit, with busy timeout: transactions are explicit."""
@@ -198,20 +254,62 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """BEGIN IMMEDIATE … COMMIT: the write lock is taken first, so read-then-write is safe."""
+        """BEGIN IMMEDIATE … COMMIT: the write lock is taken first, so read-then-write is safe.
+
+        Work registered with `after_commit` inside it runs once it committed (never after
+        a rollback)."""
         db = self.db()
         if db.conn.in_transaction:  # nested: join the outer transaction
             yield db
             return
         db.conn.execute("BEGIN IMMEDIATE")
+        self._local.after_commit = []
         try:
             yield db
         except BaseException:
+            self._local.after_commit = []
             if db.conn.in_transaction:
                 db.conn.execute("ROLLBACK")
             raise
         else:
             db.conn.execute("COMMIT")
+            hooks, self._local.after_commit = self._local.after_commit, []
+            for hook in hooks:
+                hook()
+
+    def after_commit(self, hook: Callable[[], object]) -> None:
+        """Run `hook` when the calling thread's transaction commits (now, if none is open)."""
+        pending = getattr(self._local, "after_commit", None)
+        if self.db().conn.in_transaction and pending is not None:
+            pending.append(hook)
+        else:
+            hook()
+
+    def meta(self, key: str) -> str | None:
+        row = self.db().execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def meta_default(self, key: str, value: str) -> str:
+        """The stored value of `key`, storing `value` first if there is none (race-free)."""
+        self.db().execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", [key, value])
+        stored = self.meta(key)
+        assert stored is not None
+        return stored
+
+    def erase_freed(self, attempts: int = 1) -> bool:
+        """Make erased data unrecoverable from the files: secure_delete zeroes freed space
+        in the pages, and a TRUNCATE checkpoint copies the last version of every page into
+        the database and empties the -wal, where older versions (a secret before it was
+        erased) would otherwise survive. False if readers kept it from finishing."""
+        for _ in range(attempts):
+            busy, _log, _done = self.db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy and self.wal_size() == 0:
+                return True
+        return False
+
+    def wal_size(self) -> int:
+        wal = Path(str(self.path) + "-wal")
+        return wal.stat().st_size if wal.exists() else 0
 
     def schema_version(self) -> int:
         return len(migrations.applied(self.db()))

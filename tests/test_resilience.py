@@ -264,7 +264,7 @@ def test_a_new_password_never_leaves_plaintext(tmp_path, sandbox, emu, claims, p
         lambda: next((m for m in emu.messages(APPROVALS) if "Reset password" in flatten(m)), None),
         15,
     )
-    request_id = re.search(r"`(R[0-9A-F]{6})`", flatten(message)).group(1)
+    request_id = re.search(r"`(R[0-9A-F]{12})`", flatten(message)).group(1)
     emu.click(APPROVER1, ids.ActionId.APPROVE, value=request_id, message=message)
     wait_until(lambda: state_of(env, request_id) in ("succeeded", "failed"), 20)
     assert state_of(env, request_id) == "succeeded", bot.log[-2000:]

@@ -101,6 +101,7 @@ def test_audit_cli_export(tmp_path):
     path = tmp_path / "bot.db"
     store = Store(path)
     audit.record(store, actor="U1", event="requested", detail={"a": 1})
+    audit.anchor_head(store)
     store.close()
     out = subprocess.run(
         [sys.executable, "-m", "bot", "audit", "--format", "csv", "--database", str(path)],
