@@ -41,7 +41,7 @@ from bot.google.android import google_duration
 from bot.google.chrome import STATUS_AFTER, StatusAction
 from bot.google.client import DeviceResult
 from bot.jobs import JobSpec, process_alive
-from bot.roles import Role
+from bot.roles import MembershipUnknown, Role
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -332,6 +332,22 @@ def _refused(
     return PermissionDenied(message)
 
 
+def _approver(svc: Services, user: str, request_id: str, attempt: str) -> bool:
+    """Whether `user` may approve. When Slack cannot say (an approver group could not be
+    listed and the cached list is too old), the attempt is audited and refused with why."""
+    try:
+        return svc.roles.is_approver(user)
+    except MembershipUnknown as exc:
+        audit.record(
+            svc.store,
+            actor=user,
+            event="membership_unknown",
+            request_id=request_id,
+            detail={"attempt": attempt, "groups": list(exc.groups), "errors": list(exc.errors)},
+        )
+        raise
+
+
 def _note(
     svc: Services, request: Request, event: str, detail: dict[str, Any], text: str, actor: str = ""
 ) -> None:
@@ -352,7 +368,7 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
     3. The approval message shows who approved; the request runs (`execute`).
     """
     request = load(svc, request_id)
-    if svc.roles.role_of(approver) is not Role.APPROVER:
+    if not _approver(svc, approver, request_id, "approve"):
         raise _refused(
             svc, approver, request_id, "approve", "Only device approvers can approve requests."
         )
@@ -391,7 +407,7 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
 def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
     """An approver turns the request down (optionally saying why)."""
     request = load(svc, request_id)
-    if svc.roles.role_of(approver) is not Role.APPROVER:
+    if not _approver(svc, approver, request_id, "deny"):
         raise _refused(
             svc, approver, request_id, "deny", "Only device approvers can deny requests."
         )
@@ -420,7 +436,7 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
 def cancel(svc: Services, request_id: str, user: str) -> str:
     """Withdraw a pending request, or cancel a command the device has not run yet."""
     request = load(svc, request_id)
-    if user != request.requester and svc.roles.role_of(user) is not Role.APPROVER:
+    if user != request.requester and not _approver(svc, user, request_id, "cancel"):
         raise _refused(
             svc,
             user,
@@ -871,7 +887,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         ack()
         request_id = body["actions"][0]["value"]
         user = body["user"]["id"]
-        if svc.roles.role_of(user) is not Role.APPROVER:
+        if not _approver(svc, user, request_id, "deny"):
             raise _refused(
                 svc, user, request_id, "deny", "Only device approvers can deny requests."
             )

@@ -96,7 +96,12 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
         google=google,
         devices=DeviceDirectory(google, store, executor),
         out=SlackOut(client, sandbox=settings.sandbox),
-        roles=Roles(settings.device_operators, settings.device_approvers, client),
+        roles=Roles(
+            settings.device_operators,
+            settings.device_approvers,
+            client,
+            approver_cache_seconds=settings.approver_group_cache,
+        ),
         secrets=SecretBox(settings.bot_secret_key.get() if settings.bot_secret_key else None),
         executor=executor,
         gate=gate,

@@ -123,6 +123,8 @@ class Settings:
     metrics_port: int | None = None  # None: /metrics on the main port
     #: organisational units whose Chrome devices run kiosk or managed guest sessions
     kiosk_org_units: tuple[str, ...] = ()
+    approver_group_cache: float = 60.0
+    max_devices_per_command: int = 100
 
     @property
     def socket_mode(self) -> bool:
@@ -361,4 +363,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_format=log_format,
         metrics_port=metrics_port,
         kiosk_org_units=_org_units(env, "KIOSK_ORG_UNITS"),
+        approver_group_cache=_float(env, "APPROVER_GROUP_CACHE", 60.0, 1, 3600),
+        max_devices_per_command=_int(env, "MAX_DEVICES_PER_COMMAND", 100, 1, 1000),
     )
