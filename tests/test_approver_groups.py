@@ -110,7 +110,7 @@ def test_removed_approver_cannot_approve_while_slack_cannot_list_the_group(bot, 
     )
     # APPROVER2 is an approver through the S0APPROVERS group; the bot caches that
     bot.slash("requests", user=APPROVER2)
-    wait_until(lambda: bot.svc.roles.role_of(APPROVER2) is Role.APPROVER)
+    bot.wait_ephemeral("pending request", APPROVER2)
     # ... is then removed from the group, while Slack cannot list it, and the cache ages
     bot.emu.add_usergroup("S0APPROVERS", [])
     bot.emu.fail_next("usergroups.users.list", "internal_error")
