@@ -948,24 +948,65 @@ def register(app: App, svc: Services, commands: Commands) -> None:
 
 
 def reissue(svc: Services, request_id: str, user: str) -> str:
-    """A new request with the same action, devices and parameters (approved again if needed)."""
+    """A new request with the same action, devices and parameters (approved again if needed).
+
+    Only for a request whose command expired on the device (it was sent; the device never
+    ran it), only by its requester or an approver, and only once: the click can be forged
+    or repeated, so the button proves nothing.
+    """
     old = load(svc, request_id)
     if svc.roles.role_of(user) is Role.NONE:
         raise _refused(svc, user, request_id, "reissue", "You are not allowed to use device-bot.")
+    if user != old.requester and not _approver(svc, user, request_id, "reissue"):
+        raise _refused(
+            svc,
+            user,
+            request_id,
+            "reissue",
+            "Only the requester or an approver can re-issue a request.",
+        )
+    if old.state != EXPIRED or old.google_ref is None:
+        raise Conflict(
+            f"Only a command that expired on the device can be re-issued; request `{old.id}` is"
+            f" {old.state}. Nothing was done."
+        )
     if old.spec.secret_fields():
         raise ValidationError(
             "This action carries a secret; run it again with `/device " + old.action + "`."
         )
-    devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
-    return submit(
-        svc,
-        NewRequest(
-            action=old.action,
-            platform=old.platform,
-            devices=devices,
-            params=old.params,
-            requester=user,
-            reason=f"Re-issue of {old.id}" + (f": {old.reason}" if old.reason else ""),
-            channel=old.requester_channel,
-        ),
-    )
+    with svc.store.transaction() as db:  # once: a second click hears where the first went
+        row = db.execute(
+            "SELECT sum(event = 'reissued') - sum(event = 'reissue_failed') FROM audit_events"
+            " WHERE request_id = ?",
+            [old.id],
+        ).fetchone()
+        if row[0]:
+            raise Conflict(
+                f"Request `{old.id}` was already re-issued; its thread says as which request."
+            )
+        audit.record(svc.store, actor=user, event="reissued", request_id=old.id)
+    try:
+        devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
+        new_id = submit(
+            svc,
+            NewRequest(
+                action=old.action,
+                platform=old.platform,
+                devices=devices,
+                params=old.params,
+                requester=user,
+                reason=f"Re-issue of {old.id}" + (f": {old.reason}" if old.reason else ""),
+                channel=old.requester_channel,
+            ),
+        )
+    except Exception as exc:
+        audit.record(
+            svc.store,
+            actor=user,
+            event="reissue_failed",
+            request_id=old.id,
+            detail={"error": getattr(exc, "code", type(exc).__name__)},
+        )
+        raise
+    tell_threads(svc, old, f"Re-issued by <@{user}> as request `{new_id}`.")
+    return new_id
