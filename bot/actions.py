@@ -25,7 +25,7 @@ from bot import approvals, capabilities, catalog, ids, modals
 from bot.blocks import esc, section
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import Device
-from bot.errors import Ambiguous, DeviceBotError, ValidationError
+from bot.errors import Ambiguous, Conflict, DeviceBotError, ValidationError
 from bot.modals import Metadata
 from bot.roles import Role
 from bot.services import Services
@@ -271,6 +271,14 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         ack()
         if svc.roles.role_of(user) < Role.OPERATOR:
             refuse(svc, user, f"submit {spec.name}")
+        # one form, one request: a second submission of the same view (or of its draft) is
+        # refused, whatever its trigger id (the store is shared by every bot process)
+        first = svc.store.first_delivery("submission:" + modals.submission_key(view))
+        if not first or (meta.draft and not svc.store.first_delivery("draft:" + meta.draft)):
+            raise Conflict(
+                f"This `{spec.name}` form was already submitted; its request is in your thread."
+                " It was not submitted twice."
+            )
         devices = drafts.take(meta.draft)
         if devices is None:
             if not meta.device_ids or len(meta.device_ids) != meta.count:
