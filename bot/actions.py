@@ -41,6 +41,8 @@ USAGE = {
     "move": "/device move <ou> <device…>",
 }
 SUMMARY = {"reboot": "Reboot a Chrome OS or Android device"}
+#: where a move over MAX_DEVICES_PER_COMMAND devices is sent (SPEC: `bulk <action>`)
+BULK_MOVE = "/device bulk move"
 
 
 class Drafts:
@@ -196,6 +198,14 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             inv.reply(f"Usage: `{usage('move')}`")
             return
         ou, refs = words[0], list(dict.fromkeys(words[1:]))
+        limit = svc.settings.max_devices_per_command
+        if len(refs) > limit:
+            inv.reply(
+                f":warning: `/device move` takes at most {limit} devices per command; you named"
+                f" {len(refs)}, so nothing was looked up. Move larger sets with `{BULK_MOVE}`"
+                " (a pasted list or a CSV file, one approval), or split the list."
+            )
+            return
         title = "Move"
         view_id = svc.out.open_view(
             inv.trigger_id, modals.loading_view(title, f"Looking up {len(refs)} device(s)…")

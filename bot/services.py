@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +39,7 @@ class Services:
     out: SlackOut
     roles: Roles
     secrets: SecretBox
-    executor: ThreadPoolExecutor
+    executor: GatedExecutor
     clock: Callable[[], float] = time.time
     gate: AckGate = field(default_factory=AckGate)
     sandbox: Any = None  # the in-process sandbox Google, when GOOGLE_BACKEND=sandbox
@@ -88,7 +87,11 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     # I/O-bound Google calls and index reads (leaf tasks only, see DeviceDirectory): sized so
     # that a burst of look-ups against a slow Google runs at once rather than in waves.
     gate = AckGate()
-    executor = GatedExecutor(gate, max_workers=128, thread_name_prefix="device-bot-work")
+    # Fair: each Slack request's look-ups queue in their own lane, served in turn, and one
+    # request holds at most half the workers, so a big move never delays someone's info.
+    executor = GatedExecutor(
+        gate, max_workers=128, lane_limit=64, thread_name_prefix="device-bot-work"
+    )
     client = WebClient(token=settings.slack_bot_token.get(), base_url=settings.slack_api_url)
     return Services(
         settings=settings,

@@ -364,5 +364,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=metrics_port,
         kiosk_org_units=_org_units(env, "KIOSK_ORG_UNITS"),
         approver_group_cache=_float(env, "APPROVER_GROUP_CACHE", 60.0, 1, 3600),
-        max_devices_per_command=_int(env, "MAX_DEVICES_PER_COMMAND", 100, 1, 1000),
+        max_devices_per_command=_int(env, "MAX_DEVICES_PER_COMMAND", 100, 1, 10_000),
     )
