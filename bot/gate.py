@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 

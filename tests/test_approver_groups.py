@@ -118,7 +118,9 @@ def test_removed_approver_cannot_approve_while_slack_cannot_list_the_group(bot, 
     bot.svc.roles.clock = lambda: time.monotonic() + lifetime + 1
 
     bot.emu.click(APPROVER2, ids.ActionId.APPROVE, value=request_id, message=message)
-    told = bot.wait_ephemeral("Slack did not answer whether you are in the approver group", APPROVER2)
+    told = bot.wait_ephemeral(
+        "Slack did not answer whether you are in the approver group", APPROVER2
+    )
     assert "nothing was done" in told
     events = audit.events(bot.store, request_id=request_id)
     unknown = [e for e in events if e["event"] == "membership_unknown"]
@@ -131,7 +133,10 @@ def test_removed_approver_cannot_approve_while_slack_cannot_list_the_group(bot, 
     # Slack answers again: the group no longer holds APPROVER2, who is refused as a non-approver
     bot.emu.click(APPROVER2, ids.ActionId.APPROVE, value=request_id, message=message)
     bot.wait_ephemeral("Only device approvers can approve", APPROVER2)
-    assert bot.store.db().execute(
-        "SELECT state FROM requests WHERE id = ?", [request_id]
-    ).fetchone()[0] == "pending"
+    assert (
+        bot.store.db()
+        .execute("SELECT state FROM requests WHERE id = ?", [request_id])
+        .fetchone()[0]
+        == "pending"
+    )
     assert audit.verify(bot.store).ok

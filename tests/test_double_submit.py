@@ -21,10 +21,12 @@ def run(bot: Any, text: str) -> dict[str, Any]:
     bot.slash(text)
     view_id = bot.emu.wait_for_call("views.open", since=mark).response["view"]["id"]
     return wait_until(
-        lambda: (v := bot.emu.open_view(OPERATOR))
-        and v["id"] == view_id
-        and ":hourglass" not in flatten(v)
-        and v,
+        lambda: (
+            (v := bot.emu.open_view(OPERATOR))
+            and v["id"] == view_id
+            and ":hourglass" not in flatten(v)
+            and v
+        ),
         15,
         f"the modal of {text!r}",
     )

@@ -7,7 +7,7 @@ while a move's look-ups are still going out, not after all of them. (How fast: b
 
 from __future__ import annotations
 
-from conftest import APPROVER1, OPERATOR, flatten, start_bot, wait_until
+from conftest import APPROVER1, start_bot, wait_until
 
 
 def test_a_move_over_the_cap_is_refused_before_any_look_up(tmp_path, sandbox, emu):
@@ -36,7 +36,9 @@ def test_another_users_info_is_answered_while_a_big_move_resolves(tmp_path, sand
     try:
         device = claims.chrome()
         bot.slash("move /Sales " + " ".join(refs))
-        wait_until(lambda: sandbox.log.count(path_contains="ZZFAIR") >= 64, 15, "the move's look-ups")
+        wait_until(
+            lambda: sandbox.log.count(path_contains="ZZFAIR") >= 64, 15, "the move's look-ups"
+        )
         bot.slash(f"info {device['serialNumber']}", user=APPROVER1)
         bot.wait_ephemeral(device["serialNumber"], APPROVER1, timeout=15)
         sent = sandbox.log.count(path_contains="ZZFAIR")

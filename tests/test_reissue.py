@@ -50,9 +50,7 @@ def test_forged_reissue_of_a_pending_or_ttl_expired_request_makes_nothing(
         device = claims.chrome("ACTIVE")
         request_id = submit(bot, "disable", device["serialNumber"], {"why": "other"})
         message = wait_until(
-            lambda: next(
-                (m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None
-            )
+            lambda: next((m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None)
         )
         forge_reissue(bot, OTHER_OPERATOR, request_id, message)
         bot.wait_ephemeral("Only the requester or an approver", OTHER_OPERATOR)
@@ -64,8 +62,10 @@ def test_forged_reissue_of_a_pending_or_ttl_expired_request_makes_nothing(
         assert approvals.expire_request(bot.svc, request_id)
         forge_reissue(bot, OPERATOR, request_id, message)
         wait_until(
-            lambda: sum("request `" + request_id + "` is expired" in t for t in bot.ephemeral_texts())
-            == 1
+            lambda: (
+                sum("request `" + request_id + "` is expired" in t for t in bot.ephemeral_texts())
+                == 1
+            )
         )
         assert request_count(bot) == 1
         refused = [
@@ -117,9 +117,11 @@ def test_expired_command_is_reissued_once_by_its_requester(tmp_path, sandbox, em
         emu.click(OPERATOR, ids.ActionId.REISSUE, message=note)
         bot.wait_ephemeral("was already re-issued")
         assert request_count(bot) == 2
-        new_id = bot.store.db().execute(
-            "SELECT id FROM requests WHERE id != ?", [request_id]
-        ).fetchone()[0]
+        new_id = (
+            bot.store.db()
+            .execute("SELECT id FROM requests WHERE id != ?", [request_id])
+            .fetchone()[0]
+        )
         wait_until(
             lambda: any(
                 f"as request `{new_id}`" in flatten(m)
