@@ -38,11 +38,13 @@ class MembershipUnknown(PermissionDenied):
 
     code = "membership_unknown"
 
-    def __init__(self, groups: tuple[str, ...], errors: tuple[str, ...]) -> None:
+    def __init__(
+        self, groups: tuple[str, ...], errors: tuple[str, ...], what: str = "approving"
+    ) -> None:
         names = ", ".join(f"<!subteam^{g}>" for g in groups)
         super().__init__(
             f"Slack did not answer whether you are in the approver group {names} and the bot's "
-            "last answer is too old to trust, so approving is refused for now (nothing was done). "
+            f"last answer is too old to trust, so {what} is refused for now (nothing was done). "
             "Try again in a minute; if it persists, tell the bot's operator."
         )
         self.groups = groups

@@ -139,4 +139,14 @@ def test_removed_approver_cannot_approve_while_slack_cannot_list_the_group(bot, 
         .fetchone()[0]
         == "pending"
     )
+    # a member of the group only (not an operator) hears the same reason for a look-up
+    bot.emu.fail_next("usergroups.users.list", "internal_error", times=5)
+    bot.svc.roles.clock = lambda: time.monotonic() + 2 * (lifetime + 1)
+    bot.slash("requests", user=APPROVER2)
+    bot.wait_ephemeral("so using device-bot is refused for now", APPROVER2)
+    assert [
+        e
+        for e in audit.events(bot.store)
+        if e["event"] == "membership_unknown" and not e["request_id"]
+    ]
     assert audit.verify(bot.store).ok
