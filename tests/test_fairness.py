@@ -31,8 +31,8 @@ def test_a_move_over_the_cap_is_refused_before_any_look_up(tmp_path, sandbox, em
 def test_another_users_info_is_answered_while_a_big_move_resolves(tmp_path, sandbox, emu, claims):
     bot = start_bot(tmp_path, sandbox, emu, MAX_DEVICES_PER_COMMAND="1000")
     refs = [f"ZZFAIR{i:04d}" for i in range(100)]  # 2 Chrome queries each: 200 look-ups
-    # the move's look-ups hang (3 s each): none of them ends while the info is asked
-    slow = sandbox.faults.add(status=None, count=200, path_contains="ZZFAIR", latency=3.0)
+    # the move's look-ups hang (5 s each): none of them ends while the info is asked
+    slow = sandbox.faults.add(status=None, count=200, path_contains="ZZFAIR", latency=5.0)
     try:
         device = claims.chrome()
         bot.slash("move /Sales " + " ".join(refs))
