@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.pool import FairExecutor
+from bot.sandbox.testing import wait_for
 
 DEADLINE = 10
 
@@ -58,7 +59,8 @@ def test_one_lane_never_holds_more_than_its_limit():
     # another lane runs at once while the first one's ten tasks wait for its two workers
     other = submit_from_thread(pool, 1, lambda i: "done")
     assert other[0].result(DEADLINE) == "done"
-    assert not release.is_set()
+    wait_for(lambda: running == 2, DEADLINE, "two of the first lane's tasks running")
+    assert pool.queued() == 8  # the other eight wait for the lane's two workers
     release.set()
     for f in big:
         f.result(DEADLINE)
