@@ -25,7 +25,7 @@ from bot import approvals, capabilities, catalog, ids, modals
 from bot.blocks import esc, section
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import Device
-from bot.errors import Ambiguous, DeviceBotError, ValidationError
+from bot.errors import Ambiguous, Conflict, DeviceBotError, ValidationError
 from bot.modals import Metadata
 from bot.roles import Role
 from bot.services import Services
@@ -41,6 +41,8 @@ USAGE = {
     "move": "/device move <ou> <device…>",
 }
 SUMMARY = {"reboot": "Reboot a Chrome OS or Android device"}
+#: where a move over MAX_DEVICES_PER_COMMAND devices is sent (SPEC: `bulk <action>`)
+BULK_MOVE = "/device bulk move"
 
 
 class Drafts:
@@ -196,6 +198,14 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             inv.reply(f"Usage: `{usage('move')}`")
             return
         ou, refs = words[0], list(dict.fromkeys(words[1:]))
+        limit = svc.settings.max_devices_per_command
+        if len(refs) > limit:
+            inv.reply(
+                f":warning: `/device move` takes at most {limit} devices per command; you named"
+                f" {len(refs)}, so nothing was looked up. Move larger sets with `{BULK_MOVE}`"
+                " (a pasted list or a CSV file, one approval), or split the list."
+            )
+            return
         title = "Move"
         view_id = svc.out.open_view(
             inv.trigger_id, modals.loading_view(title, f"Looking up {len(refs)} device(s)…")
@@ -271,6 +281,14 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         ack()
         if svc.roles.role_of(user) < Role.OPERATOR:
             refuse(svc, user, f"submit {spec.name}")
+        # one form, one request: a second submission of the same view (or of its draft) is
+        # refused, whatever its trigger id (the store is shared by every bot process)
+        first = svc.store.first_delivery("submission:" + modals.submission_key(view))
+        if not first or (meta.draft and not svc.store.first_delivery("draft:" + meta.draft)):
+            raise Conflict(
+                f"This `{spec.name}` form was already submitted; its request is in your thread."
+                " It was not submitted twice."
+            )
         devices = drafts.take(meta.draft)
         if devices is None:
             if not meta.device_ids or len(meta.device_ids) != meta.count:

@@ -42,7 +42,7 @@ from bot.google.android import google_duration
 from bot.google.chrome import STATUS_AFTER, StatusAction
 from bot.google.client import DeviceResult
 from bot.jobs import JobSpec, process_alive
-from bot.roles import Role
+from bot.roles import MembershipUnknown, Role
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -373,6 +373,22 @@ def _refused(
     return PermissionDenied(message)
 
 
+def _approver(svc: Services, user: str, request_id: str, attempt: str) -> bool:
+    """Whether `user` may approve. When Slack cannot say (an approver group could not be
+    listed and the cached list is too old), the attempt is audited and refused with why."""
+    try:
+        return svc.roles.is_approver(user)
+    except MembershipUnknown as exc:
+        audit.record(
+            svc.store,
+            actor=user,
+            event="membership_unknown",
+            request_id=request_id,
+            detail={"attempt": attempt, "groups": list(exc.groups), "errors": list(exc.errors)},
+        )
+        raise
+
+
 def _note(
     svc: Services, request: Request, event: str, detail: dict[str, Any], text: str, actor: str = ""
 ) -> None:
@@ -393,7 +409,7 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
     3. The approval message shows who approved; the request runs (`execute`).
     """
     request = load(svc, request_id)
-    if svc.roles.role_of(approver) is not Role.APPROVER:
+    if not _approver(svc, approver, request_id, "approve"):
         raise _refused(
             svc, approver, request_id, "approve", "Only device approvers can approve requests."
         )
@@ -473,7 +489,7 @@ def run_held(svc: Services) -> int:
 def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
     """An approver turns the request down (optionally saying why)."""
     request = load(svc, request_id)
-    if svc.roles.role_of(approver) is not Role.APPROVER:
+    if not _approver(svc, approver, request_id, "deny"):
         raise _refused(
             svc, approver, request_id, "deny", "Only device approvers can deny requests."
         )
@@ -502,7 +518,7 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
 def cancel(svc: Services, request_id: str, user: str) -> str:
     """Withdraw a pending request, or cancel a command the device has not run yet."""
     request = load(svc, request_id)
-    if user != request.requester and svc.roles.role_of(user) is not Role.APPROVER:
+    if user != request.requester and not _approver(svc, user, request_id, "cancel"):
         raise _refused(
             svc,
             user,
@@ -965,7 +981,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         ack()
         request_id = body["actions"][0]["value"]
         user = body["user"]["id"]
-        if svc.roles.role_of(user) is not Role.APPROVER:
+        if not _approver(svc, user, request_id, "deny"):
             raise _refused(
                 svc, user, request_id, "deny", "Only device approvers can deny requests."
             )
@@ -1026,24 +1042,65 @@ def register(app: App, svc: Services, commands: Commands) -> None:
 
 
 def reissue(svc: Services, request_id: str, user: str) -> str:
-    """A new request with the same action, devices and parameters (approved again if needed)."""
+    """A new request with the same action, devices and parameters (approved again if needed).
+
+    Only for a request whose command expired on the device (it was sent; the device never
+    ran it), only by its requester or an approver, and only once: the click can be forged
+    or repeated, so the button proves nothing.
+    """
     old = load(svc, request_id)
     if svc.roles.role_of(user) is Role.NONE:
         raise _refused(svc, user, request_id, "reissue", "You are not allowed to use device-bot.")
+    if user != old.requester and not _approver(svc, user, request_id, "reissue"):
+        raise _refused(
+            svc,
+            user,
+            request_id,
+            "reissue",
+            "Only the requester or an approver can re-issue a request.",
+        )
+    if old.state != EXPIRED or old.google_ref is None:
+        raise Conflict(
+            f"Only a command that expired on the device can be re-issued; request `{old.id}` is"
+            f" {old.state}. Nothing was done."
+        )
     if old.spec.secret_fields():
         raise ValidationError(
             "This action carries a secret; run it again with `/device " + old.action + "`."
         )
-    devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
-    return submit(
-        svc,
-        NewRequest(
-            action=old.action,
-            platform=old.platform,
-            devices=devices,
-            params=old.params,
-            requester=user,
-            reason=f"Re-issue of {old.id}" + (f": {old.reason}" if old.reason else ""),
-            channel=old.requester_channel,
-        ),
-    )
+    with svc.store.transaction() as db:  # once: a second click hears where the first went
+        row = db.execute(
+            "SELECT sum(event = 'reissued') - sum(event = 'reissue_failed') FROM audit_events"
+            " WHERE request_id = ?",
+            [old.id],
+        ).fetchone()
+        if row[0]:
+            raise Conflict(
+                f"Request `{old.id}` was already re-issued; its thread says as which request."
+            )
+        audit.record(svc.store, actor=user, event="reissued", request_id=old.id)
+    try:
+        devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
+        new_id = submit(
+            svc,
+            NewRequest(
+                action=old.action,
+                platform=old.platform,
+                devices=devices,
+                params=old.params,
+                requester=user,
+                reason=f"Re-issue of {old.id}" + (f": {old.reason}" if old.reason else ""),
+                channel=old.requester_channel,
+            ),
+        )
+    except Exception as exc:
+        audit.record(
+            svc.store,
+            actor=user,
+            event="reissue_failed",
+            request_id=old.id,
+            detail={"error": getattr(exc, "code", type(exc).__name__)},
+        )
+        raise
+    tell_threads(svc, old, f"Re-issued by <@{user}> as request `{new_id}`.")
+    return new_id

@@ -17,7 +17,7 @@ from slack_bolt import Ack
 from bot import audit
 from bot.blocks import esc
 from bot.errors import PermissionDenied
-from bot.roles import Role
+from bot.roles import MembershipUnknown, Role
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,17 @@ class Commands:
 
 def refuse(svc: Services, user_id: str, attempt: str, *, needed: Role = Role.OPERATOR) -> None:
     """Audit the refused attempt and raise PermissionDenied for the error handler to voice."""
+    try:  # refused only because Slack cannot list an approver group right now? Say so.
+        svc.roles.is_approver(user_id)
+    except MembershipUnknown as exc:
+        audit.record(
+            svc.store,
+            actor=user_id,
+            event="membership_unknown",
+            detail={"attempt": attempt, "groups": list(exc.groups), "errors": list(exc.errors)},
+        )
+        what = "approving" if needed is Role.APPROVER else "using device-bot"
+        raise MembershipUnknown(exc.groups, exc.errors, what=what) from None
     audit.record(
         svc.store,
         actor=user_id,

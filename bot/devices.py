@@ -285,8 +285,10 @@ class DeviceDirectory:
             rows = (
                 self.store.db()
                 .execute(
-                    "SELECT name FROM android_index WHERE serial = ? COLLATE NOCASE OR name LIKE ?",
-                    [ref, f"%/devices/{ref}"],
+                    # exact: `_` and `%` in a reference are characters, not wildcards
+                    "SELECT name FROM android_index WHERE serial = ? COLLATE NOCASE"
+                    " OR name LIKE ? ESCAPE '\\'",
+                    [ref, f"%/devices/{_like(ref)}"],
                 )
                 .fetchall()
             )

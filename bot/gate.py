@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from typing import Any, TypeVar
+
+from bot.pool import FairExecutor
 
 T = TypeVar("T")
 MAX_WAIT = 0.5  # never hold work back longer than this
@@ -72,12 +74,17 @@ def working_for(token: str | None) -> None:
     _local.token = token
 
 
-class GatedExecutor(ThreadPoolExecutor):
-    """A thread pool whose tasks start only when no acknowledgement is pending."""
+class GatedExecutor(FairExecutor):
+    """A fair thread pool (one lane per Slack request) whose tasks start only when no
+    acknowledgement is pending."""
 
     def __init__(self, gate: AckGate, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.gate = gate
+
+    def lane(self) -> Hashable:
+        token = getattr(_local, "token", None)  # the request the submitter works for
+        return ("request", token) if token is not None else super().lane()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:  # type: ignore[override]
         gate = self.gate

@@ -9,6 +9,7 @@ a field value, so never a secret.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -380,6 +381,15 @@ def action_view(
         "blocks": out,
         "private_metadata": meta.to_json(),
     }
+
+
+def submission_key(view: dict[str, Any]) -> str:
+    """What identifies one submitted form: its view id and hash.
+
+    Each submission (a double click, a second client) comes with its own trigger id, so
+    the delivery key cannot tell them apart; the view and its hash are the same."""
+    raw = json.dumps(["view_submission", view.get("id"), view.get("hash")])
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def submitted_values(state_values: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,12 @@
-"""Who may do what (SPEC §2): operators and approvers, by user id or user group."""
+"""Who may do what (SPEC §2): operators and approvers, by user id or user group.
+
+A user group's members come from `usergroups.users.list` and are cached. For the
+operator role a stale list is used while Slack cannot answer (looking devices up keeps
+working). For the approver role it is not: once an approver group's list is older than
+APPROVER_GROUP_CACHE and Slack cannot list it again, membership is *unknown* and nobody
+approves through that group (fail closed) — a user just removed from the group must not
+keep approving because Slack's API is down.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +19,36 @@ from enum import IntEnum
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.errors import PermissionDenied
+
 log = logging.getLogger(__name__)
 
 GROUP_CACHE_SECONDS = 300.0
+APPROVER_GROUP_CACHE_SECONDS = 60.0
 
 
 class Role(IntEnum):
     NONE = 0
     OPERATOR = 1
     APPROVER = 2
+
+
+class MembershipUnknown(PermissionDenied):
+    """Slack could not list an approver group and the cached list is past its lifetime."""
+
+    code = "membership_unknown"
+
+    def __init__(
+        self, groups: tuple[str, ...], errors: tuple[str, ...], what: str = "approving"
+    ) -> None:
+        names = ", ".join(f"<!subteam^{g}>" for g in groups)
+        super().__init__(
+            f"Slack did not answer whether you are in the approver group {names} and the bot's "
+            f"last answer is too old to trust, so {what} is refused for now (nothing was done). "
+            "Try again in a minute; if it persists, tell the bot's operator."
+        )
+        self.groups = groups
+        self.errors = errors
 
 
 class Roles:
@@ -32,39 +61,77 @@ class Roles:
         client: WebClient,
         *,
         cache_seconds: float = GROUP_CACHE_SECONDS,
+        approver_cache_seconds: float = APPROVER_GROUP_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.operators = operators
         self.approvers = approvers
         self.client = client
         self.cache_seconds = cache_seconds
+        self.approver_cache_seconds = approver_cache_seconds
         self.clock = clock
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
         self._lock = threading.Lock()
 
     def role_of(self, user_id: str) -> Role:
-        if self._member(user_id, self.approvers):
-            return Role.APPROVER
-        if self._member(user_id, self.operators):
+        """The user's role; an approver group that cannot be checked grants nothing."""
+        try:
+            if self.is_approver(user_id):
+                return Role.APPROVER
+        except MembershipUnknown:
+            pass
+        if self._operator(user_id):
             return Role.OPERATOR
         return Role.NONE
 
-    def _member(self, user_id: str, ids: tuple[str, ...]) -> bool:
-        if user_id in ids:
+    def is_approver(self, user_id: str) -> bool:
+        """Whether the user may approve; MembershipUnknown when that cannot be known now."""
+        if user_id in self.approvers:
             return True
-        return any(user_id in self._group(group) for group in ids if group.startswith("S"))
+        unknown: list[str] = []
+        errors: list[str] = []
+        for group in (g for g in self.approvers if g.startswith("S")):
+            members, error = self._group(group, self.approver_cache_seconds, stale_ok=False)
+            if members is None:
+                unknown.append(group)
+                errors.append(error)
+            elif user_id in members:
+                return True
+        if unknown:
+            raise MembershipUnknown(tuple(unknown), tuple(errors))
+        return False
 
-    def _group(self, group_id: str) -> frozenset[str]:
+    def _operator(self, user_id: str) -> bool:
+        if user_id in self.operators:
+            return True
+        for group in (g for g in self.operators if g.startswith("S")):
+            members, _ = self._group(group, self.cache_seconds, stale_ok=True)
+            if members and user_id in members:
+                return True
+        return False
+
+    def _group(
+        self, group_id: str, lifetime: float, *, stale_ok: bool
+    ) -> tuple[frozenset[str] | None, str]:
+        """The group's members (None if unknown) and, when listing failed, Slack's error."""
         now = self.clock()
         with self._lock:
             cached = self._cache.get(group_id)
-        if cached and now - cached[0] < self.cache_seconds:
-            return cached[1]
+        if cached and now - cached[0] < lifetime:
+            return cached[1], ""
         try:
             users = frozenset(self.client.usergroups_users_list(usergroup=group_id)["users"] or [])
         except SlackApiError as exc:
-            log.warning("usergroups.users.list %s failed: %s", group_id, exc.response.get("error"))
-            return cached[1] if cached else frozenset()
+            error = str(exc.response.get("error") or "error")
+            log.warning("usergroups.users.list %s failed: %s", group_id, error)
+            if stale_ok:
+                return (cached[1] if cached else frozenset()), error
+            return None, error
+        except Exception as exc:  # network: Slack unreachable
+            log.warning("usergroups.users.list %s failed: %s", group_id, type(exc).__name__)
+            if stale_ok:
+                return (cached[1] if cached else frozenset()), type(exc).__name__
+            return None, type(exc).__name__
         with self._lock:
             self._cache[group_id] = (now, users)
-        return users
+        return users, ""

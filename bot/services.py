@@ -10,7 +10,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +39,7 @@ class Services:
     out: SlackOut
     roles: Roles
     secrets: SecretBox
-    executor: ThreadPoolExecutor
+    executor: GatedExecutor
     clock: Callable[[], float] = time.time
     gate: AckGate = field(default_factory=AckGate)
     sandbox: Any = None  # the in-process sandbox Google, when GOOGLE_BACKEND=sandbox
@@ -116,7 +115,11 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     # I/O-bound Google calls and index reads (leaf tasks only, see DeviceDirectory): sized so
     # that a burst of look-ups against a slow Google runs at once rather than in waves.
     gate = AckGate()
-    executor = GatedExecutor(gate, max_workers=128, thread_name_prefix="device-bot-work")
+    # Fair: each Slack request's look-ups queue in their own lane, served in turn, and one
+    # request holds at most half the workers, so a big move never delays someone's info.
+    executor = GatedExecutor(
+        gate, max_workers=128, lane_limit=64, thread_name_prefix="device-bot-work"
+    )
     client = WebClient(token=settings.slack_bot_token.get(), base_url=settings.slack_api_url)
     svc = Services(
         settings=settings,
@@ -124,7 +127,12 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
         google=google,
         devices=DeviceDirectory(google, store, executor),
         out=SlackOut(client, sandbox=settings.sandbox),
-        roles=Roles(settings.device_operators, settings.device_approvers, client),
+        roles=Roles(
+            settings.device_operators,
+            settings.device_approvers,
+            client,
+            approver_cache_seconds=settings.approver_group_cache,
+        ),
         secrets=SecretBox.for_store(
             settings.bot_secret_key.get() if settings.bot_secret_key else None, store
         ),

@@ -126,6 +126,8 @@ class Settings:
     audit_key: Secret | None = None
     audit_anchor_file: Path | None = None  # default: beside the database
     audit_anchor_interval: float = 300.0
+    approver_group_cache: float = 60.0
+    max_devices_per_command: int = 100
 
     @property
     def socket_mode(self) -> bool:
@@ -372,4 +374,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_key=Secret(audit_key_raw) if audit_key_raw else None,
         audit_anchor_file=Path(anchor_raw) if anchor_raw else None,
         audit_anchor_interval=_float(env, "AUDIT_ANCHOR_INTERVAL", 300.0, 0.05, 86400),
+        approver_group_cache=_float(env, "APPROVER_GROUP_CACHE", 60.0, 1, 3600),
+        max_devices_per_command=_int(env, "MAX_DEVICES_PER_COMMAND", 100, 1, 10_000),
     )
