@@ -364,7 +364,7 @@ def search_modal(private_metadata: str = "", *, error: str | None = None) -> dic
                 "element": {
                     "type": "static_select",
                     "action_id": ids.ActionId.SEARCH_SORT,
-                    "placeholder": plain("Google's order"),
+                    "placeholder": plain("Default order"),
                     "options": [
                         {"text": plain(label.capitalize(), 75), "value": value}
                         for value, label in SORT_LABELS.items()

@@ -168,3 +168,24 @@ def test_lists_are_basic_and_cards_full(slack: Bot, claims: Any) -> None:
     slack.wait_ephemeral(device["serialNumber"])
     assert all(c["projection"] == ["FULL"] for c in list_calls(slack, since))
     assert buttons(ephemeral(slack, device["serialNumber"]))
+
+
+def test_the_sort_fields_are_the_directory_apis_order_by_enum() -> None:
+    """The words map onto exactly the values Google's discovery document allows."""
+    import json
+    from pathlib import Path
+
+    import googleapiclient
+
+    from bot.devices import SORT_LABELS, SORT_WORDS
+
+    doc = (
+        Path(googleapiclient.__file__).parent / "discovery_cache/documents/admin.directory_v1.json"
+    )
+    params = json.loads(doc.read_text())["resources"]["chromeosdevices"]["methods"]["list"][
+        "parameters"
+    ]
+    assert set(SORT_WORDS.values()) == set(params["orderBy"]["enum"]) == set(SORT_LABELS)
+    assert {s.sort_order for s in (Sort("status"), Sort("status", True))} == set(
+        params["sortOrder"]["enum"]
+    )
