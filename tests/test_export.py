@@ -157,3 +157,21 @@ def test_an_outsider_cannot_export(bot: Bot) -> None:
     bot.wait_ephemeral("not allowed", user=OUTSIDER)
     assert not bot.emu.calls_to("files.getUploadURLExternal")
     assert not any(e["event"] == "export" for e in audit.events(bot.store))
+
+
+def test_a_google_failure_mid_export_is_told_in_place_and_nothing_is_uploaded(
+    fleet_bot: Bot,
+) -> None:
+    bot = fleet_bot
+    bot.sandbox.faults.add(400, count=1, path_contains="pageToken=", message="Invalid page token")
+    bot.slash("export")
+    progress = wait_until(
+        lambda: next((m for m in bot.messages_in(DM) if "export stopped" in flatten(m)), None),
+        15,
+        f"the failure in the progress message\n{bot.emu.dump()}",
+    )
+    assert "Invalid page token" in flatten(progress)
+    assert len(bot.messages_in(DM)) == 1
+    assert not bot.emu.calls_to("files.getUploadURLExternal") and not bot.emu.uploads.files()
+    failed = [e for e in audit.events(bot.store) if e["event"] == "export failed"]
+    assert len(failed) == 1 and failed[0]["actor"] == OPERATOR
