@@ -249,9 +249,17 @@ def run(svc: Services, user: str, query: str) -> None:
         progress.show(":warning: The export failed on our side; nothing was sent.", force=True)
         return
     took = time.monotonic() - started
+    synced = svc.devices.android_index_synced_at() if counts.android else None
+    note = (
+        "Android rows come from the bot's device index, refreshed "
+        + datetime.fromtimestamp(synced, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        + "."
+        if synced
+        else ""
+    )
     progress.show(
         f":white_check_mark: Exported {summary} in {took:.0f} s: `{filename}` below.",
-        "Android rows come from the bot's device index (refreshed every few minutes).",
+        note,
         force=True,
     )
     audit.record(

@@ -120,6 +120,9 @@ def test_export_uploads_a_csv_of_both_platforms_with_meids(
         10,
         "the final progress edit",
     )
+    assert "Android rows come from the bot's device index, refreshed 20" in flatten(
+        bot.emu.message(DM, progress[0]["ts"])
+    )
     updates = [c for c in bot.emu.calls_to("chat.update") if c.args.get("ts") == progress[0]["ts"]]
     assert len(updates) >= 5  # three pages, the Android rows, the upload, the end
     assert any("Chrome OS devices read (3 pages)" in flatten(c.args) for c in updates)
