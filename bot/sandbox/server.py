@@ -247,8 +247,8 @@ class App:
             with self.fleet.lock:
                 self.fleet.tick()
                 resp = self._route(req)
-                body = fields.apply(resp.body, req.param("fields"))  # partial response
-                payload = b"" if body is None else json.dumps(body).encode()
+                answer = fields.apply(resp.body, req.param("fields"))  # partial response
+                payload = b"" if answer is None else json.dumps(answer).encode()
             headers = {"Content-Type": resp.content_type, **resp.headers}
             return resp.status, headers, payload
         except ApiError as e:
