@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.common import machine
 
-BENCHMARKS = ("ack", "lookup", "fleet", "fairness", "polling", "memory", "startup")
+BENCHMARKS = ("ack", "lookup", "fleet", "fairness", "export", "polling", "memory", "startup")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import approvals, capabilities, catalog, ids, modals
+from bot import annotation, approvals, capabilities, catalog, ids, modals
 from bot.blocks import esc, section
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import Device
@@ -271,6 +271,8 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             params = spec.parse(values)
             for device in drafts.peek(meta.draft) or ():
                 catalog.check_device(spec, params, device.ownership)
+            if spec.kind == "patch":
+                params = _annotation_changes(spec, drafts.peek(meta.draft), params, values)
         except ValidationError as exc:
             target = exc.field if exc.field in values else (inputs[0] if inputs else None)
             if target is None:
@@ -327,6 +329,19 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         )
     app.action(ids.DEVICE_ACTION_PATTERN)(card_button)
     app.view(ids.CallbackId.ACTION)(submitted)
+
+
+def _annotation_changes(
+    spec: catalog.ActionSpec,
+    devices: tuple[Device, ...] | None,
+    params: dict[str, Any],
+    values: dict[str, Any],
+) -> dict[str, Any]:
+    """Annotate: only the changed fields, compared with what the modal showed when it opened."""
+    if not devices:
+        raise ValidationError("That form expired before it was submitted; run the command again.")
+    clear = values.get(ids.BlockId.CLEAR_FIELDS) or []
+    return annotation.changes(spec.fields, devices[0].raw, params, clear)
 
 
 def _title_for(name: str) -> str:

@@ -39,7 +39,7 @@ def capabilities() -> list[Any]:
     from bot import lookup
 
     modules: list[Any] = [lookup]
-    for name in ("actions", "approvals", "outcomes", "lost"):
+    for name in ("export", "actions", "approvals", "outcomes", "lost"):
         try:
             modules.append(__import__(f"bot.{name}", fromlist=["register"]))
         except ModuleNotFoundError as exc:

@@ -675,10 +675,13 @@ def _perform(svc: Services, request: Request) -> None:
         finish(svc, request.id, SUCCEEDED, f"Done: {spec.label.lower()} {esc(request.target)}.", {})
         return
     if spec.kind == "patch":
+        from bot import annotation
+
         svc.google.require_chrome().patch(request.device_ids[0], catalog.command_body(spec, params))
-        finish(
-            svc, request.id, SUCCEEDED, f"Done: annotations of {esc(request.target)} updated.", {}
-        )
+        labels = {f.name: f.label for f in spec.fields}
+        changed = "; ".join(esc(line) for line in annotation.change_lines(params, labels))
+        text = f"Done: annotations of {esc(request.target)} updated ({changed})."
+        finish(svc, request.id, SUCCEEDED, text, {"changes": annotation.audit_detail(params)})
         return
     if spec.kind == "lost_case":
         from bot import lost

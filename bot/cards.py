@@ -30,7 +30,7 @@ from bot.blocks import (
     sections_of,
 )
 from bot.catalog import ActionSpec
-from bot.devices import Device, SearchPage
+from bot.devices import SORT_LABELS, Device, SearchPage
 
 #: devices per platform on one search page: 2 × 20 result sections stay well under 50 blocks
 PAGE_SIZE = 20
@@ -288,6 +288,8 @@ def search_count(query: str, page: SearchPage, start: int) -> str:
     """The result count line of a search page."""
     shown = len(page.devices)
     subject = f"`{esc(query)}`" if query else "all devices"
+    if page.sort is not None:
+        subject += f" ({page.sort.describe()})"
     if shown == 0:
         return f"No device matches {subject}." if start == 0 else f"No more results for {subject}."
     first, last = start + 1, start + shown
@@ -354,9 +356,40 @@ def search_modal(private_metadata: str = "", *, error: str | None = None) -> dic
                     2000,
                 ),
             },
+            {
+                "type": "input",
+                "block_id": ids.BlockId.SEARCH_SORT,
+                "optional": True,
+                "label": plain("Sort by"),
+                "element": {
+                    "type": "static_select",
+                    "action_id": ids.ActionId.SEARCH_SORT,
+                    "placeholder": plain("Default order"),
+                    "options": [
+                        {"text": plain(label.capitalize(), 75), "value": value}
+                        for value, label in SORT_LABELS.items()
+                    ],
+                },
+            },
+            {
+                "type": "input",
+                "block_id": ids.BlockId.SEARCH_ORDER,
+                "optional": True,
+                "label": plain("Order"),
+                "element": {
+                    "type": "radio_buttons",
+                    "action_id": ids.ActionId.SEARCH_ORDER,
+                    "initial_option": _ASCENDING,
+                    "options": [_ASCENDING, _DESCENDING],
+                },
+            },
             context("Results arrive as a message only you can see."),
         ],
     }
+
+
+_ASCENDING = {"text": plain("Ascending", 75), "value": "ASCENDING"}
+_DESCENDING = {"text": plain("Descending", 75), "value": "DESCENDING"}
 
 
 # ---- ambiguity --------------------------------------------------------------------------

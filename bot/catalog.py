@@ -544,7 +544,7 @@ ACTIONS["annotate"] = ActionSpec(
     kind="patch",
     google="PATCH",
     label="Annotate",
-    summary="Set a Chrome device's annotated user, location, asset id and notes",
+    summary="Change or clear a Chrome device's annotated user, location, asset id and notes",
     example="/device annotate 5CD1234XYZ",
     fields=(
         FieldSpec("annotatedUser", "Annotated user", optional=True, max_length=100),
@@ -552,8 +552,11 @@ ACTIONS["annotate"] = ActionSpec(
         FieldSpec("annotatedAssetId", "Asset id", optional=True, max_length=200),
         FieldSpec("notes", "Notes", "multiline", optional=True, max_length=500),
     ),
+    # only the fields that changed ("" clears one): see bot/annotation.py
     build=lambda p: {
-        k: p.get(k, "") for k in ("annotatedUser", "annotatedLocation", "annotatedAssetId", "notes")
+        k: p[k]
+        for k in ("annotatedUser", "annotatedLocation", "annotatedAssetId", "notes")
+        if k in p
     },
 )
 ACTIONS["move"] = ActionSpec(

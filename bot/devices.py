@@ -142,6 +142,89 @@ def android_device(raw: dict[str, Any]) -> Device:
     )
 
 
+#: the Directory API's chromeosdevices.list `orderBy` values, with the words people type
+SORT_WORDS: dict[str, str] = {
+    "lastsync": "lastSync",
+    "last-sync": "lastSync",
+    "sync": "lastSync",
+    "serial": "serialNumber",
+    "serialnumber": "serialNumber",
+    "status": "status",
+    "user": "annotatedUser",
+    "annotateduser": "annotatedUser",
+    "location": "annotatedLocation",
+    "annotatedlocation": "annotatedLocation",
+    "notes": "notes",
+}
+SORT_LABELS: dict[str, str] = {
+    "lastSync": "last sync",
+    "serialNumber": "serial",
+    "status": "status",
+    "annotatedUser": "user",
+    "annotatedLocation": "location",
+    "notes": "notes",
+}
+#: the Android index column (or raw JSON path) equivalent to each Chrome orderBy; None: none
+_ANDROID_SORT: dict[str, str | None] = {
+    "lastSync": "json_extract(r.raw, '$.lastStatusReportTime')",
+    "serialNumber": "i.serial",
+    "status": "i.state",
+    "annotatedUser": "i.user",
+    "annotatedLocation": None,
+    "notes": None,
+}
+
+
+@dataclass(frozen=True)
+class Sort:
+    """A search's order: a Directory `orderBy` value and its direction."""
+
+    order_by: str
+    descending: bool = False
+
+    @property
+    def sort_order(self) -> str:
+        return "DESCENDING" if self.descending else "ASCENDING"
+
+    def describe(self) -> str:
+        return f"sorted by {SORT_LABELS.get(self.order_by, self.order_by)}, " + (
+            "descending" if self.descending else "ascending"
+        )
+
+
+def parse_sort(text: str) -> tuple[str, Sort | None]:
+    """Split `sort:<field>` and `order:asc|desc` out of a search; returns (query, sort).
+
+    `sort:lastsync`, `sort:serial`, `sort:status`, `sort:user`, `sort:location`,
+    `sort:notes` (or the Directory API's own names, e.g. `sort:annotatedUser`).
+    """
+    words, order_by, direction = [], None, None
+    for word in text.split():
+        key, sep, value = word.partition(":")
+        if sep and key.lower() == "sort":
+            order_by = SORT_WORDS.get(value.lower())
+            if order_by is None:
+                raise ValidationError(
+                    f"Cannot sort by `{esc(value[:40])}`; use one of: "
+                    + ", ".join(
+                        f"`sort:{w}`"
+                        for w in ("lastsync", "serial", "status", "user", "location", "notes")
+                    )
+                )
+        elif sep and key.lower() == "order":
+            direction = value.lower()
+            if direction not in ("asc", "desc", "ascending", "descending"):
+                raise ValidationError("`order:` is `order:asc` or `order:desc`.")
+        else:
+            words.append(word)
+    if direction and order_by is None:
+        raise ValidationError(
+            "`order:` goes with a `sort:<field>` (e.g. `sort:lastsync order:desc`)."
+        )
+    sort = Sort(order_by, (direction or "").startswith("desc")) if order_by else None
+    return " ".join(words), sort
+
+
 @dataclass(frozen=True)
 class SearchPage:
     devices: list[Device]
@@ -149,20 +232,42 @@ class SearchPage:
     android_total: int | None  # exact count from the local index; None if Android was not searched
     chrome_more: bool
     notes: list[str] = field(default_factory=list)
+    sort: Sort | None = None
 
 
-def _encode_cursor(query: str, chrome_token: str | None, android_offset: int | None) -> str:
-    data = json.dumps({"q": query, "c": chrome_token, "a": android_offset}, separators=(",", ":"))
+def _encode_cursor(
+    query: str, chrome_token: str | None, android_offset: int | None, sort: Sort | None = None
+) -> str:
+    fields: dict[str, Any] = {"q": query, "c": chrome_token, "a": android_offset}
+    if sort is not None:
+        fields["o"] = sort.order_by
+        fields["d"] = int(sort.descending)
+    data = json.dumps(fields, separators=(",", ":"))
     return base64.urlsafe_b64encode(data.encode()).decode()
+
+
+def _cursor_data(cursor: str) -> dict[str, Any]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(data, dict) or not isinstance(data["q"], str):
+            raise ValueError(cursor)
+        return data
+    except (ValueError, KeyError, TypeError):
+        raise ValidationError("That result page has expired; run the search again.") from None
 
 
 def decode_cursor(cursor: str) -> tuple[str, str | None, int | None]:
     """Inverse of the cursor carried by the *Next* button."""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(data["q"]), data.get("c"), data.get("a")
-    except (ValueError, KeyError, TypeError):
-        raise ValidationError("That result page has expired; run the search again.") from None
+    data = _cursor_data(cursor)
+    return str(data["q"]), data.get("c"), data.get("a")
+
+
+def decode_sort(cursor: str) -> Sort | None:
+    """The order a *Next* cursor continues in (None: the default order)."""
+    order_by = _cursor_data(cursor).get("o")
+    if order_by not in _ANDROID_SORT:
+        return None
+    return Sort(str(order_by), bool(_cursor_data(cursor).get("d")))
 
 
 class DeviceDirectory:
@@ -303,32 +408,49 @@ class DeviceDirectory:
         return found
 
     # ---- search -----------------------------------------------------------------
-    def search(self, query: str, *, cursor: str | None = None, page_size: int = 20) -> SearchPage:
-        """One page of `query` on both platforms (Chrome: Directory query syntax)."""
+    def search(
+        self,
+        query: str,
+        *,
+        cursor: str | None = None,
+        page_size: int = 20,
+        sort: Sort | None = None,
+    ) -> SearchPage:
+        """One page of `query` on both platforms (Chrome: Directory query syntax).
+
+        `sort` orders Chrome through the Directory API's orderBy/sortOrder and Android on
+        the equivalent field of the local index. Lists need no full record: BASIC projection.
+        """
         query = query.strip()
         chrome_token: str | None = None
         android_offset: int | None = 0
         first = cursor is None
         if cursor:
             query, chrome_token, android_offset = decode_cursor(cursor)
+            sort = decode_sort(cursor)
         notes: list[str] = []
         chrome_future: Future[Any] | None = None
         chrome_api, android_api = self.google.chrome, self.google.android
+        order_by: str | None = None if query else "serialNumber"
+        sort_order: str | None = None
+        if sort is not None:
+            order_by, sort_order = sort.order_by, sort.sort_order
         if chrome_api is not None and (first or chrome_token):
             chrome_future = self.executor.submit(
                 chrome_api.list_devices,
                 query=query or None,
-                projection="FULL",
+                projection="BASIC",
                 max_results=page_size,
                 page_token=chrome_token,
-                order_by="serialNumber" if not query else None,
+                order_by=order_by,
+                sort_order=sort_order,
             )
         elif chrome_api is None and first:
             notes.append("Chrome OS is not configured.")
         android_devices: list[Device] = []
         android_total: int | None = None
         next_android: int | None = None
-        android_where = _android_filter(query)
+        android_where = android_filter(query)
         if android_api is not None and android_offset is not None and android_where is not None:
             self.ensure_android_index()
             sql, args = android_where
@@ -336,8 +458,17 @@ class DeviceDirectory:
             android_total = db.execute(
                 f"SELECT count(*) FROM android_index WHERE {sql}", args
             ).fetchone()[0]
+            order = "i.serial"
+            if sort is not None:
+                column = _ANDROID_SORT[sort.order_by]
+                if column is None and first:
+                    notes.append(
+                        f"Android devices have no {SORT_LABELS[sort.order_by]}: they are sorted by serial."
+                    )
+                order = f"{column or 'i.serial'} {'DESC' if sort.descending else 'ASC'}, i.serial"
             rows = db.execute(
-                f"SELECT name FROM android_index WHERE {sql} ORDER BY serial LIMIT ? OFFSET ?",
+                "SELECT i.name FROM android_index i LEFT JOIN android_raw r ON r.name = i.name"
+                f" WHERE {sql} ORDER BY {order} LIMIT ? OFFSET ?",
                 [*args, page_size, android_offset],
             ).fetchall()
             names = [row[0] for row in rows]
@@ -356,13 +487,14 @@ class DeviceDirectory:
             next_chrome = page.next_page_token
         next_cursor = None
         if next_chrome or next_android is not None:
-            next_cursor = _encode_cursor(query, next_chrome, next_android)
+            next_cursor = _encode_cursor(query, next_chrome, next_android, sort)
         return SearchPage(
             devices=chrome_devices + android_devices,
             next_cursor=next_cursor,
             android_total=android_total,
             chrome_more=bool(next_chrome),
             notes=notes,
+            sort=sort,
         )
 
     def _android_cached(self, name: str) -> Device | None:
@@ -446,7 +578,7 @@ class DeviceDirectory:
 _ANDROID_OPERATORS = {"user": "user", "id": "serial"}
 
 
-def _android_filter(query: str) -> tuple[str, list[Any]] | None:
+def android_filter(query: str) -> tuple[str, list[Any]] | None:
     """Translate the Chrome-style query into SQL on the Android index (None: no Android match)."""
     clauses: list[str] = []
     args: list[Any] = []

@@ -23,6 +23,9 @@ class ActionId(StrEnum):
     #: prefix of the per-action buttons on a device card: "device_action:<action>"
     DEVICE_ACTION = "device_action"
     SEARCH_INPUT = "search_query"
+    SEARCH_SORT = "search_sort"
+    SEARCH_ORDER = "search_order"
+    CLEAR_FIELDS = "clear_fields"
     SHOW_HISTORY = "device_history"
 
 
@@ -39,6 +42,10 @@ class BlockId(StrEnum):
     """block_id of inputs whose values the handlers read."""
 
     SEARCH = "search"
+    SEARCH_SORT = "search_sort"
+    SEARCH_ORDER = "search_order"
+    #: the annotate modal's "clear these fields" checkboxes
+    CLEAR_FIELDS = "clear_fields"
     DENY_REASON = "deny_reason"
     CONFIRM_COUNT = "confirm_count"
     #: prefix of the result rows of a search page: "result-<n>"

@@ -15,7 +15,7 @@ from slack_bolt import Ack
 
 from bot import audit, blocks, capabilities, cards, ids
 from bot.commands import Commands, Invocation, Subcommand, refuse
-from bot.devices import Device, decode_cursor
+from bot.devices import SORT_WORDS, Device, Sort, decode_cursor, parse_sort
 from bot.errors import Ambiguous, DeviceBotError, NotFound, ValidationError
 from bot.roles import Role
 from bot.services import Services
@@ -33,12 +33,15 @@ MAX_QUERY = 200
 
 def find(inv: Invocation) -> None:
     """`/device find <query>`: one page of results on both platforms, with *Next*."""
-    query = inv.args.strip()
-    if not query or len(query) > MAX_QUERY:
+    text = inv.args.strip()
+    if not text or len(text) > MAX_QUERY:
         usage(inv, FIND, "a search query of 1 to 200 characters")
         return
     try:
-        page = inv.svc.devices.search(query, page_size=cards.PAGE_SIZE)
+        query, sort = parse_sort(text)
+        if not query and sort is None:
+            raise ValidationError("a search query of 1 to 200 characters")
+        page = inv.svc.devices.search(query, page_size=cards.PAGE_SIZE, sort=sort)
     except ValidationError as exc:
         usage(inv, FIND, exc.message)
         return
@@ -112,7 +115,8 @@ FIND = Subcommand(
     "find",
     find,
     "/device find <query>",
-    "Search both platforms (Chrome OS takes the Directory query syntax: user:, id:, asset_id:, status:, …)",
+    "Search both platforms (Chrome OS takes the Directory query syntax: user:, id:, asset_id:, status:, …);"
+    " `sort:lastsync|serial|status|user|location|notes` and `order:asc|desc` order the results",
     "/device find user:ada@example.com",
 )
 INFO = Subcommand(
@@ -294,6 +298,12 @@ def search_submitted(svc: Services, ack: Ack, body: dict[str, Any], view: dict[s
     if not query or len(query) > MAX_QUERY:
         ack(response_action="errors", errors={ids.BlockId.SEARCH: "Type 1 to 200 characters."})
         return
+    try:
+        query, sort = parse_sort(query)
+        sort = _modal_sort(values) or sort
+    except ValidationError as exc:
+        ack(response_action="errors", errors={ids.BlockId.SEARCH: exc.message})
+        return
     ack()
     try:
         meta = json.loads(view.get("private_metadata") or "{}")
@@ -306,7 +316,7 @@ def search_submitted(svc: Services, ack: Ack, body: dict[str, Any], view: dict[s
     }
     try:
         _check(svc, body, f"find {query}"[:200])
-        page = svc.devices.search(query, page_size=cards.PAGE_SIZE)
+        page = svc.devices.search(query, page_size=cards.PAGE_SIZE, sort=sort)
     except DeviceBotError as exc:
         answer(
             svc,
@@ -316,6 +326,17 @@ def search_submitted(svc: Services, ack: Ack, body: dict[str, Any], view: dict[s
         )
         return
     answer(svc, target, cards.search_text(query, page), cards.search_page(query, page))
+
+
+def _modal_sort(values: dict[str, Any]) -> Sort | None:
+    """The search modal's *Sort by* and *Order* choices (None: Google's default order)."""
+    chosen = (values.get(ids.BlockId.SEARCH_SORT) or {}).get(ids.ActionId.SEARCH_SORT) or {}
+    order_by = (chosen.get("selected_option") or {}).get("value")
+    if order_by not in SORT_WORDS.values():
+        return None
+    direction = (values.get(ids.BlockId.SEARCH_ORDER) or {}).get(ids.ActionId.SEARCH_ORDER) or {}
+    descending = (direction.get("selected_option") or {}).get("value") == "DESCENDING"
+    return Sort(str(order_by), descending)
 
 
 # ---- wiring -------------------------------------------------------------------------------

@@ -292,6 +292,39 @@ def input_block(spec: FieldSpec, initial: Any = None) -> Block:
     return block
 
 
+def clear_block(fields: Sequence[FieldSpec], current: dict[str, Any]) -> Block | None:
+    """Annotate: one "Clear …" tick per field that has a value (None when none has).
+
+    Clearing is never implied by an emptied field: the submission refuses an empty field
+    that is not ticked here (bot/annotation.py)."""
+    options = [
+        {
+            "text": plain(f"Clear {f.label.lower()}", 75),
+            "description": plain(f"now: {clip(str(current[f.name]), 60)}", 75),
+            "value": f.name,
+        }
+        for f in fields
+        if current.get(f.name)
+    ]
+    if not options:
+        return None
+    return {
+        "type": "input",
+        "block_id": ids.BlockId.CLEAR_FIELDS,
+        "label": plain("Clear", 2000),
+        "optional": True,
+        "element": {
+            "type": "checkboxes",
+            "action_id": ids.ActionId.CLEAR_FIELDS,
+            "options": options[:10],
+        },
+        "hint": plain(
+            "A ticked field is cleared on the device. Only the fields you change or clear are sent.",
+            2000,
+        ),
+    }
+
+
 def confirm_count_block(count: int, what: str) -> Block:
     """Bulk safety: the requester types how many devices they mean to touch."""
     return {
@@ -344,6 +377,8 @@ def action_view(
         )
     summary = device_summary(devices)
     inputs = [input_block(f, initial.get(f.name)) for f in spec.fields]
+    if spec.kind == "patch" and (clear := clear_block(spec.fields, initial)) is not None:
+        inputs.append(clear)
     if len(devices) > CONFIRM_THRESHOLD:
         inputs.append(confirm_count_block(len(devices), spec.label.lower()))
     notes = []

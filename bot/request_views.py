@@ -24,6 +24,13 @@ STATE_WORDS = {
 
 
 def _params_text(request: Request) -> str:
+    if request.spec.kind == "patch":  # annotate: each changed field as old → new
+        from bot import annotation
+
+        labels = {f.name: f.label for f in request.spec.fields}
+        return "\n".join(
+            f"• {esc(line)}" for line in annotation.change_lines(request.params, labels)
+        )
     params = dict(request.params)
     if request.spec.secret_fields():
         if params.pop("clear_password", False):

@@ -60,6 +60,14 @@ class SlackOut:
         )
         return str(response["ts"])
 
+    def post_where(self, channel: str, text: str, blocks: Blocks = None) -> tuple[str, str]:
+        """Post a message; returns (channel id, ts): a user id as `channel` becomes their DM's id."""
+        text, dicts = self._mark(text, blocks)
+        response = self.client.chat_postMessage(
+            channel=channel, text=text, blocks=dicts, unfurl_links=False
+        )
+        return str(response["channel"]), str(response["ts"])
+
     def ephemeral(
         self,
         channel: str,
@@ -102,6 +110,31 @@ class SlackOut:
         except Exception:  # a missing permalink must never break the flow it decorates
             log.warning("chat.getPermalink failed for %s/%s", channel, ts, exc_info=True)
             return None
+
+    def upload(
+        self,
+        channel: str,
+        filename: str,
+        content: bytes,
+        *,
+        title: str,
+        comment: str = "",
+    ) -> str:
+        """Share a file in `channel` through Slack's external upload flow; returns its file id.
+
+        files_upload_v2 does the three steps: files.getUploadURLExternal, a POST of the bytes
+        to the upload_url it answers, then files.completeUploadExternal with channel_id.
+        """
+        if self.sandbox:
+            comment = f"[SANDBOX] {comment}".strip()
+        response = self.client.files_upload_v2(
+            channel=channel,
+            filename=filename,
+            content=content,
+            title=title,
+            initial_comment=comment or None,
+        )
+        return str(response["file"]["id"])
 
     def open_view(self, trigger_id: str, view: View | dict[str, Any]) -> str:
         """views.open; returns the view id for later views.update."""

@@ -108,8 +108,12 @@ class ChromeApi:
         page_token: str | None = None,
         max_results: int = 100,
         org_unit_path: str | None = None,
+        fields: str | None = None,
     ) -> Page:
-        """One page of chromeosdevices.list (Directory query syntax: user:, id:, status:, …)."""
+        """One page of chromeosdevices.list (Directory query syntax: user:, id:, status:, …).
+
+        `fields` asks for a partial response, e.g. `nextPageToken,chromeosdevices(meid)`.
+        """
         if not 1 <= max_results <= MAX_LIST_RESULTS:
             raise ValidationError(
                 f"max_results must be from 1 to {MAX_LIST_RESULTS}, got {max_results}",
@@ -139,6 +143,7 @@ class ChromeApi:
             "sortOrder": sort_order,
             "pageToken": page_token,
             "orgUnitPath": org_unit_path,
+            "fields": fields,
         }
         params.update({k: v for k, v in optional.items() if v is not None})
         what = f"search Chrome devices ({query})" if query else "list Chrome devices"

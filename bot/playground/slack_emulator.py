@@ -39,6 +39,8 @@ from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
+from bot.playground.slack_files import FILES_PATH, UPLOAD_PATH, FileUploads
+
 JSON = dict[str, Any]
 
 TRIGGER_TTL = 3.0  # seconds a trigger_id may be exchanged for a modal
@@ -538,6 +540,7 @@ class SlackEmulator:
 
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.uploads = FileUploads(self)  # files.getUploadURLExternal / completeUploadExternal
 
         self.add_user(BOT_USER_ID, name="device-bot", real_name="Device Bot", is_bot=True)
         for uid, name, real_name in DEFAULT_USERS:
@@ -1097,6 +1100,7 @@ class SlackEmulator:
             "views.update": self._views_update,
             "views.push": self._views_push,
             "views.publish": self._views_publish,
+            **self.uploads.methods(),
         }
 
     def _auth_test(self, args: JSON) -> JSON:
@@ -2247,6 +2251,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status, text = self.emu.handle_response_url(url.path[len("/response/") :], body)
             self._send(status, text.encode(), "text/plain", {})
+        elif url.path.startswith(UPLOAD_PATH) and self.command == "POST":
+            status, text = self.emu.uploads.receive(url.path[len(UPLOAD_PATH) :], raw)
+            self._send(status, text.encode(), "text/plain", {})
+        elif url.path.startswith(FILES_PATH) and self.command == "GET":
+            self._send(*self.emu.uploads.download(url.path), {})
         elif url.path == "/healthz":
             self._send(200, b"ok", "text/plain", {})
         elif url.path == SOCKET_MODE_PATH and self.command == "GET":

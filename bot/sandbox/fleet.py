@@ -465,6 +465,8 @@ class Fleet:
                 d["annotatedLocation"] = LOCATIONS[(bits >> 16) % len(LOCATIONS)]
             if (bits >> 24) % 100 < 12:
                 d["notes"] = NOTES[(bits >> 28) % len(NOTES)]
+            if (bits >> 36) % 5 == 0:  # a 3G/LTE modem: the MEID the Directory guide exports
+                d["meid"] = f"A{(bits >> 40) & 0xFFFFFFFFFFFFF:013X}"
             if status == "DEPROVISIONED":
                 d["deprovisionReason"] = DEPROVISION_REASONS[
                     (bits >> 32) % len(DEPROVISION_REASONS)

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.sandbox import android, chrome, schema
+from bot.sandbox import android, chrome, fields, schema
 from bot.sandbox.api import ApiError, Request, Response
 from bot.sandbox.fleet import Fleet
 
@@ -247,7 +247,8 @@ class App:
             with self.fleet.lock:
                 self.fleet.tick()
                 resp = self._route(req)
-                payload = b"" if resp.body is None else json.dumps(resp.body).encode()
+                answer = fields.apply(resp.body, req.param("fields"))  # partial response
+                payload = b"" if answer is None else json.dumps(answer).encode()
             headers = {"Content-Type": resp.content_type, **resp.headers}
             return resp.status, headers, payload
         except ApiError as e:

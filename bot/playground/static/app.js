@@ -738,6 +738,10 @@
       else a.append(mrkdwn(att.text || att.fallback || ""));
       body.append(a);
     }
+    for (const f of m.files || []) {
+      // a file shared by files.completeUploadExternal: a download link served by the emulator
+      body.append(el("a", { className: "file", href: f.url_private, download: f.name, text: `📄 ${f.title || f.name} (${f.size} bytes)` }));
+    }
     if (opts.replies) {
       body.append(el("button", { type: "button", className: "thread-link", text: `${opts.replies} ${opts.replies === 1 ? "reply" : "replies"}`, onclick: () => openThread(m.ts) }));
     }

@@ -1,0 +1,342 @@
+"""`/device export [query]`: every matching device as a CSV file, sent to the requester.
+
+The command acks, says where the file will arrive, and the export runs on its own thread,
+off the request path. It posts one progress message in the requester's DM with the bot and
+edits it in place (chat.update, at most every PROGRESS_EVERY seconds) while it reads:
+
+- Chrome OS: chromeosdevices.list with maxResults 300 and a partial response, as the
+  Directory guide exports MEIDs (`fields=nextPageToken,chromeosdevices(meid)`), here with
+  the CSV's columns: `fields=chromeosdevices(deviceId,…,meid),nextPageToken`. The
+  projection is FULL only because `recentUsers` (a list field) is not in BASIC; the
+  `fields` selector already cuts each device down to the columns.
+- Android: the local index (AMAPI has no server-side filter; the index is refreshed by its
+  job), so no Google call at all.
+
+Then the CSV goes to the same DM through Slack's external upload flow
+(`SlackOut.upload`), and the export is audited.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import audit
+from bot.blocks import context, esc, section
+from bot.commands import Commands, Invocation, Subcommand
+from bot.devices import android_device, android_filter
+from bot.errors import DeviceBotError, ValidationError
+from bot.google.chrome import MAX_LIST_RESULTS
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY = 200
+PAGE_SIZE = MAX_LIST_RESULTS  # 300, the Directory API's maximum
+PROGRESS_EVERY = 2.0  # seconds between edits of the progress message
+MAX_RUNNING = 2  # exports at once in this process (one per person)
+
+#: the Directory fields the CSV needs, as a partial-response selector
+CHROME_FIELDS = (
+    "chromeosdevices(deviceId,serialNumber,model,status,orgUnitPath,annotatedUser,"
+    "recentUsers(email),annotatedAssetId,osVersion,lastSync,meid),nextPageToken"
+)
+COLUMNS = (
+    "Platform",
+    "Serial",
+    "Model",
+    "Status",
+    "OU / policy",
+    "Annotated user",
+    "Recent user",
+    "Asset id",
+    "OS version",
+    "Last sync",
+    "MEID / IMEI",
+    "Device id",
+)
+
+
+def chrome_row(raw: dict[str, Any]) -> list[str]:
+    """A CSV row of a Directory ChromeOsDevice (partial response)."""
+    recent = raw.get("recentUsers") or []
+    return [
+        "Chrome OS",
+        raw.get("serialNumber") or "",
+        raw.get("model") or "",
+        raw.get("status") or "",
+        raw.get("orgUnitPath") or "",
+        raw.get("annotatedUser") or "",
+        (recent[0].get("email") or "") if recent else "",
+        raw.get("annotatedAssetId") or "",
+        raw.get("osVersion") or "",
+        raw.get("lastSync") or "",
+        raw.get("meid") or "",
+        raw.get("deviceId") or "",
+    ]
+
+
+def android_row(raw: dict[str, Any]) -> list[str]:
+    """A CSV row of an Android Management Device: the equivalents of the Chrome columns."""
+    device = android_device(raw)
+    network = raw.get("networkInfo") or {}
+    return [
+        "Android",
+        device.serial or "",
+        device.model or "",
+        device.status,
+        device.org_unit or "",  # the policy
+        device.user or "",  # the enrolled account
+        "",  # AMAPI keeps no recent users
+        "",  # nor an asset id
+        device.os_version or "",
+        device.last_seen or "",  # lastStatusReportTime
+        network.get("meid") or network.get("imei") or "",
+        device.id,
+    ]
+
+
+def _cell(value: str) -> str:
+    """Keep a spreadsheet from reading a cell as a formula (annotations are free text)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@dataclass
+class Counts:
+    chrome: int = 0
+    android: int = 0
+    pages: int = 0
+
+
+class Progress:
+    """The one message that shows an export's progress, edited in place (throttled)."""
+
+    def __init__(
+        self, svc: Services, user: str, query: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.svc = svc
+        self.query = query
+        self.clock = clock
+        subject = f"`{esc(query)}`" if query else "all devices"
+        self.subject = subject
+        text = f"Exporting {subject}…"
+        # a user id as channel: the requester's DM with the bot (no im:write needed)
+        self.channel, self.ts = svc.out.post_where(
+            user, text, self._blocks(f":hourglass_flowing_sand: {text}")
+        )
+        self._last = self.clock()
+
+    @staticmethod
+    def _blocks(text: str, note: str = "") -> list[dict[str, Any]]:
+        return [section(text), *([context(note)] if note else [])]
+
+    def show(self, text: str, note: str = "", *, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now - self._last < PROGRESS_EVERY:
+            return
+        self._last = now
+        try:
+            self.svc.out.update(self.channel, self.ts, text, self._blocks(text, note))
+        except Exception:  # progress is a courtesy: never stop the export for it
+            log.warning("could not update export progress", exc_info=True)
+
+    def reading(self, counts: Counts, *, force: bool = False) -> None:
+        self.show(
+            f":hourglass_flowing_sand: Exporting {self.subject}: *{counts.chrome:,}* Chrome OS"
+            f" devices read ({counts.pages:,} pages), *{counts.android:,}* Android…",
+            force=force,
+        )
+
+
+def chrome_rows(
+    svc: Services, query: str, counts: Counts, on_page: Callable[[Counts], None]
+) -> Iterator[list[str]]:
+    """Every Chrome device matching `query`, page after page of 300 (partial responses)."""
+    chrome = svc.google.chrome
+    if chrome is None:
+        return
+    token: str | None = None
+    while True:
+        page = chrome.list_devices(
+            query or None,
+            projection="FULL",  # recentUsers is not in BASIC; `fields` trims the rest
+            max_results=PAGE_SIZE,
+            page_token=token,
+            fields=CHROME_FIELDS,
+        )
+        counts.pages += 1
+        for raw in page.items:
+            counts.chrome += 1
+            yield chrome_row(raw)
+        on_page(counts)
+        token = page.next_page_token
+        if not token:
+            return
+
+
+def android_rows(svc: Services, query: str, counts: Counts) -> Iterator[list[str]]:
+    """Every Android device of the local index matching `query` (no Google call)."""
+    if svc.google.android is None:
+        return
+    where = android_filter(query)
+    if where is None:  # an operator Android devices lack (location:, asset_id:, …)
+        return
+    svc.devices.ensure_android_index()
+    sql, args = where
+    cursor = svc.store.db().conn.execute(
+        "SELECT r.raw FROM android_index i JOIN android_raw r ON r.name = i.name"
+        f" WHERE {sql} ORDER BY i.serial",
+        args,
+    )
+    while rows := cursor.fetchmany(1000):
+        for (raw,) in rows:
+            counts.android += 1
+            yield android_row(json.loads(raw))
+
+
+def build_csv(svc: Services, query: str, on_page: Callable[[Counts], None]) -> tuple[bytes, Counts]:
+    """The CSV of every device matching `query` on both platforms, and how many of each."""
+    counts = Counts()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    for row in chrome_rows(svc, query, counts, on_page):
+        writer.writerow([_cell(v) for v in row])
+    for row in android_rows(svc, query, counts):
+        writer.writerow([_cell(v) for v in row])
+        if counts.android % 1000 == 0:
+            on_page(counts)
+    return out.getvalue().encode("utf-8"), counts
+
+
+def run(svc: Services, user: str, query: str) -> None:
+    """The export itself (on its own thread): read, build the CSV, upload it, audit it."""
+    progress = Progress(svc, user, query)
+    started = time.monotonic()
+    try:
+        content, counts = build_csv(svc, query, progress.reading)
+        stamp = datetime.fromtimestamp(svc.clock(), UTC).strftime("%Y%m%d-%H%M%S")
+        filename = f"devices-{stamp}.csv"
+        total = counts.chrome + counts.android
+        summary = (
+            f"{total:,} devices ({counts.chrome:,} Chrome OS, {counts.android:,} Android)"
+            f" for {progress.subject}"
+        )
+        progress.show(f":outbox_tray: Uploading {summary}…", force=True)
+        file_id = svc.out.upload(
+            progress.channel,
+            filename,
+            content,
+            title=f"Devices: {query or 'all'}"[:250],
+            comment=f"Device export: {summary}.",
+        )
+    except DeviceBotError as exc:
+        progress.show(f":warning: The export stopped: {exc.message}", force=True)
+        audit.record(
+            svc.store, actor=user, event="export failed", detail={"query": query, "error": exc.code}
+        )
+        return
+    except Exception:
+        log.exception("export of %r for %s failed", query, user)
+        progress.show(":warning: The export failed on our side; nothing was sent.", force=True)
+        return
+    took = time.monotonic() - started
+    synced = svc.devices.android_index_synced_at() if counts.android else None
+    note = (
+        "Android rows come from the bot's device index, refreshed "
+        + datetime.fromtimestamp(synced, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        + "."
+        if synced
+        else ""
+    )
+    progress.show(
+        f":white_check_mark: Exported {summary} in {took:.0f} s: `{filename}` below.",
+        note,
+        force=True,
+    )
+    audit.record(
+        svc.store,
+        actor=user,
+        event="export",
+        detail={
+            "query": query,
+            "chrome": counts.chrome,
+            "android": counts.android,
+            "file": file_id,
+            "bytes": len(content),
+        },
+    )
+    log.info("export of %r for %s: %d devices in %.1fs", query, user, total, took)
+
+
+class Exports:
+    """Exports running in this process: one per person, MAX_RUNNING in all, each on a thread."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self._lock = threading.Lock()
+        self.running: dict[str, threading.Thread] = {}
+
+    def start(self, user: str, query: str, tell: Callable[[str], None]) -> None:
+        """Start an export for `user`; `tell` reaches them if it cannot even begin."""
+        with self._lock:
+            self.running = {u: t for u, t in self.running.items() if t.is_alive()}
+            if user in self.running:
+                raise ValidationError("Your previous export is still running; wait for its file.")
+            if len(self.running) >= MAX_RUNNING:
+                raise ValidationError("Two exports are running already; try again in a minute.")
+            thread = threading.Thread(
+                target=self._run, args=(user, query, tell), name=f"export-{user}", daemon=True
+            )
+            self.running[user] = thread
+        thread.start()
+
+    def _run(self, user: str, query: str, tell: Callable[[str], None]) -> None:
+        try:
+            run(self.svc, user, query)
+        except Exception:  # the progress message could not even be posted
+            log.exception("export of %r for %s could not start", query, user)
+            tell(":warning: The export could not start: device-bot cannot write to you directly.")
+
+
+def export_command(inv: Invocation) -> None:
+    """`/device export [query]`: start the export in the background and say where it goes."""
+    query = inv.args.strip()
+    if len(query) > MAX_QUERY:
+        inv.reply(f":warning: A query has at most {MAX_QUERY} characters. Usage: `{EXPORT.usage}`")
+        return
+    exports: Exports = inv.svc.extras["exports"]
+    try:
+        exports.start(inv.user_id, query, inv.reply)
+    except ValidationError as exc:
+        inv.reply(f":warning: {exc.message}")
+        return
+    subject = f"`{esc(query)}`" if query else "all devices"
+    inv.reply(
+        f"Exporting {subject} to CSV. Progress and the file arrive in your direct messages"
+        " with device-bot."
+    )
+
+
+EXPORT = Subcommand(
+    "export",
+    export_command,
+    "/device export [query]",
+    "Every matching device (both platforms) as a CSV file in your DMs: serial, model, status,"
+    " OU, users, asset id, OS, last sync, MEID",
+    "/device export status:ACTIVE",
+)
+
+
+def register(app: Any, svc: Services, commands: Commands) -> None:
+    """Add `/device export`."""
+    svc.extras["exports"] = Exports(svc)
+    commands.add(EXPORT)
