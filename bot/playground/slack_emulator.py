@@ -18,6 +18,7 @@ one lock; ``version`` and ``changed`` (a ``threading.Condition``) let a UI strea
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import copy
 import hashlib
@@ -39,6 +40,8 @@ from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
+from bot.playground.blockkit import INPUT_TYPES, LIMITS, error_at, validate_blocks, validate_view
+
 JSON = dict[str, Any]
 
 TRIGGER_TTL = 3.0  # seconds a trigger_id may be exchanged for a modal
@@ -57,10 +60,7 @@ _OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
 _OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
 _MAX_FRAME = 16 * 1024 * 1024
 
-# Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
-MAX_MESSAGE_BLOCKS = 50
-MAX_VIEW_BLOCKS = 100
-MAX_MESSAGE_TEXT = 40_000
+MAX_MESSAGE_TEXT = LIMITS["message_text"].value
 
 DEFAULT_USERS: list[tuple[str, str, str]] = [
     ("U0OPERATOR", "olivia.operator", "Olivia Operator"),
@@ -118,261 +118,58 @@ class ResponsePost:
     context: JSON
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A payload the emulator refused as real Slack would (invalid Block Kit)."""
+
+    where: str  # the Web API method, "response_url", or the delivery whose answer held it
+    error: str
+    errors: list[str]
+    payload: Any
+
+
+class RefusalLog:
+    """Every refusal by any emulator in this process, so a test harness can fail a test during
+    which one refused Block Kit (whichever emulator, even one the test made and dropped)."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._kept: collections.deque[Refusal] = collections.deque(maxlen=keep)
+        self.total = 0
+
+    def add(self, refusal: Refusal) -> None:
+        with self._lock:
+            self._kept.append(refusal)
+            self.total += 1
+
+    def since(self, total: int) -> list[Refusal]:
+        """The refusals recorded after ``total`` was read (the most recent ``keep`` at most)."""
+        with self._lock:
+            return list(self._kept)[max(0, len(self._kept) - (self.total - total)) :]
+
+
+REFUSALS = RefusalLog()
+
+
 class SlackApiError(Exception):
     """Raised inside a Web API method to answer ``{"ok": false, "error": ...}``."""
 
-    def __init__(self, error: str, messages: list[str] | None = None, status: int = 200) -> None:
+    def __init__(
+        self,
+        error: str,
+        messages: list[str] | None = None,
+        status: int = 200,
+        *,
+        block_kit: bool = False,
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.messages = messages or []
         self.status = status
+        self.block_kit = block_kit  # refused for its Block Kit: recorded in ``refusals``
 
 
-# --------------------------------------------------------------------------- Block Kit checks
-
-_BLOCK_TYPES = {
-    "section",
-    "divider",
-    "image",
-    "actions",
-    "context",
-    "input",
-    "header",
-    "rich_text",
-    "file",
-    "video",
-    "markdown",
-}
-_INPUT_TYPES = {
-    "plain_text_input",
-    "email_text_input",
-    "url_text_input",
-    "number_text_input",
-    "static_select",
-    "multi_static_select",
-    "external_select",
-    "multi_external_select",
-    "users_select",
-    "multi_users_select",
-    "conversations_select",
-    "multi_conversations_select",
-    "channels_select",
-    "multi_channels_select",
-    "checkboxes",
-    "radio_buttons",
-    "datepicker",
-    "timepicker",
-    "datetimepicker",
-    "rich_text_input",
-    "file_input",
-}
-_ELEMENT_TYPES = _INPUT_TYPES | {"button", "overflow", "image", "workflow_button"}
-_OPTION_LIMITS = {"overflow": 5, "radio_buttons": 10, "checkboxes": 10}
-
-
-def _err(msg: str, pointer: str) -> str:
-    return f"[ERROR] {msg} [json-pointer:{pointer}]"
-
-
-def _check_text(obj: Any, pointer: str, max_len: int, *, plain_only: bool = False) -> list[str]:
-    if not isinstance(obj, dict):
-        return [_err("must be an object", pointer)]
-    errors: list[str] = []
-    kinds = ("plain_text",) if plain_only else ("plain_text", "mrkdwn")
-    if obj.get("type") not in kinds:
-        errors.append(_err("must be a valid enum value", pointer + "/type"))
-    text = obj.get("text")
-    if not isinstance(text, str):
-        errors.append(_err("must be a string", pointer + "/text"))
-    elif not text:
-        errors.append(_err("must be more than 0 characters", pointer + "/text"))
-    elif len(text) > max_len:
-        errors.append(_err(f"must be less than {max_len + 1} characters", pointer + "/text"))
-    return errors
-
-
-def _check_len(value: Any, pointer: str, max_len: int) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, str):
-        return [_err("must be a string", pointer)]
-    if len(value) > max_len:
-        return [_err(f"must be less than {max_len + 1} characters", pointer)]
-    return []
-
-
-def _check_options(options: Any, pointer: str, max_items: int) -> list[str]:
-    if not isinstance(options, list):
-        return [_err("must be an array", pointer)]
-    errors: list[str] = []
-    if len(options) > max_items:
-        errors.append(_err(f"must be less than {max_items + 1} items", pointer))
-    for i, opt in enumerate(options):
-        p = f"{pointer}/{i}"
-        if not isinstance(opt, dict):
-            errors.append(_err("must be an object", p))
-            continue
-        errors += _check_text(opt.get("text"), p + "/text", 75)
-        errors += _check_len(opt.get("value"), p + "/value", 150)
-        if "description" in opt:
-            errors += _check_text(opt["description"], p + "/description", 75)
-    return errors
-
-
-def _check_confirm(obj: Any, pointer: str) -> list[str]:
-    if not isinstance(obj, dict):
-        return [_err("must be an object", pointer)]
-    errors = _check_text(obj.get("title"), pointer + "/title", 100, plain_only=True)
-    errors += _check_text(obj.get("text"), pointer + "/text", 300)
-    errors += _check_text(obj.get("confirm"), pointer + "/confirm", 30, plain_only=True)
-    errors += _check_text(obj.get("deny"), pointer + "/deny", 30, plain_only=True)
-    return errors
-
-
-def _check_element(el: Any, pointer: str) -> list[str]:
-    if not isinstance(el, dict):
-        return [_err("must be an object", pointer)]
-    kind = el.get("type")
-    if kind not in _ELEMENT_TYPES:
-        return [_err("must be a valid enum value", pointer + "/type")]
-    errors = _check_len(el.get("action_id"), pointer + "/action_id", 255)
-    if kind == "button":
-        errors += _check_text(el.get("text"), pointer + "/text", 75, plain_only=True)
-        errors += _check_len(el.get("value"), pointer + "/value", 2000)
-        errors += _check_len(el.get("url"), pointer + "/url", 3000)
-        if el.get("style") not in (None, "primary", "danger"):
-            errors.append(_err("must be a valid enum value", pointer + "/style"))
-    if kind == "image":
-        errors += _check_len(el.get("alt_text"), pointer + "/alt_text", 2000)
-    if "placeholder" in el:
-        errors += _check_text(el["placeholder"], pointer + "/placeholder", 150, plain_only=True)
-    if "confirm" in el:
-        errors += _check_confirm(el["confirm"], pointer + "/confirm")
-    if kind in ("static_select", "multi_static_select", "overflow", "radio_buttons", "checkboxes"):
-        if "option_groups" in el:
-            for g, group in enumerate(el["option_groups"] or []):
-                errors += _check_options(
-                    group.get("options"), f"{pointer}/option_groups/{g}/options", 100
-                )
-        else:
-            errors += _check_options(
-                el.get("options"), pointer + "/options", _OPTION_LIMITS.get(kind, 100)
-            )
-    if kind == "plain_text_input":
-        errors += _check_len(el.get("initial_value"), pointer + "/initial_value", 3000)
-    return errors
-
-
-def validate_blocks(
-    blocks: Any, *, surface: str = "message", pointer: str = "/blocks"
-) -> list[str]:
-    """Return Slack-style error strings for ``blocks`` ([] when Slack would accept them)."""
-    if not isinstance(blocks, list):
-        return [_err("must be an array", pointer)]
-    limit = MAX_MESSAGE_BLOCKS if surface == "message" else MAX_VIEW_BLOCKS
-    errors: list[str] = []
-    if len(blocks) > limit:
-        errors.append(_err(f"must be less than {limit + 1} items", pointer))
-    seen_blocks: set[str] = set()
-    for i, block in enumerate(blocks):
-        p = f"{pointer}/{i}"
-        if not isinstance(block, dict):
-            errors.append(_err("must be an object", p))
-            continue
-        kind = block.get("type")
-        if kind not in _BLOCK_TYPES:
-            errors.append(_err("must be a valid enum value", p + "/type"))
-            continue
-        block_id = block.get("block_id")
-        errors += _check_len(block_id, p + "/block_id", 255)
-        if isinstance(block_id, str):
-            if block_id in seen_blocks:
-                errors.append(_err(f"duplicate block_id {block_id!r}", p + "/block_id"))
-            seen_blocks.add(block_id)
-        if kind == "section":
-            if "text" not in block and "fields" not in block:
-                errors.append(_err("must provide either text or fields", p))
-            if "text" in block:
-                errors += _check_text(block["text"], p + "/text", 3000)
-            fields = block.get("fields")
-            if fields is not None:
-                if not isinstance(fields, list) or len(fields) > 10:
-                    errors.append(_err("must be an array of at most 10 items", p + "/fields"))
-                else:
-                    for f, fld in enumerate(fields):
-                        errors += _check_text(fld, f"{p}/fields/{f}", 2000)
-            if "accessory" in block:
-                errors += _check_element(block["accessory"], p + "/accessory")
-        elif kind == "header":
-            errors += _check_text(block.get("text"), p + "/text", 150, plain_only=True)
-        elif kind == "context":
-            elements = block.get("elements")
-            if not isinstance(elements, list) or not 1 <= len(elements) <= 10:
-                errors.append(_err("must be an array of 1 to 10 items", p + "/elements"))
-            else:
-                for e, el in enumerate(elements):
-                    ep = f"{p}/elements/{e}"
-                    if isinstance(el, dict) and el.get("type") == "image":
-                        errors += _check_len(el.get("alt_text"), ep + "/alt_text", 2000)
-                    else:
-                        errors += _check_text(el, ep, 3000)
-        elif kind == "actions":
-            elements = block.get("elements")
-            if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
-                errors.append(_err("must be an array of 1 to 25 items", p + "/elements"))
-            else:
-                seen_actions: set[str] = set()
-                for e, el in enumerate(elements):
-                    errors += _check_element(el, f"{p}/elements/{e}")
-                    action_id = el.get("action_id") if isinstance(el, dict) else None
-                    if isinstance(action_id, str):
-                        if action_id in seen_actions:
-                            errors.append(
-                                _err(f"duplicate action_id {action_id!r}", f"{p}/elements/{e}")
-                            )
-                        seen_actions.add(action_id)
-        elif kind == "input":
-            if surface == "message":
-                errors.append(_err("input blocks are not supported in messages", p))
-            errors += _check_text(block.get("label"), p + "/label", 2000, plain_only=True)
-            if "hint" in block:
-                errors += _check_text(block["hint"], p + "/hint", 2000, plain_only=True)
-            element = block.get("element")
-            if element is None:
-                errors.append(_err("must provide an element", p + "/element"))
-            else:
-                errors += _check_element(element, p + "/element")
-        elif kind == "image":
-            errors += _check_len(block.get("alt_text"), p + "/alt_text", 2000)
-            if "title" in block:
-                errors += _check_text(block["title"], p + "/title", 2000, plain_only=True)
-    return errors
-
-
-def validate_view(view: Any, pointer: str = "/view") -> list[str]:
-    """Return Slack-style error strings for a modal or home ``view``."""
-    if not isinstance(view, dict):
-        return [_err("must be an object", pointer)]
-    kind = view.get("type")
-    if kind not in ("modal", "home"):
-        return [_err("must be a valid enum value", pointer + "/type")]
-    errors: list[str] = []
-    if kind == "modal":
-        errors += _check_text(view.get("title"), pointer + "/title", 24, plain_only=True)
-        for key in ("submit", "close"):
-            if key in view and view[key] is not None:
-                errors += _check_text(view[key], f"{pointer}/{key}", 24, plain_only=True)
-    errors += _check_len(view.get("private_metadata"), pointer + "/private_metadata", 3000)
-    errors += _check_len(view.get("callback_id"), pointer + "/callback_id", 255)
-    errors += _check_len(view.get("external_id"), pointer + "/external_id", 255)
-    blocks = view.get("blocks")
-    errors += validate_blocks(blocks, surface=kind, pointer=pointer + "/blocks")
-    has_input = isinstance(blocks, list) and any(
-        isinstance(b, dict) and b.get("type") == "input" for b in blocks
-    )
-    if kind == "modal" and has_input and not view.get("submit"):
-        errors.append(_err("must provide a submit property when using input blocks", pointer))
-    return errors
+# --------------------------------------------------------------------------- element state
 
 
 def iter_elements(blocks: Any) -> Iterator[tuple[JSON, JSON]]:
@@ -420,7 +217,7 @@ def element_state(element: JSON, value: Any = None, *, touched: bool = True) -> 
     if isinstance(value, dict) and "type" in value:
         return value
     state: JSON = {"type": kind}
-    if kind in ("plain_text_input", "email_text_input", "url_text_input", "number_text_input"):
+    if kind in ("plain_text_input", "email_text_input", "url_text_input", "number_input"):
         if touched:
             state["value"] = None if value is None or value == "" else str(value)
         else:
@@ -513,6 +310,7 @@ class SlackEmulator:
         self._deliveries: list[Delivery] = []
         self._responses: list[ResponsePost] = []
         self.problems: list[str] = []  # things real Slack would have refused or shown as errors
+        self.refusals: list[Refusal] = []  # Block Kit real Slack would refuse (never cleared)
 
         self._users: dict[str, JSON] = {}
         self._usergroups: dict[str, list[str]] = {}
@@ -1063,6 +861,8 @@ class SlackEmulator:
                 body["response_metadata"] = {"messages": exc.messages}
                 with self._lock:
                     self.problems.append(f"{method}: {exc.error}: {exc.messages[:3]}")
+                    if exc.block_kit:
+                        self._refuse(method, exc, args)
         call = Call(
             method=method,
             args=args,
@@ -1130,7 +930,7 @@ class SlackEmulator:
         if blocks is not None:
             errors = validate_blocks(blocks, surface="message", pointer=pointer)
             if errors:
-                raise SlackApiError("invalid_blocks", errors)
+                raise SlackApiError("invalid_blocks", errors, block_kit=True)
         return text, blocks
 
     def _chat_post_message(self, args: JSON) -> JSON:
@@ -1287,10 +1087,16 @@ class SlackEmulator:
             try:
                 view = json.loads(view)
             except ValueError as exc:
-                raise SlackApiError("invalid_arguments", [_err("invalid json", "/view")]) from exc
+                raise SlackApiError(
+                    "invalid_arguments", [error_at("invalid json", "/view")]
+                ) from exc
         errors = validate_view(view)
         if errors:
-            raise SlackApiError("invalid_arguments", errors)
+            # a fault inside a block is invalid_blocks; one in the view's own fields (title,
+            # private_metadata, the number of blocks) is invalid_arguments
+            inside = any("[json-pointer:/view/blocks/" in e for e in errors)
+            error = "invalid_blocks" if inside else "invalid_arguments"
+            raise SlackApiError(error, errors, block_kit=True)
         assert isinstance(view, dict)
         return view
 
@@ -1372,7 +1178,7 @@ class SlackEmulator:
             user = self._take_trigger(args.get("trigger_id"))
             spec = self._parse_view(args)
             if spec.get("type") != "modal":
-                raise SlackApiError("invalid_arguments", [_err("must be modal", "/view/type")])
+                raise SlackApiError("invalid_arguments", [error_at("must be modal", "/view/type")])
             return {"view": copy.deepcopy(self._open(user, spec))}
 
     def _views_push(self, args: JSON) -> JSON:
@@ -1405,7 +1211,7 @@ class SlackEmulator:
                 raise SlackApiError("user_not_found")
             spec = self._parse_view(args)
             if spec.get("type") != "home":
-                raise SlackApiError("invalid_arguments", [_err("must be home", "/view/type")])
+                raise SlackApiError("invalid_arguments", [error_at("must be home", "/view/type")])
             current = self._home.get(user)
             if current and args.get("hash") and args["hash"] != self._views[current]["hash"]:
                 raise SlackApiError("hash_conflict")
@@ -1415,6 +1221,14 @@ class SlackEmulator:
             self._home[user] = view["id"]
             self._changed({"kind": "home", "user": user})
             return {"view": copy.deepcopy(view)}
+
+    def _refuse(self, where: str, exc: SlackApiError, payload: Any) -> None:
+        """Record Block Kit real Slack would refuse (the test harness fails the test on it)."""
+        with self._lock:
+            refusal = Refusal(where, exc.error, list(exc.messages), payload)
+            self.refusals.append(refusal)
+            REFUSALS.add(refusal)
+            self._changed({"kind": "refusal", "where": where})
 
     # ----------------------------------------------------------------- response_url
 
@@ -1448,7 +1262,9 @@ class SlackEmulator:
             return 500, "no_text"
         if blocks is not None and (errors := validate_blocks(blocks)):
             self.problems.append(f"response_url: invalid_blocks: {errors[:3]}")
-            return 400, "invalid_blocks"
+            self._refuse("response_url", SlackApiError("invalid_blocks", errors), body)
+            answer = {"ok": False, "error": "invalid_blocks", "errors": errors}
+            return 400, json.dumps(answer)
         ctx["uses"] += 1
         if body.get("replace_original") and original:
             if ctx.get("ephemeral"):
@@ -1954,7 +1770,7 @@ class SlackEmulator:
         out: JSON = {}
         known: set[str] = set()
         for block, element in iter_elements(view.get("blocks")):
-            if block.get("type") != "input" and element.get("type") not in _INPUT_TYPES:
+            if block.get("type") != "input" and element.get("type") not in INPUT_TYPES:
                 continue
             bid, aid = block.get("block_id", ""), element.get("action_id", "")
             known.add(bid)
@@ -2032,6 +1848,7 @@ class SlackEmulator:
                     self.problems.append(
                         f"view_submission {action}: {exc.error} {exc.messages[:3]}"
                     )
+                    self._refuse(f"view_submission response_action={action}", exc, answer)
             elif action == "clear":
                 self._close(user_id, clear=True)
             elif not reply.body.strip():
