@@ -136,6 +136,13 @@ RULES: list[tuple[str, str, bool]] = [
     ("min_length must not exceed max_length", "plain-text-input-element", True),
     ("block_ids are unique within one message or view", f"{_REF}/block-kit/blocks", True),
     ("action_ids are unique within one block", "every element page says 'should be'", True),
+    ("a view holds at least 1 block", "slack_sdk.models View (its validator)", True),
+    (
+        "a fault inside a view's blocks is invalid_blocks, one in the view's own fields "
+        "invalid_arguments",
+        "the issue's report of views.update; the method pages list both errors",
+        True,
+    ),
     (
         "no field slack_sdk.models drops on a round trip (Slack's schemas allow no extra "
         "properties)",
