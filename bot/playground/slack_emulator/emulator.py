@@ -40,7 +40,13 @@ from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
-from bot.playground.blockkit import INPUT_TYPES, LIMITS, error_at, validate_blocks, validate_view
+from bot.playground.slack_emulator.blockkit import (
+    INPUT_TYPES,
+    LIMITS,
+    error_at,
+    validate_blocks,
+    validate_view,
+)
 
 JSON = dict[str, Any]
 
