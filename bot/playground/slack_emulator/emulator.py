@@ -17,16 +17,12 @@ one lock; ``version`` and ``changed`` (a ``threading.Condition``) let a UI strea
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import copy
-import hashlib
 import itertools
 import json
 import secrets
-import socket
-import struct
 import threading
 import time
 import urllib.error
@@ -40,6 +36,7 @@ from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
 
+from bot.playground.slack_emulator import websocket
 from bot.playground.slack_emulator.blockkit import (
     INPUT_TYPES,
     LIMITS,
@@ -61,10 +58,6 @@ APP_ID = "A0DEVICEBOT"
 SOCKET_MODE_PATH = "/socket-mode"
 SOCKET_HOST = "applink-emulator"  # what Slack reports as debug_info.host
 SOCKET_CONNECTION_TIME = 18060  # seconds Slack says a connection lives (hello.debug_info)
-_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
-_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
-_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
-_MAX_FRAME = 16 * 1024 * 1024
 
 MAX_MESSAGE_TEXT = LIMITS["message_text"].value
 
@@ -334,7 +327,9 @@ class SlackEmulator:
         self._last_ts_us = 0
         self._ids = itertools.count(1)
 
-        self._sockets: list[SocketConnection] = []  # open Socket Mode connections, oldest first
+        self._sockets: list[
+            websocket.WebSocketConnection
+        ] = []  # open Socket Mode connections, oldest first
         self._socket_tickets: set[str] = set()  # issued by apps.connections.open, used once
         self._acks: dict[str, _PendingAck] = {}  # envelope_id -> waiting delivery
         self._envelopes: set[str] = set()  # every envelope_id sent
@@ -1438,7 +1433,7 @@ class SlackEmulator:
                 return True
             return False
 
-    def _serve_socket(self, conn: SocketConnection) -> None:
+    def _serve_socket(self, conn: websocket.WebSocketConnection) -> None:
         """Run one accepted Socket Mode connection (in its HTTP handler thread) until it closes."""
         with self._lock:
             live = sum(1 for c in self._sockets if not c.closed)
@@ -1899,135 +1894,6 @@ class _PendingAck:
     payload: Any = None
 
 
-class SocketConnection:
-    """The server end of one Socket Mode WebSocket (RFC 6455): text frames, ping/pong, close."""
-
-    def __init__(self, sock: socket.socket, rfile: Any) -> None:
-        self.sock = sock
-        self.rfile = rfile
-        self.id = uuid.uuid4().hex[:12]
-        self.closed = False
-        self._close_sent = False
-        self._send_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._ended = threading.Event()
-
-    def send_text(self, text: str) -> None:
-        """Send one text frame (servers never mask)."""
-        self._send(_OP_TEXT, text.encode("utf-8"))
-
-    def ping(self, data: bytes = b"") -> None:
-        """Send a ping frame; the client answers with a pong."""
-        self._send(_OP_PING, data[:125])
-
-    def keep_pinging(self, interval: float) -> None:
-        """Ping every ``interval`` seconds until the connection ends."""
-        while not self._ended.wait(interval):
-            try:
-                self.ping(f"{time.time():.6f}".encode())
-            except OSError:
-                return
-
-    def _send(self, opcode: int, data: bytes) -> None:
-        size = len(data)
-        if size < 126:
-            header = struct.pack("!BB", 0x80 | opcode, size)
-        elif size < 1 << 16:
-            header = struct.pack("!BBH", 0x80 | opcode, 126, size)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
-        with self._send_lock:
-            if self._close_sent:
-                raise ConnectionResetError("the WebSocket is closing")
-            if opcode == _OP_CLOSE:
-                self._close_sent = True
-            self.sock.sendall(header + data)
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Send a close frame (once) and end the connection."""
-        with contextlib.suppress(OSError):
-            self._send(_OP_CLOSE, struct.pack("!H", code) + reason.encode("utf-8")[:123])
-        self.closed = True
-        self._ended.set()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the reading thread
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait for the thread serving this connection to finish."""
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def _read_exact(self, size: int) -> bytes | None:
-        data = self.rfile.read(size) if size else b""
-        return data if len(data) == size else None
-
-    def _read_frame(self) -> tuple[bool, int, bytes] | None:
-        """(fin, opcode, unmasked data) of the next frame, None at EOF or on a protocol error."""
-        head = self._read_exact(2)
-        if head is None:
-            return None
-        fin, opcode = bool(head[0] & 0x80), head[0] & 0x0F
-        masked, size = bool(head[1] & 0x80), head[1] & 0x7F
-        if size == 126:
-            raw = self._read_exact(2)
-            size = struct.unpack("!H", raw)[0] if raw else -1
-        elif size == 127:
-            raw = self._read_exact(8)
-            size = struct.unpack("!Q", raw)[0] if raw else -1
-        if size < 0:
-            return None
-        if not masked:  # RFC 6455 5.1: client frames must be masked
-            self.close(1002, "unmasked frame")
-            return None
-        if size > _MAX_FRAME:
-            self.close(1009, "frame too big")
-            return None
-        mask = self._read_exact(4)
-        data = self._read_exact(size)
-        if mask is None or data is None:
-            return None
-        if size:
-            key = (mask * (size // 4 + 1))[:size]
-            data = (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(size, "big")
-        return fin, opcode, data
-
-    def run(self, on_text: Callable[[str], None]) -> None:
-        """Read frames until the connection ends: answer pings and closes, pass texts on."""
-        self._thread = threading.current_thread()
-        parts: list[bytes] = []
-        try:
-            while not self.closed:
-                frame = self._read_frame()
-                if frame is None:
-                    break  # EOF: the client dropped the TCP connection (slack_sdk closes so)
-                fin, opcode, data = frame
-                if opcode == _OP_PING:
-                    self._send(_OP_PONG, data)
-                elif opcode == _OP_PONG:
-                    continue
-                elif opcode == _OP_CLOSE:
-                    code = data[:2] if len(data) >= 2 else struct.pack("!H", 1000)
-                    with contextlib.suppress(OSError):
-                        self._send(_OP_CLOSE, code)  # echo it, then drop the connection
-                    break
-                elif opcode in (_OP_TEXT, _OP_CONTINUATION):
-                    parts = [data] if opcode == _OP_TEXT else [*parts, data]
-                    if fin:
-                        text = b"".join(parts).decode("utf-8", "replace")
-                        parts = []
-                        on_text(text)
-                else:  # Slack speaks text only
-                    self.close(1003, "unsupported data")
-                    break
-        except OSError:
-            pass
-        finally:
-            self.closed = True
-            self._ended.set()
-            with contextlib.suppress(OSError):
-                self.sock.shutdown(socket.SHUT_RDWR)
-
-
 class _Handler(BaseHTTPRequestHandler):
     """HTTP front of the emulator: ``/api/<method>`` and ``/response/<token>``."""
 
@@ -2069,7 +1935,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(400, b"invalid_payload", "text/plain", {})
                 return
             status, text = self.emu.handle_response_url(url.path[len("/response/") :], body)
-            self._send(status, text.encode(), "text/plain", {})
+            kind = "application/json" if text.startswith("{") else "text/plain"
+            self._send(status, text.encode(), kind, {})
         elif url.path == "/healthz":
             self._send(200, b"ok", "text/plain", {})
         elif url.path == SOCKET_MODE_PATH and self.command == "GET":
@@ -2078,28 +1945,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found", "text/plain", {})
 
     def _websocket(self, query: str) -> None:
-        """Upgrade to a Socket Mode WebSocket (RFC 6455 opening handshake), then serve it."""
-        key = self.headers.get("Sec-WebSocket-Key") or ""
-        upgrade = (self.headers.get("Upgrade") or "").lower()
-        connection = (self.headers.get("Connection") or "").lower()
-        if upgrade != "websocket" or "upgrade" not in connection or not key:
-            self._send(400, b"websocket upgrade expected", "text/plain", {})
-            return
-        if (self.headers.get("Sec-WebSocket-Version") or "").strip() != "13":
-            self._send(426, b"unsupported version", "text/plain", {"Sec-WebSocket-Version": "13"})
-            return
+        """Upgrade to a Socket Mode WebSocket (its ticket is good once), then serve it."""
         ticket = (urllib.parse.parse_qs(query).get("ticket") or [""])[-1]
-        if not self.emu._take_socket_ticket(ticket):
-            self._send(401, b"invalid_ticket", "text/plain", {})
-            return
-        digest = hashlib.sha1((key.strip() + _WS_GUID).encode()).digest()
-        self.send_response(101, "Switching Protocols")
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", base64.b64encode(digest).decode())
-        self.end_headers()
         self.close_connection = True
-        self.emu._serve_socket(SocketConnection(self.connection, self.rfile))
+        protocol = websocket.accept(
+            self.connection,
+            self.requestline,
+            self.headers.items(),
+            allowed=lambda: self.emu._take_socket_ticket(ticket),
+        )
+        if protocol is not None:
+            conn = websocket.WebSocketConnection(self.connection, self.rfile, protocol)
+            self.emu._serve_socket(conn)
 
     def _api(self, method: str, query: str, raw: bytes) -> None:
         args: JSON = {k: v[-1] for k, v in urllib.parse.parse_qs(query).items()}
