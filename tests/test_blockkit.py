@@ -13,13 +13,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.playground.slack_emulator import REFUSALS, SlackEmulator
-from bot.playground.slack_emulator.blockkit import (
-    LIMITS,
-    RULES,
-    limits_table,
-    validate_blocks,
-    validate_view,
-)
+from bot.playground.slack_emulator.blockkit import validate_blocks, validate_view
+from bot.playground.slack_emulator.limits import LIMITS, RULES, limits_table
 
 TOKEN = "xoxb-blockkit"
 HELPDESK = "C0HELPDESK"
