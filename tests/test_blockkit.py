@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from test_modals import ALL_SPECS, device
 
+from bot import modals
 from bot.playground.slack_emulator import REFUSALS, SlackEmulator
 from bot.playground.slack_emulator.blockkit import validate_blocks, validate_view
 from bot.playground.slack_emulator.limits import LIMITS, RULES, limits_table
@@ -233,3 +235,28 @@ def test_response_url_with_bad_blocks_answers_invalid_blocks(emu: SlackEmulator)
     answer = json.loads(err.value.read())
     assert err.value.code == 400 and answer["ok"] is False and answer["error"] == "invalid_blocks"
     assert answer["errors"] and emu.refusals[-1].where == "response_url"
+
+
+# ------------------------------------------------------------------ the bot's modals at their limits
+
+
+def _longest(field: Any) -> Any:
+    """The largest value a person could leave in ``field`` (the builders must cut it to fit)."""
+    if field.kind == "checkboxes":
+        return list(field.options)
+    if field.options:
+        return max(field.options, key=len)
+    if field.kind == "number":
+        return "9" * 30
+    return "x" * 5000
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: f"{s.platform}-{s.name}")
+def test_every_action_modal_stays_within_slacks_limits(spec: Any) -> None:
+    """Every field filled to the brim, on more devices than a modal can list."""
+    devices = [device(spec.platform, n) for n in range(150)]
+    initial = {f.name: _longest(f) for f in spec.fields}
+    view = modals.action_view(
+        spec, devices, channel=HELPDESK, needs_approval=True, initial=initial, draft="d" * 40
+    )
+    assert validate_view(view) == []
