@@ -1,7 +1,9 @@
 """A local Slack: answers the Web API like Slack, records every call, and talks to the bot as Slack does.
 
-Standalone on purpose (standard library, slack_sdk and websockets only): the end-to-end tests and the
-browser playground share this one emulator.
+Standalone on purpose (standard library, slack_sdk and websockets only): the end-to-end tests
+and the browser playground share this one emulator. Every ``blocks`` and ``view`` the bot sends
+is held to Block Kit as Slack checks it (``blockkit``); what Slack would refuse is answered
+``invalid_blocks`` and kept in ``refusals``.
 
 Two sides:
 - the Web API (``POST /api/<method>``, form-encoded or JSON, ``Authorization: Bearer``) and

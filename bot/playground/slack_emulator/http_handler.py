@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class Handler(BaseHTTPRequestHandler):
-    """HTTP front of the emulator: ``/api/<method>`` and ``/response/<token>``."""
+    """HTTP front of the emulator: ``/api/<method>``, ``/response/<token>``, ``/socket-mode``."""
 
     emu: SlackEmulator
     protocol_version = "HTTP/1.1"
