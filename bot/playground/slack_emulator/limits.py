@@ -129,7 +129,7 @@ RULES: list[tuple[str, str, bool]] = [
     (
         "a fault inside a view's blocks is invalid_blocks, one in the view's own fields "
         "invalid_arguments",
-        "the issue's report of views.update; the method pages list both errors",
+        "seen from views.update with a plain_text_input max_length over 3000",
         True,
     ),
     (
