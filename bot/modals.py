@@ -242,7 +242,7 @@ def _element(spec: FieldSpec, initial: Any) -> dict[str, Any]:
         if initial and spec.kind != "password":  # a secret is never echoed back
             element["initial_value"] = str(initial)[: spec.max_length or 3000]
     elif spec.kind == "number":
-        element = {"type": "number_text_input", "action_id": action_id, "is_decimal_allowed": False}
+        element = {"type": "number_input", "action_id": action_id, "is_decimal_allowed": False}
         if initial not in (None, ""):
             element["initial_value"] = str(initial)
     elif spec.kind in ("select", "radio"):
@@ -268,7 +268,7 @@ def _element(spec: FieldSpec, initial: Any) -> dict[str, Any]:
         raise ValueError(spec.kind)
     if spec.placeholder and element["type"] in (
         "plain_text_input",
-        "number_text_input",
+        "number_input",
         "static_select",
     ):
         element["placeholder"] = plain(spec.placeholder, 150)

@@ -130,6 +130,26 @@ class Claims:
         )
 
 
+@pytest.fixture(autouse=True)
+def _slack_accepts_our_block_kit(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any test during which an emulator refused Block Kit as real Slack would.
+
+    The emulator answers the bot ``invalid_blocks`` as Slack does, which the bot may well log and
+    survive; this makes it a test failure. A test that sends bad Block Kit on purpose says so
+    with ``@pytest.mark.invalid_blocks_expected``.
+    """
+    from bot.playground.slack_emulator import REFUSALS
+
+    start = REFUSALS.total
+    yield
+    if request.node.get_closest_marker("invalid_blocks_expected"):
+        return
+    refused = REFUSALS.since(start)
+    if refused:
+        lines = [f"{r.where}: {r.error}: {r.errors[:5]}" for r in refused[:10]]
+        pytest.fail("Slack would refuse Block Kit the bot sent:\n" + "\n".join(lines))
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Any]:
     from bot.sandbox import Sandbox

@@ -177,7 +177,11 @@ def test_ephemerals_and_modals_belong_to_their_user(pg: Any, slack: WebClient) -
     slack.chat_postEphemeral(channel=HELPDESK, user=OPERATOR, text="for Olivia's eyes only")
     slack.views_open(
         trigger_id=pg.emulator.issue_trigger(OPERATOR),
-        view={"type": "modal", "title": {"type": "plain_text", "text": "Hers"}, "blocks": []},
+        view={
+            "type": "modal",
+            "title": {"type": "plain_text", "text": "Hers"},
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "hers"}}],
+        },
     )
     assert "for Olivia's eyes only" in texts(state(pg, OPERATOR)["ephemerals"])
     assert "for Olivia's eyes only" not in json.dumps(state(pg, ALEX))

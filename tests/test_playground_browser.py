@@ -483,7 +483,7 @@ def test_modal_inputs_and_a_validation_error_next_to_the_field(
                 "label": plain("Volume"),
                 "hint": plain("0 to 100"),
                 "element": {
-                    "type": "number_text_input",
+                    "type": "number_input",
                     "action_id": "volume_input",
                     "is_decimal_allowed": False,
                 },
@@ -561,7 +561,7 @@ def _fill_required(page: Page, modal: WebElement, reason: str) -> None:
         elif kind in ("radio_buttons", "checkboxes"):
             if not page.css("input:checked", wrap):
                 page.css("input", wrap)[0].click()
-        elif kind == "number_text_input":
+        elif kind == "number_input":
             field = page.css("input", wrap)[0]
             if not field.get_attribute("value"):
                 field.send_keys("1")

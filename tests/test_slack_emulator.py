@@ -292,6 +292,7 @@ def test_rate_limit_injection(emu: SlackEmulator, client: WebClient) -> None:
     assert client.chat_postMessage(channel=HELPDESK, text="x")["ok"]
 
 
+@pytest.mark.invalid_blocks_expected
 @pytest.mark.parametrize(
     ("blocks", "needle"),
     [
@@ -392,6 +393,7 @@ def test_views_open_needs_a_fresh_trigger(
     assert err.value.response["error"] == "invalid_trigger_id"
 
 
+@pytest.mark.invalid_blocks_expected
 def test_view_limits(emu: SlackEmulator, client: WebClient) -> None:
     trigger = emu.issue_trigger(OPERATOR)
     with pytest.raises(SlackApiError) as err:
@@ -592,6 +594,7 @@ def test_slash_command_form_and_retry_headers(emu: SlackEmulator) -> None:
     assert headers["X-Slack-Signature"].startswith("v0=")
 
 
+@pytest.mark.invalid_blocks_expected
 def test_response_url_posts(emu: SlackEmulator) -> None:
     recorder = _Recorder()
     emu.bot_url = recorder.url

@@ -109,8 +109,8 @@ class RawWebSocket:
         guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
         self.expected_accept = base64.b64encode(hashlib.sha1((key + guid).encode()).digest())
 
-    def send(self, opcode: int, data: bytes, *, mask: bool = True) -> None:
-        head = bytes([0x80 | opcode])
+    def send(self, opcode: int, data: bytes, *, mask: bool = True, fin: bool = True) -> None:
+        head = bytes([(0x80 if fin else 0) | opcode])
         size = len(data)
         length = bytes([size]) if size < 126 else bytes([126]) + struct.pack("!H", size)
         if mask:
@@ -290,6 +290,33 @@ def test_handshake_refuses_unknown_tickets_and_unmasked_frames(emu: Any) -> None
     opcode, data = once.recv()
     assert opcode == 0x8 and struct.unpack("!H", data[:2])[0] == 1002
     once.close()
+
+
+def test_a_fragmented_ack_counts_and_binary_data_is_refused(emu: Any) -> None:
+    url = WebClient(base_url=emu.api_url).apps_connections_open(app_token="xapp-x")["url"]
+    ws = RawWebSocket(url)
+    try:
+        assert ws.recv()[0] == 0x1  # hello
+        emu.wait_for_socket()
+        result: dict[str, Any] = {}
+        worker = threading.Thread(
+            target=lambda: result.update(reply=emu.slash_command(OPERATOR, "x"))
+        )
+        worker.start()
+        envelope = json.loads(ws.recv()[1])
+        ack = json.dumps({"envelope_id": envelope["envelope_id"], "payload": {"text": "in two"}})
+        half = len(ack) // 2
+        ws.send(0x1, ack[:half].encode(), fin=False)  # a text frame, then its continuation
+        ws.send(0x0, ack[half:].encode())
+        worker.join(5)
+        assert result["reply"].status == 200 and result["reply"].json == {"text": "in two"}
+
+        ws.send(0x2, b"\x00\x01")  # Slack speaks text only
+        opcode, data = ws.recv()
+        assert opcode == 0x8 and struct.unpack("!H", data[:2])[0] == 1003
+        wait_until(lambda: emu.socket_connections == 0, 5, "the close")
+    finally:
+        ws.close()
 
 
 def test_no_ack_is_a_timeout(emu: Any) -> None:

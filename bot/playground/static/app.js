@@ -528,7 +528,7 @@
         field = el("input", { id, type: element.type === "email_text_input" ? "email" : "url", placeholder });
         field.value = element.initial_value || "";
         break;
-      case "number_text_input":
+      case "number_input":
         field = el("input", {
           id,
           type: "number",
