@@ -7,24 +7,21 @@ the single error handler.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import json
 import logging
-import re
-import uuid
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context import BoltContext
 
-from bot import ids, logs, metrics
+from bot import actions, approvals, export, ids, lookup, lost, metrics, outcomes
 from bot.commands import Commands
-from bot.errors import DeviceBotError
-from bot.gate import AckGate, gated_ack, working_for
+from bot.jobs import JobSpec, core_job_specs
+from bot.listeners import GuardedApp, report_error
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -34,18 +31,18 @@ log = logging.getLogger(__name__)
 LISTENER_THREADS = 200
 
 
-def capabilities() -> list[Any]:
-    """Capability modules, each with register(app, svc, commands), in help order."""
-    from bot import lookup
+#: the capability modules, in help order: each has register(app, svc, commands), and those
+#: with scheduled work a jobs(svc) list
+CAPABILITIES: tuple[ModuleType, ...] = (lookup, export, actions, approvals, outcomes, lost)
 
-    modules: list[Any] = [lookup]
-    for name in ("export", "actions", "approvals", "outcomes", "lost"):
-        try:
-            modules.append(__import__(f"bot.{name}", fromlist=["register"]))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"bot.{name}":
-                raise
-    return modules
+
+def job_specs(svc: Services) -> list[JobSpec]:
+    """Every scheduled job: the core ones and each capability's."""
+    specs = core_job_specs(svc)
+    for module in CAPABILITIES:
+        if hasattr(module, "jobs"):
+            specs.extend(module.jobs(svc))
+    return specs
 
 
 def create_app(svc: Services) -> App:
@@ -85,105 +82,10 @@ def create_app(svc: Services) -> App:
     app.error(_error_handler(svc))
     guarded = GuardedApp(app, svc)
     commands = Commands()
-    for module in capabilities():
+    for module in CAPABILITIES:
         module.register(guarded, svc, commands)
     guarded.command(ids.SLASH_COMMAND)(commands.listener(svc))
     return app
-
-
-class GuardedApp:
-    """What capabilities register on: Bolt's App, with every listener wrapped by `guard`.
-
-    Bolt loses the HTTP response when a listener raises after ack() (its runner then
-    resets the ack), so errors must not escape a listener: `guard` hands them to the one
-    error handler instead, after the ack has gone out.
-    """
-
-    def __init__(self, app: App, svc: Services) -> None:
-        self.app = app
-        self.svc = svc
-
-    def _wrap(self, register: Any) -> Any:
-        def decorator(func: Any) -> Any:
-            return register(guard(self.svc, func))
-
-        return decorator
-
-    def command(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.command(*args, **kwargs))
-
-    def action(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.action(*args, **kwargs))
-
-    def view(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.view(*args, **kwargs))
-
-    def options(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.options(*args, **kwargs))
-
-    def shortcut(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.shortcut(*args, **kwargs))
-
-
-def guard(svc: Services, func: Any) -> Any:
-    """Run a listener; any exception goes to `report_error` (the one error handler).
-
-    Its ack is wrapped by the ack gate (bot/gate.py), which needs the request: Bolt injects
-    arguments by the listener's signature, so the wrapper declares `request` as well.
-    """
-    signature = inspect.signature(func)
-    wants_request = "request" in signature.parameters
-
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        request = kwargs.get("request") if wants_request else kwargs.pop("request", None)
-        if "ack" in kwargs:
-            token = _gate_token(request)
-            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token)
-        try:
-            with logs.bind(**_about(kwargs.get("body") or {})):
-                return func(*args, **kwargs)
-        except Exception as error:
-            body = kwargs.get("body") or {}
-            ack = kwargs.get("ack")
-            if ack is not None and getattr(ack, "response", None) is None:
-                ack()  # never leave Slack without an answer
-            report_error(svc, error, body)
-            return None
-        finally:
-            working_for(None)  # listener threads are reused: forget the request
-
-    functools.update_wrapper(guarded, func)
-    del guarded.__wrapped__  # type: ignore[attr-defined]  # Bolt must read the signature below
-    if not wants_request:
-        # Bolt reads the positional parameter names (getfullargspec(...).args)
-        extra = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
-        params = list(signature.parameters.values())
-        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        rest = [p for p in params if p.kind is p.KEYWORD_ONLY]
-        guarded.__signature__ = signature.replace(parameters=[*positional, extra, *rest])  # type: ignore[attr-defined]
-    return guarded
-
-
-_REQUEST_ID = re.compile(r"^R[0-9A-F]{6,32}$")
-
-
-def _about(body: dict[str, Any]) -> dict[str, str | None]:
-    """What a Slack request is about, for the log lines of its listener."""
-    user = body.get("user_id") or (body.get("user") or {}).get("id")
-    actions = body.get("actions") or [{}]
-    value = str(actions[0].get("value") or "")
-    platform, _, device = value.partition("|")
-    return {
-        "slack_user": user,
-        "request_id": value if _REQUEST_ID.match(value) else None,
-        "device": device if platform in ("chrome", "android") else None,
-    }
-
-
-def _gate_token(request: Any) -> str | None:
-    headers = getattr(request, "headers", None) or {}
-    values = headers.get(AckGate.HEADER.lower()) or []
-    return values[0] if values else None
 
 
 def delivery_key(body: dict[str, Any]) -> str | None:
@@ -218,42 +120,9 @@ def _deduplicate(svc: Services) -> Any:
     return deduplicate
 
 
-def report_error(svc: Services, error: Exception, body: dict[str, Any]) -> None:
-    """The one error handler: domain errors become words for the user; anything else a
-    logged traceback with an id, and the id for the user."""
-    if isinstance(error, DeviceBotError):
-        text = f":warning: {error.message}"
-        log.info("%s: %s", type(error).__name__, error.message)
-    else:
-        error_id = uuid.uuid4().hex[:8]
-        log.error("unexpected error %s", error_id, exc_info=error)
-        text = (
-            f":x: Something went wrong on our side (error id `{error_id}`). Nothing more was done."
-        )
-    tell_user(svc, body, text)
-
-
 def _error_handler(svc: Services) -> Any:
     def handle_error(error: Exception, body: dict[str, Any]) -> None:
         """Errors Bolt itself catches (middleware) go to the same place."""
         report_error(svc, error, body)
 
     return handle_error
-
-
-def tell_user(svc: Services, body: dict[str, Any], text: str) -> None:
-    """Reach the person behind `body` privately: response_url, else ephemeral, else DM."""
-    user = body.get("user_id") or (body.get("user") or {}).get("id")
-    response_url = body.get("response_url") or next(
-        (u.get("response_url") for u in body.get("response_urls") or []), None
-    )
-    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
-    try:
-        if response_url:
-            svc.out.respond(response_url, text)
-        elif channel and user:
-            svc.out.ephemeral(channel, user, text)
-        elif user:
-            svc.out.post(user, text)
-    except Exception:
-        log.exception("could not tell %s about an error", user)

@@ -254,7 +254,7 @@ def submit(svc: Services, new: NewRequest) -> str:
     needs = svc.settings.needs_approval(new.action)
     device_ids = [d.id for d in new.devices]
     now = svc.clock()
-    owner = svc.extras.get("owner")
+    owner = svc.owner
     for attempt in range(ID_ATTEMPTS):
         request_id = new_request_id()
         with svc.store.transaction() as db:
@@ -435,7 +435,7 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
         set_={
             "decided_by": approver,
             "decided_at": svc.clock(),
-            "executor": holder or svc.extras.get("owner"),
+            "executor": holder or svc.owner,
         },
     )
     if not won:
@@ -453,7 +453,7 @@ def _elsewhere(svc: Services, request: Request) -> str | None:
     """The live process whose memory holds this request's secret, when it is not this one
     (no BOT_SECRET_KEY and two processes on one database): the request runs there."""
     holder = request.secret_holder
-    if holder is None or holder == svc.extras.get("owner"):
+    if holder is None or holder == svc.owner:
         return None
     return holder if process_alive(svc.store, holder) else None  # heartbeats: real time
 
@@ -469,7 +469,7 @@ def erase_pending(svc: Services) -> bool:
 def run_held(svc: Services) -> int:
     """Every process's job: run the requests approved elsewhere whose secret this process
     holds in memory."""
-    owner = svc.extras.get("owner")
+    owner = svc.owner
     if owner is None or not svc.secrets.memory_only:
         return 0
     rows = (
@@ -562,7 +562,7 @@ def _already(request: Request) -> str:
 
 def execute(svc: Services, request_id: str, actor: str) -> None:
     """approved → executing (won once), re-check the device, then the one Google call."""
-    owner = svc.extras.get("owner")
+    owner = svc.owner
     if not transition(
         svc,
         request_id,
@@ -851,7 +851,7 @@ def recover(svc: Services) -> int:
         .fetchall()
     )
     handled = 0
-    owner = svc.extras.get("owner")
+    owner = svc.owner
     for request_id, state, executor, reconcile, google_ref in rows:
         orphan = executor != owner and not process_alive(svc.store, executor, now)
         if state == APPROVED and orphan:

@@ -101,8 +101,8 @@ class JobSpec:
     at_start: bool = False  # also run once right after start-up
 
 
-def job_specs(svc: Services) -> list[JobSpec]:
-    """Every scheduled job, with its stable id and interval."""
+def core_job_specs(svc: Services) -> list[JobSpec]:
+    """The jobs of the bot itself (the capabilities add theirs: `bot.app.job_specs`)."""
     s = svc.settings
     specs: list[JobSpec] = [
         JobSpec("prune-deliveries", lambda sv: sv.store.prune_deliveries(), 600),
@@ -114,23 +114,17 @@ def job_specs(svc: Services) -> list[JobSpec]:
             at_start=True,  # so that the first Android look-up does not build the index inline
         ),
     ]
-    for name in ("approvals", "outcomes", "lost"):
-        try:
-            module = __import__(f"bot.{name}", fromlist=["jobs"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"bot.{name}":
-                raise
-            continue
-        specs.extend(module.jobs(svc))
     return specs
 
 
 class Jobs:
     """Owns the APScheduler instance, the heartbeat and the jobs lease of this process."""
 
-    def __init__(self, svc: Services) -> None:
+    def __init__(self, svc: Services, specs: list[JobSpec]) -> None:
         self.svc = svc
-        self.owner: str = svc.extras.setdefault("owner", new_owner_id())
+        self.specs = specs
+        svc.owner = svc.owner or new_owner_id()
+        self.owner: str = svc.owner
         seconds = svc.settings.lease_seconds
         self.lease = Lease(svc.store, JOBS_LEASE, self.owner, seconds)
         self.heartbeat = Lease(svc.store, HEARTBEAT_PREFIX + self.owner, self.owner, seconds)
@@ -147,7 +141,7 @@ class Jobs:
         self.scheduler.add_job(
             self._beat, "interval", seconds=beat, id="lease", replace_existing=True
         )
-        for spec in job_specs(self.svc):
+        for spec in self.specs:
             self.scheduler.add_job(
                 self._guard(spec),
                 "interval",

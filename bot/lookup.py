@@ -21,7 +21,7 @@ from bot.roles import Role
 from bot.services import Services
 
 if TYPE_CHECKING:
-    from bot.app import GuardedApp
+    from bot.listeners import GuardedApp
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from bot import metrics as metrics_mod
-from bot.app import create_app
+from bot.app import create_app, job_specs
 from bot.jobs import Jobs, new_owner_id
 from bot.metrics import Metrics
 from bot.readiness import Readiness
@@ -43,12 +43,12 @@ class BotServer:
     ) -> None:
         self.settings = settings
         self.svc: Services = build_services(settings, sandbox=sandbox)
-        owner = self.svc.extras.setdefault("owner", new_owner_id())
-        self.metrics = self.svc.metrics = Metrics(self.svc.store, owner)
+        self.svc.owner = self.svc.owner or new_owner_id()
+        self.metrics = self.svc.metrics = Metrics(self.svc.store, self.svc.owner)
         self.svc.google.on_call = self.metrics.observe_google
         self.readiness = Readiness(self.svc)
         self.app = create_app(self.svc)
-        self.jobs = Jobs(self.svc) if run_jobs else None
+        self.jobs = Jobs(self.svc, job_specs(self.svc)) if run_jobs else None
         self.extra = extra
         self.warm = warm
         self._bolt = SlackRequestHandler(self.app, path="/slack/events")

@@ -45,6 +45,8 @@ class Services:
     sandbox: Any = None  # the in-process sandbox Google, when GOOGLE_BACKEND=sandbox
     owns_sandbox: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    #: this bot process's id (jobs lease, executor of requests); None: Services built alone
+    owner: str | None = None
     metrics: Metrics | None = None  # set by BotServer; None in tests that build Services alone
 
     def warm(self, threads: int = 32) -> None:

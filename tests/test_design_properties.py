@@ -180,8 +180,8 @@ def test_many_concurrent_look_ups_finish(svc: Any, sandbox: Any) -> None:
 
 
 def test_the_jobs_make_no_google_call_when_idle(svc: Any, sandbox: Any) -> None:
+    from bot.app import job_specs
     from bot.google import CallCounter
-    from bot.jobs import job_specs
 
     specs = {spec.id: spec for spec in job_specs(svc)}
     assert "poll-outcomes" in specs
