@@ -114,6 +114,8 @@ class Settings:
     poll_interval: float = 10.0
     lost_watch_interval: float = 300.0
     index_sync_interval: float = 900.0
+    reports_sync_interval: float = 300.0
+    reports_lag: float = 120.0
     lease_seconds: float = 30.0
     google_timeout: float = 30.0
     command_duration: float = 600.0
@@ -363,6 +365,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_interval=_float(env, "POLL_INTERVAL", 10.0, 0.05, 3600),
         lost_watch_interval=_float(env, "LOST_WATCH_INTERVAL", 300.0, 0.05, 86400),
         index_sync_interval=_float(env, "INDEX_SYNC_INTERVAL", 900.0, 0.05, 86400),
+        reports_sync_interval=_float(env, "REPORTS_SYNC_INTERVAL", 300.0, 0.05, 86400),
+        reports_lag=_float(env, "REPORTS_LAG", 120.0, 0, 86400),
         lease_seconds=_float(env, "LEASE_SECONDS", 30.0, 0.2, 3600),
         google_timeout=_float(env, "GOOGLE_TIMEOUT", 30.0, 0.1, 600),
         command_duration=_float(env, "COMMAND_DURATION", 600.0, 1, 30 * 86400),

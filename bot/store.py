@@ -190,6 +190,36 @@ def m003_secret_holder(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE requests ADD COLUMN secret_holder TEXT")
 
 
+@migrations()
+def m004_outside_events(db: sqlite_utils.Database) -> None:
+    """Device events read from the Admin SDK Reports API (changes made outside the bot).
+
+    (time, qualifier, idx) is Google's id of the activity (`id.time`, `id.uniqueQualifier`)
+    plus the event's place in it: an activity read twice (overlapping windows, a page read
+    again) is stored once. `at` is `id.time` written the way audit events write times, so
+    the two sort together in a device's history.
+    """
+    db.execute(
+        """
+        CREATE TABLE outside_events (
+            time TEXT NOT NULL,
+            qualifier TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            name TEXT NOT NULL,                -- CHANGE_DEVICE_STATE, MOVE_DEVICE_TO_ORG_UNIT_DETAILED, …
+            actor TEXT NOT NULL,               -- actor.email (or profile id / caller type)
+            serial TEXT,
+            device_id TEXT,
+            params TEXT NOT NULL DEFAULT '{}', -- the event's parameters, name → value
+            read_at REAL NOT NULL,
+            PRIMARY KEY (time, qualifier, idx)
+        )
+        """
+    )
+    db.execute("CREATE INDEX outside_events_serial ON outside_events(serial)")
+    db.execute("CREATE INDEX outside_events_device ON outside_events(device_id)")
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 
 

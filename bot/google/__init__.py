@@ -1,9 +1,11 @@
-"""The Google layer: the only code that talks to Google (Directory API, Android Management API).
+"""The Google layer: the only code that talks to Google (Directory, Reports, Android Management).
 
     clients = GoogleClients.from_settings(settings)
     device = clients.require_chrome().get("abc123")
 
 Both platforms are optional; `clients.chrome` / `clients.android` are None when unconfigured.
+`clients.reports` (the Admin console's audit log) comes with the Chrome configuration: it
+impersonates the same admin.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from bot.google.client import (
     RetryPolicy,
     ServiceFactory,
 )
+from bot.google.reports import REPORTS_FORBIDDEN_HINT, ReportsApi
 from bot.settings import Settings
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "DeviceResult",
     "GoogleClients",
     "Page",
+    "ReportsApi",
     "RetryPolicy",
     "device_name",
     "redact_operation",
@@ -53,6 +57,7 @@ __all__ = [
 
 DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.device.chromeos"
 ANDROID_SCOPE = "https://www.googleapis.com/auth/androidmanagement"
+REPORTS_SCOPE = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
 
 
 def _anonymous_http(timeout: float) -> Callable[[], httplib2.Http]:
@@ -106,17 +111,19 @@ def _load_key(settings: Settings) -> dict[str, Any]:
 
 
 class GoogleClients:
-    """The Chrome and Android APIs the bot is configured for, plus the call observer hook."""
+    """The Chrome, Reports and Android APIs the bot is configured for, plus the call observer."""
 
     def __init__(
         self,
         chrome: ChromeApi | None,
         android: AndroidApi | None,
         *,
+        reports: ReportsApi | None = None,
         on_call: CallObserver | None = None,
     ) -> None:
         self.chrome = chrome
         self.android = android
+        self.reports = reports
         #: called with a CallRecord after every HTTP round trip (retries and batches included)
         self.on_call = on_call
 
@@ -173,6 +180,15 @@ class GoogleClients:
                     settings.google_admin_email,
                     DIRECTORY_FORBIDDEN_HINT,
                 ),
+            )
+            clients.reports = ReportsApi(
+                *parts(
+                    "admin",
+                    "reports_v1",
+                    REPORTS_SCOPE,
+                    settings.google_admin_email,
+                    REPORTS_FORBIDDEN_HINT,
+                )
             )
         if settings.android_enterprise and (settings.android_configured or endpoint):
             clients.android = AndroidApi(

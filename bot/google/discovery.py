@@ -22,6 +22,7 @@ from googleapiclient.discovery_cache import get_static_doc
 
 AMAPI = ("androidmanagement", "v1")
 DIRECTORY = ("admin", "directory_v1")
+REPORTS = ("admin", "reports_v1")
 
 Doc = dict[str, Any]
 

@@ -1,4 +1,5 @@
-"""Sandbox Google: a simulated Directory API (ChromeOS devices) and Android Management API.
+"""Sandbox Google: a simulated Directory API (ChromeOS devices), Reports API (the Admin
+console's audit log of device changes) and Android Management API.
 
 Served over real HTTP on loopback with Google's REST paths, parameters, JSON shapes and
 error bodies, so unmodified googleapiclient code works against it::
@@ -13,7 +14,7 @@ error bodies, so unmodified googleapiclient code works against it::
     ...
     sb.stop()
 
-`sb.url` is the root URL for both APIs. `sb.fleet` is the in-memory state (see
+`sb.url` is the root URL for every API. `sb.fleet` is the in-memory state (see
 `bot.sandbox.fleet` for the test helpers: look-ups by status / serial / API level /
 management mode, `set_never_ack`, `check_in`, `set_outcome`, `licenses`);
 `sb.faults` injects latency and errors (`bot.sandbox.server.Faults.add`); `sb.log`

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from bot.google import discovery
+from bot.sandbox import reports
 from bot.sandbox.api import ApiError, Request, Response, rfc3339, rpc_status
 from bot.sandbox.fleet import ChromeCommand, Fleet, Json
 from bot.sandbox.query import search
@@ -242,6 +243,7 @@ def _patch(fleet: Fleet, req: Request, device_id: str) -> Response:
             if value and value != old:
                 d["orgUnitPath"] = value
                 d["orgUnitId"] = fleet.org_units[value]
+                reports.record_move(fleet, d, old)
                 changed = True
             continue
         new = value or None
@@ -252,6 +254,7 @@ def _patch(fleet: Fleet, req: Request, device_id: str) -> Response:
         else:
             d[key] = new
         fleet.reindex_chrome(device_id, key, old, new)
+        reports.record_annotation(fleet, d, key, old, new)
         changed = True
     if changed:
         fleet.bump(d)
@@ -278,17 +281,24 @@ def _move(fleet: Fleet, req: Request) -> Response:
             raise ApiError(412, "Device is deprovisioned", reason="conditionNotMet")
     for d in devices:
         if d["orgUnitPath"] != ou:
+            previous = d["orgUnitPath"]
             d["orgUnitPath"] = ou
             d["orgUnitId"] = fleet.org_units[ou]
             fleet.bump(d)
+            reports.record_move(fleet, d, previous)
     return Response(200)  # the guide: "A successful request returns an HTTP 200 status code"
 
 
 # ------------------------------------------------------------------------------ status
 
 
-def change_status(fleet: Fleet, d: Json, action: str, reason: str | None) -> None:
-    """Apply disable / reenable / deprovision to one device, or raise the API's 412."""
+def change_status(
+    fleet: Fleet, d: Json, action: str, reason: str | None, *, actor: str | None = None
+) -> None:
+    """Apply disable / reenable / deprovision to one device, or raise the API's 412.
+
+    The change goes into the audit log (Reports) with `actor`, by default the admin the
+    Directory API acts as."""
     status = d["status"]
     if action == "disable":
         if status != "ACTIVE":
@@ -308,6 +318,7 @@ def change_status(fleet: Fleet, d: Json, action: str, reason: str | None) -> Non
         fleet.set_chrome_status(d, "DEPROVISIONED")
     else:
         raise ApiError(400, f"Invalid action: {action}")
+    reports.record_state(fleet, d, status, actor)
 
 
 def _action(fleet: Fleet, req: Request, device_id: str) -> Response:
@@ -411,6 +422,7 @@ def _issue_command(fleet: Fleet, req: Request, device_id: str) -> Response:
     if cmd.result == "FAILURE" and not cmd.error_message:
         cmd.error_message = "The device could not execute the command."
     fleet.chrome_commands.setdefault(device_id, {})[command_id] = cmd
+    reports.record_command(fleet, d, ctype)
     if execute != float("inf"):
         fleet.schedule(execute, lambda: _execute(fleet, cmd))
     return Response(200, {"commandId": command_id})

@@ -33,6 +33,10 @@ Test helpers (all thread-safe; `ref` is a Chrome deviceId, an Android device nam
 - `licenses`, `licenses_used()`, `free_licenses()`, `set_free_licenses(n)`: the Chrome
   licence pool (an ACTIVE device uses one; re-enabling a DISABLED one needs a free one).
 - `add_org_unit(path)`, `org_units`.
+- `outside_change(ref, kind, actor, **kw)`: a change made to a Chrome device outside the
+  bot ("in the Admin console" by `actor`): applied to the device and written to the audit
+  log the Reports API serves (`bot.sandbox.reports`); `activities` holds that log,
+  `admin_email` is the admin the Directory API acts as (the actor of its changes).
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ from typing import Any
 from bot.sandbox.api import rfc3339
 
 Json = dict[str, Any]
+
+#: the admin the sandbox's Directory API acts as: the actor of the changes it applies
+SANDBOX_ADMIN = "admin@sandbox.example.com"
 
 # --------------------------------------------------------------------------- data pools
 
@@ -347,6 +354,9 @@ class Fleet:
         self.base_time = base_time if base_time is not None else (time.time() // 86400) * 86400
         self.version = 0
         self.url = ""  # set by the server (download links)
+        #: the admin the Directory API acts as, and the Admin console's audit log (Reports)
+        self.admin_email = SANDBOX_ADMIN
+        self.activities: list[tuple[int, Json]] = []  # (time in ms, Activity)
 
         self.chrome: dict[str, Json] = {}
         self.chrome_order: list[str] = []
@@ -911,6 +921,12 @@ class Fleet:
                 d["networkInfo"]["networkOperatorName"] = operator
             self.touch()
             return d
+
+    def outside_change(self, ref: str, kind: str, actor: str, **kw: Any) -> Json:
+        """A change made outside the bot by `actor`; see `bot.sandbox.reports.outside_change`."""
+        from bot.sandbox import reports
+
+        return reports.outside_change(self, ref, kind, actor, **kw)
 
     def installed_packages(self, name: str) -> set[str]:
         """The apps installed on an Android device (deterministic from its name)."""

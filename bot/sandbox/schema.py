@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from bot.google.discovery import AMAPI, DIRECTORY, Doc, document, methods
+from bot.google.discovery import AMAPI, DIRECTORY, REPORTS, Doc, document, methods
 from bot.sandbox.api import ApiError
 
 _DURATION = re.compile(r"^-?\d+(\.\d{1,9})?s$")
@@ -116,9 +116,9 @@ def _template_regex(spec: Doc) -> tuple[re.Pattern[str], int]:
 
 @functools.cache
 def routes() -> tuple[Route, ...]:
-    """Every method of both discovery documents, most specific template first."""
+    """Every method of the discovery documents served, most specific template first."""
     found: list[Route] = []
-    for api in (AMAPI, DIRECTORY):
+    for api in (AMAPI, DIRECTORY, REPORTS):
         for name, spec in methods(api).items():
             pattern, literal = _template_regex(spec)
             found.append(Route(api, name, spec["httpMethod"], pattern, literal, spec))

@@ -8,7 +8,9 @@ under the fleet lock (due command events are applied first by `Fleet.tick()`).
 
 Besides Google's paths the sandbox serves its own: `GET /` (what it serves),
 `GET sandbox/files/…` (command downloads) and the control interface
-`GET|POST sandbox/licenses` (`{"free": n}` or `{"total": n}`: the Chrome licence pool).
+`GET|POST sandbox/licenses` (`{"free": n}` or `{"total": n}`: the Chrome licence pool) and
+`POST sandbox/outside-change` (a change made outside the bot, by someone else: see
+`bot.sandbox.reports`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.sandbox import android, chrome, fields, schema
+from bot.sandbox import android, chrome, fields, reports, schema
 from bot.sandbox.api import ApiError, Request, Response
 from bot.sandbox.fleet import Fleet
 
@@ -263,6 +265,10 @@ class App:
             return chrome.handle(self.fleet, req)
         if path.startswith(android.PREFIX):
             return android.handle(self.fleet, req)
+        if path.startswith(reports.PREFIX):
+            return reports.handle(self.fleet, req)
+        if path == "sandbox/outside-change":
+            return reports.control(self.fleet, req)
         if path == "sandbox/licenses":
             return self._licenses(req)
         if path == "" and req.method == "GET":
@@ -272,6 +278,7 @@ class App:
                     "sandbox": True,
                     "customerId": self.fleet.customer_id,
                     "enterprise": self.fleet.enterprise,
+                    "adminEmail": self.fleet.admin_email,
                     "chromeDevices": len(self.fleet.chrome),
                     "androidDevices": len(self.fleet.android),
                     "licenses": self._licence_counts(),
