@@ -18,7 +18,7 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context import BoltContext
 
-from bot import actions, approvals, export, ids, lookup, lost, metrics, outcomes
+from bot import actions, approvals, export, ids, lookup, lost, metrics, outcomes, reports
 from bot.commands import Commands
 from bot.jobs import JobSpec, core_job_specs
 from bot.listeners import GuardedApp, report_error
@@ -33,7 +33,15 @@ LISTENER_THREADS = 200
 
 #: the capability modules, in help order: each has register(app, svc, commands), and those
 #: with scheduled work a jobs(svc) list
-CAPABILITIES: tuple[ModuleType, ...] = (lookup, export, actions, approvals, outcomes, lost)
+CAPABILITIES: tuple[ModuleType, ...] = (
+    lookup,
+    export,
+    actions,
+    approvals,
+    outcomes,
+    lost,
+    reports,
+)
 
 
 def job_specs(svc: Services) -> list[JobSpec]:

@@ -414,8 +414,14 @@ def picker(ref: str, candidates: Sequence[Device]) -> list[Block]:
 
 
 def event_line(event: dict[str, Any]) -> str:
-    """One audit event: when, what, who, state change, request, details."""
-    parts = [when(event.get("at")), f"*{esc(event.get('event'))}*", f"by {who(event.get('actor'))}"]
+    """One audit event: when, what, who, state change, request, details.
+
+    An event with `outside: True` was done outside the bot (the Admin console's audit log,
+    `bot.reports.outside_events_for`) and says so."""
+    what = f"*{esc(event.get('event'))}*"
+    if event.get("outside"):
+        what += " _outside the bot_"
+    parts = [when(event.get("at")), what, f"by {who(event.get('actor'))}"]
     if event.get("from_state") or event.get("to_state"):
         parts.append(f"{esc(event.get('from_state'))} → {esc(event.get('to_state'))}")
     if event.get("request_id"):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
 
-from bot import audit, blocks, capabilities, cards, ids
+from bot import audit, blocks, capabilities, cards, ids, reports
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import SORT_WORDS, Device, Sort, decode_cursor, parse_sort
 from bot.errors import Ambiguous, DeviceBotError, NotFound, ValidationError
@@ -72,14 +72,14 @@ def history(inv: Invocation) -> None:
     except NotFound:
         # the device may be gone from Google (deleted, wiped): its past is still in the log
         ref = inv.words[0]
-        if not _event_count(inv.svc, [ref]):
+        if not _event_count(inv.svc, [ref]) and not reports.count_for(inv.svc.store, ref, ref):
             raise
-        inv.reply(cards.history_text(ref), _history_blocks(inv.svc, ref, [ref]))
+        inv.reply(cards.history_text(ref), _history_blocks(inv.svc, ref, [ref], serial=ref))
         return
     if device is not None:
         inv.reply(
             cards.history_text(cards.device_title(device)),
-            _history_blocks(inv.svc, cards.device_title(device), [device.id]),
+            _history_blocks(inv.svc, cards.device_title(device), [device.id], serial=device.serial),
         )
 
 
@@ -185,11 +185,22 @@ def _event_count(svc: Services, device_ids: list[str]) -> int:
     return int(row.fetchone()[0])
 
 
-def _history_blocks(svc: Services, title: str, device_ids: list[str]) -> list[blocks.Block]:
+def _history_blocks(
+    svc: Services, title: str, device_ids: list[str], *, serial: str | None = None
+) -> list[blocks.Block]:
+    """The bot's audit events of the devices merged with the changes made outside the bot
+    (read from the Admin console's audit log), newest first."""
     events = audit.events(
         svc.store, device_ids=device_ids, newest_first=True, limit=cards.HISTORY_LIMIT
     )
-    return cards.history(title, events, total=_event_count(svc, device_ids))
+    total = _event_count(svc, device_ids)
+    outside = reports.outside_events_for(
+        svc.store, device_ids[0] if device_ids else None, serial, limit=cards.HISTORY_LIMIT
+    )
+    if outside:
+        events = sorted(events + outside, key=lambda e: str(e.get("at") or ""), reverse=True)
+        total += reports.count_for(svc.store, device_ids[0] if device_ids else None, serial)
+    return cards.history(title, events[: cards.HISTORY_LIMIT], total=total)
 
 
 # ---- buttons and the modal -----------------------------------------------------------------
@@ -268,11 +279,18 @@ def show_history(svc: Services, body: dict[str, Any]) -> None:
     """*History* on a device card: that device's audit trail."""
     _check(svc, body, "history (button)")
     platform, device_id = _parse_value(_button_value(body)[1])
+    serial = None
     try:
-        title = cards.device_title(svc.devices.get(platform, device_id))
+        device = svc.devices.get(platform, device_id)
+        title, serial = cards.device_title(device), device.serial
     except NotFound:
         title = device_id.rsplit("/", 1)[-1]
-    answer(svc, body, cards.history_text(title), _history_blocks(svc, title, [device_id]))
+    answer(
+        svc,
+        body,
+        cards.history_text(title),
+        _history_blocks(svc, title, [device_id], serial=serial),
+    )
 
 
 def _parse_value(value: str) -> tuple[str, str]:

@@ -62,7 +62,7 @@ def record(
     """Append one activity about Chrome device `d` to the audit log (actor: the admin)."""
     with fleet.lock:
         email = actor or fleet.admin_email
-        ms = int(round(fleet.now() * 1000))
+        ms = int(fleet.now() * 1000)  # milliseconds, truncated like the times the bot sends
         qualifier = str(7_000_000_000_000_000_000 + fleet.next_id() * 7919)
         parameters = [{"name": "DEVICE_SERIAL_NUMBER", "value": d.get("serialNumber", "")}]
         parameters += [{"name": k, "value": v} for k, v in params.items() if v not in (None, "")]
@@ -88,7 +88,11 @@ def record_state(fleet: Fleet, d: Json, previous: str, actor: str | None = None)
         fleet,
         d,
         STATE,
-        {"DEVICE_PREVIOUS_STATE": previous, "DEVICE_NEW_STATE": d["status"], "DEVICE_TYPE": DEVICE_TYPE},
+        {
+            "DEVICE_PREVIOUS_STATE": previous,
+            "DEVICE_NEW_STATE": d["status"],
+            "DEVICE_TYPE": DEVICE_TYPE,
+        },
         actor,
     )
 
@@ -168,11 +172,12 @@ def control(fleet: Fleet, req: Request) -> Response:
     if not isinstance(ref, str) or not ref:
         raise ApiError(400, 'Expected {"device": id or serial, "kind": …, "actor": email}.')
     extra = {
-        k: body[k]
-        for k in ("reason", "org_unit", "field", "value", "command_type")
-        if k in body
+        k: body[k] for k in ("reason", "org_unit", "field", "value", "command_type") if k in body
     }
-    activity = outside_change(fleet, ref, str(body.get("kind") or ""), body.get("actor"), **extra)
+    actor = body.get("actor")
+    activity = outside_change(
+        fleet, ref, str(body.get("kind") or ""), actor if isinstance(actor, str) else "", **extra
+    )
     return Response(200, activity)
 
 
@@ -218,7 +223,7 @@ def handle(fleet: Fleet, req: Request) -> Response:
     if req.method != "GET":
         raise ApiError(404, "Method not found.")
     user_key, application = unquote(user_key), unquote(application)
-    now_ms = int(round(fleet.now() * 1000))
+    now_ms = int(fleet.now() * 1000)
     start = _time(req, "startTime", None)
     end = _time(req, "endTime", now_ms)
     assert end is not None
@@ -238,7 +243,8 @@ def handle(fleet: Fleet, req: Request) -> Response:
     matched: list[tuple[int, Json]] = []
     if application == APPLICATION:
         for ms, activity in fleet.activities:
-            if ms >= end or (start is not None and ms < start):
+            # "all activities from startTime until endTime": both ends included (our reading)
+            if ms > end or (start is not None and ms < start):
                 continue
             actor = activity["actor"]
             if user_key != "all" and user_key not in (actor["email"], actor["profileId"]):
