@@ -238,3 +238,103 @@ def test_describe_and_notice_words() -> None:
     assert reports.describe("SEND_CHROME_OS_DEVICE_COMMAND", {"DEVICE_COMMAND_TYPE": "REBOOT"}) == (
         "sent the command REBOOT"
     )
+
+
+# ---- the sandbox's Reports API --------------------------------------------------------------
+
+
+def _raw(sandbox: Any, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+    import json
+
+    import httplib2
+
+    data = None if body is None else json.dumps(body)
+    resp, content = httplib2.Http().request(
+        sandbox.url + path, method, body=data, headers={"Content-Type": "application/json"}
+    )
+    return resp.status, json.loads(content) if content else {}
+
+
+def test_sandbox_reports_route_is_checked_against_the_discovery_document(
+    sandbox: Any, claims: Any
+) -> None:
+    import json
+
+    from googleapiclient.discovery_cache import get_static_doc
+    from test_sandbox_schema import violations
+
+    from bot.sandbox import schema
+    from bot.sandbox.testing import build
+
+    base = "admin/reports/v1/activity/users/all/applications/admin"
+    found = schema.match("GET", base)
+    assert found is not None and found[0].name == "activities.list"
+    status, out = _raw(sandbox, "GET", f"{base}?colour=red")
+    assert (
+        status == 400
+        and 'Unknown name "colour": Cannot bind query parameter' in (out["error"]["message"])
+    )
+    status, out = _raw(sandbox, "GET", base.replace("/admin", "/nonsense") + "?maxResults=1")
+    assert status == 400 and "'application_name' (TYPE_ENUM)" in out["error"]["message"]
+    status, out = _raw(sandbox, "GET", f"{base}?maxResults=ten")
+    assert status == 400 and "'max_results' (TYPE_INT32)" in out["error"]["message"]
+    status, out = _raw(sandbox, "GET", f"{base}?maxResults=1001")
+    assert status == 400
+    status, out = _raw(sandbox, "GET", f"{base}?pageToken=forged")
+    assert status == 400 and out["error"]["message"] == "Invalid pageToken"
+
+    device = claims.chrome()
+    sandbox.fleet.outside_change(device["deviceId"], "move", ANA, org_unit="/Engineering/Labs")
+    reports_api = build("admin", "reports_v1", sandbox.url)
+    answer = (
+        reports_api.activities()
+        .list(userKey=ANA, applicationName="admin", eventName="MOVE_DEVICE_TO_ORG_UNIT_DETAILED")
+        .execute()
+    )
+    assert answer["items"] and all(a["actor"]["email"] == ANA for a in answer["items"])
+    doc = json.loads(get_static_doc("admin", "reports_v1") or "{}")
+    assert violations(doc, doc["schemas"]["Activities"], answer, "activities") == []
+
+
+def test_sandbox_control_route_makes_outside_changes(sandbox: Any, claims: Any) -> None:
+    device = claims.chrome()
+    status, activity = _raw(
+        sandbox,
+        "POST",
+        "sandbox/outside-change",
+        {"device": device["serialNumber"], "kind": "disable", "actor": ANA},
+    )
+    assert status == 200 and activity["actor"]["email"] == ANA
+    assert activity["events"][0]["name"] == "CHANGE_DEVICE_STATE"
+    assert sandbox.fleet.chrome[device["deviceId"]]["status"] == "DISABLED"
+    # refused like the console would: nothing changes
+    status, out = _raw(
+        sandbox,
+        "POST",
+        "sandbox/outside-change",
+        {"device": device["serialNumber"], "kind": "disable", "actor": ANA},
+    )
+    assert status == 412
+    status, out = _raw(
+        sandbox, "POST", "sandbox/outside-change", {"device": device["deviceId"], "kind": "paint"}
+    )
+    assert status == 400 and "kind must be one of" in out["error"]["message"]
+
+
+def test_reader_goes_through_the_choke_point(quiet: Bot, claims: Any) -> None:
+    """A 503 on the audit log is retried like any read; a 403 says which scope to delegate."""
+    from bot.errors import Forbidden
+
+    reports.sync(quiet.svc)
+    quiet.sandbox.faults.add(status=503, count=1, path_contains="/admin/reports/")
+    done = reports.sync(quiet.svc)
+    assert done.pages == 1
+    quiet.sandbox.faults.add(
+        status=403, count=1, path_contains="/admin/reports/", reason="forbidden"
+    )
+    with pytest.raises(Forbidden) as refused:
+        reports.sync(quiet.svc)
+    assert "admin.reports.audit.readonly" in refused.value.message
+    # the window that failed is read again (from the same start) next time
+    again = reports.sync(quiet.svc)
+    assert again.start == done.end
