@@ -79,7 +79,9 @@ def history(inv: Invocation) -> None:
     if device is not None:
         inv.reply(
             cards.history_text(cards.device_title(device)),
-            _history_blocks(inv.svc, cards.device_title(device), [device.id], serial=device.serial),
+            _history_blocks(
+                inv.svc, cards.device_title(device), [device.id], serial=_chrome_serial(device)
+            ),
         )
 
 
@@ -185,6 +187,11 @@ def _event_count(svc: Services, device_ids: list[str]) -> int:
     return int(row.fetchone()[0])
 
 
+def _chrome_serial(device: Device) -> str | None:
+    """The serial that outside events (the Admin console's Chrome device log) are filed by."""
+    return device.serial if device.platform == "chrome" else None
+
+
 def _history_blocks(
     svc: Services, title: str, device_ids: list[str], *, serial: str | None = None
 ) -> list[blocks.Block]:
@@ -282,7 +289,7 @@ def show_history(svc: Services, body: dict[str, Any]) -> None:
     serial = None
     try:
         device = svc.devices.get(platform, device_id)
-        title, serial = cards.device_title(device), device.serial
+        title, serial = cards.device_title(device), _chrome_serial(device)
     except NotFound:
         title = device_id.rsplit("/", 1)[-1]
     answer(

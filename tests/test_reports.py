@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import APPROVALS, HELPDESK, OPERATOR, Bot, flatten, start_bot, wait_until
 
-from bot import approvals, reports
+from bot import approvals, ids, reports
 from bot.approvals import NewRequest
 from bot.sandbox.fleet import SANDBOX_ADMIN
 
@@ -151,6 +151,36 @@ def test_outside_changes_in_history_and_own_changes_once(
         assert "*disabled* _outside the bot_" in text and ANA in text
         assert text.count("outside the bot") == 1  # the bot's own move is not repeated
         assert all(r["actor"] != SANDBOX_ADMIN for r in outside_rows(bot, serial))
+        # the card's History button shows the same
+        shown = len(bot.emu.ephemerals(OPERATOR))
+        bot.slash(f"info {serial}")
+        card = wait_until(
+            lambda: next(
+                (
+                    e
+                    for e in bot.emu.ephemerals(OPERATOR)[shown:]
+                    if ids.ActionId.SHOW_HISTORY in str(e)
+                ),
+                None,
+            ),
+            15,
+            "the device card",
+        )
+        before = len(bot.emu.ephemerals(OPERATOR))
+        bot.emu.click(OPERATOR, ids.ActionId.SHOW_HISTORY, message=card)
+        clicked = wait_until(
+            lambda: next(
+                (
+                    flatten(e)
+                    for e in bot.emu.ephemerals(OPERATOR)[before:]
+                    if "History of" in flatten(e)
+                ),
+                None,
+            ),
+            15,
+            "the history from the button",
+        )
+        assert "*disabled* _outside the bot_" in clicked and ANA in clicked
         # the sandbox did log the bot's move, with the admin the bot acts as
         logged = [
             a
