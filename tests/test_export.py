@@ -176,5 +176,9 @@ def test_a_google_failure_mid_export_is_told_in_place_and_nothing_is_uploaded(
     assert "Invalid page token" in flatten(progress)
     assert len(bot.messages_in(DM)) == 1
     assert not bot.emu.calls_to("files.getUploadURLExternal") and not bot.emu.uploads.files()
-    failed = [e for e in audit.events(bot.store) if e["event"] == "export failed"]
+    failed = wait_until(
+        lambda: [e for e in audit.events(bot.store) if e["event"] == "export failed"],
+        10,
+        "the failed export in the audit log",
+    )
     assert len(failed) == 1 and failed[0]["actor"] == OPERATOR
