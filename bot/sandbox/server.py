@@ -52,24 +52,37 @@ _REASONS = {
 
 
 class RequestLog(list[tuple[str, str]]):
-    """Every HTTP request served, as (method, path_with_query); batch parts in `.parts`."""
+    """Every HTTP request served, as (method, path_with_query); batch parts in `.parts`.
+
+    `.answers` holds what each was answered, as (method, path_with_query, status), batch
+    parts included (a batch itself answers 200 whatever its parts say); an answer dropped
+    by a fault is recorded with status DROP (0).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
         #: the sub-requests of batch requests, as (method, path_with_query)
         self.parts: list[tuple[str, str]] = []
+        #: every request and batch part with its HTTP status, in the order answered
+        self.answers: list[tuple[str, str, int]] = []
 
     def record(self, method: str, path: str, *, part: bool = False) -> None:
         """Append one request (thread-safe)."""
         with self._lock:
             (self.parts if part else self).append((method, path))
 
+    def answered(self, method: str, path: str, status: int) -> None:
+        """Record the status a request or batch part was answered with (thread-safe)."""
+        with self._lock:
+            self.answers.append((method, path, status))
+
     def clear(self) -> None:
-        """Forget every recorded request and batch part."""
+        """Forget every recorded request, batch part and answer."""
         with self._lock:
             super().clear()
             self.parts.clear()
+            self.answers.clear()
 
     def count(  # type: ignore[override]  # list.count(x) would be of little use here
         self, method: str | None = None, path_contains: str | None = None, *, parts: bool = False
@@ -366,7 +379,9 @@ class App:
             if sep:
                 headers[k.strip().lower()] = v.strip()
         self.log.record(method, target, part=True)
-        return self.call(method, target, sub_body.encode(), headers, part=True)
+        answer = self.call(method, target, sub_body.encode(), headers, part=True)
+        self.log.answered(method, target, answer[0])
+        return answer
 
 
 def _render_error(e: ApiError) -> tuple[int, dict[str, str], bytes]:
@@ -391,6 +406,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(sandbox.faults.latency)
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, out_headers, payload = sandbox.call(method, self.path, body, headers)
+        sandbox.log.answered(method, self.path, status)
         if status == DROP:  # a fault: the request was applied, its answer is lost
             self.close_connection = True
             return
