@@ -244,8 +244,9 @@ class _Op:
 class Devices:
     """Picks, per case, a sandbox device on which the action is legal, and prepares it.
 
-    A device is kept for the next case of the same action unless the action is destructive
-    (it wipes, deprovisions, changes a password…) or the device no longer fits.
+    A device is kept for the next case of the same action while it is still there, in the
+    state it was claimed in (a wipe, a relinquish, a deprovision, a disable or lost mode end
+    that) and the action still fits it.
     """
 
     def __init__(self, claims: Claims, sandbox: Any) -> None:
@@ -253,6 +254,7 @@ class Devices:
         self.sandbox = sandbox
         self.fleet = sandbox.fleet
         self.kept: dict[tuple[str, str], dict[str, Any]] = {}
+        self.claimed_state: dict[str, str] = {}
         self.used = 0
 
     def for_case(self, case: Case) -> dict[str, Any]:
@@ -263,9 +265,9 @@ class Devices:
             device = kept
         else:
             device = self._claim(spec, case)
+            self.claimed_state[device_id(device)] = device.get("status") or device["state"]
             self.used += 1
-        if not spec.destructive:
-            self.kept[key] = device
+        self.kept[key] = device
         return device
 
     def _params(self, case: Case) -> dict[str, Any]:
@@ -285,11 +287,16 @@ class Devices:
         return True
 
     def _still_fits(self, spec: ActionSpec, case: Case, d: dict[str, Any]) -> bool:
+        """The device is as it was claimed (same state) and the action still fits it."""
         if spec.platform == "android":
             current = self.fleet.android_get(d["name"])
-            return current is not None and self._android_fits(spec, case, current)
+            return (
+                current is not None
+                and current["state"] == self.claimed_state[d["name"]]
+                and self._android_fits(spec, case, current)
+            )
         current = self.fleet.chrome_get(d["deviceId"])
-        return current is not None and (not spec.states or current["status"] in spec.states)
+        return current is not None and current["status"] == self.claimed_state[d["deviceId"]]
 
     def _claim(self, spec: ActionSpec, case: Case) -> dict[str, Any]:
         if spec.platform == "chrome":
@@ -400,8 +407,10 @@ def request_row(bot: Bot, request_id: str) -> dict[str, Any]:
     return dict(zip(cols, cursor.fetchone(), strict=True))
 
 
-def open_modal(bot: Bot, case: Case, device: dict[str, Any]) -> dict[str, Any]:
-    """`/device <action> <device>`: the modal opens at once and settles with the action's form."""
+def open_modal(bot: Bot, case: Case, device: dict[str, Any], window: Window) -> dict[str, Any]:
+    """`/device <action> <device>`: the modal opens at once and settles with the action's form.
+
+    Fails at once, with Slack's words, when Slack refused a view on the way."""
     spec = case.spec
     text = f"{spec.name} {serial(device)}"
     if spec.kind == "move":
@@ -413,6 +422,7 @@ def open_modal(bot: Bot, case: Case, device: dict[str, Any]) -> dict[str, Any]:
     view_id = opened.response["view"]["id"]
 
     def settled() -> dict[str, Any] | None:
+        assert window.slack_refusals() == [], f"Slack refused the modal of /device {text}"
         view = bot.emu.open_view(OPERATOR)
         if not view or view["id"] != view_id or view["callback_id"] == ids.CallbackId.LOADING:
             return None if not view or ":hourglass" in flatten(view) else view
@@ -431,7 +441,7 @@ def drive(bot: Bot, devices: Devices, case: Case, device: dict[str, Any]) -> dic
     spec = case.spec
     window = Window(bot)
     before = set(request_ids(bot, spec.name, device_id(device)))
-    view = open_modal(bot, case, device)
+    view = open_modal(bot, case, device, window)
     values = case.values
     reply = bot.emu.submit_view(OPERATOR, view["id"], values)
     assert reply.status == 200, reply
