@@ -83,10 +83,13 @@ class Case:
     label: str
     values: dict[str, Any] = field(hash=False)
     refused: str | None = None  # the field the modal must refuse (spec.parse says so)
+    via_card: bool = False  # opened from the device card's button instead of the command
 
     @property
     def id(self) -> str:
-        return f"{self.spec.platform}-{self.spec.name}-{self.label}"
+        return f"{self.spec.platform}-{self.spec.name}-{self.label}" + (
+            "-via-card" if self.via_card else ""
+        )
 
 
 def parse_error(spec: ActionSpec, values: dict[str, Any]) -> ValidationError | None:
@@ -181,6 +184,8 @@ def generate(spec: ActionSpec) -> list[Case]:
         error = parse_error(spec, values)
         refused = (error.field or (fields[0].name if fields else "")) if error else None
         cases.append(Case(spec, label, values, refused))
+    if spec.kind != "move":  # a move starts from `/device move` only, never from one card
+        cases.append(Case(spec, "filled", full, None, via_card=True))
     return cases
 
 
@@ -407,16 +412,42 @@ def request_row(bot: Bot, request_id: str) -> dict[str, Any]:
     return dict(zip(cols, cursor.fetchone(), strict=True))
 
 
-def open_modal(bot: Bot, case: Case, device: dict[str, Any], window: Window) -> dict[str, Any]:
-    """`/device <action> <device>`: the modal opens at once and settles with the action's form.
+def click_card_button(bot: Bot, spec: ActionSpec, device: dict[str, Any]) -> None:
+    """`/device info <device>`, then the action's button on the card it shows."""
+    action_id = ids.device_action_id(spec.name)
+    known = len(bot.emu.ephemerals(OPERATOR))
+    bot.slash(f"info {serial(device)}")
 
-    Fails at once, with Slack's words, when Slack refused a view on the way."""
+    def card() -> dict[str, Any] | None:
+        fresh = bot.emu.ephemerals(OPERATOR)[known:]
+        return next((m for m in fresh if serial(device) in flatten(m)), None)
+
+    shown: dict[str, Any] = wait_until(card, 15, f"the card of {serial(device)}")
+    buttons = [
+        e
+        for b in shown.get("blocks", [])
+        for e in b.get("elements", [])
+        if e.get("action_id") == action_id
+    ]
+    assert buttons, f"the card of {serial(device)} offers no {spec.label} button"
+    assert buttons[0]["value"].startswith(f"{spec.platform}|")
+    reply = bot.emu.click(OPERATOR, action_id, message=shown)
+    assert reply.status == 200
+
+
+def open_modal(bot: Bot, case: Case, device: dict[str, Any], window: Window) -> dict[str, Any]:
+    """`/device <action> <device>` (or the card's button): the modal opens at once and settles
+    with the action's form. Fails at once, with Slack's words, when Slack refused a view."""
     spec = case.spec
     text = f"{spec.name} {serial(device)}"
     if spec.kind == "move":
         text = f"move {SAMPLES['ou']} {serial(device)}"
     mark = bot.emu.mark()
-    bot.slash(text)
+    if case.via_card:
+        text = f"info {serial(device)} → {spec.label}"
+        click_card_button(bot, spec, device)
+    else:
+        bot.slash(text)
     opened = bot.emu.wait_for_call("views.open", since=mark)
     assert opened.ok, opened
     view_id = opened.response["view"]["id"]
