@@ -229,6 +229,8 @@ def cbot(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot
     yield running
     running.server.stop()
     emulator.stop()
+    # whatever the bot posted after the last case was looked at too
+    assert [c for c in emulator.calls if not c.ok] == [] and emulator.problems == []
 
 
 def serial(device: dict[str, Any]) -> str:
