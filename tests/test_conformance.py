@@ -20,10 +20,12 @@ One bot and one emulator serve the whole module; each case takes sandbox devices
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -31,6 +33,7 @@ from bot import catalog, ids
 from bot.catalog import ActionSpec, FieldSpec
 from bot.errors import ValidationError
 from bot.sandbox import android as sandbox_android
+from bot.sandbox.server import Answer
 from tests.conftest import (
     APPROVALS,
     APPROVER1,
@@ -66,6 +69,9 @@ KIND_SAMPLES: dict[str, str] = {
     "number": "40",
 }
 NUMBER_PROBES = ("0", "1", "100", "1000", "1000000")
+
+#: fields the bot keeps for itself (the request's reason, why a device was disabled)
+NOT_SENT = frozenset({"reason", "why"})
 
 #: Chrome commands only a kiosk session runs (a Kiosk Upgrade licence makes a kiosk device)
 KIOSK_COMMANDS = frozenset({"TAKE_A_SCREENSHOT", "SET_VOLUME", "CAPTURE_LOGS"})
@@ -391,13 +397,41 @@ class Window:
         ]
         return refused + list(emu.problems[self.problems :])
 
-    def google(self) -> list[tuple[str, str, int]]:
+    def google(self) -> list[Answer]:
         """Every Google call (batch parts one by one) answered since, with its status."""
         return list(self.bot.sandbox.log.answers[self.answers :])
 
-    def mutations(self) -> list[tuple[str, str, int]]:
+    def mutations(self) -> list[Answer]:
         """The calls that change something (a batch's parts count, not the batch)."""
-        return [a for a in self.google() if a[0] != "GET" and a[1].split("?")[0] != "/batch"]
+        return [a for a in self.google() if a.method != "GET" and a.path.split("?")[0] != "/batch"]
+
+
+def leaves(node: Any) -> Iterator[str]:
+    """Every scalar in a JSON value, as text; JSON inside a string (a Chrome payload) too."""
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from leaves(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from leaves(value)
+    elif isinstance(node, str):
+        yield node
+        if node[:1] in "{[":
+            with contextlib.suppress(ValueError):
+                yield from leaves(json.loads(node))
+    elif node is not None:
+        yield str(node)
+
+
+def sent_to_google(window: Window) -> set[str]:
+    """Every value in the bodies and query strings of the calls that changed something."""
+    out: set[str] = set()
+    for answer in window.mutations():
+        for values in parse_qs(urlsplit(answer.path).query).values():
+            out.update(values)
+        if answer.body:
+            out.update(leaves(json.loads(answer.body)))
+    return out
 
 
 def request_ids(bot: Bot, action: str, device: str) -> list[str]:
@@ -517,13 +551,23 @@ def drive(bot: Bot, devices: Devices, case: Case, device: dict[str, Any]) -> dic
     )
     assert row["state"] == "succeeded", f"{case.id}: {row['state']}: {row['result']}"
     google = window.google()
-    assert [a for a in google if a[2] >= 400] == [], f"Google refused calls of {case.id}"
+    assert [a[:3] for a in google if not 200 <= a.status < 400] == [], f"Google refused {case.id}"
     if spec.kind != "lost_case":
-        accepted = [a for a in window.mutations() if a[2] < 300]
-        assert accepted, f"no Google mutation: {google}"
+        accepted = [a for a in window.mutations() if 200 <= a.status < 300]
+        assert accepted, f"no Google mutation: {[a[:3] for a in google]}"
         if spec.kind in ("chrome_command", "android_command", "patch"):  # the device's own call
             short = device_id(device).rsplit("/", 1)[-1]
-            assert any(short in path for _, path, _ in accepted), accepted
+            assert any(short in a.path for a in accepted), accepted
+        # what was typed reached Google whole (as the action's validation normalised it)
+        sent = sent_to_google(window)
+        options = {f.name for f in spec.fields if f.options}
+        for name, value in spec.parse(dict(values)).items():
+            for item in [] if name in NOT_SENT else value if isinstance(value, list) else [value]:
+                if name in options:  # an option may be sent as Google's enum: DEPROVISION_REASON_…
+                    found = any(v.upper().endswith(str(item).upper()) for v in sent)
+                else:
+                    found = str(item) in sent
+                assert found, f"{case.id}: {name} {str(item)[:60]!r} did not reach Google whole"
     assert window.slack_refusals() == []
     return row
 

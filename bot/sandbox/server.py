@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from email import policy as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
 from bot.sandbox import android, chrome, fields, reports, schema
@@ -51,12 +51,21 @@ _REASONS = {
 }
 
 
+class Answer(NamedTuple):
+    """One request or batch part as answered: what was asked, with what body, and the status."""
+
+    method: str
+    path: str  # with the query
+    status: int  # DROP (0) when a fault dropped the answer
+    body: bytes  # the request body
+
+
 class RequestLog(list[tuple[str, str]]):
     """Every HTTP request served, as (method, path_with_query); batch parts in `.parts`.
 
-    `.answers` holds what each was answered, as (method, path_with_query, status), batch
-    parts included (a batch itself answers 200 whatever its parts say); an answer dropped
-    by a fault is recorded with status DROP (0).
+    `.answers` holds each request and batch part as answered (`Answer`: method, path,
+    status, request body), in the order answered; a batch itself answers 200 whatever its
+    parts say.
     """
 
     def __init__(self) -> None:
@@ -65,17 +74,17 @@ class RequestLog(list[tuple[str, str]]):
         #: the sub-requests of batch requests, as (method, path_with_query)
         self.parts: list[tuple[str, str]] = []
         #: every request and batch part with its HTTP status, in the order answered
-        self.answers: list[tuple[str, str, int]] = []
+        self.answers: list[Answer] = []
 
     def record(self, method: str, path: str, *, part: bool = False) -> None:
         """Append one request (thread-safe)."""
         with self._lock:
             (self.parts if part else self).append((method, path))
 
-    def answered(self, method: str, path: str, status: int) -> None:
+    def answered(self, method: str, path: str, status: int, body: bytes = b"") -> None:
         """Record the status a request or batch part was answered with (thread-safe)."""
         with self._lock:
-            self.answers.append((method, path, status))
+            self.answers.append(Answer(method, path, status, body))
 
     def clear(self) -> None:
         """Forget every recorded request, batch part and answer."""
@@ -380,7 +389,7 @@ class App:
                 headers[k.strip().lower()] = v.strip()
         self.log.record(method, target, part=True)
         answer = self.call(method, target, sub_body.encode(), headers, part=True)
-        self.log.answered(method, target, answer[0])
+        self.log.answered(method, target, answer[0], sub_body.encode())
         return answer
 
 
@@ -406,7 +415,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(sandbox.faults.latency)
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, out_headers, payload = sandbox.call(method, self.path, body, headers)
-        sandbox.log.answered(method, self.path, status)
+        sandbox.log.answered(method, self.path, status, body)
         if status == DROP:  # a fault: the request was applied, its answer is lost
             self.close_connection = True
             return
