@@ -10,9 +10,11 @@ modal, next to the field `parse` names.
 
 The real path each time: `/device <action> <device>` over signed HTTP → the modal → submission
 through the Slack emulator → Approve by a second person where the settings ask for it → Google
-(the sandbox) → the outcome in the threads. Asserted: Slack accepted every view and message
-(no recorded problem, no refused Web API call), Google answered nothing 4xx/5xx and accepted
-the mutation, and the request ended `succeeded`.
+(the sandbox) → the outcome in the threads. Every action except `move` is also opened once from
+the device card's button. Asserted: Slack accepted every view and message (no recorded
+problem, no refused Web API call), Google answered nothing 4xx/5xx and accepted the mutation
+(a device command: the call for that device), every value typed reached Google whole, and
+the request ended `succeeded`.
 
 One bot and one emulator serve the whole module; each case takes sandbox devices through
 `claims` (a device is reused only by actions that leave it as it was).
