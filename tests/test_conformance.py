@@ -177,7 +177,10 @@ def generate(spec: ActionSpec) -> list[Case]:
         combos.append(("longest", longest_values))
     for f in fields:
         if f.kind in ("select", "radio"):
-            combos += [(f"{f.name}={o}", {**full, f.name: o}) for o in f.options]
+            for o in f.options:
+                combos.append((f"{f.name}={o}", {**full, f.name: o}))
+                if parse_error(spec, combos[-1][1]):  # an option that asks the others be empty
+                    combos.append((f"{f.name}={o}-others-empty", {**minimal, f.name: o}))
         elif f.kind == "checkboxes":
             combos += [(f"{f.name}=all", full), (f"{f.name}=none", {**full, f.name: []})]
         elif f.kind == "number":
@@ -341,6 +344,9 @@ class Devices:
         if spec.name == "reenable":  # re-enabling needs a free licence in the pool
             with self.fleet.lock:
                 self.fleet.licenses = max(self.fleet.licenses, self.fleet.licenses_used() + 1)
+        if spec.kind == "patch":  # annotations to change or clear (the same before each case)
+            before = {f.name: f"Before: {f.label}" for f in spec.fields}
+            bot.svc.google.require_chrome().patch(device["deviceId"], before)
         if spec.kind == "move":  # the organisational unit moved to exists
             ou = case.values.get("ou")
             if ou and case.refused is None:
@@ -499,10 +505,18 @@ def open_modal(bot: Bot, case: Case, device: dict[str, Any], window: Window) -> 
 
     view: dict[str, Any] = wait_until(settled, 15, f"the modal of /device {text}")
     assert view["callback_id"] == ids.CallbackId.ACTION, flatten(view)
-    assert [b["block_id"] for b in view["blocks"] if b["type"] == "input"] == [
-        f.name for f in spec.fields
-    ]
+    shown = [b["block_id"] for b in view["blocks"] if b["type"] == "input"]
+    assert [i for i in shown if i != ids.BlockId.CLEAR_FIELDS] == [f.name for f in spec.fields]
     return view
+
+
+def clear_ticks(view: dict[str, Any], case: Case) -> dict[str, Any]:
+    """Annotate: the person ticks "Clear" for each field the case leaves empty that has a value."""
+    block = next((b for b in view["blocks"] if b.get("block_id") == ids.BlockId.CLEAR_FIELDS), None)
+    if block is None:
+        return {}
+    offered = [o["value"] for o in block["element"]["options"]]
+    return {block["block_id"]: [n for n in offered if not case.values.get(n)]}
 
 
 def drive(bot: Bot, devices: Devices, case: Case, device: dict[str, Any]) -> dict[str, Any] | None:
@@ -512,7 +526,7 @@ def drive(bot: Bot, devices: Devices, case: Case, device: dict[str, Any]) -> dic
     before = set(request_ids(bot, spec.name, device_id(device)))
     view = open_modal(bot, case, device, window)
     values = case.values
-    reply = bot.emu.submit_view(OPERATOR, view["id"], values)
+    reply = bot.emu.submit_view(OPERATOR, view["id"], {**values, **clear_ticks(view, case)})
     assert reply.status == 200, reply
     if case.refused is not None:
         assert reply.json is not None and reply.json.get("response_action") == "errors", reply.body
@@ -563,8 +577,9 @@ def drive(bot: Bot, devices: Devices, case: Case, device: dict[str, Any]) -> dic
         # what was typed reached Google whole (as the action's validation normalised it)
         sent = sent_to_google(window)
         options = {f.name for f in spec.fields if f.options}
+        typed = {f.name for f in spec.fields} - NOT_SENT  # not what validation derives from them
         for name, value in spec.parse(dict(values)).items():
-            for item in [] if name in NOT_SENT else value if isinstance(value, list) else [value]:
+            for item in [] if name not in typed else value if isinstance(value, list) else [value]:
                 if name in options:  # an option may be sent as Google's enum: DEPROVISION_REASON_…
                     found = any(v.upper().endswith(str(item).upper()) for v in sent)
                 else:
