@@ -356,7 +356,7 @@ class Devices:
                 live = self.fleet.android_get(device["name"])
                 live["state"] = live["appliedState"] = "LOST"
         if spec.google == "REMOVE_ESIM" and case.refused is None:  # the eSIM is on the device
-            iccid = str(catalog.action_for(spec.name, spec.platform).parse(case.values)["iccid"])
+            iccid = str(spec.parse(dict(case.values))["iccid"])
             with self.fleet.lock:
                 live = self.fleet.android_get(device["name"])
                 infos = live["networkInfo"].setdefault("telephonyInfos", [])
@@ -499,8 +499,8 @@ def open_modal(bot: Bot, case: Case, device: dict[str, Any], window: Window) -> 
     def settled() -> dict[str, Any] | None:
         assert window.slack_refusals() == [], f"Slack refused the modal of /device {text}"
         view = bot.emu.open_view(OPERATOR)
-        if not view or view["id"] != view_id or view["callback_id"] == ids.CallbackId.LOADING:
-            return None if not view or ":hourglass" in flatten(view) else view
+        if not view or view["id"] != view_id or ":hourglass" in flatten(view):
+            return None  # still loading
         return view
 
     view: dict[str, Any] = wait_until(settled, 15, f"the modal of /device {text}")
