@@ -124,8 +124,18 @@ def test_clearing_is_ticked_shown_and_sent_as_empty(recorded: Bot, claims: Claim
         lambda: "annotatedAssetId" not in fleet.chrome_get(device["deviceId"]), 10, "the clearing"
     )
     assert patch_bodies(bot, device["deviceId"]) == [{"annotatedAssetId": ""}]
-    events = audit.events(bot.store, device_ids=[device["deviceId"]])
-    done = next(e for e in events if e["event"] == "succeeded")
+    done = wait_until(
+        lambda: next(
+            (
+                e
+                for e in audit.events(bot.store, device_ids=[device["deviceId"]])
+                if e["event"] == "succeeded"
+            ),
+            None,
+        ),
+        10,
+        "the succeeded event",
+    )
     assert done["detail"]["changes"] == {"annotatedAssetId": f"{old_asset} → (cleared)"}
 
 
