@@ -26,6 +26,7 @@ from bot.blocks import (
     fit,
     header,
     plain,
+    plural,
     section,
     sections_of,
 )
@@ -265,6 +266,42 @@ def device_help(
     return fit(out)
 
 
+def help_overview(subcommands: Sequence[Any], *, needs_approval: Callable[[str], bool]) -> list[Block]:
+    """`/device help`: look-ups first, then the actions grouped by platform, marking those
+    a second person must approve."""
+    from bot import catalog
+
+    by_name = {s.name: s for s in subcommands}
+    specs = catalog.all_specs()
+    action_names = {s.name for s in specs}
+    general = [
+        f"`{s.usage}` — {s.summary}\n        e.g. `{s.example}`"
+        for s in subcommands
+        if s.name not in action_names
+    ]
+    out: list[Block] = [header("device-bot: /device sub-commands")]
+    out.append(section("*Look up and follow*"))
+    out.extend(sections_of(general))
+    for platform in ("chrome", "android"):
+        lines = [
+            f"`{by_name[spec.name].usage}` — {spec.summary}"
+            + (" · :lock: _needs approval_" if needs_approval(spec.name) else "")
+            for spec in specs
+            if spec.platform == platform and spec.name in by_name
+        ]
+        if lines:
+            out.append(section(f"*{_PLATFORM_NAME[platform]} actions*"))
+            out.extend(sections_of(lines))
+    out.append(
+        context(
+            "A *device* is a serial number, a Chrome device id, an Android device name or id, or an"
+            " asset id. :lock: marks actions a second person approves before they run."
+            " `/device help <device>` lists what fits one device."
+        )
+    )
+    return fit(out)
+
+
 def device_card_text(device: Device) -> str:
     """Notification text of a card (mrkdwn: the device's words escaped)."""
     return f"{esc(device_title(device))}: {esc(device.status)}"
@@ -295,7 +332,7 @@ def search_count(query: str, page: SearchPage, start: int) -> str:
     first, last = start + 1, start + shown
     if page.next_cursor is None:
         if start == 0:
-            return f"*{last}* device{'s' if last != 1 else ''} match {subject}."
+            return f"*{last}* {'device matches' if last == 1 else 'devices match'} {subject}."
         return f"Results *{first}–{last}* of *{last}* for {subject}."
     parts = [f"Results *{first}–{last}* for {subject}"]
     if page.android_total:
@@ -327,7 +364,7 @@ def search_page(query: str, page: SearchPage, *, start: int = 0) -> list[Block]:
 def search_text(query: str, page: SearchPage, start: int = 0) -> str:
     """Notification text of a search page (the query is the user's: escaped)."""
     subject = esc(query) if query else "all devices"
-    return f"{len(page.devices)} devices for {subject} (from result {start + 1})"
+    return f"{plural(len(page.devices), 'device')} for {subject} (from result {start + 1})"
 
 
 def search_modal(private_metadata: str = "", *, error: str | None = None) -> dict[str, Any]:
@@ -497,7 +534,7 @@ def request_line(row: dict[str, Any]) -> str:
         parts.append(f"expires {when(row['expires_at'])}")
     line = " · ".join(parts)
     if row.get("reason"):
-        line += "\n> " + esc(clip(str(row["reason"]), 300)).replace("\n", " ")
+        line += "\n_Reason:_ " + esc(clip(str(row["reason"]), 300)).replace("\n", " ")
     return line
 
 

@@ -373,7 +373,10 @@ def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
     def help_command(inv: Invocation) -> None:
         """Every sub-command with an example; with a device, what fits that device and why."""
         if not inv.words:
-            inv.reply("device-bot help", blocks.help_blocks(commands.all()))
+            inv.reply(
+                "device-bot help",
+                cards.help_overview(commands.all(), needs_approval=inv.svc.settings.needs_approval),
+            )
             return
         device = _resolve(inv, HELP)
         if device is not None:

@@ -345,7 +345,7 @@ def test_requests_list_for_approver_and_operator() -> None:
     assert (
         "`R1`" in text and "*wipe* on *S0* (ada@example.com), *S1*" in text and "and 2 more" in text
     )
-    assert "<@U0APPROVER2>" in text and "> stolen" in text
+    assert "<@U0APPROVER2>" in text and "_Reason:_ stolen" in text and "\n>" not in text
     assert "Your pending requests" in texts(cards.requests_list([request_row(1)], everyone=False))
     assert "no pending request" in texts(cards.requests_list([], everyone=False))
     assert validate_blocks(blocks) == []
