@@ -100,6 +100,41 @@ def when(value: str | float | None) -> str:
     return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
+def _epoch_of(value: str | float | None) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def ago_words(seconds: float) -> str:
+    """`just now`, `12 min ago`, `3 h ago`, `2 days ago`."""
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+def ago(value: str | float | None, now: float) -> str:
+    """A time as Slack's relative date token (`{ago}`), with words as the fallback."""
+    epoch = _epoch_of(value)
+    if epoch is None:
+        return "never" if not value else esc(value)
+    return f"<!date^{int(epoch)}^{{ago}}|{ago_words(max(0.0, now - epoch))}>"
+
+
+def platform_name(platform: str) -> str:
+    """`Chrome OS`, `Android`."""
+    return _PLATFORM_NAME.get(platform, platform)
+
+
 def who(actor: str | None) -> str:
     """A Slack user id as a mention; anything else (a job, "system") as escaped text."""
     if actor and _SLACK_USER.match(actor):
@@ -184,10 +219,9 @@ def device_fields(device: Device) -> list[str]:
 
 def lost_banner(case: dict[str, Any]) -> Block:
     """The banner on the card of a device with an open lost case."""
-    reported = datetime.fromtimestamp(case["reported_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
-    seen = f" · last check-in {esc(case['last_checkin'])}" if case.get("last_checkin") else ""
+    seen = f" · last check-in {when(case['last_checkin'])}" if case.get("last_checkin") else ""
     return section(
-        f":rotating_light: *Reported lost* by <@{case['reported_by']}> on {reported}{seen}"
+        f":rotating_light: *Reported lost* by <@{case['reported_by']}> {when(case['reported_at'])}{seen}"
     )
 
 
@@ -299,6 +333,51 @@ def help_overview(subcommands: Sequence[Any], *, needs_approval: Callable[[str],
             " `/device help <device>` lists what fits one device."
         )
     )
+    return fit(out)
+
+
+def lost_post(case: dict[str, Any], summary: dict[str, Any], now: float) -> list[Block]:
+    """The lost-devices channel post of a case: why, who reported it, where it was last seen,
+    and buttons to act (Found, Wipe… on Android, Open card); edited as check-ins arrive."""
+    platform = str(case["platform"])
+    name = str(summary.get("serial") or str(summary["id"]).rsplit("/", 1)[-1])
+    resolved = case["state"] == "resolved"
+    out: list[Block] = [header(("Resolved: " if resolved else "Lost device: ") + name[:100])]
+    why = summary.get("reason") or "—"
+    out.append(
+        section(
+            f"*Why:* {esc(why)}\n*Reported by* <@{case['reported_by']}> {when(case['reported_at'])}"
+            + (f" · <{summary['request_link']}|request thread>" if summary.get("request_link") else "")
+        )
+    )
+    checkin = case.get("last_checkin") or summary.get("last_seen")
+    fields = [
+        f"*Serial*\n{esc(summary.get('serial'))}",
+        f"*Platform*\n{platform_name(platform)}",
+        f"*Model*\n{esc(summary.get('model'))}",
+        f"*User*\n{esc(summary.get('user'))}",
+        f"*{'Org unit' if platform == 'chrome' else 'Policy'}*\n{esc(summary.get('org_unit'))}",
+        f"*Last check-in*\n{ago(checkin, now)}"
+        + (f" ({when(checkin)})" if _epoch_of(checkin) is not None else ""),
+        f"*Network*\n{esc(summary.get('network'))}",
+    ]
+    out.append(section("*The device*", fields=fields))
+    value = f"{platform}|{summary['id']}"
+    if resolved:
+        out.append(
+            section(
+                f":white_check_mark: *Resolved* by <@{case['resolved_by']}> {when(case['resolved_at'])}"
+                + (f" — {esc(case['resolution'])}" if case.get("resolution") else "")
+            )
+        )
+        out.append(actions([button("Open card", ids.ActionId.SHOW_DEVICE, value)]))
+        return fit(out)
+    buttons = [button("Found", ids.device_action_id("found"), value, style="primary")]
+    if platform == "android":
+        buttons.append(button("Wipe…", ids.device_action_id("wipe"), value, style="danger"))
+    buttons.append(button("Open card", ids.ActionId.SHOW_DEVICE, value))
+    out.append(actions(buttons, block_id="lost_actions"))
+    out.append(context("Watching for check-ins: each one is posted in this thread and updates this post."))
     return fit(out)
 
 
