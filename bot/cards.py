@@ -30,7 +30,7 @@ from bot.blocks import (
     section,
     sections_of,
 )
-from bot.catalog import ActionSpec
+from bot.catalog import ActionSpec, FieldSpec, option_label
 from bot.devices import SORT_LABELS, Device, SearchPage
 
 #: devices per platform on one search page: 2 × 20 result sections stay well under 50 blocks
@@ -54,6 +54,70 @@ _STATUS_EMOJI = {
 }
 _PLATFORM_NAME = {"chrome": "Chrome OS", "android": "Android"}
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+#: what a request asks, as a person says it ("Olivia asked to put it in lost mode")
+ASK_WORDS = {
+    "lost": "put it in lost mode",
+    "found": "mark it found",
+    "reenable": "re-enable it",
+    "wipe-users": "wipe its users",
+    "support-packet": "fetch a support packet",
+    "logs": "capture its logs",
+    "screenshot": "take a screenshot",
+    "volume": "set its volume",
+    "reset-password": "reset its password",
+    "clear-app-data": "clear app data",
+    "add-esim": "add an eSIM",
+    "remove-esim": "remove an eSIM",
+    "device-info": "ask for its device info",
+    "annotate": "change its annotations",
+    "move": "move it",
+}
+
+#: a request that succeeded, in words ("disabled 14:02")
+DONE_WORDS = {
+    "disable": "disabled",
+    "reenable": "re-enabled",
+    "deprovision": "deprovisioned",
+    "reboot": "rebooted",
+    "powerwash": "powerwashed",
+    "wipe-users": "users wiped",
+    "lock": "locked",
+    "wipe": "wiped",
+    "relinquish": "relinquished",
+    "lost": "in lost mode",
+    "found": "marked found",
+    "move": "moved",
+    "annotate": "annotations changed",
+    "reset-password": "password reset",
+}
+
+#: events outside a request, in words
+EVENT_WORDS = {
+    "lost_reported": "reported it lost",
+    "lost_reported_again": "reported it lost again",
+    "lost_resolved": "closed its lost case",
+    "lost_checkin": "it checked in",
+}
+#: bookkeeping events left out of the readable history (they stay in the raw detail)
+QUIET_EVENTS = frozenset({"refused", "reminded", "executing", "reconciled", "outcome_unknown"})
+
+
+def asks(action: str, label: str, count: int = 1) -> str:
+    """What a request asks for, as the end of "… asked to …"."""
+    if count > 1:
+        return f"{label.lower()} {count} devices"
+    return ASK_WORDS.get(action, f"{label.lower()} it")
+
+
+def option_words(spec: FieldSpec, value: Any) -> str:
+    """A parameter's value as its label reads ("Lost or stolen"; flags by label)."""
+    if isinstance(value, list):
+        return ", ".join(option_label(str(v)) for v in value) or "none"
+    if spec.options and isinstance(value, str):
+        return option_label(value)
+    return str(value)
 
 
 # ---- small helpers ----------------------------------------------------------------------
@@ -300,7 +364,9 @@ def device_help(
     return fit(out)
 
 
-def help_overview(subcommands: Sequence[Any], *, needs_approval: Callable[[str], bool]) -> list[Block]:
+def help_overview(
+    subcommands: Sequence[Any], *, needs_approval: Callable[[str], bool]
+) -> list[Block]:
     """`/device help`: look-ups first, then the actions grouped by platform, marking those
     a second person must approve."""
     from bot import catalog
@@ -347,7 +413,11 @@ def lost_post(case: dict[str, Any], summary: dict[str, Any], now: float) -> list
     out.append(
         section(
             f"*Why:* {esc(why)}\n*Reported by* <@{case['reported_by']}> {when(case['reported_at'])}"
-            + (f" · <{summary['request_link']}|request thread>" if summary.get("request_link") else "")
+            + (
+                f" · <{summary['request_link']}|request thread>"
+                if summary.get("request_link")
+                else ""
+            )
         )
     )
     checkin = case.get("last_checkin") or summary.get("last_seen")
@@ -377,7 +447,9 @@ def lost_post(case: dict[str, Any], summary: dict[str, Any], now: float) -> list
         buttons.append(button("Wipe…", ids.device_action_id("wipe"), value, style="danger"))
     buttons.append(button("Open card", ids.ActionId.SHOW_DEVICE, value))
     out.append(actions(buttons, block_id="lost_actions"))
-    out.append(context("Watching for check-ins: each one is posted in this thread and updates this post."))
+    out.append(
+        context("Watching for check-ins: each one is posted in this thread and updates this post.")
+    )
     return fit(out)
 
 
@@ -563,27 +635,6 @@ def _short(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
 
 
-def history(
-    title: str, events: Sequence[dict[str, Any]], *, total: int | None = None
-) -> list[Block]:
-    """A device's audit trail, newest first, cut at HISTORY_LIMIT with a note."""
-    total = len(events) if total is None else total
-    out: list[Block] = [header(clip(f"History of {title}", 150))]
-    if not events:
-        out.append(section("No audit events for this device yet."))
-        return out
-    shown = events[:HISTORY_LIMIT]
-    out += [section(text) for text in _grouped(event_line(e) for e in shown)]
-    if total > len(shown):
-        out.append(
-            context(
-                f"Showing the latest {len(shown)} of {total} events. "
-                "The whole log: `python -m bot audit --since YYYY-MM-DD`."
-            )
-        )
-    return fit(out)
-
-
 # ---- requests ---------------------------------------------------------------------------
 
 
@@ -638,4 +689,223 @@ def requests_list(
     if everyone:
         out.append(divider())
         out.append(context("Approve or deny from the request's message in the approvals channel."))
+    return fit(out)
+
+
+# ---- history in words -------------------------------------------------------------------
+
+
+def _clock(epoch: float, same_day_as: float | None = None) -> str:
+    """A time of day as a Slack date token; with the date when it is another day."""
+    fallback = datetime.fromtimestamp(epoch, UTC).strftime("%H:%M UTC")
+    if same_day_as is not None and int(epoch // 86400) == int(same_day_as // 86400):
+        return f"<!date^{int(epoch)}^{{time}}|{fallback}>"
+    return when(epoch)
+
+
+def change_words(changes: Any) -> str:
+    """An audit `changes` detail ({field: "old → new"}, [old, new] or {old, new}) in words."""
+    if not isinstance(changes, dict):
+        return esc(_unescaped(_short(changes)))
+    labels = {
+        "annotatedUser": "User",
+        "annotatedLocation": "Location",
+        "annotatedAssetId": "Asset id",
+        "notes": "Notes",
+    }
+    parts = []
+    for name, value in changes.items():
+        old: Any
+        new: Any
+        if isinstance(value, dict) and ("old" in value or "new" in value):
+            old, new = value.get("old"), value.get("new")
+        elif isinstance(value, list) and len(value) == 2:
+            old, new = value
+        elif isinstance(value, str) and " → " in value:
+            old, new = value.split(" → ", 1)
+        else:
+            old, new = None, value
+        new_words = (
+            "cleared" if new in (None, "", "(cleared)") else f"“{esc(_unescaped(str(new)))}”"
+        )
+        old_words = f"“{esc(_unescaped(str(old)))}”" if old not in (None, "") else "empty"
+        parts.append(f"{esc(labels.get(name, name))} {old_words} → {new_words}")
+    return "; ".join(parts)
+
+
+def _request_details(request: dict[str, Any], final: dict[str, Any] | None, device_id: str) -> str:
+    """What a request carried, in words: changes, the target OU, parameters by label."""
+    detail = (final or {}).get("detail") or {}
+    if isinstance(detail, dict) and detail.get("changes"):
+        return change_words(detail["changes"])
+    params = dict(request.get("params") or {})
+    previous = params.pop("previous", None)
+    if request["action"] == "annotate" and isinstance(previous, dict):
+        return change_words({k: [previous.get(k), v] for k, v in params.items()})
+    if request["action"] == "move":
+        others = len(request.get("device_ids") or []) - 1
+        return f"to `{esc(params.get('ou'))}`" + (
+            f" with {plural(others, 'other device')}" if others > 0 else ""
+        )
+    try:
+        from bot.catalog import action_for
+
+        fields = {f.name: f for f in action_for(request["action"], request["platform"]).fields}
+    except Exception:  # an action no longer in the catalog: its raw names
+        fields = {}
+    words = []
+    for name, value in params.items():
+        field = fields.get(name)
+        label = field.label if field else name
+        shown = option_words(field, value) if field else _short(value)
+        words.append(f"{esc(label)}: {esc(clip(shown, 120))}")
+    return ", ".join(words)
+
+
+def _final_words(
+    request: dict[str, Any], final: dict[str, Any], device_id: str, started: float
+) -> str:
+    """How a request ended, as a person says it ("disabled 14:02", "Sam denied it")."""
+    state = final.get("event")
+    at = _epoch_of(final.get("at")) or started
+    detail = final.get("detail") or {}
+    if state == "succeeded":
+        if request["action"] == "move" and device_id in (detail.get("failed") or []):
+            return f"not moved {_clock(at, started)}"
+        return f"{DONE_WORDS.get(request['action'], 'done')} {_clock(at, started)}"
+    if state == "failed":
+        if request["action"] == "move" and device_id not in (detail.get("failed") or []):
+            return f"moved {_clock(at, started)} (others failed)"
+        outcome = _unescaped(str(detail.get("outcome") or "failed"))
+        return f"{esc(clip(outcome, 200))} {_clock(at, started)}"
+    if state == "denied":
+        note = detail.get("note")
+        return f"{who(final.get('actor'))} denied it" + (
+            f" ({esc(clip(str(note), 120))})" if note else ""
+        )
+    if state == "cancelled":
+        return f"{who(final.get('actor'))} cancelled it"
+    if state == "expired":
+        return (
+            "expired before anyone approved it"
+            if not request.get("decided_by")
+            else "expired on the device"
+        )
+    return esc(state)
+
+
+def request_history_line(
+    request: dict[str, Any], events: Sequence[dict[str, Any]], device_id: str
+) -> str:
+    """One request as one line: "Olivia asked to disable it (INC-4411) · Alex approved · disabled 14:02"."""
+    started = float(request.get("created_at") or _epoch_of(events[0].get("at")) or 0.0)
+    count = len(request.get("device_ids") or [])
+    try:
+        from bot.catalog import action_for
+
+        label = action_for(request["action"], request["platform"]).label
+    except Exception:
+        label = str(request["action"])
+    ask = f"{who(request.get('requester'))} asked to {asks(request['action'], label, 1 if request['action'] == 'move' else count)}"
+    finals = [
+        e
+        for e in events
+        if e.get("event") in ("succeeded", "failed", "denied", "cancelled", "expired")
+    ]
+    final = finals[-1] if finals else None
+    details = _request_details(request, final, device_id)
+    if details and request["action"] == "move":
+        ask += f" {details}"
+        details = ""
+    said = [esc(clip(str(request["reason"]), 200))] if request.get("reason") else []
+    said += [details] if details else []
+    if said:
+        ask += f" ({'; '.join(said)})"
+    parts = [when(started), ask]
+    approved = next((e for e in events if e.get("event") == "approved"), None)
+    if approved and approved.get("actor") != request.get("requester"):
+        parts.append(f"{who(approved.get('actor'))} approved")
+    if final is not None:
+        parts.append(_final_words(request, final, device_id, started))
+    elif request.get("state") == "pending":
+        parts.append("waiting for approval")
+    elif request.get("state") in ("approved", "executing"):
+        parts.append("running")
+    return " · ".join(parts)
+
+
+def event_history_line(event: dict[str, Any]) -> str:
+    """An event outside any request (a lost case, a check-in) in words; others as logged."""
+    name = str(event.get("event") or "")
+    if name not in EVENT_WORDS:
+        return event_line(event)
+    detail = event.get("detail") or {}
+    if name == "lost_checkin":
+        network = detail.get("network")
+        return f"{when(event.get('at'))} · It checked in" + (
+            f" ({esc(_unescaped(str(network)))})" if network else ""
+        )
+    line = f"{when(event.get('at'))} · {who(event.get('actor'))} {EVENT_WORDS[name]}"
+    if name == "lost_resolved" and detail.get("how"):
+        line += f": {esc(_unescaped(str(detail['how'])))}"
+    return line
+
+
+def history_lines(
+    events: Sequence[dict[str, Any]], requests: dict[str, dict[str, Any]], device_id: str
+) -> list[str]:
+    """A device's history as lines in words, newest first: one per request, one per other event."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    entries: list[tuple[float, str]] = []
+    for event in sorted(events, key=lambda e: e.get("seq") or 0):
+        request_id = event.get("request_id")
+        if request_id and request_id in requests:
+            grouped.setdefault(request_id, []).append(event)
+        elif event.get("event") not in QUIET_EVENTS:
+            entries.append((_epoch_of(event.get("at")) or 0.0, event_history_line(event)))
+    for request_id, request_events in grouped.items():
+        request = requests[request_id]
+        started = float(request.get("created_at") or 0.0)
+        entries.append((started, request_history_line(request, request_events, device_id)))
+    entries.sort(key=lambda e: e[0], reverse=True)
+    return [line for _, line in entries]
+
+
+def history_page(title: str, lines: Sequence[str], *, raw_value: str | None = None) -> list[Block]:
+    """A device's history in words, newest first, with *Raw detail* behind a button."""
+    out: list[Block] = [header(clip(f"History of {title}", 150))]
+    if not lines:
+        out.append(section("Nothing has been done to this device through device-bot yet."))
+        return out
+    shown = lines[:HISTORY_LIMIT]
+    out += [section(text) for text in _grouped(shown)]
+    if len(lines) > len(shown):
+        out.append(
+            context(
+                f"Showing the latest {len(shown)} of {len(lines)} entries. "
+                "The whole log: `python -m bot audit --since YYYY-MM-DD`."
+            )
+        )
+    if raw_value and len(raw_value) <= MAX_BUTTON_VALUE:
+        out.append(actions([button("Raw detail", ids.ActionId.HISTORY_RAW, raw_value)]))
+    return fit(out)
+
+
+def raw_history(title: str, events: Sequence[dict[str, Any]]) -> list[Block]:
+    """The audit events behind a history, as logged (JSON, newest first), for the curious."""
+    out: list[Block] = [header(clip(f"Audit log of {title}", 150))]
+    keep = ("seq", "at", "actor", "event", "request_id", "from_state", "to_state", "detail")
+    lines = [
+        esc(
+            json.dumps(
+                {k: e.get(k) for k in keep if e.get(k) not in (None, {}, "")},
+                sort_keys=True,
+                default=str,
+            )
+        )
+        for e in events[:HISTORY_LIMIT]
+    ]
+    out += [section(f"```{text}```") for text in _grouped(lines, _SECTION_BUDGET - 10)]
+    if len(events) > HISTORY_LIMIT:
+        out.append(context(f"Showing the latest {HISTORY_LIMIT} of {len(events)} events."))
     return fit(out)

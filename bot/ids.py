@@ -27,6 +27,7 @@ class ActionId(StrEnum):
     SEARCH_ORDER = "search_order"
     CLEAR_FIELDS = "clear_fields"
     SHOW_HISTORY = "device_history"
+    HISTORY_RAW = "device_history_raw"
 
 
 class CallbackId(StrEnum):

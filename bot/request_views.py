@@ -6,7 +6,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from bot import catalog, ids
+from bot import ids
 from bot.blocks import (
     actions,
     button,
@@ -19,7 +19,7 @@ from bot.blocks import (
     plain,
     section,
 )
-from bot.cards import when
+from bot.cards import asks, option_words, when
 
 if TYPE_CHECKING:
     from bot.approvals import Request
@@ -35,49 +35,7 @@ STATE_WORDS = {
     "cancelled": ":heavy_multiplication_x: Cancelled",
 }
 
-#: what a request asks, as a person says it ("Olivia asked to put it in lost mode")
-ASK_WORDS = {
-    "lost": "put it in lost mode",
-    "found": "mark it found",
-    "reenable": "re-enable it",
-    "wipe-users": "wipe its users",
-    "support-packet": "fetch a support packet",
-    "logs": "capture its logs",
-    "screenshot": "take a screenshot",
-    "volume": "set its volume",
-    "reset-password": "reset its password",
-    "clear-app-data": "clear app data",
-    "add-esim": "add an eSIM",
-    "remove-esim": "remove an eSIM",
-    "device-info": "ask for its device info",
-    "annotate": "change its annotations",
-    "move": "move it",
-}
-
-#: a request that succeeded, in words ("disabled 14:02")
-DONE_WORDS = {
-    "disable": "disabled",
-    "reenable": "re-enabled",
-    "deprovision": "deprovisioned",
-    "reboot": "rebooted",
-    "powerwash": "powerwashed",
-    "wipe-users": "users wiped",
-    "lock": "locked",
-    "wipe": "wiped",
-    "relinquish": "relinquished",
-    "lost": "in lost mode",
-    "found": "marked found",
-    "move": "moved",
-    "annotate": "annotations changed",
-    "reset-password": "password reset",
-}
-
 APPROVAL_PROMISE = "Approving runs exactly this; any change needs a new request."
-
-
-def asks(action: str, label: str) -> str:
-    """What a request asks for, as the end of "… asked to …"."""
-    return ASK_WORDS.get(action, f"{label.lower()} it")
 
 
 def hours_left(expires_at: float, now: float) -> str:
@@ -88,15 +46,6 @@ def hours_left(expires_at: float, now: float) -> str:
     if left >= 5400:
         return f"expires in {round(left / 3600)} h"
     return f"expires in {max(1, round(left / 60))} min"
-
-
-def option_words(spec: catalog.FieldSpec, value: Any) -> str:
-    """A parameter's value as its label reads ("Lost or stolen"; flags by label)."""
-    if isinstance(value, list):
-        return ", ".join(catalog.option_label(str(v)) for v in value) or "none"
-    if spec.options and isinstance(value, str):
-        return catalog.option_label(value)
-    return str(value)
 
 
 def _params_text(request: Request) -> str:

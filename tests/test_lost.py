@@ -147,7 +147,7 @@ def test_card_shows_the_lost_banner_and_history_the_case(bot, claims):
     card = bot.wait_ephemeral("Reported lost")
     assert f"<@{OPERATOR}>" in card
     bot.slash(f"history {device['serialNumber']}")
-    bot.wait_ephemeral("lost_reported")
+    bot.wait_ephemeral("reported it lost")
 
 
 def test_watch_reads_all_android_cases_in_one_request(bot, claims):
