@@ -345,6 +345,7 @@ def _post_requester_message(svc: Services, request: Request) -> None:
 def _post_approval_message(svc: Services, request: Request) -> None:
     channel = svc.settings.approval_channel
     assert channel
+    request = load(svc, request.id)  # with the requester's message, posted just before
     text, blocks = _approval_view(svc, request)
     ts = svc.out.post(channel, text, blocks)
     _set(svc, request.id, approval_ts=ts)

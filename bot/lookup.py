@@ -315,8 +315,10 @@ def show_device(svc: Services, body: dict[str, Any]) -> None:
     _check(svc, body, "info (button)")
     block_id, value = _button_value(body)
     device = _device_from(svc, value)
-    # a result row adds the card below the list; the picker and Refresh are replaced by it
-    replace = not block_id.startswith(f"{ids.BlockId.RESULT}-")
+    # a result row adds the card below the list; the picker and Refresh are replaced by it;
+    # a button on a channel message (a lost-device post) never replaces that message
+    ephemeral = bool((body.get("container") or {}).get("is_ephemeral", True))
+    replace = ephemeral and not block_id.startswith(f"{ids.BlockId.RESULT}-")
     answer(
         svc,
         body,

@@ -55,7 +55,9 @@ def open_case_for(svc: Services, platform: str, device_id: str) -> dict[str, Any
 # ---- Block Kit -----------------------------------------------------------------------------
 
 
-def case_message(case: dict[str, Any], now: float | None = None) -> tuple[str, list[dict[str, Any]]]:
+def case_message(
+    case: dict[str, Any], now: float | None = None
+) -> tuple[str, list[dict[str, Any]]]:
     """The lost-devices channel message of a case (edited on each check-in and when resolved).
 
     Everything from the device is escaped, the fallback text included: a user field
