@@ -26,7 +26,7 @@ from typing import Any, Literal, cast
 from slack_bolt import Ack, App
 
 from bot import audit, catalog, ids, request_views
-from bot.blocks import esc, sentence
+from bot.blocks import esc, plural, sentence
 from bot.commands import Commands, Invocation, Subcommand
 from bot.devices import Device
 from bot.errors import (
@@ -746,7 +746,7 @@ def _finish_move(svc: Services, request: Request, results: list[DeviceResult]) -
     """End a move with the true count (messages quoted here are escaped where they were built)."""
     ok = [r for r in results if r.ok]
     bad = [r for r in results if not r.ok]
-    text = f"Moved {len(ok)} of {len(results)} devices to `{esc(request.params['ou'])}`."
+    text = f"Moved {len(ok)} of {plural(len(results), 'device')} to `{esc(request.params['ou'])}`."
     if bad:
         first = bad[0].error.message if bad[0].error else "unknown error"
         text += f" {len(bad)} failed (first: {first})."
@@ -947,7 +947,7 @@ def reconcile_request(svc: Services, request: Request) -> None:
                     svc,
                     request.id,
                     FAILED,
-                    f"Not done: {result.error.message if result.error else 'unknown'} Nothing"
+                    f"Not done: {sentence(result.error.message if result.error else 'unknown')} Nothing"
                     " was resent. Request it again if still needed.",
                     {"reconciled": True},
                 )
