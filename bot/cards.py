@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import capabilities, ids
+from bot import capabilities, catalog, ids
 from bot.blocks import (
     MAX_MESSAGE_BLOCKS,
     Block,
@@ -30,8 +30,9 @@ from bot.blocks import (
     section,
     sections_of,
 )
-from bot.catalog import ActionSpec, FieldSpec, option_label
+from bot.catalog import ActionSpec, FieldSpec, action_for, option_label
 from bot.devices import SORT_LABELS, Device, SearchPage
+from bot.errors import ValidationError
 
 #: devices per platform on one search page: 2 × 20 result sections stay well under 50 blocks
 PAGE_SIZE = 20
@@ -369,8 +370,6 @@ def help_overview(
 ) -> list[Block]:
     """`/device help`: look-ups first, then the actions grouped by platform, marking those
     a second person must approve."""
-    from bot import catalog
-
     by_name = {s.name: s for s in subcommands}
     specs = catalog.all_specs()
     action_names = {s.name for s in specs}
@@ -652,11 +651,19 @@ def _targets(devices_json: str | None) -> str:
     return (", ".join(labels) or "—") + more
 
 
+def _action_label(row: dict[str, Any]) -> str:
+    """A request's action by its label ("Reset password"), its name if the catalog lacks it."""
+    try:
+        return action_for(str(row.get("action")), str(row.get("platform"))).label
+    except ValidationError:
+        return str(row.get("action"))
+
+
 def request_line(row: dict[str, Any]) -> str:
     """One pending request: id, action, targets, requester, age, expiry, reason."""
     parts = [
         f"`{esc(row.get('id'))}`",
-        f"*{esc(row.get('action'))}* on {_targets(row.get('devices'))}",
+        f"*{esc(_action_label(row))}* on {_targets(row.get('devices'))}",
         f"by {who(row.get('requester'))}",
         f"asked {when(row.get('created_at'))}",
     ]
@@ -748,10 +755,8 @@ def _request_details(request: dict[str, Any], final: dict[str, Any] | None, devi
             f" with {plural(others, 'other device')}" if others > 0 else ""
         )
     try:
-        from bot.catalog import action_for
-
         fields = {f.name: f for f in action_for(request["action"], request["platform"]).fields}
-    except Exception:  # an action no longer in the catalog: its raw names
+    except ValidationError:  # an action no longer in the catalog: its raw names
         fields = {}
     words = []
     for name, value in params.items():
@@ -801,10 +806,8 @@ def request_history_line(
     started = float(request.get("created_at") or _epoch_of(events[0].get("at")) or 0.0)
     count = len(request.get("device_ids") or [])
     try:
-        from bot.catalog import action_for
-
         label = action_for(request["action"], request["platform"]).label
-    except Exception:
+    except ValidationError:
         label = str(request["action"])
     ask = f"{who(request.get('requester'))} asked to {asks(request['action'], label, 1 if request['action'] == 'move' else count)}"
     finals = [

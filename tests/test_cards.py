@@ -430,7 +430,7 @@ def test_requests_list_for_approver_and_operator() -> None:
     text = texts(blocks)
     assert "All pending requests" in text
     assert (
-        "`R1`" in text and "*wipe* on *S0* (ada@example.com), *S1*" in text and "and 2 more" in text
+        "`R1`" in text and "*Wipe* on *S0* (ada@example.com), *S1*" in text and "and 2 more" in text
     )
     assert "<@U0APPROVER2>" in text and "_Reason:_ stolen" in text and "\n>" not in text
     assert "Your pending requests" in texts(cards.requests_list([request_row(1)], everyone=False))

@@ -363,3 +363,15 @@ def test_every_sandbox_message_carries_the_same_mark(bot, claims):
     page = ephemeral(bot, "matches")
     assert SANDBOX_MARK in json.dumps(page["blocks"], ensure_ascii=False)
     assert "*1* device matches" in flatten(page)
+
+
+def test_sentences_join_with_punctuation_and_counts_agree() -> None:
+    from bot.blocks import plural, sentence
+
+    assert sentence("Use a policy instead") + " Nothing was done." == (
+        "Use a policy instead. Nothing was done."
+    )
+    assert sentence("Done.") == "Done." and sentence("") == ""
+    assert plural(1, "device") == "1 device" and plural(2, "device") == "2 devices"
+    assert request_views.hours_left(100 + 23 * 3600, 100) == "expires in 23 h"
+    assert request_views.hours_left(100 + 1200, 100) == "expires in 20 min"
