@@ -125,7 +125,8 @@ def approval_message(
     spec = request.spec
     now = time.time() if now is None else now
     title = f"{spec.label} requested for {esc(request.target)}"
-    asked = f"<@{request.requester}> asked to *{esc(asks(spec.name, spec.label))}*"
+    what = asks(spec.name, spec.label, len(request.devices))
+    asked = f"<@{request.requester}> asked to *{esc(what)}*"
     asked += f" · {when(request.created_at)}"
     if requester_link:
         asked += f" · <{requester_link}|their thread>"
@@ -170,9 +171,10 @@ def requester_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
     """The requester's message (their thread) with the live state and the reason."""
     spec = request.spec
     text = f"{spec.label} {esc(request.target)}: {request.state}"
+    what = asks(spec.name, spec.label, len(request.devices))
     body = [
         section(
-            f"<@{request.requester}> asked to *{esc(asks(spec.name, spec.label))}*:"
+            f"<@{request.requester}> asked to *{esc(what)}*:"
             f" {esc(request.target)} (request `{request.id}`)\n{reason_line(request)}"
         ),
         section(_state_line(request)),
