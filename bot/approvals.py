@@ -1078,6 +1078,13 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         if body.get("response_url"):
             svc.out.respond(body["response_url"], f"Asked again as request `{new_id}`.")
 
+    def on_request_again(ack: Ack, body: dict[str, Any]) -> None:
+        """*Request again* on a request that expired unapproved: a new request, approved anew."""
+        ack()
+        new_id = request_again(svc, body["actions"][0]["value"], body["user"]["id"])
+        if body.get("response_url"):
+            svc.out.respond(body["response_url"], f"Asked again as request `{new_id}`.")
+
     def cancel_command(inv: Invocation) -> None:
         """`/device cancel <request>`."""
         if not inv.words:
@@ -1090,6 +1097,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
     app.view(ids.CallbackId.DENY)(on_deny_submit)
     app.action(ids.ActionId.CANCEL_REQUEST)(on_cancel_button)
     app.action(ids.ActionId.REISSUE)(on_reissue)
+    app.action(ids.ActionId.REQUEST_AGAIN)(on_request_again)
     commands.add(
         Subcommand(
             "cancel",
@@ -1163,4 +1171,67 @@ def reissue(svc: Services, request_id: str, user: str) -> str:
         )
         raise
     tell_threads(svc, old, f"Re-issued by <@{user}> as request `{new_id}`.")
+    return new_id
+
+
+def request_again(svc: Services, request_id: str, user: str) -> str:
+    """*Request again*: a request that expired before anyone approved it becomes a new request
+    with the same action, devices, details and reason, which waits for approval again.
+
+    Only such a request (never sent to Google), only by its requester or an approver, and only
+    once: the click can be forged or repeated, so the button proves nothing.
+    """
+    old = load(svc, request_id)
+    if svc.roles.role_of(user) is Role.NONE:
+        raise _refused(svc, user, request_id, "ask again", "You are not allowed to use device-bot.")
+    if user != old.requester and not _approver(svc, user, request_id, "ask again"):
+        raise _refused(
+            svc,
+            user,
+            request_id,
+            "ask again",
+            "Only the requester or an approver can ask for a request again.",
+        )
+    if old.state != EXPIRED or old.google_ref is not None or old.decided_by is not None:
+        raise Conflict(
+            f"Only a request that expired before anyone approved it can be asked again; request"
+            f" `{old.id}` is {old.state}. Nothing was done."
+        )
+    if old.spec.secret_fields():
+        raise ValidationError(
+            "This action carries a secret; run it again with `/device " + old.action + "`."
+        )
+    with svc.store.transaction() as db:  # once: a second click hears where the first went
+        row = db.execute(
+            "SELECT sum(event = 'asked_again') - sum(event = 'ask_again_failed') FROM audit_events"
+            " WHERE request_id = ?",
+            [old.id],
+        ).fetchone()
+        if row[0]:
+            raise Conflict(f"Request `{old.id}` was already asked again; its thread says as which.")
+        audit.record(svc.store, actor=user, event="asked_again", request_id=old.id)
+    try:
+        devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
+        new_id = submit(
+            svc,
+            NewRequest(
+                action=old.action,
+                platform=old.platform,
+                devices=devices,
+                params=old.params,
+                requester=user,
+                reason=old.reason or f"Asked again after {old.id} expired",
+                channel=old.requester_channel,
+            ),
+        )
+    except Exception as exc:
+        audit.record(
+            svc.store,
+            actor=user,
+            event="ask_again_failed",
+            request_id=old.id,
+            detail={"error": getattr(exc, "code", type(exc).__name__)},
+        )
+        raise
+    tell_threads(svc, old, f"<@{user}> asked again: request `{new_id}`.")
     return new_id

@@ -187,8 +187,11 @@ def requester_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
 
 
 def request_again_button(request: Request) -> dict[str, Any]:
-    """*Request again* on an expired request: the same action, devices and details, asked anew."""
-    return button("Request again", ids.ActionId.REISSUE, request.id, style="primary")
+    """On an expired request: *Re-issue* a command that expired on the device, *Request again*
+    one that expired before anyone approved it (the same action, devices and details, asked anew)."""
+    if request.google_ref is not None:
+        return button("Re-issue", ids.ActionId.REISSUE, request.id)
+    return button("Request again", ids.ActionId.REQUEST_AGAIN, request.id, style="primary")
 
 
 def thread_note(request: Request, text: str, *, reissue: bool = False) -> list[dict[str, Any]]:

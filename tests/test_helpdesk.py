@@ -143,7 +143,7 @@ def test_reminder_at_half_the_ttl_once_then_expiry_mentions_and_request_again(
             "reminded"
         ) == 1
         # Request again: a new pending request for the same device and details
-        bot.emu.click(OPERATOR, ids.ActionId.REISSUE, message=expired_note)
+        bot.emu.click(OPERATOR, ids.ActionId.REQUEST_AGAIN, message=expired_note)
         new_id = wait_until(
             lambda: (
                 bot.store.db()
@@ -157,6 +157,14 @@ def test_reminder_at_half_the_ttl_once_then_expiry_mentions_and_request_again(
             "the new request",
         )[0]
         assert request_row(bot, new_id)["state"] == "pending"
+        assert request_row(bot, new_id)["reason"] == request_row(bot, request_id)["reason"]
+        # once: a second click (or a forged one) hears where the first went
+        bot.emu.click(OPERATOR, ids.ActionId.REQUEST_AGAIN, message=expired_note)
+        bot.wait_ephemeral("was already asked again")
+        rows = bot.store.db().execute(
+            "SELECT count(*) FROM requests WHERE device_ids LIKE ?", [f"%{device['deviceId']}%"]
+        )
+        assert rows.fetchone()[0] == 2
         assert bot.sandbox.fleet.chrome[device["deviceId"]]["status"] == "ACTIVE"
     finally:
         bot.server.stop()
