@@ -714,12 +714,7 @@ def change_words(changes: Any) -> str:
     """An audit `changes` detail ({field: "old → new"}, [old, new] or {old, new}) in words."""
     if not isinstance(changes, dict):
         return esc(_unescaped(_short(changes)))
-    labels = {
-        "annotatedUser": "User",
-        "annotatedLocation": "Location",
-        "annotatedAssetId": "Asset id",
-        "notes": "Notes",
-    }
+    labels = {f.name: f.label for f in catalog.ACTIONS["annotate"].fields}
     parts = []
     for name, value in changes.items():
         old: Any
@@ -732,11 +727,12 @@ def change_words(changes: Any) -> str:
             old, new = value.split(" → ", 1)
         else:
             old, new = None, value
-        new_words = (
-            "cleared" if new in (None, "", "(cleared)") else f"“{esc(_unescaped(str(new)))}”"
-        )
-        old_words = f"“{esc(_unescaped(str(old)))}”" if old not in (None, "") else "empty"
-        parts.append(f"{esc(labels.get(name, name))} {old_words} → {new_words}")
+        label = esc(labels.get(name, name))
+        old_words = esc(_unescaped(str(old))) if old not in (None, "") else "—"
+        if new in (None, "", "(cleared)"):
+            parts.append(f"{label}: cleared (was: {old_words})")
+        else:
+            parts.append(f"{label}: {old_words} → {esc(_unescaped(str(new)))}")
     return "; ".join(parts)
 
 

@@ -397,8 +397,8 @@ def test_history_words_for_lost_found_moves_denials_and_annotations() -> None:
         {"R1": _request("annotate")},
         "d",
     )[0]
-    assert "Notes “old note” → cleared" in annotated
-    assert "Location empty → “Desk 4”" in annotated
+    assert "Notes: cleared (was: old note)" in annotated
+    assert "Location: — → Desk 4" in annotated
 
 
 def test_history_without_events() -> None:

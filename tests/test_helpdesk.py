@@ -383,3 +383,38 @@ def test_sentences_join_with_punctuation_and_counts_agree() -> None:
     assert plural(1, "device") == "1 device" and plural(2, "device") == "2 devices"
     assert request_views.hours_left(100 + 23 * 3600, 100) == "expires in 23 h"
     assert request_views.hours_left(100 + 1200, 100) == "expires in 20 min"
+
+
+def test_history_shows_annotation_changes_and_a_cleared_one(tmp_path, sandbox, emu, claims):
+    from test_actions import run
+
+    bot = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none")
+    try:
+        device = claims.chrome(
+            where=lambda d: bool(d.get("annotatedLocation") and d.get("annotatedAssetId"))
+        )
+        old_location, old_asset = device["annotatedLocation"], device["annotatedAssetId"]
+        view = run(bot, f"annotate {device['serialNumber']}")
+        bot.emu.submit_view(
+            OPERATOR,
+            view["id"],
+            {
+                "annotatedLocation": "Desk 9",
+                "annotatedAssetId": "",
+                ids.BlockId.CLEAR_FIELDS: ["annotatedAssetId"],
+            },
+        )
+        wait_until(
+            lambda: (
+                sandbox.fleet.chrome_get(device["deviceId"]).get("annotatedLocation") == "Desk 9"
+            ),
+            10,
+            "the annotation",
+        )
+        bot.slash(f"history {device['serialNumber']}")
+        text = bot.wait_ephemeral("asked to change its annotations")
+        assert f"Location: {old_location} → Desk 9" in text
+        assert f"Asset id: cleared (was: {old_asset})" in text
+        assert "previous" not in text and "(cleared)" not in text
+    finally:
+        bot.server.stop()
