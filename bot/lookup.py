@@ -228,9 +228,10 @@ def device_events(svc: Services, device_id: str) -> tuple[list[dict[str, Any]], 
     db = svc.store.db()
     requests: dict[str, dict[str, Any]] = {}
     for row in db.query(
-        "SELECT r.* FROM requests r WHERE EXISTS"
+        # instr() first: a cheap text test that spares json_each on almost every row
+        "SELECT r.* FROM requests r WHERE instr(r.device_ids, ?) > 0 AND EXISTS"
         " (SELECT 1 FROM json_each(r.device_ids) j WHERE j.value = ?)",
-        [device_id],
+        [json.dumps(device_id), device_id],
     ):
         for column in ("device_ids", "devices", "params"):
             row[column] = json.loads(row[column] or "null")
