@@ -22,7 +22,7 @@ from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
 from bot import annotation, approvals, capabilities, catalog, ids, modals
-from bot.blocks import esc, section
+from bot.blocks import esc, section, sentence
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import Device
 from bot.errors import Ambiguous, Conflict, DeviceBotError, ValidationError
@@ -219,7 +219,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
                     : modals.PICKER_MAX
                 ]
                 lines = [section(f"{modals.device_line(c)}\n`{esc(c.id)}`") for c in candidates]
-                message = f"{exc.message} A move never guesses: run it again with the device id of the one you mean."
+                message = f"{sentence(exc.message)} A move never guesses: run it again with the device id of the one you mean."
                 update(view_id, modals.error_view(title, message, blocks=lines))
                 return
             show_form(view_id, "move", devices, inv.channel_id, {"ou": ou})

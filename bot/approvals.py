@@ -26,7 +26,7 @@ from typing import Any, Literal, cast
 from slack_bolt import Ack, App
 
 from bot import audit, catalog, ids, request_views
-from bot.blocks import esc
+from bot.blocks import esc, plural, sentence
 from bot.commands import Commands, Invocation, Subcommand
 from bot.devices import Device
 from bot.errors import (
@@ -345,13 +345,22 @@ def _post_requester_message(svc: Services, request: Request) -> None:
 def _post_approval_message(svc: Services, request: Request) -> None:
     channel = svc.settings.approval_channel
     assert channel
-    text, blocks = request_views.approval_message(request)
+    request = load(svc, request.id)  # with the requester's message, posted just before
+    text, blocks = _approval_view(svc, request)
     ts = svc.out.post(channel, text, blocks)
     _set(svc, request.id, approval_ts=ts)
     link = svc.out.permalink(channel, ts)
     note = f"Request `{request.id}` needs a second person's approval; it is waiting in <#{channel}>"
     note += f" (<{link}|view>)." if link else "."
     tell_threads(svc, load(svc, request.id), note, approval=False)
+
+
+def _approval_view(svc: Services, request: Request) -> tuple[str, list[dict[str, Any]]]:
+    """The approval message of `request` now, linking to the requester's thread."""
+    link = None
+    if request.requester_channel and request.requester_ts:
+        link = svc.out.permalink(request.requester_channel, request.requester_ts)
+    return request_views.approval_message(request, now=svc.clock(), requester_link=link)
 
 
 def _set(svc: Services, request_id: str, **columns: Any) -> None:
@@ -509,9 +518,12 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
     if not won:
         raise Conflict(_already(load(svc, request_id)))
     _refresh_messages(svc, request_id)
-    why = f" Reason: {request_views.esc(note)}" if note else ""
+    why = f" Their reason: {esc(sentence(note))}" if note else ""
     tell_threads(
-        svc, load(svc, request_id), f"Denied by <@{approver}>.{why} Nothing was done to the device."
+        svc,
+        load(svc, request_id),
+        f"<@{request.requester}>, your request was denied by <@{approver}>.{why}"
+        " Nothing was done to the device.",
     )
 
 
@@ -592,7 +604,7 @@ def execute(svc: Services, request_id: str, actor: str) -> None:
             svc,
             request_id,
             FAILED,
-            f"Failed: {exc.message}",
+            f"Failed: {sentence(exc.message)}",
             {"error": exc.code, "detail": exc.detail},
         )
     except Exception as exc:
@@ -734,7 +746,7 @@ def _finish_move(svc: Services, request: Request, results: list[DeviceResult]) -
     """End a move with the true count (messages quoted here are escaped where they were built)."""
     ok = [r for r in results if r.ok]
     bad = [r for r in results if not r.ok]
-    text = f"Moved {len(ok)} of {len(results)} devices to `{esc(request.params['ou'])}`."
+    text = f"Moved {len(ok)} of {plural(len(results), 'device')} to `{esc(request.params['ou'])}`."
     if bad:
         first = bad[0].error.message if bad[0].error else "unknown error"
         text += f" {len(bad)} failed (first: {first})."
@@ -795,7 +807,7 @@ def _refresh_messages(svc: Services, request_id: str) -> None:
     """Edit the approval message and the requester's message to show the current state."""
     request = load(svc, request_id)
     if request.approval_channel and request.approval_ts:
-        text, blocks = request_views.approval_message(request)
+        text, blocks = _approval_view(svc, request)
         try:
             svc.out.update(request.approval_channel, request.approval_ts, text, blocks)
         except Exception:
@@ -815,12 +827,52 @@ def expire_request(svc: Services, request_id: str) -> bool:
     if not transition(svc, request_id, (PENDING,), EXPIRED, BOT, detail={"why": "approval TTL"}):
         return False
     _refresh_messages(svc, request_id)
+    request = load(svc, request_id)
     tell_threads(
         svc,
-        load(svc, request_id),
-        "Expired: nobody approved it in time. Nothing was done to the device.",
+        request,
+        f"<@{request.requester}>, your request expired: nobody approved it in time."
+        " Nothing was done to the device.",
+        reissue=True,
     )
     return True
+
+
+def remind_approvers(svc: Services) -> int:
+    """At half the approval TTL, once per request: a nudge in the approval thread naming the approvers."""
+    now = svc.clock()
+    half = svc.settings.approval_ttl / 2
+    rows = (
+        svc.store.db()
+        .execute(
+            "SELECT id FROM requests WHERE state = ? AND approval_ts IS NOT NULL AND created_at <= ?"
+            " AND id NOT IN (SELECT request_id FROM audit_events WHERE event = 'reminded'"
+            " AND request_id IS NOT NULL)",
+            [PENDING, now - half],
+        )
+        .fetchall()
+    )
+    sent = 0
+    for (request_id,) in rows:
+        with svc.store.transaction() as db:
+            done = db.execute(
+                "SELECT 1 FROM audit_events WHERE event = 'reminded' AND request_id = ?",
+                [request_id],
+            ).fetchone()
+            if done:
+                continue
+            audit.record(svc.store, actor=BOT, event="reminded", request_id=request_id)
+        request = load(svc, request_id)
+        approvers = [a for a in svc.settings.device_approvers if a != request.requester]
+        text = request_views.reminder_text(request, approvers, now)
+        if request.approval_channel and request.approval_ts:
+            try:
+                svc.out.post(request.approval_channel, text, thread_ts=request.approval_ts)
+            except Exception:
+                log.exception("could not remind the approvers of %s", request_id)
+        _refresh_messages(svc, request_id)
+        sent += 1
+    return sent
 
 
 def expire_pending(svc: Services) -> int:
@@ -895,7 +947,7 @@ def reconcile_request(svc: Services, request: Request) -> None:
                     svc,
                     request.id,
                     FAILED,
-                    f"Not done: {result.error.message if result.error else 'unknown'} Nothing"
+                    f"Not done: {sentence(result.error.message if result.error else 'unknown')} Nothing"
                     " was resent. Request it again if still needed.",
                     {"reconciled": True},
                 )
@@ -958,6 +1010,11 @@ def jobs(svc: Services) -> list[JobSpec]:
         JobSpec(
             "expire-requests", expire_pending, max(1.0, min(60.0, svc.settings.approval_ttl / 10))
         ),
+        JobSpec(
+            "remind-approvers",
+            remind_approvers,
+            max(0.5, min(60.0, svc.settings.approval_ttl / 20)),
+        ),
         JobSpec("recover-executing", recover, max(0.5, svc.settings.lease_seconds), at_start=True),
         JobSpec(
             "run-held-secrets",
@@ -1019,7 +1076,14 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         ack()
         new_id = reissue(svc, body["actions"][0]["value"], body["user"]["id"])
         if body.get("response_url"):
-            svc.out.respond(body["response_url"], f"Re-issued as request `{new_id}`.")
+            svc.out.respond(body["response_url"], f"Asked again as request `{new_id}`.")
+
+    def on_request_again(ack: Ack, body: dict[str, Any]) -> None:
+        """*Request again* on a request that expired unapproved: a new request, approved anew."""
+        ack()
+        new_id = request_again(svc, body["actions"][0]["value"], body["user"]["id"])
+        if body.get("response_url"):
+            svc.out.respond(body["response_url"], f"Asked again as request `{new_id}`.")
 
     def cancel_command(inv: Invocation) -> None:
         """`/device cancel <request>`."""
@@ -1033,6 +1097,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
     app.view(ids.CallbackId.DENY)(on_deny_submit)
     app.action(ids.ActionId.CANCEL_REQUEST)(on_cancel_button)
     app.action(ids.ActionId.REISSUE)(on_reissue)
+    app.action(ids.ActionId.REQUEST_AGAIN)(on_request_again)
     commands.add(
         Subcommand(
             "cancel",
@@ -1106,4 +1171,67 @@ def reissue(svc: Services, request_id: str, user: str) -> str:
         )
         raise
     tell_threads(svc, old, f"Re-issued by <@{user}> as request `{new_id}`.")
+    return new_id
+
+
+def request_again(svc: Services, request_id: str, user: str) -> str:
+    """*Request again*: a request that expired before anyone approved it becomes a new request
+    with the same action, devices, details and reason, which waits for approval again.
+
+    Only such a request (never sent to Google), only by its requester or an approver, and only
+    once: the click can be forged or repeated, so the button proves nothing.
+    """
+    old = load(svc, request_id)
+    if svc.roles.role_of(user) is Role.NONE:
+        raise _refused(svc, user, request_id, "ask again", "You are not allowed to use device-bot.")
+    if user != old.requester and not _approver(svc, user, request_id, "ask again"):
+        raise _refused(
+            svc,
+            user,
+            request_id,
+            "ask again",
+            "Only the requester or an approver can ask for a request again.",
+        )
+    if old.state != EXPIRED or old.google_ref is not None or old.decided_by is not None:
+        raise Conflict(
+            f"Only a request that expired before anyone approved it can be asked again; request"
+            f" `{old.id}` is {old.state}. Nothing was done."
+        )
+    if old.spec.secret_fields():
+        raise ValidationError(
+            "This action carries a secret; run it again with `/device " + old.action + "`."
+        )
+    with svc.store.transaction() as db:  # once: a second click hears where the first went
+        row = db.execute(
+            "SELECT sum(event = 'asked_again') - sum(event = 'ask_again_failed') FROM audit_events"
+            " WHERE request_id = ?",
+            [old.id],
+        ).fetchone()
+        if row[0]:
+            raise Conflict(f"Request `{old.id}` was already asked again; its thread says as which.")
+        audit.record(svc.store, actor=user, event="asked_again", request_id=old.id)
+    try:
+        devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
+        new_id = submit(
+            svc,
+            NewRequest(
+                action=old.action,
+                platform=old.platform,
+                devices=devices,
+                params=old.params,
+                requester=user,
+                reason=old.reason or f"Asked again after {old.id} expired",
+                channel=old.requester_channel,
+            ),
+        )
+    except Exception as exc:
+        audit.record(
+            svc.store,
+            actor=user,
+            event="ask_again_failed",
+            request_id=old.id,
+            detail={"error": getattr(exc, "code", type(exc).__name__)},
+        )
+        raise
+    tell_threads(svc, old, f"<@{user}> asked again: request `{new_id}`.")
     return new_id

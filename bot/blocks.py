@@ -26,6 +26,24 @@ def esc(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """`1 device`, `2 devices` (the count with the word in the right number)."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
+def sentence(text: str) -> str:
+    """`text` ending in punctuation, so that another sentence can follow it."""
+    text = text.rstrip()
+    return text if not text or text[-1] in ".!?…" else text + "."
+
+
+def mention(slack_id: str) -> str:
+    """A Slack user (U…/W…) or user group (S…) as a mention."""
+    if slack_id.startswith("S"):
+        return f"<!subteam^{slack_id}>"
+    return f"<@{slack_id}>"
+
+
 def clip(text: str, limit: int, note: str = "…") -> str:
     return text if len(text) <= limit else text[: limit - len(note)] + note
 
@@ -136,15 +154,3 @@ def sections_of(lines: Iterable[str], limit: int = 2900) -> list[Block]:
     if chunk:
         out.append(section("\n".join(chunk)))
     return out
-
-
-def help_blocks(subcommands: Iterable[Any]) -> list[Block]:
-    """`/device help`: every sub-command, its purpose and an example."""
-    lines = [f"`{s.usage}` — {s.summary}\n        e.g. `{s.example}`" for s in subcommands]
-    out: list[Block] = [header("device-bot: /device sub-commands"), *sections_of(lines)]
-    out.append(
-        context(
-            "A *device* is a serial number, a Chrome device id, an Android device name or id, or an asset id."
-        )
-    )
-    return fit(out)

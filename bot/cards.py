@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import capabilities, ids
+from bot import capabilities, catalog, ids
 from bot.blocks import (
     MAX_MESSAGE_BLOCKS,
     Block,
@@ -26,11 +26,13 @@ from bot.blocks import (
     fit,
     header,
     plain,
+    plural,
     section,
     sections_of,
 )
-from bot.catalog import ActionSpec
+from bot.catalog import ActionSpec, FieldSpec, action_for, option_label
 from bot.devices import SORT_LABELS, Device, SearchPage
+from bot.errors import ValidationError
 
 #: devices per platform on one search page: 2 × 20 result sections stay well under 50 blocks
 PAGE_SIZE = 20
@@ -53,6 +55,70 @@ _STATUS_EMOJI = {
 }
 _PLATFORM_NAME = {"chrome": "Chrome OS", "android": "Android"}
 _SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+
+
+#: what a request asks, as a person says it ("Olivia asked to put it in lost mode")
+ASK_WORDS = {
+    "lost": "put it in lost mode",
+    "found": "mark it found",
+    "reenable": "re-enable it",
+    "wipe-users": "wipe its users",
+    "support-packet": "fetch a support packet",
+    "logs": "capture its logs",
+    "screenshot": "take a screenshot",
+    "volume": "set its volume",
+    "reset-password": "reset its password",
+    "clear-app-data": "clear app data",
+    "add-esim": "add an eSIM",
+    "remove-esim": "remove an eSIM",
+    "device-info": "ask for its device info",
+    "annotate": "change its annotations",
+    "move": "move it",
+}
+
+#: a request that succeeded, in words ("disabled 14:02")
+DONE_WORDS = {
+    "disable": "disabled",
+    "reenable": "re-enabled",
+    "deprovision": "deprovisioned",
+    "reboot": "rebooted",
+    "powerwash": "powerwashed",
+    "wipe-users": "users wiped",
+    "lock": "locked",
+    "wipe": "wiped",
+    "relinquish": "relinquished",
+    "lost": "in lost mode",
+    "found": "marked found",
+    "move": "moved",
+    "annotate": "annotations changed",
+    "reset-password": "password reset",
+}
+
+#: events outside a request, in words
+EVENT_WORDS = {
+    "lost_reported": "reported it lost",
+    "lost_reported_again": "reported it lost again",
+    "lost_resolved": "closed its lost case",
+    "lost_checkin": "it checked in",
+}
+#: bookkeeping events left out of the readable history (they stay in the raw detail)
+QUIET_EVENTS = frozenset({"refused", "reminded", "executing", "reconciled", "outcome_unknown"})
+
+
+def asks(action: str, label: str, count: int = 1) -> str:
+    """What a request asks for, as the end of "… asked to …"."""
+    if count > 1:
+        return f"{label.lower()} {count} devices"
+    return ASK_WORDS.get(action, f"{label.lower()} it")
+
+
+def option_words(spec: FieldSpec, value: Any) -> str:
+    """A parameter's value as its label reads ("Lost or stolen"; flags by label)."""
+    if isinstance(value, list):
+        return ", ".join(option_label(str(v)) for v in value) or "none"
+    if spec.options and isinstance(value, str):
+        return option_label(value)
+    return str(value)
 
 
 # ---- small helpers ----------------------------------------------------------------------
@@ -97,6 +163,41 @@ def when(value: str | float | None) -> str:
         return esc(value)
     fallback = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _epoch_of(value: str | float | None) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def ago_words(seconds: float) -> str:
+    """`just now`, `12 min ago`, `3 h ago`, `2 days ago`."""
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+def ago(value: str | float | None, now: float) -> str:
+    """A time as Slack's relative date token (`{ago}`), with words as the fallback."""
+    epoch = _epoch_of(value)
+    if epoch is None:
+        return "never" if not value else esc(value)
+    return f"<!date^{int(epoch)}^{{ago}}|{ago_words(max(0.0, now - epoch))}>"
+
+
+def platform_name(platform: str) -> str:
+    """`Chrome OS`, `Android`."""
+    return _PLATFORM_NAME.get(platform, platform)
 
 
 def who(actor: str | None) -> str:
@@ -183,10 +284,9 @@ def device_fields(device: Device) -> list[str]:
 
 def lost_banner(case: dict[str, Any]) -> Block:
     """The banner on the card of a device with an open lost case."""
-    reported = datetime.fromtimestamp(case["reported_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
-    seen = f" · last check-in {esc(case['last_checkin'])}" if case.get("last_checkin") else ""
+    seen = f" · last check-in {when(case['last_checkin'])}" if case.get("last_checkin") else ""
     return section(
-        f":rotating_light: *Reported lost* by <@{case['reported_by']}> on {reported}{seen}"
+        f":rotating_light: *Reported lost* by <@{case['reported_by']}> {when(case['reported_at'])}{seen}"
     )
 
 
@@ -265,6 +365,93 @@ def device_help(
     return fit(out)
 
 
+def help_overview(
+    subcommands: Sequence[Any], *, needs_approval: Callable[[str], bool]
+) -> list[Block]:
+    """`/device help`: look-ups first, then the actions grouped by platform, marking those
+    a second person must approve."""
+    by_name = {s.name: s for s in subcommands}
+    specs = catalog.all_specs()
+    action_names = {s.name for s in specs}
+    general = [
+        f"`{s.usage}` — {s.summary}\n        e.g. `{s.example}`"
+        for s in subcommands
+        if s.name not in action_names
+    ]
+    out: list[Block] = [header("device-bot: /device sub-commands")]
+    out.append(section("*Look up and follow*"))
+    out.extend(sections_of(general))
+    for platform in ("chrome", "android"):
+        lines = [
+            f"`{by_name[spec.name].usage}` — {spec.summary}"
+            + (" · :lock: _needs approval_" if needs_approval(spec.name) else "")
+            for spec in specs
+            if spec.platform == platform and spec.name in by_name
+        ]
+        if lines:
+            out.append(section(f"*{_PLATFORM_NAME[platform]} actions*"))
+            out.extend(sections_of(lines))
+    out.append(
+        context(
+            "A *device* is a serial number, a Chrome device id, an Android device name or id, or an"
+            " asset id. :lock: marks actions a second person approves before they run."
+            " `/device help <device>` lists what fits one device."
+        )
+    )
+    return fit(out)
+
+
+def lost_post(case: dict[str, Any], summary: dict[str, Any], now: float) -> list[Block]:
+    """The lost-devices channel post of a case: why, who reported it, where it was last seen,
+    and buttons to act (Found, Wipe… on Android, Open card); edited as check-ins arrive."""
+    platform = str(case["platform"])
+    name = str(summary.get("serial") or str(summary["id"]).rsplit("/", 1)[-1])
+    resolved = case["state"] == "resolved"
+    out: list[Block] = [header(("Resolved: " if resolved else "Lost device: ") + name[:100])]
+    why = summary.get("reason") or "—"
+    out.append(
+        section(
+            f"*Why:* {esc(why)}\n*Reported by* <@{case['reported_by']}> {when(case['reported_at'])}"
+            + (
+                f" · <{summary['request_link']}|request thread>"
+                if summary.get("request_link")
+                else ""
+            )
+        )
+    )
+    checkin = case.get("last_checkin") or summary.get("last_seen")
+    fields = [
+        f"*Serial*\n{esc(summary.get('serial'))}",
+        f"*Platform*\n{platform_name(platform)}",
+        f"*Model*\n{esc(summary.get('model'))}",
+        f"*User*\n{esc(summary.get('user'))}",
+        f"*{'Org unit' if platform == 'chrome' else 'Policy'}*\n{esc(summary.get('org_unit'))}",
+        f"*Last check-in*\n{ago(checkin, now)}"
+        + (f" ({when(checkin)})" if _epoch_of(checkin) is not None else ""),
+        f"*Network*\n{esc(summary.get('network'))}",
+    ]
+    out.append(section("*The device*", fields=fields))
+    value = f"{platform}|{summary['id']}"
+    if resolved:
+        out.append(
+            section(
+                f":white_check_mark: *Resolved* by <@{case['resolved_by']}> {when(case['resolved_at'])}"
+                + (f" — {esc(case['resolution'])}" if case.get("resolution") else "")
+            )
+        )
+        out.append(actions([button("Open card", ids.ActionId.SHOW_DEVICE, value)]))
+        return fit(out)
+    buttons = [button("Found", ids.device_action_id("found"), value, style="primary")]
+    if platform == "android":
+        buttons.append(button("Wipe…", ids.device_action_id("wipe"), value, style="danger"))
+    buttons.append(button("Open card", ids.ActionId.SHOW_DEVICE, value))
+    out.append(actions(buttons, block_id="lost_actions"))
+    out.append(
+        context("Watching for check-ins: each one is posted in this thread and updates this post.")
+    )
+    return fit(out)
+
+
 def device_card_text(device: Device) -> str:
     """Notification text of a card (mrkdwn: the device's words escaped)."""
     return f"{esc(device_title(device))}: {esc(device.status)}"
@@ -295,7 +482,7 @@ def search_count(query: str, page: SearchPage, start: int) -> str:
     first, last = start + 1, start + shown
     if page.next_cursor is None:
         if start == 0:
-            return f"*{last}* device{'s' if last != 1 else ''} match {subject}."
+            return f"*{last}* {'device matches' if last == 1 else 'devices match'} {subject}."
         return f"Results *{first}–{last}* of *{last}* for {subject}."
     parts = [f"Results *{first}–{last}* for {subject}"]
     if page.android_total:
@@ -327,7 +514,7 @@ def search_page(query: str, page: SearchPage, *, start: int = 0) -> list[Block]:
 def search_text(query: str, page: SearchPage, start: int = 0) -> str:
     """Notification text of a search page (the query is the user's: escaped)."""
     subject = esc(query) if query else "all devices"
-    return f"{len(page.devices)} devices for {subject} (from result {start + 1})"
+    return f"{plural(len(page.devices), 'device')} for {subject} (from result {start + 1})"
 
 
 def search_modal(private_metadata: str = "", *, error: str | None = None) -> dict[str, Any]:
@@ -447,27 +634,6 @@ def _short(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
 
 
-def history(
-    title: str, events: Sequence[dict[str, Any]], *, total: int | None = None
-) -> list[Block]:
-    """A device's audit trail, newest first, cut at HISTORY_LIMIT with a note."""
-    total = len(events) if total is None else total
-    out: list[Block] = [header(clip(f"History of {title}", 150))]
-    if not events:
-        out.append(section("No audit events for this device yet."))
-        return out
-    shown = events[:HISTORY_LIMIT]
-    out += [section(text) for text in _grouped(event_line(e) for e in shown)]
-    if total > len(shown):
-        out.append(
-            context(
-                f"Showing the latest {len(shown)} of {total} events. "
-                "The whole log: `python -m bot audit --since YYYY-MM-DD`."
-            )
-        )
-    return fit(out)
-
-
 # ---- requests ---------------------------------------------------------------------------
 
 
@@ -485,11 +651,19 @@ def _targets(devices_json: str | None) -> str:
     return (", ".join(labels) or "—") + more
 
 
+def _action_label(row: dict[str, Any]) -> str:
+    """A request's action by its label ("Reset password"), its name if the catalog lacks it."""
+    try:
+        return action_for(str(row.get("action")), str(row.get("platform"))).label
+    except ValidationError:
+        return str(row.get("action"))
+
+
 def request_line(row: dict[str, Any]) -> str:
     """One pending request: id, action, targets, requester, age, expiry, reason."""
     parts = [
         f"`{esc(row.get('id'))}`",
-        f"*{esc(row.get('action'))}* on {_targets(row.get('devices'))}",
+        f"*{esc(_action_label(row))}* on {_targets(row.get('devices'))}",
         f"by {who(row.get('requester'))}",
         f"asked {when(row.get('created_at'))}",
     ]
@@ -497,7 +671,7 @@ def request_line(row: dict[str, Any]) -> str:
         parts.append(f"expires {when(row['expires_at'])}")
     line = " · ".join(parts)
     if row.get("reason"):
-        line += "\n> " + esc(clip(str(row["reason"]), 300)).replace("\n", " ")
+        line += "\n_Reason:_ " + esc(clip(str(row["reason"]), 300)).replace("\n", " ")
     return line
 
 
@@ -522,4 +696,215 @@ def requests_list(
     if everyone:
         out.append(divider())
         out.append(context("Approve or deny from the request's message in the approvals channel."))
+    return fit(out)
+
+
+# ---- history in words -------------------------------------------------------------------
+
+
+def _clock(epoch: float, same_day_as: float | None = None) -> str:
+    """A time of day as a Slack date token; with the date when it is another day."""
+    fallback = datetime.fromtimestamp(epoch, UTC).strftime("%H:%M UTC")
+    if same_day_as is not None and int(epoch // 86400) == int(same_day_as // 86400):
+        return f"<!date^{int(epoch)}^{{time}}|{fallback}>"
+    return when(epoch)
+
+
+def change_words(changes: Any) -> str:
+    """An audit `changes` detail ({field: "old → new"}, [old, new] or {old, new}) in words."""
+    if not isinstance(changes, dict):
+        return esc(_unescaped(_short(changes)))
+    labels = {f.name: f.label for f in catalog.ACTIONS["annotate"].fields}
+    parts = []
+    for name, value in changes.items():
+        old: Any
+        new: Any
+        if isinstance(value, dict) and ("old" in value or "new" in value):
+            old, new = value.get("old"), value.get("new")
+        elif isinstance(value, list) and len(value) == 2:
+            old, new = value
+        elif isinstance(value, str) and " → " in value:
+            old, new = value.split(" → ", 1)
+        else:
+            old, new = None, value
+        label = esc(labels.get(name, name))
+        old_words = esc(_unescaped(str(old))) if old not in (None, "") else "—"
+        if new in (None, "", "(cleared)"):
+            parts.append(f"{label}: cleared (was: {old_words})")
+        else:
+            parts.append(f"{label}: {old_words} → {esc(_unescaped(str(new)))}")
+    return "; ".join(parts)
+
+
+def _request_details(request: dict[str, Any], final: dict[str, Any] | None, device_id: str) -> str:
+    """What a request carried, in words: changes, the target OU, parameters by label."""
+    detail = (final or {}).get("detail") or {}
+    if isinstance(detail, dict) and detail.get("changes"):
+        return change_words(detail["changes"])
+    params = dict(request.get("params") or {})
+    previous = params.pop("previous", None)
+    if request["action"] == "annotate" and isinstance(previous, dict):
+        return change_words({k: [previous.get(k), v] for k, v in params.items()})
+    if request["action"] == "move":
+        others = len(request.get("device_ids") or []) - 1
+        return f"to `{esc(params.get('ou'))}`" + (
+            f" with {plural(others, 'other device')}" if others > 0 else ""
+        )
+    try:
+        fields = {f.name: f for f in action_for(request["action"], request["platform"]).fields}
+    except ValidationError:  # an action no longer in the catalog: its raw names
+        fields = {}
+    words = []
+    for name, value in params.items():
+        field = fields.get(name)
+        label = field.label if field else name
+        shown = option_words(field, value) if field else _short(value)
+        words.append(f"{esc(label)}: {esc(clip(shown, 120))}")
+    return ", ".join(words)
+
+
+def _final_words(
+    request: dict[str, Any], final: dict[str, Any], device_id: str, started: float
+) -> str:
+    """How a request ended, as a person says it ("disabled 14:02", "Sam denied it")."""
+    state = final.get("event")
+    at = _epoch_of(final.get("at")) or started
+    detail = final.get("detail") or {}
+    if state == "succeeded":
+        if request["action"] == "move" and device_id in (detail.get("failed") or []):
+            return f"not moved {_clock(at, started)}"
+        return f"{DONE_WORDS.get(request['action'], 'done')} {_clock(at, started)}"
+    if state == "failed":
+        if request["action"] == "move" and device_id not in (detail.get("failed") or []):
+            return f"moved {_clock(at, started)} (others failed)"
+        outcome = _unescaped(str(detail.get("outcome") or "failed"))
+        return f"{esc(clip(outcome, 200))} {_clock(at, started)}"
+    if state == "denied":
+        note = detail.get("note")
+        return f"{who(final.get('actor'))} denied it" + (
+            f" ({esc(clip(str(note), 120))})" if note else ""
+        )
+    if state == "cancelled":
+        return f"{who(final.get('actor'))} cancelled it"
+    if state == "expired":
+        return (
+            "expired before anyone approved it"
+            if not request.get("decided_by")
+            else "expired on the device"
+        )
+    return esc(state)
+
+
+def request_history_line(
+    request: dict[str, Any], events: Sequence[dict[str, Any]], device_id: str
+) -> str:
+    """One request as one line: "Olivia asked to disable it (INC-4411) · Alex approved · disabled 14:02"."""
+    started = float(request.get("created_at") or _epoch_of(events[0].get("at")) or 0.0)
+    count = len(request.get("device_ids") or [])
+    try:
+        label = action_for(request["action"], request["platform"]).label
+    except ValidationError:
+        label = str(request["action"])
+    ask = f"{who(request.get('requester'))} asked to {asks(request['action'], label, 1 if request['action'] == 'move' else count)}"
+    finals = [
+        e
+        for e in events
+        if e.get("event") in ("succeeded", "failed", "denied", "cancelled", "expired")
+    ]
+    final = finals[-1] if finals else None
+    details = _request_details(request, final, device_id)
+    if details and request["action"] == "move":
+        ask += f" {details}"
+        details = ""
+    said = [esc(clip(str(request["reason"]), 200))] if request.get("reason") else []
+    said += [details] if details else []
+    if said:
+        ask += f" ({'; '.join(said)})"
+    parts = [when(started), ask]
+    approved = next((e for e in events if e.get("event") == "approved"), None)
+    if approved and approved.get("actor") != request.get("requester"):
+        parts.append(f"{who(approved.get('actor'))} approved")
+    if final is not None:
+        parts.append(_final_words(request, final, device_id, started))
+    elif request.get("state") == "pending":
+        parts.append("waiting for approval")
+    elif request.get("state") in ("approved", "executing"):
+        parts.append("running")
+    return " · ".join(parts)
+
+
+def event_history_line(event: dict[str, Any]) -> str:
+    """An event outside any request (a lost case, a check-in) in words; others as logged."""
+    name = str(event.get("event") or "")
+    if name not in EVENT_WORDS:
+        return event_line(event)
+    detail = event.get("detail") or {}
+    if name == "lost_checkin":
+        network = detail.get("network")
+        return f"{when(event.get('at'))} · It checked in" + (
+            f" ({esc(_unescaped(str(network)))})" if network else ""
+        )
+    line = f"{when(event.get('at'))} · {who(event.get('actor'))} {EVENT_WORDS[name]}"
+    if name == "lost_resolved" and detail.get("how"):
+        line += f": {esc(_unescaped(str(detail['how'])))}"
+    return line
+
+
+def history_lines(
+    events: Sequence[dict[str, Any]], requests: dict[str, dict[str, Any]], device_id: str
+) -> list[str]:
+    """A device's history as lines in words, newest first: one per request, one per other event."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    entries: list[tuple[float, str]] = []
+    for event in sorted(events, key=lambda e: e.get("seq") or 0):
+        request_id = event.get("request_id")
+        if request_id and request_id in requests:
+            grouped.setdefault(request_id, []).append(event)
+        elif event.get("event") not in QUIET_EVENTS:
+            entries.append((_epoch_of(event.get("at")) or 0.0, event_history_line(event)))
+    for request_id, request_events in grouped.items():
+        request = requests[request_id]
+        started = float(request.get("created_at") or 0.0)
+        entries.append((started, request_history_line(request, request_events, device_id)))
+    entries.sort(key=lambda e: e[0], reverse=True)
+    return [line for _, line in entries]
+
+
+def history_page(title: str, lines: Sequence[str], *, raw_value: str | None = None) -> list[Block]:
+    """A device's history in words, newest first, with *Raw detail* behind a button."""
+    out: list[Block] = [header(clip(f"History of {title}", 150))]
+    if not lines:
+        out.append(section("Nothing has been done to this device through device-bot yet."))
+        return out
+    shown = lines[:HISTORY_LIMIT]
+    out += [section(text) for text in _grouped(shown)]
+    if len(lines) > len(shown):
+        out.append(
+            context(
+                f"Showing the latest {len(shown)} of {len(lines)} entries. "
+                "The whole log: `python -m bot audit --since YYYY-MM-DD`."
+            )
+        )
+    if raw_value and len(raw_value) <= MAX_BUTTON_VALUE:
+        out.append(actions([button("Raw detail", ids.ActionId.HISTORY_RAW, raw_value)]))
+    return fit(out)
+
+
+def raw_history(title: str, events: Sequence[dict[str, Any]]) -> list[Block]:
+    """The audit events behind a history, as logged (JSON, newest first), for the curious."""
+    out: list[Block] = [header(clip(f"Audit log of {title}", 150))]
+    keep = ("seq", "at", "actor", "event", "request_id", "from_state", "to_state", "detail")
+    lines = [
+        esc(
+            json.dumps(
+                {k: e.get(k) for k in keep if e.get(k) not in (None, {}, "")},
+                sort_keys=True,
+                default=str,
+            )
+        )
+        for e in events[:HISTORY_LIMIT]
+    ]
+    out += [section(f"```{text}```") for text in _grouped(lines, _SECTION_BUDGET - 10)]
+    if len(events) > HISTORY_LIMIT:
+        out.append(context(f"Showing the latest {HISTORY_LIMIT} of {len(events)} events."))
     return fit(out)

@@ -208,6 +208,11 @@ def validate_ou(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
+def option_label(value: str) -> str:
+    """How an option value reads in a modal and on an approval card: `lost_or_stolen` → `Lost or stolen`."""
+    return value.replace("_", " ").capitalize()
+
+
 def _user_facing(text: str) -> dict[str, Any]:
     return {"defaultMessage": text}
 

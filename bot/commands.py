@@ -156,5 +156,6 @@ def refuse(svc: Services, user_id: str, attempt: str, *, needed: Role = Role.OPE
             "Only device approvers may do that. Ask one of them in the approvals channel."
         )
     raise PermissionDenied(
-        "You are not allowed to use device-bot. Ask IT to add you to DEVICE_OPERATORS or DEVICE_APPROVERS."
+        "You are not allowed to use device-bot yet. Ask an IT admin to add you to the device"
+        " operators (or the approvers)."
     )

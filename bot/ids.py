@@ -18,6 +18,7 @@ class ActionId(StrEnum):
     DENY = "request_deny"
     CANCEL_REQUEST = "request_cancel"
     REISSUE = "request_reissue"
+    REQUEST_AGAIN = "request_again"
     FIND_NEXT = "find_next"
     SHOW_DEVICE = "device_show"
     #: prefix of the per-action buttons on a device card: "device_action:<action>"
@@ -27,6 +28,7 @@ class ActionId(StrEnum):
     SEARCH_ORDER = "search_order"
     CLEAR_FIELDS = "clear_fields"
     SHOW_HISTORY = "device_history"
+    HISTORY_RAW = "device_history_raw"
 
 
 class CallbackId(StrEnum):

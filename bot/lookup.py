@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
 
-from bot import audit, blocks, capabilities, cards, ids, reports
+from bot import blocks, capabilities, cards, ids, reports
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import SORT_WORDS, Device, Sort, decode_cursor, parse_sort
 from bot.errors import Ambiguous, DeviceBotError, NotFound, ValidationError
@@ -63,7 +63,7 @@ def info(inv: Invocation) -> None:
 
 
 def history(inv: Invocation) -> None:
-    """`/device history <device>`: the device's audit trail, newest first."""
+    """`/device history <device>`: what was done to the device, one line per action, newest first."""
     if len(inv.words) != 1:
         usage(inv, HISTORY, "exactly one device")
         return
@@ -72,16 +72,22 @@ def history(inv: Invocation) -> None:
     except NotFound:
         # the device may be gone from Google (deleted, wiped): its past is still in the log
         ref = inv.words[0]
-        if not _event_count(inv.svc, [ref]) and not reports.count_for(inv.svc.store, ref, ref):
-            raise
-        inv.reply(cards.history_text(ref), _history_blocks(inv.svc, ref, [ref], serial=ref))
+        found = remembered_device(inv.svc, ref)
+        if found is None:
+            if not reports.count_for(inv.svc.store, ref, ref):
+                raise
+            found = (ref, ref)
+        title, device_id = found
+        serial = None if title.startswith("Android") else ref  # outside events: Chrome only
+        inv.reply(
+            cards.history_text(title), _history_blocks(inv.svc, title, device_id, serial=serial)
+        )
         return
     if device is not None:
+        title = cards.device_title(device)
         inv.reply(
-            cards.history_text(cards.device_title(device)),
-            _history_blocks(
-                inv.svc, cards.device_title(device), [device.id], serial=_chrome_serial(device)
-            ),
+            cards.history_text(title),
+            _history_blocks(inv.svc, title, device.id, serial=_chrome_serial(device)),
         )
 
 
@@ -179,12 +185,36 @@ def _resolve(inv: Invocation, sub: Subcommand) -> Device | None:
         return None
 
 
-def _event_count(svc: Services, device_ids: list[str]) -> int:
-    marks = ",".join("?" * len(device_ids))
-    row = svc.store.db().execute(
-        f"SELECT count(*) FROM audit_events WHERE device_id IN ({marks})", device_ids
-    )
-    return int(row.fetchone()[0])
+def remembered_device(svc: Services, ref: str) -> tuple[str, str] | None:
+    """A device Google no longer returns (wiped, deleted), found by serial or id in what the
+    bot kept: requests' device summaries, lost cases, the audit log. (title, device id) or None."""
+    db = svc.store.db()
+    row = db.execute(
+        "SELECT json_extract(j.value, '$.id'), json_extract(j.value, '$.serial'), r.platform"
+        " FROM requests r, json_each(r.devices) j"
+        " WHERE upper(json_extract(j.value, '$.serial')) = upper(?)"
+        " OR json_extract(j.value, '$.id') = ? OR json_extract(j.value, '$.id') LIKE ?"
+        " ORDER BY r.created_at DESC LIMIT 1",
+        [ref, ref, "%/" + ref],
+    ).fetchone()
+    if row is None:
+        row = db.execute(
+            "SELECT device_id, serial, platform FROM lost_devices"
+            " WHERE upper(serial) = upper(?) OR device_id = ? OR device_id LIKE ?"
+            " ORDER BY reported_at DESC LIMIT 1",
+            [ref, ref, "%/" + ref],
+        ).fetchone()
+    if row is None:
+        row = db.execute(
+            "SELECT device_id, NULL, platform FROM audit_events"
+            " WHERE device_id = ? OR device_id LIKE ? ORDER BY seq DESC LIMIT 1",
+            [ref, "%/" + ref],
+        ).fetchone()
+    if row is None or not row[0]:
+        return None
+    device_id, serial, platform = str(row[0]), row[1], row[2]
+    name = serial or device_id.rsplit("/", 1)[-1]
+    return f"{cards.platform_name(platform or '')} {name} (no longer at Google)".strip(), device_id
 
 
 def _chrome_serial(device: Device) -> str | None:
@@ -192,22 +222,41 @@ def _chrome_serial(device: Device) -> str | None:
     return device.serial if device.platform == "chrome" else None
 
 
+def device_events(svc: Services, device_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every audit event about a device, newest first — its own, and those of every request
+    that named it (a bulk move records its device ids with the request) — and those requests."""
+    db = svc.store.db()
+    requests: dict[str, dict[str, Any]] = {}
+    for row in db.query(
+        # instr() first: a cheap text test that spares json_each on almost every row
+        "SELECT r.* FROM requests r WHERE instr(r.device_ids, ?) > 0 AND EXISTS"
+        " (SELECT 1 FROM json_each(r.device_ids) j WHERE j.value = ?)",
+        [json.dumps(device_id), device_id],
+    ):
+        for column in ("device_ids", "devices", "params"):
+            row[column] = json.loads(row[column] or "null")
+        row.pop("secret", None)
+        requests[row["id"]] = row
+    ids_ = list(requests)
+    marks = ",".join("?" * len(ids_))
+    where = "device_id = ?" + (f" OR request_id IN ({marks})" if ids_ else "")
+    events = list(
+        db.query(f"SELECT * FROM audit_events WHERE {where} ORDER BY seq DESC", [device_id, *ids_])
+    )
+    for event in events:
+        event["detail"] = json.loads(event["detail"] or "{}")
+    return events, requests
+
+
 def _history_blocks(
-    svc: Services, title: str, device_ids: list[str], *, serial: str | None = None
+    svc: Services, title: str, device_id: str, *, serial: str | None = None
 ) -> list[blocks.Block]:
-    """The bot's audit events of the devices merged with the changes made outside the bot
-    (read from the Admin console's audit log), newest first."""
-    events = audit.events(
-        svc.store, device_ids=device_ids, newest_first=True, limit=cards.HISTORY_LIMIT
-    )
-    total = _event_count(svc, device_ids)
-    outside = reports.outside_events_for(
-        svc.store, device_ids[0] if device_ids else None, serial, limit=cards.HISTORY_LIMIT
-    )
-    if outside:
-        events = sorted(events + outside, key=lambda e: str(e.get("at") or ""), reverse=True)
-        total += reports.count_for(svc.store, device_ids[0] if device_ids else None, serial)
-    return cards.history(title, events[: cards.HISTORY_LIMIT], total=total)
+    """A device's history in words: the bot's requests and events, merged with the changes
+    made outside the bot (read from the Admin console's audit log), newest first."""
+    events, requests = device_events(svc, device_id)
+    outside = reports.outside_events_for(svc.store, device_id, serial, limit=cards.HISTORY_LIMIT)
+    lines = cards.history_lines([*events, *outside], requests, device_id)
+    return cards.history_page(title, lines, raw_value=device_id if events else None)
 
 
 # ---- buttons and the modal -----------------------------------------------------------------
@@ -267,8 +316,10 @@ def show_device(svc: Services, body: dict[str, Any]) -> None:
     _check(svc, body, "info (button)")
     block_id, value = _button_value(body)
     device = _device_from(svc, value)
-    # a result row adds the card below the list; the picker and Refresh are replaced by it
-    replace = not block_id.startswith(f"{ids.BlockId.RESULT}-")
+    # a result row adds the card below the list; the picker and Refresh are replaced by it;
+    # a button on a channel message (a lost-device post) never replaces that message
+    ephemeral = bool((body.get("container") or {}).get("is_ephemeral", True))
+    replace = ephemeral and not block_id.startswith(f"{ids.BlockId.RESULT}-")
     answer(
         svc,
         body,
@@ -283,7 +334,7 @@ def show_device(svc: Services, body: dict[str, Any]) -> None:
 
 
 def show_history(svc: Services, body: dict[str, Any]) -> None:
-    """*History* on a device card: that device's audit trail."""
+    """*History* on a device card: what was done to that device."""
     _check(svc, body, "history (button)")
     platform, device_id = _parse_value(_button_value(body)[1])
     serial = None
@@ -293,11 +344,19 @@ def show_history(svc: Services, body: dict[str, Any]) -> None:
     except NotFound:
         title = device_id.rsplit("/", 1)[-1]
     answer(
-        svc,
-        body,
-        cards.history_text(title),
-        _history_blocks(svc, title, [device_id], serial=serial),
+        svc, body, cards.history_text(title), _history_blocks(svc, title, device_id, serial=serial)
     )
+
+
+def show_raw_history(svc: Services, body: dict[str, Any]) -> None:
+    """*Raw detail* under a history: the audit events behind it, as logged."""
+    _check(svc, body, "history raw detail (button)")
+    device_id = _button_value(body)[1]
+    if not device_id:
+        raise ValidationError("That button no longer points at a device; look it up again.")
+    events, _ = device_events(svc, device_id)
+    title = device_id.rsplit("/", 1)[-1]
+    answer(svc, body, f"Audit log of {blocks.esc(title)}", cards.raw_history(title, events))
 
 
 def _parse_value(value: str) -> tuple[str, str]:
@@ -373,7 +432,10 @@ def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
     def help_command(inv: Invocation) -> None:
         """Every sub-command with an example; with a device, what fits that device and why."""
         if not inv.words:
-            inv.reply("device-bot help", blocks.help_blocks(commands.all()))
+            inv.reply(
+                "device-bot help",
+                cards.help_overview(commands.all(), needs_approval=inv.svc.settings.needs_approval),
+            )
             return
         device = _resolve(inv, HELP)
         if device is not None:
@@ -410,6 +472,11 @@ def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
         ack()
         show_history(svc, body)
 
+    def on_raw_history(ack: Ack, body: dict[str, Any]) -> None:
+        """*Raw detail* under a history."""
+        ack()
+        show_raw_history(svc, body)
+
     def on_search(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """The search modal was submitted."""
         search_submitted(svc, ack, body, view)
@@ -417,6 +484,7 @@ def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
     app.action(ids.ActionId.FIND_NEXT)(on_next)
     app.action(ids.ActionId.SHOW_DEVICE)(on_show)
     app.action(ids.ActionId.SHOW_HISTORY)(on_history)
+    app.action(ids.ActionId.HISTORY_RAW)(on_raw_history)
     app.view(ids.CallbackId.SEARCH)(on_search)
 
 

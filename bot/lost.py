@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import App
 
-from bot import audit
-from bot.blocks import context, esc, header, section
+from bot import audit, cards, catalog
+from bot.blocks import esc
 from bot.commands import Commands
 from bot.devices import Device, android_device, chrome_device
 from bot.errors import DeviceBotError
@@ -29,10 +30,6 @@ log = logging.getLogger(__name__)
 
 OPEN, RESOLVED = "open", "resolved"
 BOT = "device-bot"
-
-
-def _stamp(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _epoch(value: str | None) -> float:
@@ -58,8 +55,10 @@ def open_case_for(svc: Services, platform: str, device_id: str) -> dict[str, Any
 # ---- Block Kit -----------------------------------------------------------------------------
 
 
-def case_message(case: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-    """The lost-devices channel message of a case (edited when it is resolved).
+def case_message(
+    case: dict[str, Any], now: float | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The lost-devices channel message of a case (edited on each check-in and when resolved).
 
     Everything from the device is escaped, the fallback text included: a user field
     reading `<!channel>` must not ping the channel (the header is plain text, never parsed).
@@ -67,31 +66,20 @@ def case_message(case: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     d = json.loads(case["summary"])
     who = d.get("user") or "unknown user"
     title = f"Lost: {esc(d.get('serial') or d['id'])} ({esc(who)})"
-    lines = [
-        f"*Serial:* `{esc(d.get('serial'))}`   *Platform:* {esc(case['platform'])}   *Model:* {esc(d.get('model'))}",
-        f"*User:* {esc(d.get('user'))}   *OU / policy:* {esc(d.get('org_unit'))}",
-        f"*Last check-in:* {esc(d.get('last_seen'))}   *Network:* {esc(d.get('network'))}",
-        f"*Reported by* <@{case['reported_by']}> at {_stamp(case['reported_at'])}",
-    ]
-    if d.get("request_link"):
-        lines.append(f"<{d['request_link']}|Request thread>")
-    blocks = [
-        header(
-            ("Resolved: " if case["state"] == RESOLVED else "Lost device: ")
-            + str(d.get("serial") or d["id"])[:100]
-        )
-    ]
-    blocks.append(section("\n".join(lines)))
-    if case["state"] == RESOLVED:
-        blocks.append(
-            section(
-                f":white_check_mark: *Resolved* by <@{case['resolved_by']}> at {_stamp(case['resolved_at'])}"
-                + (f" — {esc(case['resolution'])}" if case.get("resolution") else "")
-            )
-        )
-    else:
-        blocks.append(context("Watching for check-ins; new ones are posted in this thread."))
-    return title, blocks
+    return title, cards.lost_post(case, d, time.time() if now is None else now)
+
+
+def _reason(request: Any) -> str | None:
+    """Why the device was reported: the request's reason, and the disable reason by label."""
+    if request is None:
+        return None
+    parts = []
+    why = (request.params or {}).get("why")
+    if why:
+        parts.append(catalog.option_label(str(why)))
+    if request.reason:
+        parts.append(str(request.reason))
+    return " — ".join(parts) or None
 
 
 # ---- the life of a case ------------------------------------------------------------------------
@@ -115,7 +103,7 @@ def report(svc: Services, device: Device, reporter: str, *, request: Any = None)
                 channel, f"Reported lost again by <@{reporter}>.", thread_ts=existing["ts"]
             )
         return int(existing["id"])
-    summary = {**device.summary(), "network": device.network}
+    summary = {**device.summary(), "network": device.network, "reason": _reason(request)}
     if request is not None and request.requester_channel and request.requester_ts:
         summary["request_link"] = svc.out.permalink(request.requester_channel, request.requester_ts)
     now = svc.clock()
@@ -148,7 +136,7 @@ def report(svc: Services, device: Device, reporter: str, *, request: Any = None)
         )
     if channel:
         case = _case(svc, case_id)
-        text, blocks = case_message(case)
+        text, blocks = case_message(case, svc.clock())
         ts = svc.out.post(channel, text, blocks)
         with svc.store.transaction() as db:
             db.execute("UPDATE lost_devices SET ts = ? WHERE id = ?", [ts, case_id])
@@ -181,10 +169,10 @@ def resolve(svc: Services, platform: str, device_id: str, actor: str, how: str) 
     if case["channel"] and case["ts"]:
         svc.out.post(
             case["channel"],
-            f":white_check_mark: Found — <@{actor}> at {_stamp(now)}: {how}",
+            f":white_check_mark: Found — <@{actor}> {cards.when(now)}: {how}",
             thread_ts=case["ts"],
         )
-        text, blocks = case_message(case)
+        text, blocks = case_message(case, svc.clock())
         svc.out.update(case["channel"], case["ts"], text, blocks)
     return True
 
@@ -258,11 +246,16 @@ def watch(svc: Services) -> int:
             continue
         if _epoch(device.last_seen) <= max(_epoch(case["last_checkin"]), 0.0):
             continue
+        summary = {
+            **json.loads(case["summary"]),
+            "last_seen": device.last_seen,
+            "network": device.network or _network_words(device),
+        }
         with svc.store.transaction() as db:
             cursor = db.execute(
-                "UPDATE lost_devices SET last_checkin = ? WHERE id = ? AND state = ? AND"
+                "UPDATE lost_devices SET last_checkin = ?, summary = ? WHERE id = ? AND state = ? AND"
                 " (last_checkin IS NULL OR last_checkin = ?)",
-                [device.last_seen, case["id"], OPEN, case["last_checkin"]],
+                [device.last_seen, json.dumps(summary), case["id"], OPEN, case["last_checkin"]],
             )
             if cursor.rowcount != 1:
                 continue
@@ -277,9 +270,15 @@ def watch(svc: Services) -> int:
         if case["channel"] and case["ts"]:
             svc.out.post(
                 case["channel"],
-                f":satellite_antenna: The device checked in at {esc(device.last_seen)} — {esc(_network_words(device))}",
+                f":satellite_antenna: The device checked in {cards.when(device.last_seen)}"
+                f" — {esc(_network_words(device))}",
                 thread_ts=case["ts"],
             )
+            text, blocks = case_message(_case(svc, case["id"]), svc.clock())
+            try:
+                svc.out.update(case["channel"], case["ts"], text, blocks)
+            except Exception:
+                log.exception("could not update the lost post of case %s", case["id"])
         posted += 1
     return posted
 

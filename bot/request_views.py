@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from bot import ids
-from bot.blocks import actions, button, confirm_dialog, context, esc, fit, header, plain, section
+from bot.blocks import (
+    actions,
+    button,
+    confirm_dialog,
+    context,
+    esc,
+    fit,
+    header,
+    mention,
+    plain,
+    section,
+)
+from bot.cards import asks, option_words, when
 
 if TYPE_CHECKING:
     from bot.approvals import Request
@@ -22,6 +35,18 @@ STATE_WORDS = {
     "cancelled": ":heavy_multiplication_x: Cancelled",
 }
 
+APPROVAL_PROMISE = "Approving runs exactly this; any change needs a new request."
+
+
+def hours_left(expires_at: float, now: float) -> str:
+    """`expires in 23 h`, `expires in 40 min`, `expired`."""
+    left = expires_at - now
+    if left <= 0:
+        return "expired"
+    if left >= 5400:
+        return f"expires in {round(left / 3600)} h"
+    return f"expires in {max(1, round(left / 60))} min"
+
 
 def _params_text(request: Request) -> str:
     if request.spec.kind == "patch":  # annotate: each changed field as old → new
@@ -31,77 +56,92 @@ def _params_text(request: Request) -> str:
         return "\n".join(
             f"• {esc(line)}" for line in annotation.change_lines(request.params, labels)
         )
+    fields = {f.name: f for f in request.spec.fields}
     params = dict(request.params)
-    if request.spec.secret_fields():
-        if params.pop("clear_password", False):
-            params["new password"] = (
-                "none: the password was cleared"
-                if request.state == "succeeded"
-                else "none: the password will be cleared"
-            )
+    cleared = params.pop("clear_password", False)
+    lines = []
+    for name, value in params.items():
+        field = fields.get(name)
+        if field is None:
+            shown = value if isinstance(value, str) else json.dumps(value)
+            lines.append(f"• {esc(name)}: {esc(shown)}")
         else:
-            params["new password"] = (
-                "(set, never shown)"
-                if request.has_secret or request.state == "pending"
-                else "(erased)"
-            )
-    if not params:
-        return ""
-    return "\n".join(
-        f"• {esc(k)}: `{esc(json.dumps(v) if not isinstance(v, str) else v)}`"
-        for k, v in params.items()
-    )
+            lines.append(f"• *{esc(field.label)}:* {esc(option_words(field, value))}")
+    if request.spec.secret_fields():
+        if cleared:
+            done = request.state == "succeeded"
+            password = "none: the password " + ("was cleared" if done else "will be cleared")
+        elif request.has_secret or request.state == "pending":
+            password = "set, never shown"
+        else:
+            password = "erased"
+        lines.append(f"• *New password:* {password}")
+    return "\n".join(lines)
 
 
 def _devices_text(request: Request) -> str:
     lines = []
     for d in request.devices[:10]:
+        name = d.get("serial") or str(d["id"]).rsplit("/", 1)[-1]
         lines.append(
-            f"• `{esc(d.get('serial') or d['id'])}` {esc(d.get('model'))} — user {esc(d.get('user'))},"
-            f" {esc(d.get('org_unit'))}, status {esc(d.get('status'))}, last seen {esc(d.get('last_seen'))}"
+            f"• *{esc(name)}* {esc(d.get('model'))} · {esc(d.get('user'))} · {esc(d.get('org_unit'))}"
+            f" · {esc(str(d.get('status') or '').lower())} · last seen {when(d.get('last_seen'))}"
         )
     if len(request.devices) > 10:
         lines.append(f"…and {len(request.devices) - 10} more")
     return "\n".join(lines)
 
 
+def reason_line(request: Request) -> str:
+    """The requester's reason (ticket, what happened), or a dash."""
+    return f"*Reason:* {esc(request.reason)}" if request.reason else "*Reason:* —"
+
+
 def _state_line(request: Request) -> str:
     line = STATE_WORDS.get(request.state, request.state)
-    if request.decided_by and request.state in (
-        "approved",
-        "executing",
-        "succeeded",
-        "failed",
-        "denied",
-    ):
-        verb = "denied" if request.state == "denied" else "approved"
-        line += f" — {verb} by <@{request.decided_by}>"
-    if request.decided_by and request.state == "cancelled":
-        line += f" — by <@{request.decided_by}>"
+    decider = f"<@{request.decided_by}>" if request.decided_by else ""
+    if decider and request.state == "denied":
+        line += f" by {decider}"
+        if request.decision_note:
+            line += f": {esc(request.decision_note)}"
+    elif decider and request.state in ("approved", "executing"):
+        line += f" · approved by {decider}" if request.state == "executing" else f" by {decider}"
+    elif decider and request.state in ("succeeded", "failed"):
+        line += f" · approved by {decider}"
+    elif decider and request.state == "cancelled":
+        line += f" by {decider}"
     outcome = request.result.get("text")
     if outcome and request.state in ("succeeded", "failed", "expired"):
         line += f"\n{outcome}"
+    elif request.state == "expired":
+        line += ": nobody approved it in time. Nothing was done."
     return line
 
 
-def approval_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
-    """The message in the approvals channel: device, action, parameters, requester, reason, buttons."""
+def approval_message(
+    request: Request, *, now: float | None = None, requester_link: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The message in the approvals channel: who asks what, why, on which device, until when."""
     spec = request.spec
+    now = time.time() if now is None else now
     title = f"{spec.label} requested for {esc(request.target)}"
+    what = asks(spec.name, spec.label, len(request.devices))
+    asked = f"<@{request.requester}> asked to *{esc(what)}*"
+    asked += f" · {when(request.created_at)}"
+    if requester_link:
+        asked += f" · <{requester_link}|their thread>"
     body = [
         header(clip_header(f"{spec.label}: {request.target}")),
-        section(
-            f"*Request* `{request.id}` from <@{request.requester}>\n*Action:* {esc(spec.summary)}"
-            + (f"\n*Reason:* {esc(request.reason)}" if request.reason else "\n*Reason:* —")
-        ),
+        section(f"{asked}\n{reason_line(request)}"),
         section("*Device*\n" + _devices_text(request)),
     ]
     params = _params_text(request)
     if params:
-        body.append(section("*Parameters*\n" + params))
-    body.append(
-        context(f"Fingerprint `{request.fingerprint[:12]}` · approval runs exactly this command")
-    )
+        body.append(section("*Details*\n" + params))
+    facts = [APPROVAL_PROMISE, f"Request `{request.id}`"]
+    if request.state == "pending" and request.expires_at:
+        facts.append(f"{hours_left(request.expires_at, now)} ({when(request.expires_at)})")
+    body.append(context(" · ".join(facts)))
     body.append(section(_state_line(request)))
     if request.state == "pending":
         body.append(
@@ -128,26 +168,48 @@ def approval_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
 
 
 def requester_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
-    """The requester's message (their thread) with the live state."""
+    """The requester's message (their thread) with the live state and the reason."""
     spec = request.spec
     text = f"{spec.label} {esc(request.target)}: {request.state}"
+    what = asks(spec.name, spec.label, len(request.devices))
     body = [
         section(
-            f"<@{request.requester}> requested *{esc(spec.label)}* on {esc(request.target)} (request `{request.id}`)"
+            f"<@{request.requester}> asked to *{esc(what)}*:"
+            f" {esc(request.target)} (request `{request.id}`)\n{reason_line(request)}"
         ),
         section(_state_line(request)),
     ]
     if request.state == "pending":
         body.append(actions([button("Cancel request", ids.ActionId.CANCEL_REQUEST, request.id)]))
+    elif request.state == "expired" and not request.spec.secret_fields():
+        body.append(actions([request_again_button(request)]))
     return text, body
 
 
+def request_again_button(request: Request) -> dict[str, Any]:
+    """On an expired request: *Re-issue* a command that expired on the device, *Request again*
+    one that expired before anyone approved it (the same action, devices and details, asked anew)."""
+    if request.google_ref is not None:
+        return button("Re-issue", ids.ActionId.REISSUE, request.id)
+    return button("Request again", ids.ActionId.REQUEST_AGAIN, request.id, style="primary")
+
+
 def thread_note(request: Request, text: str, *, reissue: bool = False) -> list[dict[str, Any]]:
-    """A reply in a request's thread; an expired command offers Re-issue."""
+    """A reply in a request's thread; an expired request offers *Request again*."""
     blocks = [section(text)]
     if reissue and not request.spec.secret_fields():
-        blocks.append(actions([button("Re-issue", ids.ActionId.REISSUE, request.id)]))
+        blocks.append(actions([request_again_button(request)]))
     return blocks
+
+
+def reminder_text(request: Request, approvers: list[str], now: float) -> str:
+    """The half-time nudge in the approval thread, mentioning who can approve."""
+    who = " ".join(mention(a) for a in approvers) or "Approvers"
+    left = hours_left(request.expires_at or now, now)
+    return (
+        f"{who}: request `{request.id}` from <@{request.requester}> is still waiting"
+        f" ({left}). Approve or deny it above."
+    )
 
 
 def deny_modal(request: Request) -> dict[str, Any]:
@@ -167,7 +229,7 @@ def deny_modal(request: Request) -> dict[str, Any]:
                 "type": "input",
                 "block_id": ids.BlockId.DENY_REASON,
                 "optional": True,
-                "label": plain("Reason (optional)"),
+                "label": plain("Reason"),
                 "element": {
                     "type": "plain_text_input",
                     "action_id": ids.BlockId.DENY_REASON,

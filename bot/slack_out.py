@@ -37,13 +37,19 @@ class SlackOut:
             client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
         self.sandbox = sandbox
         self.base_url = client.base_url
+        self._permalinks: dict[tuple[str, str], str] = {}
 
     def _mark(self, text: str, blocks: Blocks) -> tuple[str, list[dict[str, Any]] | None]:
+        """In the sandbox every message carries the same mark: the fallback text starts with
+        [SANDBOX] and the message ends with the sandbox line (a text-only message, such as
+        an error, becomes a section so that it shows the line too)."""
         dicts = _dicts(blocks)
         if not self.sandbox:
             return text, dicts
+        if dicts is None:
+            dicts = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
         text = f"[SANDBOX] {text}"
-        if dicts is not None and len(dicts) < 50:
+        if len(dicts) < 50:
             dicts = [
                 *dicts,
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": SANDBOX_MARK}]},
@@ -105,8 +111,16 @@ class SlackOut:
         )
 
     def permalink(self, channel: str, ts: str) -> str | None:
+        """A message's link (kept: a message's permalink never changes)."""
+        key = (channel, ts)
+        if key in self._permalinks:
+            return self._permalinks[key]
         try:
-            return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+            link = str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+            if len(self._permalinks) > 5000:
+                self._permalinks.clear()
+            self._permalinks[key] = link
+            return link
         except Exception:  # a missing permalink must never break the flow it decorates
             log.warning("chat.getPermalink failed for %s/%s", channel, ts, exc_info=True)
             return None

@@ -297,25 +297,112 @@ def event(n: int, **kw: Any) -> dict[str, Any]:
 
 
 def test_history_lists_events_and_notes_truncation() -> None:
-    events = [event(n) for n in range(40, 0, -1)]
-    blocks = cards.history("Chrome OS 5CD1", events, total=40)
+    events = [event(n, request_id=None) for n in range(40, 0, -1)]
+    lines = cards.history_lines(events, {}, "d")
+    blocks = cards.history_page("Chrome OS 5CD1", lines, raw_value="d")
     text = texts(blocks)
     assert "*executed*" in text and "<@U0OPERATOR>" in text and "ACTIVE → DISABLED" in text
-    assert "request `r40`" in text and "request `r11`" in text and "request `r10`" not in text
-    assert "Showing the latest 30 of 40 events" in text
+    assert "Showing the latest 30 of 40 entries" in text
+    assert ids.ActionId.HISTORY_RAW in str(blocks)
     assert validate_blocks(blocks) == []
 
 
 def test_history_escapes_details_and_stays_in_section_limits() -> None:
     events = [event(n, actor=EVIL, detail={"note": EVIL + "y" * 5000}) for n in range(30)]
-    blocks = cards.history("x", events)
+    blocks = cards.history_page("x", cards.history_lines(events, {}, "d"))
     assert "<!channel>" not in texts(blocks)
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
     assert validate_blocks(blocks) == []
+    raw = cards.raw_history("x", events)
+    assert "<!channel>" not in texts(raw) and validate_blocks(raw) == []
+
+
+def _request(action: str, **kw: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "id": "R1",
+        "action": action,
+        "platform": "chrome",
+        "device_ids": ["d"],
+        "params": {},
+        "reason": "INC-4411",
+        "requester": "U0OLIVIA",
+        "decided_by": "U0ALEX",
+        "state": "succeeded",
+        "created_at": 1_790_000_000.0,
+    }
+    values.update(kw)
+    return values
+
+
+def _events(*names: tuple[str, str], detail: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return [
+        {
+            "seq": n,
+            "at": "2026-09-21T14:02:00Z",
+            "actor": actor,
+            "event": name,
+            "request_id": "R1",
+            "device_id": None,
+            "detail": detail if name in ("succeeded", "failed", "denied") else {},
+        }
+        for n, (name, actor) in enumerate(names)
+    ]
+
+
+def test_history_groups_a_request_into_one_line_in_words() -> None:
+    request = _request("disable", params={"why": "lost_or_stolen"})
+    events = _events(
+        ("requested", "U0OLIVIA"),
+        ("approved", "U0ALEX"),
+        ("executing", "device-bot"),
+        ("succeeded", "device-bot"),
+        detail={"outcome": "Done"},
+    )
+    [line] = cards.history_lines(events, {"R1": request}, "d")
+    assert "<@U0OLIVIA> asked to disable it (INC-4411; Why: Lost or stolen)" in line
+    assert "<@U0ALEX> approved" in line and "· disabled <!date^" in line
+    assert "executing" not in line and "{}" not in line
+
+
+def test_history_words_for_lost_found_moves_denials_and_annotations() -> None:
+    lost = cards.history_lines(
+        _events(("requested", "U0O"), ("succeeded", "device-bot")),
+        {"R1": _request("lost", platform="android")},
+        "d",
+    )[0]
+    assert "asked to put it in lost mode" in lost and "asked to lost" not in lost
+    found = cards.history_lines(
+        _events(("requested", "U0O")), {"R1": _request("found", state="pending")}, "d"
+    )[0]
+    assert "asked to mark it found" in found and "waiting for approval" in found
+    move = _request("move", device_ids=["a", "d", "c"], params={"ou": "/Loaners"})
+    moved = cards.history_lines(
+        _events(("requested", "U0O"), ("succeeded", "device-bot"), detail={"failed": []}),
+        {"R1": move},
+        "d",
+    )[0]
+    assert "asked to move it to `/Loaners` with 2 other devices" in moved and "moved" in moved
+    denied = cards.history_lines(
+        _events(("requested", "U0O"), ("denied", "U0SAM"), detail={"note": "no ticket"}),
+        {"R1": _request("wipe", platform="android", state="denied")},
+        "d",
+    )[0]
+    assert "<@U0SAM> denied it (no ticket)" in denied
+    annotated = cards.history_lines(
+        _events(
+            ("requested", "U0O"),
+            ("succeeded", "device-bot"),
+            detail={"changes": {"notes": "old note → (cleared)", "annotatedLocation": " → Desk 4"}},
+        ),
+        {"R1": _request("annotate")},
+        "d",
+    )[0]
+    assert "Notes: cleared (was: old note)" in annotated
+    assert "Location: — → Desk 4" in annotated
 
 
 def test_history_without_events() -> None:
-    assert "No audit events" in texts(cards.history("x", []))
+    assert "Nothing has been done" in texts(cards.history_page("x", []))
 
 
 def request_row(n: int, **kw: Any) -> dict[str, Any]:
@@ -343,9 +430,9 @@ def test_requests_list_for_approver_and_operator() -> None:
     text = texts(blocks)
     assert "All pending requests" in text
     assert (
-        "`R1`" in text and "*wipe* on *S0* (ada@example.com), *S1*" in text and "and 2 more" in text
+        "`R1`" in text and "*Wipe* on *S0* (ada@example.com), *S1*" in text and "and 2 more" in text
     )
-    assert "<@U0APPROVER2>" in text and "> stolen" in text
+    assert "<@U0APPROVER2>" in text and "_Reason:_ stolen" in text and "\n>" not in text
     assert "Your pending requests" in texts(cards.requests_list([request_row(1)], everyone=False))
     assert "no pending request" in texts(cards.requests_list([], everyone=False))
     assert validate_blocks(blocks) == []

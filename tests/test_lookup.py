@@ -269,7 +269,7 @@ def test_history_newest_first_truncated_with_a_note(slack: Bot, claims: Claims) 
     text = slack.wait_ephemeral("History of Chrome OS")
     assert text.index("*step34*") < text.index("*step33*")
     assert "*step04*" not in text and "*step05*" in text
-    assert "Showing the latest 30 of 35 events" in text
+    assert "Showing the latest 30 of 35 entries" in text
 
 
 def test_history_button_on_the_card(slack: Bot, claims: Claims) -> None:

@@ -43,7 +43,7 @@ def test_android_lost_mode_announce_watch_resolve_across_a_restart(tmp_path, san
         wait_state(bot, request_id, "succeeded")
         message = case_message(bot, serial)
         text = flatten(message)
-        assert "Lost device" in text and f"<@{OPERATOR}>" in text and "Request thread" in text
+        assert "Lost device" in text and f"<@{OPERATOR}>" in text and "request thread" in text
         assert lost.open_case_for(bot.svc, "android", device["name"]) is not None
         # no check-in yet: several ticks post nothing
         ticks = bot.server.jobs.runs.get("lost-watch", 0)
@@ -147,7 +147,7 @@ def test_card_shows_the_lost_banner_and_history_the_case(bot, claims):
     card = bot.wait_ephemeral("Reported lost")
     assert f"<@{OPERATOR}>" in card
     bot.slash(f"history {device['serialNumber']}")
-    bot.wait_ephemeral("lost_reported")
+    bot.wait_ephemeral("reported it lost")
 
 
 def test_watch_reads_all_android_cases_in_one_request(bot, claims):

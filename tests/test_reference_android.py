@@ -159,7 +159,9 @@ def test_lost_mode_email_is_a_plain_string_and_the_message_field_fits_slack(
     wait_told(bot, request_id, "The device is in lost mode.")
     r = row(bot, request_id)
     parent = flatten(bot.emu.message(r["requester_channel"], r["requester_ts"]))
-    assert f"requested *Lost mode* on {serial(device)}" in parent  # the label, never a made-up verb
+    # in words a person would write, never a made-up verb ("asked to lost mode")
+    assert f"asked to *put it in lost mode*: {serial(device)}" in parent
+    assert "asked to lost mode" not in parent.lower()
 
 
 def test_lost_mode_needs_a_contact_other_than_the_organization(bot: Bot, claims: Claims) -> None:

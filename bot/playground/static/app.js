@@ -106,6 +106,9 @@
       const id = target.slice(1);
       return el("span", { className: "mention", text: "#" + (decode(label) || channelName(id)) });
     }
+    if (target.startsWith("!date^")) {
+      return el("span", { className: "slack-date", text: slackDate(target, decode(label)) });
+    }
     if (target.startsWith("!")) {
       const what = target.slice(1);
       if (["here", "channel", "everyone"].includes(what)) return el("span", { className: "mention", text: "@" + what });
@@ -116,6 +119,36 @@
       return el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: decode(label) || url });
     }
     return textNode(label || target);
+  }
+
+  // <!date^epoch^format|fallback> as Slack shows it, in the reader's time zone
+  // (https://api.slack.com/reference/surfaces/formatting#date-formatting)
+  function slackDate(target, fallback) {
+    const [, epoch, format] = target.split("^");
+    const when = new Date(Number(epoch) * 1000);
+    if (!format || Number.isNaN(when.getTime())) return fallback;
+    const now = new Date();
+    const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+    const days = Math.round((day(when) - day(now)) / 86400000);
+    const pretty =
+      days === 0 ? "Today" : days === -1 ? "Yesterday" : days === 1 ? "Tomorrow"
+        : when.toLocaleDateString("en-US", { month: "short", day: "numeric", year: "numeric" });
+    const seconds = Math.round((now - when) / 1000);
+    const ago =
+      seconds < 60 ? "just now"
+        : seconds < 3600 ? `${Math.floor(seconds / 60)} minutes ago`
+          : seconds < 86400 ? `${Math.floor(seconds / 3600)} hours ago`
+            : `${Math.floor(seconds / 86400)} days ago`;
+    const tokens = {
+      date_short_pretty: pretty,
+      date_long_pretty: pretty,
+      date_pretty: pretty,
+      date_short: when.toLocaleDateString("en-US", { month: "short", day: "numeric", year: "numeric" }),
+      date: when.toLocaleDateString("en-US", { month: "long", day: "numeric", year: "numeric" }),
+      time: when.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" }),
+      ago,
+    };
+    return format.replace(/\{(\w+)\}/g, (m, name) => (name in tokens ? tokens[name] : m));
   }
 
   function inline(text, parent) {
