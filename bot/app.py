@@ -18,7 +18,7 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context import BoltContext
 
-from bot import actions, approvals, export, ids, lookup, lost, metrics, outcomes, reports
+from bot import actions, approvals, export, ids, lookup, lost, metrics, outcomes, reports, stats
 from bot.commands import Commands
 from bot.jobs import JobSpec, core_job_specs
 from bot.listeners import GuardedApp, report_error
@@ -36,6 +36,7 @@ LISTENER_THREADS = 200
 CAPABILITIES: tuple[ModuleType, ...] = (
     lookup,
     export,
+    stats,
     actions,
     approvals,
     outcomes,

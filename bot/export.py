@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot import audit
-from bot.blocks import context, esc, section
+from bot.background import BackgroundRuns, DMProgress
+from bot.blocks import esc
 from bot.commands import Commands, Invocation, Subcommand
 from bot.devices import android_device, android_filter
 from bot.errors import DeviceBotError, ValidationError
@@ -116,37 +116,15 @@ class Counts:
     pages: int = 0
 
 
-class Progress:
+class Progress(DMProgress):
     """The one message that shows an export's progress, edited in place (throttled)."""
 
     def __init__(
         self, svc: Services, user: str, query: str, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.svc = svc
         self.query = query
-        self.clock = clock
-        subject = f"`{esc(query)}`" if query else "all devices"
-        self.subject = subject
-        text = f"Exporting {subject}…"
-        # a user id as channel: the requester's DM with the bot (no im:write needed)
-        self.channel, self.ts = svc.out.post_where(
-            user, text, self._blocks(f":hourglass_flowing_sand: {text}")
-        )
-        self._last = self.clock()
-
-    @staticmethod
-    def _blocks(text: str, note: str = "") -> list[dict[str, Any]]:
-        return [section(text), *([context(note)] if note else [])]
-
-    def show(self, text: str, note: str = "", *, force: bool = False) -> None:
-        now = self.clock()
-        if not force and now - self._last < PROGRESS_EVERY:
-            return
-        self._last = now
-        try:
-            self.svc.out.update(self.channel, self.ts, text, self._blocks(text, note))
-        except Exception:  # progress is a courtesy: never stop the export for it
-            log.warning("could not update export progress", exc_info=True)
+        self.subject = f"`{esc(query)}`" if query else "all devices"
+        super().__init__(svc, user, f"Exporting {self.subject}…", every=PROGRESS_EVERY, clock=clock)
 
     def reading(self, counts: Counts, *, force: bool = False) -> None:
         self.show(
@@ -282,29 +260,21 @@ class Exports:
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
-        self._lock = threading.Lock()
-        self.running: dict[str, threading.Thread] = {}
+        self.runs = BackgroundRuns(
+            "export",
+            MAX_RUNNING,
+            busy="Your previous export is still running; wait for its file.",
+            full="Two exports are running already; try again in a minute.",
+        )
 
     def start(self, user: str, query: str, tell: Callable[[str], None]) -> None:
         """Start an export for `user`; `tell` reaches them if it cannot even begin."""
-        with self._lock:
-            self.running = {u: t for u, t in self.running.items() if t.is_alive()}
-            if user in self.running:
-                raise ValidationError("Your previous export is still running; wait for its file.")
-            if len(self.running) >= MAX_RUNNING:
-                raise ValidationError("Two exports are running already; try again in a minute.")
-            thread = threading.Thread(
-                target=self._run, args=(user, query, tell), name=f"export-{user}", daemon=True
-            )
-            self.running[user] = thread
-        thread.start()
-
-    def _run(self, user: str, query: str, tell: Callable[[str], None]) -> None:
-        try:
-            run(self.svc, user, query)
-        except Exception:  # the progress message could not even be posted
-            log.exception("export of %r for %s could not start", query, user)
-            tell(":warning: The export could not start: device-bot cannot write to you directly.")
+        self.runs.start(
+            user,
+            lambda: run(self.svc, user, query),
+            tell,
+            ":warning: The export could not start: device-bot cannot write to you directly.",
+        )
 
 
 def export_command(inv: Invocation) -> None:

@@ -130,6 +130,7 @@ class Settings:
     audit_anchor_interval: float = 300.0
     approver_group_cache: float = 60.0
     max_devices_per_command: int = 100
+    stats_cache_seconds: float = 3600.0  # how long /device stats reuses its fleet pass
 
     @property
     def socket_mode(self) -> bool:
@@ -380,4 +381,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         audit_anchor_interval=_float(env, "AUDIT_ANCHOR_INTERVAL", 300.0, 0.05, 86400),
         approver_group_cache=_float(env, "APPROVER_GROUP_CACHE", 60.0, 1, 3600),
         max_devices_per_command=_int(env, "MAX_DEVICES_PER_COMMAND", 100, 1, 10_000),
+        stats_cache_seconds=_float(env, "STATS_CACHE_SECONDS", 3600.0, 0, 7 * 86400),
     )

@@ -51,6 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.sandbox.api import rfc3339
@@ -148,6 +149,33 @@ CHROME_MODELS = (
     ("Google Pixelbook Go", "google", "hatch", "Google_Hatch.12672"),
     ("Samsung Galaxy Chromebook 2", "samsung", "hatch", "Google_Hatch.12672"),
 )
+#: board → the month its Chrome OS updates end (auto-update expiry is per model in Google's
+#: policy; these dates are made up, spread over past and future months for the fleet chart)
+AUTO_UPDATE_THROUGH = {
+    "grunt": "2026-06-01",
+    "octopus": "2027-11-01",
+    "hatch": "2029-06-01",
+    "zork": "2030-06-01",
+    "volteer": "2031-08-01",
+    "dedede": "2031-06-01",
+    "brya": "2032-06-01",
+    "nissa": "2033-06-01",
+}
+_AUE_MS = {
+    board: str(int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 1000)
+    for board, day in AUTO_UPDATE_THROUGH.items()
+}
+
+
+def _patch_level(base: float, bits: int) -> str:
+    """A security patch level (the 1st of a month): most within a year of `base`, a quarter
+    one to three years old, as in a fleet where some devices stopped taking updates."""
+    months = (bits >> 110) % 12 if (bits >> 115) % 4 else 12 + (bits >> 110) % 24
+    day = datetime.fromtimestamp(base, UTC)
+    index = day.year * 12 + day.month - 1 - months
+    return f"{index // 12}-{index % 12 + 1:02d}-01"
+
+
 # milestone → (Chrome build, platform major)
 CHROME_RELEASES = {
     120: (6099, 15662),
@@ -451,7 +479,9 @@ class Fleet:
                     "kioskUpgrade" if ou == "/Kiosks" else "enterpriseUpgradePerpetual"
                 ),
                 "osVersionCompliance": "compliant" if m >= 129 else "notCompliant",
-                "autoUpdateThrough": f"{2029 + (bits >> 80) % 4}-06-01",
+                "autoUpdateThrough": AUTO_UPDATE_THROUGH[board],
+                # the deprecated int64 twin of autoUpdateThrough: milliseconds since the epoch
+                "autoUpdateExpiration": _AUE_MS[board],
                 "systemRamTotal": str((4 << ((bits >> 84) % 3)) * 1073741824),
             }
             if status in ("ACTIVE", "DISABLED"):
@@ -562,7 +592,7 @@ class Fleet:
                 "softwareInfo": {
                     "androidVersion": ANDROID_VERSIONS[api],
                     "androidBuildNumber": f"{model.split()[0].upper()[:4]}.{api}0{patch_month:02d}.001",
-                    "securityPatchLevel": f"{2023 + (bits >> 115) % 2}-{patch_month:02d}-01",
+                    "securityPatchLevel": _patch_level(base, bits),
                     "androidDevicePolicyVersionName": f"1{20 + (bits >> 118) % 8}.{bits % 90:02d}.1",
                     "androidDevicePolicyVersionCode": 12000 + (bits >> 118) % 800,
                     "primaryLanguageCode": ("en-GB", "en-US", "fr-FR", "de-DE", "ja-JP")[bits % 5],
