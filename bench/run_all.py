@@ -16,7 +16,17 @@ from pathlib import Path
 
 from bench.common import machine
 
-BENCHMARKS = ("ack", "lookup", "fleet", "fairness", "export", "polling", "memory", "startup")
+BENCHMARKS = (
+    "ack",
+    "lookup",
+    "fleet",
+    "fairness",
+    "export",
+    "stats",
+    "polling",
+    "memory",
+    "startup",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,12 @@ MAX_FILE_BYTES = 1024 * 1024 * 1024  # Slack: files up to 1 GB
 
 def _mimetype(name: str) -> tuple[str, str]:
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    known = {"csv": "text/csv", "txt": "text/plain", "json": "application/json"}
+    known = {
+        "csv": "text/csv",
+        "txt": "text/plain",
+        "json": "application/json",
+        "png": "image/png",
+    }
     return known.get(ext, "application/octet-stream"), ext or "binary"
 
 
