@@ -599,6 +599,10 @@ class OverviewCache:
                 self._value = value
             return value, False
 
+    def clear(self) -> None:
+        """Forget the kept overview: the next request makes a pass."""
+        self._value = None
+
     def expires_at(self, value: Overview, wall: float) -> float | None:
         """The wall-clock time `value` stops being served, None when nothing is kept."""
         if self.seconds <= 0:

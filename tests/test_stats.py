@@ -174,6 +174,20 @@ def test_stats_posts_a_chart_and_summary_from_one_pass_then_serves_the_cache(
     assert not bot.emu.problems
 
 
+def test_a_request_during_a_pass_waits_for_it_instead_of_making_another(fleet_bot: Bot) -> None:
+    bot = fleet_bot
+    before = len(bot.sandbox.log)
+    # the first page takes a second: the second request surely arrives during the pass
+    bot.sandbox.faults.add(None, count=1, path_contains="devices/chromeos", latency=1.0)
+    bot.slash("stats")
+    wait_until(lambda: chrome_lists(list(bot.sandbox.log)[before:]), 10, "the first page asked")
+    bot.slash("stats", user=APPROVER1)
+    files = uploads_after(bot, 1)
+    assert sorted(f["channels"][0] for f in files) == sorted([DM, "D" + APPROVER1[1:]])
+    assert len(chrome_lists(list(bot.sandbox.log)[before:])) == 3
+    assert bot.svc.extras["stats_cache"].passes == 1
+
+
 def test_without_a_cache_every_request_reads_google(tmp_path: Any, emu: Any) -> None:
     sandbox = Sandbox(chrome=40, android=5, seed=5).start()
     bot = start_bot(tmp_path, sandbox, emu, STATS_CACHE_SECONDS="0")
