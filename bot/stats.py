@@ -50,10 +50,14 @@ PROGRESS_EVERY = 2.0  # seconds between edits of the progress message
 MAX_RUNNING = 4  # /device stats at once in this process (one per person)
 STALE_DAYS = 30
 #: the Directory fields the overview needs, all in projection=BASIC, as a partial response
-CHROME_FIELDS = (
-    "nextPageToken,"
-    "chromeosdevices(status,osVersion,lastSync,autoUpdateThrough,autoUpdateExpiration)"
+CHROME_DEVICE_FIELDS = (
+    "status",
+    "osVersion",
+    "lastSync",
+    "autoUpdateThrough",
+    "autoUpdateExpiration",
 )
+CHROME_FIELDS = f"nextPageToken,chromeosdevices({','.join(CHROME_DEVICE_FIELDS)})"
 CHROME_IN_SERVICE = frozenset({"ACTIVE", "DISABLED"})
 ANDROID_IN_HAND = frozenset({"ACTIVE", "DISABLED", "LOST"})
 #: the chart: 1200 × 900 px, four panels, fonts large enough for Slack's preview
@@ -538,7 +542,7 @@ def source_note(stats: FleetStats, cached_until: float | None) -> str:
     if stats.chrome_configured:
         parts.append(
             f"Chrome OS: {stats.chrome_pages:,} pages of the Directory API"
-            f" (projection=BASIC, {len(CHROME_FIELDS.split(','))} fields)"
+            f" (projection=BASIC, {len(CHROME_DEVICE_FIELDS)} fields)"
         )
     if stats.android_configured and stats.android_synced_at:
         parts.append(f"Android: the bot's device index, refreshed {at(stats.android_synced_at)}")
