@@ -63,11 +63,19 @@ ANDROID_IN_HAND = frozenset({"ACTIVE", "DISABLED", "LOST"})
 #: the chart: 1200 × 900 px, four panels, fonts large enough for Slack's preview
 WIDTH, HEIGHT, DPI = 1200, 900, 100
 MAX_BARS = 12  # per panel; the rest are grouped
+TEXT, TITLE, HEAD = 14, 18, 21  # font sizes (points; 1 pt = 1.4 px at this DPI)
 PATCH_AGES = (("≤ 90 days", 90, "#2e7d32"), ("91–365 days", 365, "#f9a825"))
-PATCH_OLD = ("older than a year", "#c62828")
+PATCH_OLD = ("over a year", "#c62828")
 PATCH_UNKNOWN = ("unknown", "#9e9e9e")
 CHROME_COLOR, ANDROID_COLOR, STALE_COLOR = "#1a73e8", "#3ddc84", "#c62828"
-EXPIRY_LEGEND = (("expired", "#c62828"), ("within a year", "#f9a825"), ("later", "#2e7d32"))
+EXPIRY_LEGEND = (("expired", "#c62828"), ("< 1 year", "#f9a825"), ("later", "#2e7d32"))
+#: the chart's shorter legend labels
+SHORT = {
+    "≤ 90 days": "≤ 90 d",
+    "91–365 days": "91–365 d",
+    "over a year": "> 1 year",
+    "unknown": "?",
+}
 
 _DATE = re.compile(r"^(\d{4})-(\d{2})")
 
@@ -270,11 +278,11 @@ def _version_key(version: str) -> tuple[Any, ...]:
 def _milestones(stats: FleetStats) -> list[tuple[str, int]]:
     """Milestones newest last; the oldest beyond MAX_BARS - 1 grouped as "≤ Mnn"."""
     known = sorted((m, n) for m, n in stats.chrome_milestones.items() if m)
-    bars = [(f"M{m}", n) for m, n in known]
+    bars = [(str(m), n) for m, n in known]
     if len(bars) > MAX_BARS - 1:
         cut = len(bars) - (MAX_BARS - 2)
         older = sum(n for _, n in known[:cut])
-        bars = [(f"≤ M{known[cut - 1][0]}", older), *bars[cut:]]
+        bars = [(f"≤{known[cut - 1][0]}", older), *bars[cut:]]
     if stats.chrome_milestones.get(0):
         bars.append(("unknown", stats.chrome_milestones[0]))
     return bars
@@ -304,7 +312,7 @@ def _expiry_color(label: str, now_month: str) -> str:
     return "#f9a825" if label <= in_a_year[: len(label)] else "#2e7d32"
 
 
-def _label_bars(ax: Any, bars: Any, *, horizontal: bool = False, size: int = 12) -> None:
+def _label_bars(ax: Any, bars: Any, *, horizontal: bool = False, size: int = 0) -> None:
     for bar in bars:
         value = bar.get_width() if horizontal else bar.get_height()
         if not value:
@@ -316,7 +324,7 @@ def _label_bars(ax: Any, bars: Any, *, horizontal: bool = False, size: int = 12)
                 xytext=(4, 0),
                 textcoords="offset points",
                 va="center",
-                fontsize=size,
+                fontsize=size or TEXT,
             )
         else:
             ax.annotate(
@@ -326,12 +334,12 @@ def _label_bars(ax: Any, bars: Any, *, horizontal: bool = False, size: int = 12)
                 textcoords="offset points",
                 ha="center",
                 va="bottom",
-                fontsize=size - 1,
+                fontsize=(size or TEXT) - 1,
             )
 
 
 def _empty(ax: Any, text: str) -> None:
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=15, transform=ax.transAxes)
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=TITLE, transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -348,12 +356,12 @@ def render(stats: FleetStats) -> bytes:
     stamp = datetime.fromtimestamp(stats.taken_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     fig.suptitle(
         f"Fleet: {stats.chrome_total:,} Chrome OS, {stats.android_total:,} Android · {stamp}",
-        fontsize=19,
+        fontsize=HEAD,
         fontweight="bold",
     )
     (ax_status, ax_versions), (ax_expiry, ax_android) = fig.subplots(2, 2)
     for ax in (ax_status, ax_versions, ax_expiry, ax_android):
-        ax.tick_params(labelsize=12)
+        ax.tick_params(labelsize=TEXT)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.spines[["top", "right"]].set_visible(False)
 
@@ -365,7 +373,7 @@ def render(stats: FleetStats) -> bytes:
     ):
         for status, n in _grouped(by_status, 5, lambda s: (s != "ACTIVE", s)):
             rows.append((f"{name} {status}", n, color, silent if status == "ACTIVE" else 0))
-    ax_status.set_title("Devices by status", fontsize=16, fontweight="bold")
+    ax_status.set_title("Devices by status", fontsize=TITLE, fontweight="bold")
     if rows:
         labels = [r[0] for r in rows][::-1]
         ys = range(len(rows))
@@ -376,7 +384,7 @@ def render(stats: FleetStats) -> bytes:
         ax_status.barh(ys, stale, left=fresh, color=STALE_COLOR, hatch="//", edgecolor="white")
         totals = ax_status.barh(ys, counts, fill=False, linewidth=0)
         _label_bars(ax_status, totals, horizontal=True)
-        ax_status.set_yticks(list(ys), labels, fontsize=12)
+        ax_status.set_yticks(list(ys), labels, fontsize=TEXT)
         ax_status.set_xlim(0, max(counts) * 1.2)
         ax_status.xaxis.set_visible(False)
         ax_status.spines["bottom"].set_visible(False)
@@ -386,14 +394,14 @@ def render(stats: FleetStats) -> bytes:
             f"red: ACTIVE, not synced in {STALE_DAYS} days",
             transform=ax_status.transAxes,
             ha="right",
-            fontsize=12,
+            fontsize=TEXT,
             color=STALE_COLOR,
         )
     else:
         _empty(ax_status, "no devices")
 
     # 2. Chrome OS versions
-    ax_versions.set_title("Chrome OS versions (in service)", fontsize=16, fontweight="bold")
+    ax_versions.set_title("Chrome OS milestones", fontsize=TITLE, fontweight="bold")
     bars = _milestones(stats)
     if bars:
         drawn = ax_versions.bar([b[0] for b in bars], [b[1] for b in bars], color=CHROME_COLOR)
@@ -405,7 +413,7 @@ def render(stats: FleetStats) -> bytes:
 
     # 3. Chrome auto-update expiry
     expiry, unit = _expiry(stats)
-    ax_expiry.set_title(f"Chrome auto-update expiry by {unit}", fontsize=16, fontweight="bold")
+    ax_expiry.set_title(f"Chrome update expiry by {unit}", fontsize=TITLE, fontweight="bold")
     if expiry:
         drawn = ax_expiry.bar(
             [b[0] for b in expiry],
@@ -414,19 +422,21 @@ def render(stats: FleetStats) -> bytes:
         )
         _label_bars(ax_expiry, drawn)
         ax_expiry.tick_params(axis="x", rotation=45)
-        ax_expiry.set_ylim(0, max(b[1] for b in expiry) * 1.4)
+        ax_expiry.set_ylim(0, max(b[1] for b in expiry) * 1.3)
         ax_expiry.legend(
             handles=[Patch(color=c, label=t) for t, c in EXPIRY_LEGEND],
-            fontsize=12,
+            fontsize=TEXT,
             loc="upper left",
             frameon=False,
             ncols=3,
+            handlelength=1,
+            columnspacing=0.8,
         )
     else:
         _empty(ax_expiry, "no Chrome OS devices")
 
     # 4. Android versions, each bar split by the age of its security patch level
-    ax_android.set_title("Android versions by patch age", fontsize=16, fontweight="bold")
+    ax_android.set_title("Android versions, patch age", fontsize=TITLE, fontweight="bold")
     versions = sorted(stats.android_versions, key=_version_key)
     if versions:
         per_version = stats.android_version_ages
@@ -435,12 +445,21 @@ def render(stats: FleetStats) -> bytes:
             heights = [per_version[v][label] for v in versions]
             if not any(heights):
                 continue
-            ax_android.bar(versions, heights, bottom=bottom, color=color, label=label)
+            ax_android.bar(
+                versions, heights, bottom=bottom, color=color, label=SHORT.get(label, label)
+            )
             bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
         totals_bars = ax_android.bar(versions, bottom, fill=False, linewidth=0)
         _label_bars(ax_android, totals_bars)
-        ax_android.set_ylim(0, max(bottom) * 1.4)
-        ax_android.legend(fontsize=12, loc="upper left", frameon=False, ncols=2)
+        ax_android.set_ylim(0, max(bottom) * 1.3)
+        ax_android.legend(
+            fontsize=TEXT,
+            loc="upper left",
+            frameon=False,
+            ncols=4,
+            handlelength=1,
+            columnspacing=0.8,
+        )
     else:
         _empty(ax_android, "no Android devices")
 

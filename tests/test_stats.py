@@ -266,7 +266,7 @@ def test_counting_rules() -> None:
         now - 30 * 86400,
     )
     assert s.android_versions == Counter({"8": 1, "12L": 1})
-    assert s.android_patch_age == Counter({"≤ 90 days": 1, "older than a year": 1})
+    assert s.android_patch_age == Counter({"≤ 90 days": 1, "over a year": 1})
     assert s.android_active == 1 and s.android_stale == 0
 
 
