@@ -88,7 +88,7 @@ def audit_main(argv: Sequence[str]) -> int:
     import os
     from pathlib import Path
 
-    from bot import audit
+    from bot import audit, audit_key
     from bot.store import Store
 
     path = Path(args.database or os.environ.get("DATABASE_PATH") or "device-bot.db")
@@ -103,10 +103,10 @@ def audit_main(argv: Sequence[str]) -> int:
         for chunk in audit.export(store, since=args.since, fmt=args.format):
             sys.stdout.write(chunk)
         return 0
-    key = audit.load_key(os.environ.get("AUDIT_KEY", "").strip() or None, path, create=False)
+    key = audit_key.load_key(os.environ.get("AUDIT_KEY", "").strip() or None, path, create=False)
     if key is None:
         print(
-            f"device-bot: AUDIT_KEY: required to verify (there is no key file {audit.key_file_for(path)}"
+            f"device-bot: AUDIT_KEY: required to verify (there is no key file {audit_key.key_file_for(path)}"
             " either); set it to the bot's audit key",
             file=sys.stderr,
         )

@@ -15,6 +15,8 @@ from typing import Any
 
 from slack_sdk import WebClient
 
+from bot import audit_key
+from bot.audit import SlackAnchors
 from bot.devices import DeviceDirectory
 from bot.gate import AckGate, GatedExecutor
 from bot.google import GoogleClients
@@ -75,9 +77,7 @@ class Services:
 def open_store(settings: Settings) -> Store:
     """The database, its audit chain keyed with AUDIT_KEY (else a generated key file beside
     it, which production is warned about) and anchored to AUDIT_ANCHOR_FILE."""
-    from bot import audit
-
-    key = audit.load_key(
+    key = audit_key.load_key(
         settings.audit_key.get() if settings.audit_key else None,
         settings.database_path,
         create=True,
@@ -89,7 +89,7 @@ def open_store(settings: Settings) -> Store:
             "AUDIT_KEY is not set: the audit chain is keyed with the generated file %s beside the"
             " database; whoever can read it can rewrite the log undetected. Set AUDIT_KEY (its"
             " content, to keep this chain) and keep the key off this machine",
-            audit.key_file_for(settings.database_path),
+            audit_key.key_file_for(settings.database_path),
         )
     if settings.audit_anchor_file is None and production:
         log.warning(
@@ -144,7 +144,5 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
         owns_sandbox=owns_sandbox,
     )
     if settings.approval_channel and settings.approval_required:
-        from bot.audit import SlackAnchors
-
         store.anchor_listeners.append(SlackAnchors(svc, settings.approval_channel))
     return svc

@@ -16,13 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import sqlite_utils
 from sqlite_utils import Migrations
 
-if TYPE_CHECKING:
-    from bot.audit import Anchor, AuditKey
+from bot.audit_key import Anchor, AuditKey, adopt_key, anchor_file_for, legacy_boundary, load_key
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -174,8 +172,6 @@ def m002_keyed_audit_chain(db: sqlite_utils.Database) -> None:
     here, sealed with the key in the same transaction (so that no boundary can be slipped
     in later and sealed by an innocent start-up).
     """
-    from bot.audit import legacy_boundary
-
     row = db.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     if row is not None:
         db.execute(
@@ -238,27 +234,27 @@ class Store:
         key file beside the database, see `audit.load_key`); `anchor_file` is where the
         chain's head is anchored (default: beside the database). `migrate=False` opens an
         existing file as it is (for `audit --verify`)."""
-        from bot import audit
-
         self.path = Path(path)
         self._local = threading.local()
-        self.anchor_file = anchor_file or audit.anchor_file_for(self.path)
+        self.anchor_file = anchor_file or anchor_file_for(self.path)
         self.anchor_listeners: list[Callable[[Anchor], None]] = []
         self.last_anchor: tuple[int, str] | None = None
         self.audit_key: AuditKey | None
         if not migrate:
-            self.audit_key = audit_key or audit.load_key(None, self.path, create=False)
+            self.audit_key = audit_key or load_key(None, self.path, create=False)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = self.db()
         db.enable_wal()
-        self.audit_key = audit_key or audit.load_key(None, self.path, create=True)
+        self.audit_key = audit_key or load_key(None, self.path, create=True)
         _migrating.audit_key = self.audit_key
         try:
             migrations.apply(db)
         finally:
             _migrating.audit_key = None
-        audit.adopt_key(self)
+        key = self.audit_key
+        assert key is not None  # created above when missing
+        adopt_key(key, self.meta_default("audit_key_check", key.check))
 
     def connect(self) -> sqlite_utils.Database:
         """A new connection, autocommit, with busy timeout: transactions are explicit."""

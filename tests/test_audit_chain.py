@@ -15,14 +15,14 @@ import pytest
 from conftest import APPROVALS, APPROVER1, flatten, wait_until
 from test_approvals import approval_message, submit, wait_state
 
-from bot import audit, ids
+from bot import audit, audit_key, ids
 from bot.store import Store, migrations
 
 KEY = "audit-key-for-tests-0123456789abcdef"
 
 
 def keyed_store(path: Path) -> Store:
-    return Store(path, audit_key=audit.derive_key(KEY, "AUDIT_KEY"))
+    return Store(path, audit_key=audit_key.derive_key(KEY, "AUDIT_KEY"))
 
 
 def cli(path: Path, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
@@ -111,7 +111,9 @@ def test_events_are_keyed_and_the_head_is_anchored_outside_the_database(logged):
     assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
     # not the unkeyed SHA-256 of old: without the key the link cannot be recomputed
     assert events[0]["hash"] != audit._digest(audit.GENESIS, events[0])
-    anchors = [json.loads(line) for line in audit.anchor_file_for(logged).read_text().splitlines()]
+    anchors = [
+        json.loads(line) for line in audit_key.anchor_file_for(logged).read_text().splitlines()
+    ]
     assert [(a["seq"], a["hash"]) for a in anchors] == [
         (4, events[3]["hash"]),
         (5, events[4]["hash"]),
@@ -124,7 +126,7 @@ def test_tail_deleted_and_sqlite_sequence_fixed_is_caught(logged):
     attacker(logged, "DELETE FROM audit_events WHERE seq > 3")
     attacker(logged, "UPDATE sqlite_sequence SET seq = 3 WHERE name = 'audit_events'")
     store = Store(logged, migrate=False)
-    result = audit.verify(store, key=audit.derive_key(KEY, "AUDIT_KEY"))
+    result = audit.verify(store, key=audit_key.derive_key(KEY, "AUDIT_KEY"))
     assert not result.ok
     assert "events after 3 are missing: event 5 was anchored" in (result.problem or "")
     broken = cli(logged)
@@ -143,7 +145,7 @@ def test_a_forged_event_appended_is_caught(logged):
     last = rows(logged)[-1]
     forged = {**last, "seq": 6, "actor": "U9", "event": "approved", "prev_hash": last["hash"]}
     forged["hash"] = audit._digest(last["hash"], forged)  # the best it can do without the key
-    guessed = audit.derive_key("a guess at the key, 0123456789abcdef", "guess")
+    guessed = audit_key.derive_key("a guess at the key, 0123456789abcdef", "guess")
     for link in (forged["hash"], audit._mac(guessed, last["hash"], forged)):
         attacker(logged, "DELETE FROM audit_events WHERE seq = 6")
         attacker(
@@ -157,7 +159,7 @@ def test_a_forged_event_appended_is_caught(logged):
 
 def test_a_forged_anchor_line_and_a_wrong_key_are_caught(logged):
     assert "not the one this log was written with" in cli(logged, key="another-key-" * 4).stderr
-    anchors = audit.anchor_file_for(logged)
+    anchors = audit_key.anchor_file_for(logged)
     line = json.loads(anchors.read_text().splitlines()[-1])
     with anchors.open("a") as f:
         f.write(json.dumps({**line, "seq": 3, "mac": "0" * 64}) + "\n")
@@ -166,7 +168,7 @@ def test_a_forged_anchor_line_and_a_wrong_key_are_caught(logged):
 
 
 def test_without_an_anchor_file_verify_says_a_tail_could_be_gone(logged):
-    audit.anchor_file_for(logged).unlink()
+    audit_key.anchor_file_for(logged).unlink()
     broken = cli(logged)
     assert broken.returncode == 1 and "no anchor file" in broken.stderr
     assert cli(logged, "--no-anchors").returncode == 0
@@ -220,8 +222,8 @@ def test_schema_1_events_keep_their_unkeyed_links_and_the_boundary_is_sealed(tmp
 def test_start_with_another_audit_key_is_refused(tmp_path):
     path = tmp_path / "bot.db"
     keyed_store(path).close()
-    with pytest.raises(audit.AuditKeyMismatch, match="another key"):
-        Store(path, audit_key=audit.derive_key("x" * 40, "AUDIT_KEY"))
+    with pytest.raises(audit_key.AuditKeyMismatch, match="another key"):
+        Store(path, audit_key=audit_key.derive_key("x" * 40, "AUDIT_KEY"))
 
 
 def test_a_destructive_request_anchors_its_events_end_to_end(tmp_path, sandbox, emu, claims):
@@ -282,7 +284,7 @@ def test_production_without_audit_settings_says_so_at_start_up(tmp_path, caplog)
     with caplog.at_level("WARNING"):
         open_store(load_settings(env)).close()
     assert "AUDIT_KEY is not set" in caplog.text and "AUDIT_ANCHOR_FILE is not set" in caplog.text
-    assert audit.key_file_for(tmp_path / "prod.db").stat().st_mode & 0o077 == 0  # owner only
+    assert audit_key.key_file_for(tmp_path / "prod.db").stat().st_mode & 0o077 == 0  # owner only
     caplog.clear()
     with caplog.at_level("WARNING"):
         open_store(
