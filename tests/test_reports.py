@@ -2,7 +2,7 @@
 
 The sandbox serves the Admin console's audit log (`activities.list`) for the changes it
 applies through the Directory API (actor: its admin, the bot) and for changes made
-"in the Admin console" by someone else (`fleet.outside_change`).
+"in the Admin console" by someone else (`Sandbox.outside_change`).
 """
 
 from __future__ import annotations
@@ -54,12 +54,10 @@ def test_reader_is_paged_and_reads_each_window_once(quiet: Bot, claims: Any) -> 
     first = reports.sync(quiet.svc)  # catch up with whatever the session did so far
     devices = [claims.chrome() for _ in range(3)]
     for n, d in enumerate(devices):
-        quiet.sandbox.fleet.outside_change(
+        quiet.sandbox.outside_change(
             d["deviceId"], "annotate", BO, field="annotatedAssetId", value=f"A-{n}"
         )
-        quiet.sandbox.fleet.outside_change(
-            d["serialNumber"], "annotate", ANA, field="notes", value="x"
-        )
+        quiet.sandbox.outside_change(d["serialNumber"], "annotate", ANA, field="notes", value="x")
 
     second = reports.sync(quiet.svc, page_size=2)
     assert second.start == first.end  # the next window starts where the last one ended
@@ -82,7 +80,7 @@ def test_reader_is_paged_and_reads_each_window_once(quiet: Bot, claims: Any) -> 
 def test_an_activity_read_again_is_stored_once(quiet: Bot, claims: Any) -> None:
     reports.sync(quiet.svc)
     device = claims.chrome()
-    quiet.sandbox.fleet.outside_change(device["deviceId"], "move", ANA, org_unit="/Sales")
+    quiet.sandbox.outside_change(device["deviceId"], "move", ANA, org_unit="/Sales")
     done = reports.sync(quiet.svc)
     assert done.stored == 1
     # a window that overlaps one already read (as after a failure part-way): nothing doubles
@@ -104,7 +102,7 @@ def test_a_new_process_resumes_where_the_last_one_stopped(
     finally:
         one.server.stop()
     device = claims.chrome()
-    sandbox.fleet.outside_change(device["deviceId"], "disable", ANA)
+    sandbox.outside_change(device["deviceId"], "disable", ANA)
 
     two = start_bot(tmp_path, sandbox, emu, REPORTS_LAG="0", DATABASE_PATH=db)
     try:
@@ -143,7 +141,7 @@ def test_outside_changes_in_history_and_own_changes_once(
         )
         wait_until(lambda: approvals.load(bot.svc, request_id).state == "succeeded", 15, "the move")
         # someone else disables it in the Admin console
-        sandbox.fleet.outside_change(device["deviceId"], "disable", ANA)
+        sandbox.outside_change(device["deviceId"], "disable", ANA)
         wait_until(lambda: outside_rows(bot, serial), 15, "the reader to store the outside change")
 
         bot.slash(f"history {serial}")
@@ -223,7 +221,7 @@ def test_outside_change_to_a_device_with_an_open_request_is_said_in_its_threads(
             10,
             "the approval message",
         )
-        sandbox.fleet.outside_change(device["deviceId"], "disable", ANA)
+        sandbox.outside_change(device["deviceId"], "disable", ANA)
         expected = (
             f"{serial} was disabled in the Admin console by {ANA}: the request is no longer needed"
         )
@@ -314,7 +312,7 @@ def test_sandbox_reports_route_is_checked_against_the_discovery_document(
     assert status == 400 and out["error"]["message"] == "Invalid pageToken"
 
     device = claims.chrome()
-    sandbox.fleet.outside_change(device["deviceId"], "move", ANA, org_unit="/Engineering/Labs")
+    sandbox.outside_change(device["deviceId"], "move", ANA, org_unit="/Engineering/Labs")
     reports_api = build("admin", "reports_v1", sandbox.url)
     answer = (
         reports_api.activities()

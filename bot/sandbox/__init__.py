@@ -33,8 +33,10 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
+from typing import Any
 
-from bot.sandbox.fleet import Fleet
+from bot.sandbox import console
+from bot.sandbox.fleet import Fleet, Json
 from bot.sandbox.server import App, Faults, RequestLog, serve
 
 __all__ = ["Sandbox"]
@@ -109,6 +111,10 @@ class Sandbox:
         self.url = f"http://{self.host}:{self.port}/"
         self.fleet.url = self.url
         server.serve_forever()
+
+    def outside_change(self, ref: str, kind: str, actor: str, **kw: Any) -> Json:
+        """A change made "in the Admin console" by `actor`: see `bot.sandbox.console`."""
+        return console.outside_change(self.fleet, ref, kind, actor, **kw)
 
     def stop(self) -> None:
         """Stop serving and close the socket."""

@@ -33,10 +33,9 @@ Test helpers (all thread-safe; `ref` is a Chrome deviceId, an Android device nam
 - `licenses`, `licenses_used()`, `free_licenses()`, `set_free_licenses(n)`: the Chrome
   licence pool (an ACTIVE device uses one; re-enabling a DISABLED one needs a free one).
 - `add_org_unit(path)`, `org_units`.
-- `outside_change(ref, kind, actor, **kw)`: a change made to a Chrome device outside the
-  bot ("in the Admin console" by `actor`): applied to the device and written to the audit
-  log the Reports API serves (`bot.sandbox.reports`); `activities` holds that log,
-  `admin_email` is the admin the Directory API acts as (the actor of its changes).
+- `activities`: the audit log the Reports API serves (`bot.sandbox.reports`);
+  `admin_email` is the admin the Directory API acts as (the actor of its changes). A change
+  made outside the bot comes through `Sandbox.outside_change` (`bot.sandbox.console`).
 """
 
 from __future__ import annotations
@@ -951,12 +950,6 @@ class Fleet:
                 d["networkInfo"]["networkOperatorName"] = operator
             self.touch()
             return d
-
-    def outside_change(self, ref: str, kind: str, actor: str, **kw: Any) -> Json:
-        """A change made outside the bot by `actor`; see `bot.sandbox.reports.outside_change`."""
-        from bot.sandbox import reports
-
-        return reports.outside_change(self, ref, kind, actor, **kw)
 
     def installed_packages(self, name: str) -> set[str]:
         """The apps installed on an Android device (deterministic from its name)."""

@@ -28,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from bot.sandbox import android, chrome, fields, reports, schema
+from bot.sandbox import android, chrome, console, fields, reports, schema
 from bot.sandbox.api import ApiError, Request, Response
 from bot.sandbox.fleet import Fleet
 
@@ -290,7 +290,7 @@ class App:
         if path.startswith(reports.PREFIX):
             return reports.handle(self.fleet, req)
         if path == "sandbox/outside-change":
-            return reports.control(self.fleet, req)
+            return console.control(self.fleet, req)
         if path == "sandbox/licenses":
             return self._licenses(req)
         if path == "" and req.method == "GET":
