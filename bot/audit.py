@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,9 +173,25 @@ class SlackAnchors:
         self._lock = threading.Lock()
         self._pending: Anchor | None = None
         self._posting = False
+        self._closed = False
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Post nothing more (the anchor file has every anchor); wait briefly for a post
+        under way, so none is left talking to Slack after the bot stopped."""
+        with self._lock:
+            self._closed = True
+            self._pending = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._posting:
+                    return
+            time.sleep(0.01)
 
     def __call__(self, anchor: Anchor) -> None:
         with self._lock:
+            if self._closed:
+                return
             if self._pending is None or anchor.seq >= self._pending.seq:
                 self._pending = anchor
             if self._posting:
@@ -190,7 +207,7 @@ class SlackAnchors:
         while True:
             with self._lock:
                 anchor, self._pending = self._pending, None
-                if anchor is None:
+                if anchor is None or self._closed:
                     self._posting = False
                     return
             try:

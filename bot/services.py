@@ -69,6 +69,9 @@ class Services:
             self.executor.submit(prepare)
 
     def close(self) -> None:
+        for listener in self.store.anchor_listeners:
+            if isinstance(listener, SlackAnchors):
+                listener.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
         if self.sandbox is not None and self.owns_sandbox:
             self.sandbox.stop()
