@@ -1,7 +1,8 @@
 """Serving the bot: Bolt behind waitress (threaded, production-grade WSGI) or Socket Mode.
 
 `BotServer` is what `python -m bot` runs and what the end-to-end tests start in-process:
-POST /slack/events goes to Bolt, GET /healthz answers once everything is up.
+POST /slack/events goes to Bolt through `SlackIngress` (body cap, signature, well-formed
+body: bot/ingress.py), GET /healthz answers once everything is up.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from bot import metrics as metrics_mod
 from bot.app import create_app, job_specs
+from bot.ingress import SlackIngress
 from bot.jobs import Jobs, new_owner_id
 from bot.metrics import Metrics
 from bot.readiness import Readiness
@@ -51,7 +52,12 @@ class BotServer:
         self.jobs = Jobs(self.svc, job_specs(self.svc)) if run_jobs else None
         self.extra = extra
         self.warm = warm
-        self._bolt = SlackRequestHandler(self.app, path="/slack/events")
+        self._slack = SlackIngress(
+            self.app,
+            self.svc.gate,
+            settings.slack_signing_secret.get(),
+            max_body=settings.max_body_bytes,
+        )
         self._server: Any = None
         self._metrics_server: Any = None
         self._thread: threading.Thread | None = None
@@ -75,9 +81,6 @@ class BotServer:
         if path == "/metrics" and self.settings.metrics_port is None:
             return self.serve_metrics(environ, start_response)
         if path == "/slack/events" and not self.settings.socket_mode:
-            gate = self.svc.gate
-            token = gate.enter()
-            environ["HTTP_" + gate.HEADER.upper().replace("-", "_")] = token
             started = time.perf_counter()
             metrics_mod.note_kind(None)
             answered: list[str] = []
@@ -87,9 +90,8 @@ class BotServer:
                 return start_response(status, headers, exc_info)
 
             try:
-                return self._bolt(environ, respond)  # type: ignore[arg-type]
+                return self._slack(environ, respond)
             finally:
-                gate.leave(token)
                 self.metrics.observe_request(
                     metrics_mod.noted_kind() or "unverified",
                     int(answered[0][:3]) if answered else 500,
@@ -121,6 +123,9 @@ class BotServer:
             threads=HTTP_THREADS,
             ident="device-bot",
             clear_untrusted_proxy_headers=True,
+            # waitress refuses a larger body (413) by its Content-Length before reading it, and
+            # a chunked one once it passes the cap (its limit is exclusive, hence + 1)
+            max_request_body_size=self.settings.max_body_bytes + 1,
         )
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
         url = f"http://{host}:{self._server.effective_port}"

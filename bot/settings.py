@@ -120,6 +120,7 @@ class Settings:
     google_timeout: float = 30.0
     command_duration: float = 600.0
     bot_secret_key: Secret | None = None
+    max_body_bytes: int = 1 << 20
     log_level: str = "INFO"
     log_format: str = "text"  # "text" | "json"
     metrics_port: int | None = None  # None: /metrics on the main port
@@ -372,6 +373,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         google_timeout=_float(env, "GOOGLE_TIMEOUT", 30.0, 0.1, 600),
         command_duration=_float(env, "COMMAND_DURATION", 600.0, 1, 30 * 86400),
         bot_secret_key=Secret(secret_key_raw) if secret_key_raw else None,
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1 << 20, 4096, 64 << 20),
         log_level=log_level,
         log_format=log_format,
         metrics_port=metrics_port,
