@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +44,11 @@ def newest(bot: Bot, needle: str) -> dict[str, Any]:
     return found
 
 
+def _callback(call: Any) -> str:
+    view = call.args["view"]
+    return str((view if isinstance(view, dict) else json.loads(view))["callback_id"])
+
+
 def test_every_command_and_button_acks_fast_while_google_is_slow(slow_bot: Bot) -> None:
     emu, sandbox = slow_bot.emu, slow_bot.sandbox
     device = next(d for d in sandbox.fleet.iter_chrome() if d["status"] == "ACTIVE")
@@ -54,6 +60,7 @@ def test_every_command_and_button_acks_fast_while_google_is_slow(slow_bot: Bot) 
     card = newest(slow_bot, f"Chrome OS {serial}")
     answered = len(emu.responses)
     sandbox.faults.latency = LATENCY
+    started = time.monotonic()
     try:
         replies = {
             "find": slow_bot.slash(f"find id:{serial}"),
@@ -74,14 +81,15 @@ def test_every_command_and_button_acks_fast_while_google_is_slow(slow_bot: Bot) 
             if r.status != 200 or r.elapsed >= ACK_BUDGET
         }
         assert slow == {}, f"not acknowledged in time: {slow}"
-        # `/device` alone opened its modal without waiting for Google
-        opened = [c.args["view"] for c in emu.calls_to("views.open") if c.ok]
-        assert ids.CallbackId.SEARCH in [
-            v["callback_id"] if isinstance(v, dict) else json.loads(v)["callback_id"]
-            for v in opened
-        ]
+        acked = time.monotonic()
         # Google answered later, after the acknowledgements: the results arrive afterwards
-        assert len(emu.responses) - answered <= 2  # only requests and help need no Google
+        # (checked while no slow answer can be due yet: on a loaded machine the acks of all
+        # ten may together take longer than Google's latency)
+        if acked - started < LATENCY:
+            assert len(emu.responses) - answered <= 2  # only requests and help need no Google
+        # `/device` alone opened its modal without waiting for Google (the listener opens it
+        # right after its ack: wait for the call rather than read the list at once)
+        emu.wait_for_call("views.open", lambda c: c.ok and _callback(c) == ids.CallbackId.SEARCH)
         wait_until(lambda: len(emu.responses) - answered >= 8, 4 * LATENCY, "every slow answer")
         texts = [flatten(r.body) for r in emu.responses[answered:]]
         for needle in (

@@ -263,7 +263,8 @@ def test_websocket_handshake_frames_and_close(emu: Any) -> None:
         assert envelope["payload"]["command"] == "/device" and envelope["payload"]["text"] == "x"
         ack = {"envelope_id": envelope["envelope_id"], "payload": {"text": "x" * 300}}
         ws.send(0x1, json.dumps(ack).encode())  # > 125 bytes: a 16-bit length
-        worker.join(5)
+        worker.join(30)
+        assert not worker.is_alive(), "the delivery never returned"
         assert result["reply"].status == 200 and result["reply"].json == ack["payload"]
         assert emu.ephemerals(OPERATOR, "C0SOCKET")[-1]["text"] == "x" * 300
 
