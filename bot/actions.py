@@ -178,7 +178,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         """`/device <action> <ref>`: open the modal at once, then fill it in from Google."""
         words = inv.words
         preset: dict[str, str] = {}
-        if inv.name == "volume" and len(words) == 2 and words[0].isdigit():
+        if inv.name == "volume" and len(words) == 2 and words[0].isascii() and words[0].isdigit():
             preset["volume"] = words[0]
             words = words[1:]
         if len(words) != 1:

@@ -39,7 +39,7 @@ WIPE_FLAGS = ("PRESERVE_RESET_PROTECTION_DATA", "WIPE_EXTERNAL_STORAGE", "WIPE_E
 ESIM_ACTIVATION_STATES = ("ACTIVATED", "NOT_ACTIVATED")
 
 _PACKAGE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")
-_ICCID = re.compile(r"^\d{18,22}$")
+_ICCID = re.compile(r"^[0-9]{18,22}$")
 _PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _OU = re.compile(r"^/[^\n]{0,500}$")
@@ -182,7 +182,8 @@ def _iccid(params: dict[str, Any]) -> dict[str, Any]:
 
 def _volume(params: dict[str, Any]) -> dict[str, Any]:
     raw = str(params.get("volume", ""))
-    if not raw.isdigit() or not 0 <= int(raw) <= 100:
+    # ASCII digits only: "²".isdigit() is true and int("²") raises
+    if not (raw.isascii() and raw.isdigit()) or not 0 <= int(raw) <= 100:
         raise ValidationError("Volume is a whole number from 0 to 100.", field="volume")
     params["volume"] = int(raw)
     return params

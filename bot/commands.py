@@ -92,7 +92,9 @@ class Commands:
             """Entry point of every `/device …`."""
             ack()
             text = (body.get("text") or "").strip()
-            name, _, rest = text.partition(" ")
+            # any whitespace separates the sub-command (a tab or no-break space as well)
+            name, *more = text.split(None, 1) or [""]
+            rest = more[0] if more else ""
             inv = Invocation(
                 svc=svc,
                 user_id=body["user_id"],

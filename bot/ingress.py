@@ -52,7 +52,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     """The request body, never more than `limit` bytes of it read. Raises Refused."""
     raw_length = (environ.get("CONTENT_LENGTH") or "").strip()
     if raw_length:
-        if not raw_length.isdigit():
+        if not _digits(raw_length):
             raise Refused(400, "invalid Content-Length")
         length = int(raw_length)
         if length > limit:
@@ -83,7 +83,7 @@ def verify_signature(
     """Slack's v0 signature of `body` as sent, and a fresh timestamp. Raises Refused(401)."""
     if not timestamp or not signature:
         raise Refused(401, "unsigned request")
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > MAX_SKEW:
+    if not _digits(timestamp) or abs(now - int(timestamp)) > MAX_SKEW:
         raise Refused(401, "request timestamp missing or more than 5 minutes off")
     base = b"v0:" + timestamp.encode("ascii") + b":" + body
     expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
@@ -106,6 +106,11 @@ def parse(body: bytes, headers: dict[str, Any], query: str) -> BoltRequest:
     if not isinstance(request.body, dict):
         raise Refused(400, "body is not a Slack payload")
     return request
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only ("²".isdigit() is true, and int("²") raises)."""
+    return text.isascii() and text.isdigit()
 
 
 def _header(environ: dict[str, Any], name: str) -> str | None:

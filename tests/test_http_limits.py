@@ -264,6 +264,7 @@ def test_signature_is_checked_on_the_raw_bytes():
         (str(int(now) - 301), sign(body, int(now) - 301)["X-Slack-Signature"]),
         (str(int(now) + 301), sign(body, int(now) + 301)["X-Slack-Signature"]),
         ("12x", headers["X-Slack-Signature"]),
+        ("²", headers["X-Slack-Signature"]),
         (None, headers["X-Slack-Signature"]),
         (headers["X-Slack-Request-Timestamp"], None),
         (headers["X-Slack-Request-Timestamp"], "v0=é"),
