@@ -126,6 +126,10 @@ class BotServer:
             # waitress refuses a larger body (413) by its Content-Length before reading it, and
             # a chunked one once it passes the cap (its limit is exclusive, hence + 1)
             max_request_body_size=self.settings.max_body_bytes + 1,
+            # poll(), not select(): with a few hundred threads each holding its SQLite and
+            # Google connections the process passes 1024 descriptors, and select() then
+            # raises in the accept loop, which ends the HTTP server (bench/load.py found it)
+            asyncore_use_poll=True,
         )
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
         url = f"http://{host}:{self._server.effective_port}"
@@ -136,6 +140,7 @@ class BotServer:
                 port=self.settings.metrics_port,
                 threads=2,
                 ident="device-bot-metrics",
+                asyncore_use_poll=True,  # see above
             )
             threading.Thread(
                 target=self._metrics_server.run, name="metrics-http", daemon=True
