@@ -71,9 +71,11 @@ def _post(url: str, headers: dict[str, Any], body: Iterator[bytes]) -> int:
         head = "POST /slack/events HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n"
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         sock.sendall((head + "\r\n").encode("latin-1"))
+        answered = select.poll()  # not select(): it cannot watch a descriptor past 1023
+        answered.register(sock, select.POLLIN)
         try:
             for piece in body:
-                if select.select([sock], [], [], 0)[0]:
+                if answered.poll(0):
                     break
                 sock.sendall(piece)
         except OSError:
@@ -356,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if tracebacks:
         first = next(i for i, ln in enumerate(log_lines) if "Traceback" in ln)
-        print("\nFirst traceback in the bot's log:\n\n```\n" + "\n".join(log_lines[first - 1 : first + 30]) + "\n```")
+        print(
+            "\nFirst traceback in the bot's log:\n\n```\n"
+            + "\n".join(log_lines[first - 1 : first + 30])
+            + "\n```"
+        )
     return 0
 
 

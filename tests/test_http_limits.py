@@ -47,9 +47,11 @@ def post(url: str, headers: dict[str, Any], body: Iterable[bytes] = ()) -> int:
         head = "POST /slack/events HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n"
         head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         sock.sendall((head + "\r\n").encode("latin-1"))
+        answered = select.poll()  # not select(): it cannot watch a descriptor past 1023
+        answered.register(sock, select.POLLIN)
         try:
             for piece in body:
-                if select.select([sock], [], [], 0)[0]:
+                if answered.poll(0):
                     break  # answered before the body was all sent
                 sock.sendall(piece)
         except OSError:
@@ -300,3 +302,25 @@ def test_well_formed_bodies_parse():
     assert parse(b'{"type": "url_verification"}', {"content-type": JSON}, "").body["type"] == (
         "url_verification"
     )
+
+
+def test_the_server_keeps_serving_past_1024_open_descriptors(bot):
+    """A busy bot holds many connections (SQLite, Google, per thread); select() cannot watch a
+    descriptor above 1023 and its ValueError ended waitress's accept loop. poll() can."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1500:
+        pytest.skip("the descriptor limit is too low to pass 1024")
+    if soft != resource.RLIM_INFINITY and soft < 1500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1500, hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        body = b"command=%2Fdevice&text=help&user_id=" + OPERATOR.encode()
+        assert post(bot.url, signed(body), [body]) == 200  # its socket is numbered past 1024
+        assert post(bot.url, signed(body), [body]) == 200  # and the server is still there
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
