@@ -249,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                 list(pool.map(lambda s: emu.slash_command(OPERATOR, f"info {s}"), serials * 6))
             wait_until(lambda: arrivals.count() >= burst_before + 300, 60, "the burst's answers")
             sandbox.faults.latency = 0.0
+            log_from = 0
             for phase in [Phase("warm-up", args.warmup), *phases]:
+                if phase.name == "clean":  # the log of the measured phases only
+                    log_from = len(bot.log_path.read_bytes().splitlines())
                 before = arrivals.count()
                 mixed = phase.name == "mixed"
                 run_phase(phase, send_signed, junk if mixed else [], args.rate, args.junk * mixed)
@@ -260,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                 phase.peak_rss_mb = status["VmHWM"] / 1024
                 phase.rss_mb = status["VmRSS"] / 1024
                 phase.threads = status["Threads"]
-            log_lines = bot.log_path.read_text(errors="replace").splitlines()
+            log_lines = bot.log_path.read_text(errors="replace").splitlines()[log_from:]
 
     print(machine())
     rows = []
@@ -349,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                     "",
                 ],
                 [
-                    "log lines: refusals / tracebacks",
+                    "bot log of the phases: refusals / tracebacks",
                     f"{len(refusals)} / {tracebacks}",
                     verdict(tracebacks == 0),
                 ],
@@ -360,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         first = next(i for i, ln in enumerate(log_lines) if "Traceback" in ln)
         print(
             "\nFirst traceback in the bot's log:\n\n```\n"
-            + "\n".join(log_lines[first - 1 : first + 30])
+            + "\n".join(log_lines[first - 1 : first + 40])
             + "\n```"
         )
     return 0

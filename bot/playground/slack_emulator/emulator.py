@@ -38,6 +38,13 @@ from bot.playground.slack_emulator.workspace import BOT_USER_ID, DEFAULT_CHANNEL
 from bot.playground.slack_files import FileUploads
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # a burst of the bot's answers (bench/load.py: 200 a second) overflowed the stdlib's
+    # backlog of 5, and the bot's response_url posts were reset
+    request_queue_size = 256
+
+
 class SlackEmulator(Gestures):
     """A fake Slack workspace with a Web API, response_urls and signed delivery to a bot."""
 
@@ -96,8 +103,7 @@ class SlackEmulator(Gestures):
         class Handler(_Handler):
             emu = emulator
 
-        server = ThreadingHTTPServer((self.host, self.port), Handler)
-        server.daemon_threads = True
+        server = _Server((self.host, self.port), Handler)
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(
