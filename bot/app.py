@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
@@ -54,8 +54,12 @@ def job_specs(svc: Services) -> list[JobSpec]:
     return specs
 
 
-def create_app(svc: Services) -> App:
-    """A Bolt App serving `/device`, its buttons and modals."""
+def create_app(svc: Services, *, listener_executor: Executor | None = None) -> App:
+    """A Bolt App serving `/device`, its buttons and modals.
+
+    `listener_executor` runs the listeners (default: a pool of LISTENER_THREADS); a test
+    passes one that runs them inline, so `app.dispatch` returns when the listener is done.
+    """
     settings = svc.settings
     token = settings.slack_bot_token.get()
 
@@ -79,9 +83,8 @@ def create_app(svc: Services) -> App:
             authorize=authorize,
             token_verification_enabled=False,
             request_verification_enabled=not settings.socket_mode,
-            listener_executor=ThreadPoolExecutor(
-                max_workers=LISTENER_THREADS, thread_name_prefix="bolt"
-            ),
+            listener_executor=listener_executor
+            or ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt"),
             logger=logging.getLogger("bot.bolt"),
         )
     finally:
