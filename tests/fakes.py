@@ -46,7 +46,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,8 +61,12 @@ from bot.errors import DeviceNotFound, IllegalTransition
 from bot.gate import AckGate
 from bot.google import GoogleClients
 from bot.google.client import DeviceResult, Page
-from bot.playground.slack_emulator import element_state, iter_elements
-from bot.playground.slack_emulator import validate_blocks, validate_view
+from bot.playground.slack_emulator import (
+    element_state,
+    iter_elements,
+    validate_blocks,
+    validate_view,
+)
 from bot.roles import Roles
 from bot.secrets_box import SecretBox
 from bot.services import Services, open_store
@@ -423,7 +427,11 @@ class FakeChrome:
         self._device(device_id)
         self.mutations.append(("issue_command", device_id, command_type, payload))
         command_id = str(1000 + len(self.commands))
-        self.commands[command_id] = {"commandId": command_id, "type": command_type, "state": "PENDING"}
+        self.commands[command_id] = {
+            "commandId": command_id,
+            "type": command_type,
+            "state": "PENDING",
+        }
         return command_id
 
 
@@ -494,7 +502,6 @@ def fake_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "device_operators": (OPERATOR,),
         "device_approvers": (APPROVER1, APPROVER_GROUP),
         "approval_channel": APPROVALS,
-        "bot_secret_key": Secret("fake-secret-key-0123456789"),
     }
     values.update(overrides)
     return Settings(**values)
