@@ -6,12 +6,13 @@
   respond, open_view, update_view, upload …), answers with a ts / view id / file id, and
   checks every message, view and response_url message with the emulator's Block Kit checker
   (`validate_blocks` / `validate_view`): what Slack would refuse is refused here too
-  (SlackApiError `invalid_blocks` / `invalid_arguments`, as Slack answers) and kept in
+  (SlackApiError `invalid_blocks`, `no_text`, `not_found` as Slack answers) and kept in
   `refusals`, which a test's teardown must find empty.
 - `FakeChrome` under the real `GoogleClients` and `DeviceDirectory`: canned Directory API
   device dicts (`chrome_raw()`) in, the real normalisation and exact-reference resolution
   on top; every mutation is recorded in `FakeChrome.mutations` and applied to the canned
-  device. Android is not configured (`GoogleClients.android` is None).
+  device. `FakeAndroid` likewise for the Android Management API when `android=` devices are
+  given (else Android is not configured).
 - the real `Roles` over user ids, with `FakeUserGroups` answering usergroups.users.list;
 - the real `Store` on a SQLite file under tmp_path (migrations, audit chain and all);
 - `SyncExecutor`: pool tasks run inline, in the calling thread.
@@ -23,17 +24,19 @@ as bolt-python's own tests do with `app.dispatch(BoltRequest(...))`.
 What these fakes do NOT check — the Slack emulator and the sandbox Google are the contract,
 and the end-to-end tests the proof:
 - Slack: trigger_id expiry (3 s) and single use, response_url expiry and its 5 uses,
-  channel membership and `not_in_channel`, message length limits outside blocks, rate
+  channel membership and `not_in_channel`, length limits of `text` outside blocks, rate
   limits and Retry-After, that `update` names a message that exists, user and channel ids,
-  Socket Mode, the HTTP timing of the 3-second ack, retries (X-Slack-Retry-Num) as Slack
-  sends them. A click is built from a recorded element, not from what a client shows.
-- Google: the Directory query language (only `id:`, `asset_id:`, `user:`, `status:` and bare
-  words, as prefix / substring matches, no paging), field projections, request bodies,
-  HTTP errors, retries, timeouts and lost answers, batch semantics, licence and state rules
-  beyond the status transitions, command execution (commands stay PENDING), Android,
-  the Reports API, and everything googleapiclient checks against the discovery documents.
-- Concurrency: everything runs in one thread; races (two approvers at once, a job and a
-  click) are the end-to-end tests' business.
+  Socket Mode, the 3-second ack over HTTP, retries (X-Slack-Retry-Num) as Slack sends them.
+  A click is built from a recorded element, not from what a client shows.
+- Google: the Directory query language (only `id:`, `asset_id:`, `user:`, `status:` and
+  bare words, as prefix / substring matches, no paging), projections and partial responses,
+  request bodies, HTTP errors, retries, timeouts and lost answers, batch requests, licences
+  and state rules beyond the Chrome status transitions, the AMAPI command rules (API
+  levels, management modes: here only the bot's capability model decides), command
+  execution (commands and operations stay pending: no device runs them), the Reports API,
+  and everything googleapiclient checks against the discovery documents.
+- Concurrency: one thread runs everything (no ack gate, no fair pool, no listener pool);
+  races (two approvers at once, a job and a click) are the end-to-end tests' business.
 """
 
 from __future__ import annotations
@@ -435,6 +438,99 @@ class FakeChrome:
         return command_id
 
 
+ENTERPRISE = "enterprises/LC0fake"
+
+
+def android_raw(
+    serial: str,
+    *,
+    mode: str = "DEVICE_OWNER",
+    ownership: str = "COMPANY_OWNED",
+    api_level: int = 34,
+    state: str = "ACTIVE",
+    user: str = "grace@example.com",
+) -> JSON:
+    """An Android Management API Device (the fields the bot reads), with a fresh name."""
+    n = next(_ids)
+    return {
+        "name": f"{ENTERPRISE}/devices/3{n:015x}",
+        "managementMode": mode,
+        "ownership": ownership,
+        "state": state,
+        "apiLevel": api_level,
+        "policyName": f"{ENTERPRISE}/policies/default",
+        "lastStatusReportTime": "2026-11-30T08:00:00Z",
+        "hardwareInfo": {"brand": "Acme", "model": "Phone 9", "serialNumber": serial},
+        "softwareInfo": {"androidVersion": "14"},
+        "user": {"accountIdentifier": user},
+    }
+
+
+class FakeAndroid:
+    """The Android Management API calls the bot makes (`AndroidApi`'s methods), over canned
+    devices. Commands are recorded and stay not done (no device runs them)."""
+
+    def __init__(self, devices: Iterable[JSON] = ()) -> None:
+        self.enterprise = ENTERPRISE
+        self.devices: dict[str, JSON] = {d["name"]: copy.deepcopy(d) for d in devices}
+        self.mutations: list[tuple[Any, ...]] = []
+        self.operations: dict[str, JSON] = {}
+
+    def device_name(self, short_or_full: str) -> str:
+        if short_or_full.startswith("enterprises/"):
+            return short_or_full
+        return f"{self.enterprise}/devices/{short_or_full}"
+
+    def _device(self, name: str) -> JSON:
+        full = self.device_name(name)
+        if full not in self.devices:
+            raise DeviceNotFound(f"Google does not know Android device {full}.", status=404)
+        return self.devices[full]
+
+    def list_devices(self, *, page_token: str | None = None, page_size: int = 100) -> Page:
+        return Page(items=[copy.deepcopy(d) for d in self.devices.values()], next_page_token=None)
+
+    def iter_devices(self, *, page_size: int = 100) -> Iterator[JSON]:
+        yield from self.list_devices().items
+
+    def get(self, name: str) -> JSON:
+        return copy.deepcopy(self._device(name))
+
+    def get_devices(self, names: Iterable[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in names:
+            try:
+                out[self.device_name(name)] = self.get(name)
+            except DeviceNotFound as exc:
+                out[self.device_name(name)] = exc
+        return out
+
+    def issue_command(self, name: str, command: JSON) -> JSON:
+        full = self.device_name(name)
+        self._device(full)
+        self.mutations.append(("issue_command", full, dict(command)))
+        operation = {
+            "name": f"{full}/operations/{len(self.operations) + 1}",
+            "metadata": {"type": command.get("type"), "duration": command.get("duration")},
+            "done": False,
+        }
+        self.operations[operation["name"]] = operation
+        return copy.deepcopy(operation)
+
+    def get_operation(self, name: str) -> JSON:
+        return copy.deepcopy(self.operations[name])
+
+    def get_operations(self, names: Iterable[str]) -> dict[str, Any]:
+        return {n: self.get_operation(n) for n in names}
+
+    def list_operations(self, device: str) -> list[JSON]:
+        prefix = self.device_name(device) + "/operations/"
+        return [copy.deepcopy(o) for n, o in self.operations.items() if n.startswith(prefix)]
+
+    def cancel_operation(self, name: str) -> None:
+        self.mutations.append(("cancel_operation", name))
+
+
 def _matches(device: JSON, query: str) -> bool:
     """A few Directory query terms, as prefix (id:, asset_id:) or substring matches."""
     for term in query.split():
@@ -511,17 +607,24 @@ def make_services(
     tmp_path: Path,
     *,
     devices: Iterable[JSON] = (),
+    android: Iterable[JSON] | None = None,
     settings: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Services:
     """Services for one test: fakes at the edges, the real Store, Roles and DeviceDirectory.
 
-    `devices` are the canned Chrome devices (see `chrome_raw`); `settings` overrides
-    Settings fields; any other keyword replaces that field of Services (e.g. `clock=`).
+    `devices` are the canned Chrome devices (see `chrome_raw`), `android` the Android ones
+    (`android_raw`; None: Android not configured); `settings` overrides Settings fields; any
+    other keyword replaces that field of Services (e.g. `clock=`).
     """
+    if android is not None:
+        settings = {"android_enterprise": ENTERPRISE, **(settings or {})}
     config = fake_settings(tmp_path, **(settings or {}))
     store = open_store(config)
-    google = GoogleClients(FakeChrome(devices), None)  # type: ignore[arg-type]
+    google = GoogleClients(
+        FakeChrome(devices),  # type: ignore[arg-type]
+        None if android is None else FakeAndroid(android),  # type: ignore[arg-type]
+    )
     executor = SyncExecutor()
     svc = Services(
         settings=config,

@@ -22,9 +22,12 @@ from fakes import (
     HELPDESK,
     OPERATOR,
     OUTSIDER,
+    FakeAndroid,
     FakeChrome,
     FakeSlackOut,
+    FakeUserGroups,
     Slack,
+    android_raw,
     chrome_raw,
     input_block_ids,
     make_services,
@@ -38,12 +41,21 @@ from bot.services import Services
 
 SERIAL = "5CD0001ABC"
 KIOSK = "5CD0002KSK"
+PHONE = "R58N0001PH"  # fully managed, Android 14
+WORK_PROFILE = "R58N0002WP"  # a personal phone with a work profile
 
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[Services]:
     services = make_services(
-        tmp_path, devices=[chrome_raw(SERIAL), chrome_raw(KIOSK, kiosk=True, user=None)]
+        tmp_path,
+        devices=[chrome_raw(SERIAL), chrome_raw(KIOSK, kiosk=True, user=None)],
+        android=[
+            android_raw(PHONE),
+            android_raw(
+                WORK_PROFILE, mode="PROFILE_OWNER", ownership="PERSONALLY_OWNED", api_level=33
+            ),
+        ],
     )
     yield services
     refused = services.out.refusals  # type: ignore[attr-defined]
@@ -61,6 +73,10 @@ def out(svc: Services) -> FakeSlackOut:
 
 def chrome(svc: Services) -> FakeChrome:
     return svc.google.chrome  # type: ignore[return-value]
+
+
+def android(svc: Services) -> FakeAndroid:
+    return svc.google.android  # type: ignore[return-value]
 
 
 def requests(svc: Services) -> list[dict[str, Any]]:
@@ -81,9 +97,11 @@ def buttons(blocks: list[dict[str, Any]]) -> set[str]:
     }
 
 
-def ask(slack: Slack, action: str, requester: str = OPERATOR, **values: str) -> str:
-    """`/device <action> SERIAL`, the form filled in and submitted; returns the request id."""
-    slack.slash(f"{action} {SERIAL}", user=requester)
+def ask(
+    slack: Slack, action: str, requester: str = OPERATOR, device: str = SERIAL, **values: Any
+) -> str:
+    """`/device <action> <device>`, the form filled in and submitted; returns the request id."""
+    slack.slash(f"{action} {device}", user=requester)
     view_id = out(slack.svc).last("update_view").args["view_id"]
     response = slack.submit(requester, view_id, {"reason": "ticket 42", **values})
     assert response.status == 200 and not response.body, response.body
@@ -116,7 +134,7 @@ def test_help_lists_every_sub_command(slack: Slack, svc: Services) -> None:
         assert f"/device {name}" in words, name
 
 
-@pytest.mark.parametrize("serial", [SERIAL, KIOSK])
+@pytest.mark.parametrize("serial", [SERIAL, KIOSK, PHONE, WORK_PROFILE])
 def test_info_shows_the_card_with_the_buttons_that_fit(
     slack: Slack, svc: Services, serial: str
 ) -> None:
@@ -130,8 +148,19 @@ def test_info_shows_the_card_with_the_buttons_that_fit(
     shown = buttons(reply.blocks)
     assert fitting <= shown
     assert {b for b in shown if b.startswith(ids.ActionId.DEVICE_ACTION)} == fitting
-    # a screenshot only on a kiosk (the capability model's rule), as the card offers it
+    # e.g. a screenshot only on a kiosk, a reboot not on a work profile (the model's rules)
     assert (ids.device_action_id("screenshot") in shown) is (serial == KIOSK)
+    assert (ids.device_action_id("reboot") in shown) is (serial != WORK_PROFILE)
+
+
+def test_help_on_a_device_says_why_the_rest_does_not_fit(slack: Slack, svc: Services) -> None:
+    slack.slash(f"help {WORK_PROFILE}")
+    words = out(svc).last("respond").words()
+    device = svc.devices.resolve(WORK_PROFILE)
+    unavailable = dict(capabilities.unavailable(capabilities.facts(device)))
+    reboot = next(s for s in unavailable if s.name == "reboot")
+    assert "fully managed" in unavailable[reboot]
+    assert unavailable[reboot] in words
 
 
 def test_an_outsider_is_refused_and_nothing_is_read(slack: Slack, svc: Services) -> None:
@@ -242,6 +271,36 @@ def test_approve_runs_the_action_once_even_when_the_click_comes_twice(
     assert "already decided by <@U0APPROVER2>" in out(svc).last("respond").text
     assert len(chrome(svc).mutations) == 1
     assert buttons(out(svc).message(APPROVALS, ts)["blocks"]) == set()  # no Approve left
+
+
+def test_an_android_command_is_sent_once_and_cancel_asks_google(
+    slack: Slack, svc: Services
+) -> None:
+    request_id = ask(slack, "wipe", device=PHONE)
+    ts = approval_ts(svc, request_id)
+    slack.click(APPROVER1, ids.ActionId.APPROVE, channel=APPROVALS, ts=ts)
+    name = svc.devices.resolve(PHONE).id
+    [(method, device, command)] = android(svc).mutations
+    assert (method, device, command["type"]) == ("issue_command", name, "WIPE")
+    assert state(svc, request_id) == "executing"  # until the device answers (the poll job)
+    slack.slash(f"cancel {request_id}")
+    assert android(svc).mutations[-1] == ("cancel_operation", f"{name}/operations/1")
+    assert "Asked Google to cancel" in out(svc).last("respond").text
+
+
+def test_approving_through_a_group_slack_cannot_list_is_refused(
+    slack: Slack, svc: Services
+) -> None:
+    groups: FakeUserGroups = svc.roles.client  # type: ignore[assignment]
+    groups.down = True  # from the start: no cached list of the group either
+    request_id = ask(slack, "disable")
+    slack.click(APPROVER2, ids.ActionId.APPROVE, channel=APPROVALS, ts=approval_ts(svc, request_id))
+    assert "Slack did not answer whether you are in the approver group" in (
+        out(svc).last("respond").text
+    )
+    assert state(svc, request_id) == "pending"
+    assert chrome(svc).mutations == []
+    assert len(events(svc, "membership_unknown")) == 1
 
 
 def test_deny_asks_why_and_ends_the_request(slack: Slack, svc: Services) -> None:
