@@ -701,9 +701,17 @@ class Slack:
         return self.dispatch(urllib.parse.urlencode(form))
 
     def click_payload(
-        self, user: str, action_id: str, *, channel: str, ts: str, blocks: list[JSON]
+        self,
+        user: str,
+        action_id: str,
+        *,
+        channel: str,
+        ts: str,
+        blocks: list[JSON],
+        ephemeral: bool = False,
     ) -> JSON:
-        """The block_actions payload of `user` clicking the element `action_id` in a message."""
+        """The block_actions payload of `user` clicking the element `action_id` in a message
+        (`ephemeral`: one only they see, e.g. an answer through a response_url)."""
         block, element = _element(blocks, action_id)
         return {
             "type": "block_actions",
@@ -715,7 +723,7 @@ class Slack:
                 "type": "message",
                 "message_ts": ts,
                 "channel_id": channel,
-                "is_ephemeral": False,
+                "is_ephemeral": ephemeral,
             },
             "channel": {"id": channel},
             "response_url": self._response_url(),
@@ -735,6 +743,19 @@ class Slack:
         message = self.out.message(channel, ts)
         return self.send(
             self.click_payload(user, action_id, channel=channel, ts=ts, blocks=message["blocks"])
+        )
+
+    def click_answer(self, user: str, action_id: str, answer: SlackCall) -> BoltResponse:
+        """`user` clicks `action_id` in an ephemeral answer the bot gave through a response_url."""
+        return self.send(
+            self.click_payload(
+                user,
+                action_id,
+                channel=HELPDESK,
+                ts=f"{time.time():.6f}",
+                blocks=answer.blocks,
+                ephemeral=True,
+            )
         )
 
     def submit(self, user: str, view_id: str, values: JSON | None = None) -> BoltResponse:

@@ -153,6 +153,30 @@ def test_info_shows_the_card_with_the_buttons_that_fit(
     assert (ids.device_action_id("reboot") in shown) is (serial != WORK_PROFILE)
 
 
+def test_a_card_button_opens_the_form_of_that_device(slack: Slack, svc: Services) -> None:
+    slack.slash(f"info {SERIAL}")
+    slack.click_answer(OPERATOR, ids.device_action_id("disable"), out(svc).last("respond"))
+    loading = out(svc).last("open_view")
+    form = out(svc).last("update_view", view_id=loading.result).args["view"]
+    assert form["callback_id"] == ids.CallbackId.ACTION and form.get("submit")
+    assert SERIAL in out(svc).last("update_view").words()
+    slack.submit(OPERATOR, loading.result, {"reason": "ticket 7"})
+    [row] = requests(svc)
+    assert (row["action"], row["state"]) == ("disable", "pending")
+    assert json.loads(row["device_ids"]) == [svc.devices.resolve(SERIAL).id]
+
+
+def test_the_search_modal_answers_an_empty_query_in_the_ack(slack: Slack, svc: Services) -> None:
+    slack.slash("")  # `/device` alone
+    modal = out(svc).last("open_view")
+    answer = json.loads(slack.submit(OPERATOR, modal.result, {}).body)
+    assert answer == {
+        "response_action": "errors",
+        "errors": {ids.BlockId.SEARCH: "Type 1 to 200 characters."},
+    }
+    assert not out(svc).of("respond")
+
+
 def test_help_on_a_device_says_why_the_rest_does_not_fit(slack: Slack, svc: Services) -> None:
     slack.slash(f"help {WORK_PROFILE}")
     words = out(svc).last("respond").words()
