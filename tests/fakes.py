@@ -53,6 +53,15 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from conftest import (
+    APPROVALS,
+    APPROVER1,
+    APPROVER2,
+    BOT_TOKEN,
+    HELPDESK,
+    OPERATOR,
+    SIGNING_SECRET,
+)
 from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -78,15 +87,7 @@ from bot.settings import Secret, Settings
 T = TypeVar("T")
 JSON = dict[str, Any]
 
-SIGNING_SECRET = "fake-signing-secret"
-BOT_TOKEN = "xoxb-fake-token"
-OPERATOR = "U0OPERATOR"
-APPROVER1 = "U0APPROVER1"
-APPROVER2 = "U0APPROVER2"  # an approver through the user group S0APPROVERS
-OUTSIDER = "U0OUTSIDER"
-HELPDESK = "C0HELPDESK"
-APPROVALS = "C0APPROVALS"
-APPROVER_GROUP = "S0APPROVERS"
+APPROVER_GROUP = "S0APPROVERS"  # APPROVER2 approves through it, as in the end-to-end tests
 
 
 # ---- Slack out ---------------------------------------------------------------------------

@@ -15,13 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import APPROVALS, APPROVER1, APPROVER2, HELPDESK, OPERATOR, OUTSIDER
 from fakes import (
-    APPROVALS,
-    APPROVER1,
-    APPROVER2,
-    HELPDESK,
-    OPERATOR,
-    OUTSIDER,
     FakeAndroid,
     FakeChrome,
     FakeSlackOut,
