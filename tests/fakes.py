@@ -25,7 +25,7 @@ What these fakes do NOT check — the Slack emulator and the sandbox Google are 
 and the end-to-end tests the proof:
 - Slack: trigger_id expiry (3 s) and single use, response_url expiry and its 5 uses,
   channel membership and `not_in_channel`, length limits of `text` outside blocks, rate
-  limits and Retry-After, that `update` names a message that exists, user and channel ids,
+  limits and Retry-After, user and channel ids,
   Socket Mode, the 3-second ack over HTTP, retries (X-Slack-Retry-Num) as Slack sends them.
   A click is built from a recorded element, not from what a client shows.
 - Google: the Directory query language (only `id:`, `asset_id:`, `user:`, `status:` and
@@ -213,6 +213,8 @@ class FakeSlackOut:
         )
 
     def update(self, channel: str, ts: str, text: str, blocks: Any = None) -> None:
+        if not any(c.args.get("ts") == ts for c in self.of("post", channel=channel)):
+            self._check("update", [f"no message {ts} in {channel}"], "message_not_found")
         dicts = self._message("update", text, blocks)
         self._record("update", channel=channel, ts=ts, text=text, blocks=dicts)
 

@@ -233,6 +233,16 @@ def test_a_submitted_form_becomes_one_pending_request(slack: Slack, svc: Service
     assert chrome(svc).mutations == []
 
 
+def test_the_same_form_submitted_twice_makes_one_request(slack: Slack, svc: Services) -> None:
+    slack.slash(f"disable {SERIAL}")
+    view_id = out(svc).last("update_view").args["view_id"]
+    slack.submit(OPERATOR, view_id, {"reason": "ticket 42"})
+    slack.submit(OPERATOR, view_id, {"reason": "ticket 42"})  # a double click: a new trigger
+    assert len(requests(svc)) == 1
+    # a view submission has no channel or response_url: the error handler writes a DM
+    assert "was already submitted" in out(svc).last("post", channel=OPERATOR).text
+
+
 # ---- decisions -----------------------------------------------------------------------------
 
 
