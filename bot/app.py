@@ -18,7 +18,20 @@ from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.context import BoltContext
 
-from bot import actions, approvals, export, ids, lookup, lost, metrics, outcomes, reports, stats
+from bot import (
+    actions,
+    approvals,
+    export,
+    home,
+    ids,
+    lookup,
+    lost,
+    metrics,
+    outcomes,
+    reports,
+    stats,
+    workflow,
+)
 from bot.commands import Commands
 from bot.jobs import JobSpec, core_job_specs
 from bot.listeners import GuardedApp, report_error
@@ -42,6 +55,8 @@ CAPABILITIES: tuple[ModuleType, ...] = (
     outcomes,
     lost,
     reports,
+    home,
+    workflow,
 )
 
 

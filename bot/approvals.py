@@ -212,6 +212,7 @@ def transition(
             detail={**(detail or {}), **({"devices": device_ids} if len(device_ids) > 1 else {})},
             anchor=catalog.action_for(row[3], row[1]).destructive,
         )
+    svc.store.after_commit(lambda: svc.notify("request", request_id=request_id, state=to_state))
     if to_state in FINAL:
         svc.secrets.forget(request_id)
         if row[4] and not svc.store.erase_freed():
@@ -319,6 +320,7 @@ def submit(svc: Services, new: NewRequest) -> str:
     else:
         raise Conflict("Could not give the request an id; try again.")
     request = load(svc, request_id)
+    svc.notify("request", request_id=request_id, state=request.state)
     _post_requester_message(svc, request)
     if needs:
         _post_approval_message(svc, request)

@@ -9,6 +9,8 @@ import re
 from enum import StrEnum
 
 SLASH_COMMAND = "/device"
+#: the Workflow Builder custom step (manifest.yml `functions`)
+STEP_REQUEST_ACTION = "request_device_action"
 
 
 class ActionId(StrEnum):
@@ -29,6 +31,8 @@ class ActionId(StrEnum):
     CLEAR_FIELDS = "clear_fields"
     SHOW_HISTORY = "device_history"
     HISTORY_RAW = "device_history_raw"
+    HOME_SEARCH = "home_search"
+    HOME_REFRESH = "home_refresh"
 
 
 class CallbackId(StrEnum):

@@ -57,6 +57,12 @@ class GuardedApp:
     def shortcut(self, *args: Any, **kwargs: Any) -> Any:
         return self._wrap(self.app.shortcut(*args, **kwargs))
 
+    def event(self, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(self.app.event(*args, **kwargs))
+
+    def function(self, *args: Any, **kwargs: Any) -> Any:
+        return self._wrap(self.app.function(*args, **kwargs))
+
 
 def guard(svc: Services, func: Any) -> Any:
     """Run a listener; any exception goes to `report_error` (the one error handler).

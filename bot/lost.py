@@ -134,6 +134,7 @@ def report(svc: Services, device: Device, reporter: str, *, request: Any = None)
             request_id=getattr(request, "id", None),
             detail={"case": case_id},
         )
+    svc.notify("lost", platform=device.platform, device_id=device.id)
     if channel:
         case = _case(svc, case_id)
         text, blocks = case_message(case, svc.clock())
@@ -165,6 +166,7 @@ def resolve(svc: Services, platform: str, device_id: str, actor: str, how: str) 
             device_id=device_id,
             detail={"case": case["id"], "how": how},
         )
+    svc.notify("lost", platform=platform, device_id=device_id)
     case = _case(svc, case["id"])
     if case["channel"] and case["ts"]:
         svc.out.post(
@@ -267,6 +269,7 @@ def watch(svc: Services) -> int:
                 device_id=device.id,
                 detail={"at": device.last_seen, "network": _network_words(device)},
             )
+        svc.notify("lost", platform=device.platform, device_id=device.id)
         if case["channel"] and case["ts"]:
             svc.out.post(
                 case["channel"],

@@ -50,6 +50,19 @@ class Services:
     #: this bot process's id (jobs lease, executor of requests); None: Services built alone
     owner: str | None = None
     metrics: Metrics | None = None  # set by BotServer; None in tests that build Services alone
+    #: called with (what, details) when a request or a lost case changes: the App Home and
+    #: the Workflow Builder steps follow changes through here (see `notify`)
+    listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+
+    def notify(self, what: str, **details: Any) -> None:
+        """Tell the listeners that something changed ("request": request_id, state; "lost":
+        platform, device_id). A listener's failure is logged and never reaches the caller,
+        whose change is already committed."""
+        for listener in list(self.listeners):
+            try:
+                listener(what, details)
+            except Exception:
+                log.exception("a listener of %s changes failed", what)
 
     def warm(self, threads: int = 32) -> None:
         """Start `threads` pool workers with their Google services and SQLite connection

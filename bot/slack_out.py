@@ -157,3 +157,18 @@ class SlackOut:
 
     def update_view(self, view_id: str, view: View | dict[str, Any]) -> None:
         self.client.views_update(view_id=view_id, view=view)
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        """views.publish: `user`'s App Home tab (marked in the sandbox, like messages)."""
+        if self.sandbox and len(view.get("blocks") or []) < 100:
+            mark = {"type": "context", "elements": [{"type": "mrkdwn", "text": SANDBOX_MARK}]}
+            view = {**view, "blocks": [*view["blocks"], mark]}
+        self.client.views_publish(user_id=user, view=view)
+
+    def complete_step(self, execution_id: str, outputs: dict[str, Any]) -> None:
+        """functions.completeSuccess: a Workflow Builder step ends with its outputs."""
+        self.client.functions_completeSuccess(function_execution_id=execution_id, outputs=outputs)
+
+    def fail_step(self, execution_id: str, error: str) -> None:
+        """functions.completeError: a Workflow Builder step ends with an error for the user."""
+        self.client.functions_completeError(function_execution_id=execution_id, error=error)

@@ -216,6 +216,27 @@ def m004_outside_events(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX outside_events_device ON outside_events(device_id)")
 
 
+@migrations()
+def m005_home_tabs_and_workflow_steps(db: sqlite_utils.Database) -> None:
+    """Who opened the App Home (their tab is republished when something of theirs changes),
+    and the Workflow Builder steps waiting for a request to end (completed once, even after
+    a restart)."""
+    db.execute("CREATE TABLE home_tabs (user TEXT PRIMARY KEY, opened_at REAL NOT NULL)")
+    db.execute(
+        """
+        CREATE TABLE workflow_steps (
+            execution_id TEXT PRIMARY KEY,     -- Slack's function_execution_id
+            request_id TEXT,                   -- set once the request exists
+            state TEXT NOT NULL,               -- open | completing | completed | failed
+            error TEXT,                        -- why the step failed
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX workflow_steps_request ON workflow_steps(request_id)")
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 
 

@@ -38,6 +38,8 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "views_update": set(),
     "views_push": set(),
     "views_publish": set(),
+    "functions_completeSuccess": set(),
+    "functions_completeError": set(),
     "usergroups_users_list": {"usergroups:read"},
     "usergroups_list": {"usergroups:read"},
     "users_info": {"users:read"},
@@ -62,6 +64,8 @@ WEB_API_METHODS = {
 _CALL = re.compile(r"\.([a-z]+_[A-Za-z0-9_]+)\(")
 _API_CALL = re.compile(r"api_call\(\s*['\"]([a-z]+(?:\.[A-Za-z]+)+)['\"]")
 _EVENT = re.compile(r"\.event\(\s*['\"]([a-z_]+)['\"]")
+#: `app.function(...)` listens to function_executed (a custom step); ids hold its callback_id
+_FUNCTION = re.compile(r"\.function\(")
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +138,8 @@ def test_identity_and_settings(manifest: dict[str, Any]) -> None:
 
 def test_events_subscribed_are_the_events_handled(manifest: dict[str, Any]) -> None:
     handled = {e for text in bot_sources().values() for e in _EVENT.findall(text)}
+    if any(_FUNCTION.search(text) for text in bot_sources().values()):
+        handled.add("function_executed")
     subscribed = set(
         (manifest["settings"].get("event_subscriptions") or {}).get("bot_events") or []
     )
@@ -179,3 +185,17 @@ def test_every_request_url_is_the_path_the_server_serves(
 
 def test_procfile_runs_the_web_process() -> None:
     assert (ROOT / "Procfile").read_text().strip().splitlines() == ["web: python -m bot"]
+
+
+def test_the_workflow_step_is_the_one_the_code_serves(manifest: dict[str, Any]) -> None:
+    from bot import workflow
+
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["settings"]["org_deploy_enabled"] is True  # Slack: custom steps need it
+    (callback_id,) = manifest["functions"]
+    assert callback_id == ids.STEP_REQUEST_ACTION
+    step = manifest["functions"][callback_id]
+    assert set(step["input_parameters"]) == set(workflow.INPUTS)
+    assert set(step["output_parameters"]) == set(workflow.OUTPUTS)
+    for param in [*step["input_parameters"].values(), *step["output_parameters"].values()]:
+        assert param["type"] in ("string", "slack#/types/user_id") and param["title"]

@@ -11,6 +11,7 @@ The end-to-end tests and the browser playground share this one emulator. One mod
 - ``websocket``: the WebSocket under it (the websockets library's protocol);
 - ``web_api``: the Web API method table and ``response_url``s;
 - ``gestures``: slash commands, clicks, modal submissions delivered to the bot;
+- ``events``: the Events API (``app_home_opened``, ``function_executed``) and ``functions.*``;
 - ``http_handler``: the HTTP front;
 - ``emulator``: ``SlackEmulator``, the layers above put together, and the server's lifecycle.
 """

@@ -18,7 +18,7 @@ one lock; ``version`` and ``changed`` (a ``threading.Condition``) let a UI strea
 
 The class is built up a layer per module, each on the one before: ``workspace`` (the model and
 its queries), ``views``, ``socket_mode``, ``web_api`` (the method table and response_urls),
-``gestures``; this module adds the server's lifecycle.
+``gestures``, ``events``; this module adds the server's lifecycle.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from http.server import ThreadingHTTPServer
 
 from slack_sdk.signature import SignatureVerifier
 
-from bot.playground.slack_emulator.gestures import Gestures
+from bot.playground.slack_emulator.events import Events
 from bot.playground.slack_emulator.http_handler import Handler as _Handler
 from bot.playground.slack_emulator.records import JSON
 from bot.playground.slack_emulator.workspace import BOT_USER_ID, DEFAULT_CHANNELS, DEFAULT_USERS
@@ -45,7 +45,7 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
-class SlackEmulator(Gestures):
+class SlackEmulator(Events):
     """A fake Slack workspace with a Web API, response_urls and signed delivery to a bot."""
 
     def __init__(
@@ -148,6 +148,8 @@ class SlackEmulator(Gestures):
                     "messages": self._messages,
                     "ephemerals": self._ephemerals,
                     "views": {u: [self._views[v] for v in s] for u, s in self._stacks.items()},
+                    "homes": {u: self._views[v] for u, v in self._home.items()},
+                    "executions": list(self._executions.values()),
                     "view_errors": self._view_errors,
                 }
             )

@@ -141,6 +141,7 @@ class Gestures(WebApi):
         timestamp: int | None = None,
         retry_num: int | None = None,
         retry_reason: str | None = None,
+        content_type: str = "application/x-www-form-urlencoded",
     ) -> Reply:
         if self._over_socket():
             # Socket Mode has no signature: sign/timestamp do not apply
@@ -151,7 +152,7 @@ class Gestures(WebApi):
         verifier = self._verifier if sign else SignatureVerifier("forged-" + self.signing_secret)
         signature = verifier.generate_signature(timestamp=ts, body=body) or ""
         headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
+            "Content-Type": content_type,
             "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
             "X-Slack-Request-Timestamp": ts,
             "X-Slack-Signature": signature,

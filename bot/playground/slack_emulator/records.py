@@ -39,7 +39,9 @@ class Reply:
 class Delivery:
     """One request the emulator sent to the bot, with the reply."""
 
-    kind: str  # "slash_command" | "block_actions" | "view_submission" | "view_closed"
+    kind: (
+        str  # "slash_command" | "block_actions" | "view_submission" | "view_closed" | "events_api"
+    )
     payload: JSON
     reply: Reply
     via: str = "http"  # "http" (signed POST) | "socket" (Socket Mode envelope)

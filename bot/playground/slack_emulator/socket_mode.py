@@ -172,7 +172,9 @@ class SocketMode(Views):
         envelope_id = str(uuid.uuid4())
         envelope: JSON = {
             "envelope_id": envelope_id,
-            "type": "slash_commands" if kind == "slash_command" else "interactive",
+            "type": {"slash_command": "slash_commands", "events_api": "events_api"}.get(
+                kind, "interactive"
+            ),
             "payload": payload,
             # Slack shows/applies an ack payload for commands and view submissions only
             "accepts_response_payload": kind in ("slash_command", "view_submission"),

@@ -88,7 +88,7 @@ class WebApi(SocketMode):
             if method == "apps.connections.open":  # the one method taking an app-level token
                 if not token.startswith("xapp-") or self.app_token not in (None, token):
                     raise SlackApiError("invalid_auth")
-            elif token != self.bot_token:
+            elif not self._token_ok(token):
                 raise SlackApiError("invalid_auth")
             if fault is not None:
                 if fault["retry_after"] is not None:
@@ -120,6 +120,10 @@ class WebApi(SocketMode):
             self._calls.append(call)
             self._changed({"kind": "call", "method": method})
         return status, body, headers
+
+    def _token_ok(self, token: str) -> bool:
+        """Whether a Web API call may use ``token`` (the bot token; see ``events`` for more)."""
+        return token == self.bot_token
 
     def _methods(self) -> dict[str, Callable[[JSON], JSON]]:
         return {
