@@ -1,0 +1,138 @@
+"""The Workflow Builder step "Request a device action" end to end: function_executed over signed
+HTTP, the request approved or denied in Slack, functions.completeSuccess / completeError at the
+emulator — also when the bot restarted in between."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import (
+    APPROVALS,
+    APPROVER1,
+    APPROVER2,
+    OPERATOR,
+    OUTSIDER,
+    flatten,
+    start_bot,
+    wait_until,
+)
+from test_approvals import approval_message, wait_state
+
+from bot import ids, workflow
+
+
+def run_step(bot: Any, device: str, action: str = "disable", **inputs: str) -> str:
+    values = {
+        "device": device,
+        "action": action,
+        "reason": "leaver: ticket 7",
+        "requested_by": OPERATOR,
+    }
+    return bot.emu.run_step(ids.STEP_REQUEST_ACTION, {**values, **inputs})
+
+
+def step_request(bot: Any, execution_id: str) -> str:
+    def find() -> str | None:
+        row = (
+            bot.store.db()
+            .execute("SELECT request_id FROM workflow_steps WHERE execution_id = ?", [execution_id])
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    return wait_until(find, 10, f"the request of step {execution_id}")
+
+
+def ended(bot: Any, execution_id: str, timeout: float = 15) -> dict[str, Any]:
+    return wait_until(
+        lambda: (e := bot.emu.execution(execution_id))["state"] != "running" and e,
+        timeout,
+        f"step {execution_id} to end",
+    )
+
+
+def test_the_step_completes_with_the_outcome_after_approval(bot, claims):
+    device = claims.chrome("ACTIVE")
+    execution_id = run_step(bot, device["serialNumber"])
+    request_id = step_request(bot, execution_id)
+    message = approval_message(bot, request_id)
+    assert "leaver: ticket 7" in flatten(message) and f"<@{OPERATOR}>" in flatten(message)
+    assert bot.emu.execution(execution_id)["state"] == "running"  # waits for the approver
+    bot.emu.click(APPROVER1, ids.ActionId.APPROVE, message=message)
+    execution = ended(bot, execution_id)
+    assert execution["state"] == "completed", execution
+    outputs = execution["outputs"]
+    assert outputs["request_id"] == request_id and outputs["final_state"] == "succeeded"
+    assert outputs["outcome"].startswith("Done") and device["serialNumber"] in outputs["outcome"]
+    assert bot.sandbox.fleet.chrome[device["deviceId"]]["status"] == "DISABLED"
+    # completed once: the job finds nothing left to complete
+    assert workflow.finish_waiting(bot.svc) == 0
+    assert len(bot.emu.calls_to("functions.completeSuccess")) == 1
+
+
+def test_the_step_fails_with_the_reason_after_denial(bot, claims):
+    device = claims.chrome("ACTIVE")
+    execution_id = run_step(bot, device["serialNumber"])
+    request_id = step_request(bot, execution_id)
+    message = approval_message(bot, request_id)
+    bot.emu.click(APPROVER2, ids.ActionId.DENY, message=message)
+    wait_until(lambda: bot.emu.open_view(APPROVER2), 10, "the deny modal")
+    bot.emu.submit_view(APPROVER2, values={ids.BlockId.DENY_REASON: "no HR ticket"})
+    execution = ended(bot, execution_id)
+    assert execution["state"] == "failed"
+    assert "denied" in execution["error"] and "no HR ticket" in execution["error"]
+    assert request_id in execution["error"]
+    assert bot.sandbox.fleet.chrome[device["deviceId"]]["status"] == "ACTIVE"
+
+
+def test_a_refused_step_fails_before_any_request_and_a_redelivery_runs_once(bot, claims):
+    device = claims.chrome("ACTIVE")
+    serial = device["serialNumber"]
+    # the capability check, before any approval: no screenshot outside kiosk mode
+    execution_id = run_step(bot, serial, action="screenshot")
+    execution = ended(bot, execution_id)
+    assert execution["state"] == "failed" and "kiosk" in execution["error"].lower()
+    # an unknown action, and someone who is no device operator
+    assert "not a device action" in ended(bot, run_step(bot, serial, action="explode"))["error"]
+    outsider = ended(bot, run_step(bot, serial, requested_by=OUTSIDER))
+    assert "not a device operator" in outsider["error"]
+    assert bot.store.db().execute("SELECT count(*) FROM requests").fetchone()[0] == 0
+    assert bot.emu.messages(APPROVALS) == []
+    # Slack re-delivers the event (X-Slack-Retry-Num): one request, not two
+    execution_id = run_step(bot, serial)
+    bot.emu.run_step(
+        ids.STEP_REQUEST_ACTION,
+        bot.emu.execution(execution_id)["inputs"],
+        execution_id=execution_id,
+        retry_num=1,
+    )
+    step_request(bot, execution_id)
+    assert bot.store.db().execute("SELECT count(*) FROM requests").fetchone()[0] == 1
+
+
+def test_the_step_completes_after_a_bot_restart(tmp_path, sandbox, emu, claims):
+    db = str(tmp_path / "step.db")
+    device = claims.chrome("ACTIVE")
+    first = start_bot(tmp_path, sandbox, emu, DATABASE_PATH=db)
+    try:
+        execution_id = run_step(first, device["serialNumber"])
+        request_id = step_request(first, execution_id)
+        message = approval_message(first, request_id)
+    finally:
+        first.server.stop()
+    second = start_bot(tmp_path, sandbox, emu, DATABASE_PATH=db)
+    try:
+        assert emu.execution(execution_id)["state"] == "running"
+        emu.click(APPROVER1, ids.ActionId.APPROVE, message=message)
+        wait_state(second, request_id, "succeeded")
+        execution = ended(second, execution_id)
+        assert execution["state"] == "completed"
+        assert execution["outputs"]["request_id"] == request_id
+        assert execution["outputs"]["final_state"] == "succeeded"
+    finally:
+        second.server.stop()
+
+
+def test_the_emulator_speaks_the_events_api_handshake(bot):
+    reply = bot.emu.verify_url("challenge-123")
+    assert reply.status == 200 and "challenge-123" in reply.body
