@@ -160,3 +160,30 @@ def test_home_view_builder_fits_slack_limits_with_many_rows() -> None:
     text = flatten(view["blocks"])
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "and 30 more" in text
+
+
+def test_home_and_the_workflow_step_over_socket_mode(tmp_path, sandbox, emu, claims):
+    from conftest import start_bot
+
+    device = claims.chrome("ACTIVE")
+    emu.delivery = "socket"  # never fall back to HTTP
+    bot = start_bot(tmp_path, sandbox, emu, SLACK_APP_TOKEN="xapp-1-test", SLACK_SIGNING_SECRET="")
+    try:
+        emu.wait_for_socket()
+        assert emu.open_home(OPERATOR).status == 200
+        wait_home(bot, OPERATOR, lambda t: "Your open requests" in t, "the tab")
+        execution_id = emu.run_step(
+            ids.STEP_REQUEST_ACTION,
+            {
+                "device": device["serialNumber"],
+                "action": "disable",
+                "reason": "leaver",
+                "requested_by": OPERATOR,
+            },
+        )
+        text = wait_home(bot, OPERATOR, lambda t: "Waiting for approval" in t, "the request")
+        assert "leaver" in text
+        assert [d.via for d in emu.deliveries if d.kind == "events_api"] == ["socket"] * 2
+        assert emu.execution(execution_id)["state"] == "running"
+    finally:
+        bot.server.stop()
