@@ -671,3 +671,97 @@ def test_screenshot(page: Page, pg: Any) -> None:
         page.open(OPERATOR, HELPDESK)  # the flow is not all there yet: show what is
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     assert page.d.save_screenshot(str(target))
+
+
+def _untouched_chrome(pg: Any, skip: int) -> dict[str, Any]:
+    """An active Chrome device from the end of the fleet (the other flows take the first)."""
+    active = [
+        d
+        for d in pg.sandbox.fleet.iter_chrome()
+        if d.get("status") == "ACTIVE" and d.get("serialNumber")
+    ]
+    return active[-1 - skip]
+
+
+def run_step_in_home(page: Page, device: dict[str, Any], reason: str) -> None:
+    """On the Home pane: the workflow form runs the bot's custom step."""
+    form = page.wait_css(".step-form")
+    for name, value in (
+        ("device", device["serialNumber"]),
+        ("action", "disable"),
+        ("reason", reason),
+    ):
+        field = page.css(f'input[name="{name}"]', form)[0]
+        field.clear()
+        field.send_keys(value)
+    page.css('button[type="submit"]', form)[0].click()
+
+
+def home_text(page: Page) -> str:
+    return "\n".join(e.text for e in page.css(".home-view"))
+
+
+def test_home_tab_and_the_workflow_step_in_the_browser(page: Page, pg: Any) -> None:
+    device = _untouched_chrome(pg, 0)
+    page.open(OPERATOR, "home")
+    page.until(lambda d: "Your open requests" in home_text(page), message="the Home tab")
+    run_step_in_home(page, device, "leaver: ticket 7")
+    page.until(
+        lambda d: (
+            device["serialNumber"] in home_text(page) and "Waiting for approval" in home_text(page)
+        ),
+        message="the step's request on the requester's Home tab",
+    )
+    page.until(lambda d: page.css(".step.running"), message="the step, waiting")
+    page.switch_user(APPROVER1)  # still on the Home pane: opened for the approver
+    page.click(
+        lambda: next(
+            (
+                b
+                for block in page.css('.home-view [data-block-type="section"]')
+                if device["serialNumber"] in block.text
+                for b in page.css(
+                    '[data-action-id="request_approve"]',
+                    block.find_element(By.XPATH, "following-sibling::*[1]"),
+                )
+            ),
+            None,
+        ),
+        timeout=15,
+        message="Approve on the approver's Home tab",
+    )
+    page.confirm_if_asked()
+    page.until(
+        lambda d: (
+            (pg.sandbox.fleet.chrome_get(device["deviceId"]) or {}).get("status") == "DISABLED"
+        ),
+        timeout=15,
+        message="the sandbox device to be disabled",
+    )
+    page.switch_user(OPERATOR)
+    done = page.until(
+        lambda d: next(iter(page.css(".step.completed")), None),
+        timeout=15,
+        message="the step completed",
+    )
+    assert "succeeded" in done.text
+
+
+def test_home_screenshot(page: Page, pg: Any) -> None:
+    target = os.environ.get("HOME_SCREENSHOT")
+    if not target:
+        pytest.skip(
+            "set HOME_SCREENSHOT=docs/home-tab.png to re-make the README's Home tab picture"
+        )
+    page.open(OPERATOR, "home")
+    page.until(lambda d: "Your open requests" in home_text(page), message="the Home tab")
+    for n, reason in enumerate(("leaver: ticket 7", "stolen from the library cart")):
+        device = _untouched_chrome(pg, 5 + n)
+        run_step_in_home(page, device, reason)
+        page.until(lambda d, s=device["serialNumber"]: s in home_text(page), message="the request")
+    page.switch_user(APPROVER1)
+    page.until(
+        lambda d: page.css('.home-view [data-action-id="request_approve"]'), message="Approve"
+    )
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    assert page.d.save_screenshot(str(target))

@@ -19,6 +19,9 @@ URL layout (all JSON bodies, all answers JSON except the page, static files and 
                          value?}``   a button, select, overflow… in a message or a modal
 - ``POST /api/submit``   ``{user, view_id, values: {block_id: {action_id: value}}}``
 - ``POST /api/close``    ``{user, view_id?, all?}``   the close button / the × of a modal
+- ``POST /api/home``     ``{user}``   the user opens the app's Home tab (``app_home_opened``)
+- ``POST /api/step``     ``{user, device, action, reason}``   a workflow runs the custom step
+                         "Request a device action" for the user (``function_executed``)
 
 POSTs must be ``application/json`` and every request must name a loopback Host, so another web
 site open in the same browser can neither drive the bot nor read the page (DNS rebinding).
@@ -211,6 +214,12 @@ class Playground:
             "messages": messages,
             "ephemerals": ephemerals,
             "views": views,
+            "home": snap["homes"].get(user),
+            "steps": [
+                {k: e.get(k) for k in ("id", "inputs", "state", "outputs", "error", "started")}
+                for e in snap["executions"]
+                if (e.get("inputs") or {}).get("requested_by") == user
+            ][-10:],
             "problems": list(self.emu.problems[-20:]),
         }
 
@@ -320,6 +329,25 @@ class Playground:
                 break
         return {"ok": True, "closed": closed}
 
+    def open_home(self, body: JSON) -> JSON:
+        """The app's Home tab was opened: Slack sends app_home_opened, the bot publishes."""
+        user = self._person(body.get("user"))
+        reply = self.emu.open_home(user)
+        return {"ok": reply.status == 200, "status": reply.status}
+
+    def run_step(self, body: JSON) -> JSON:
+        """A workflow ran "Request a device action" with the form's inputs, for this user."""
+        from bot import ids
+
+        user = self._person(body.get("user"))
+        inputs = {
+            k: str(body.get(k) or "").strip()[:MAX_TEXT] for k in ("device", "action", "reason")
+        }
+        if not inputs["device"] or not inputs["action"]:
+            raise BadRequest("device and action are required")
+        execution_id = self.emu.run_step(ids.STEP_REQUEST_ACTION, {**inputs, "requested_by": user})
+        return {"ok": True, "execution_id": execution_id}
+
     def _outcome(self, reply: Reply, user: str, channel: str, failure: str) -> JSON:
         """Turn the bot's HTTP answer into what Slack would show when it goes wrong."""
         if reply.status != 200:
@@ -386,6 +414,8 @@ class Playground:
             "/api/click": self.click,
             "/api/submit": self.submit,
             "/api/close": self.close_view,
+            "/api/home": self.open_home,
+            "/api/step": self.run_step,
         }
         handler = routes.get(path)
         if handler is None:

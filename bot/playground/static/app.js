@@ -5,6 +5,7 @@
 
 (() => {
   const BOT_USER = "U0DEVICEBOT";
+  const HOME = "home"; // the pseudo-channel of device-bot's App Home tab
   const $ = (id) => document.getElementById(id);
   const S = {
     state: null,
@@ -830,6 +831,52 @@
     container.scrollTop = nearBottom ? container.scrollHeight : scroll;
   }
 
+  // The Home tab as the bot published it, and a workflow that runs the bot's custom step
+  function homePane(st) {
+    const pane = el("div", { className: "home-pane" });
+    const home = st.home;
+    pane.append(
+      home
+        ? el("div", { className: "home-view", dataset: { viewId: home.id } }, renderBlocks(home.blocks, { kind: "view", view_id: home.id }))
+        : el("div", { className: "empty", text: "Opening the Home tab…" }),
+    );
+    const field = (name, label, placeholder) =>
+      el("label", { className: "step-field" }, el("span", { text: label }), el("input", { name, placeholder, required: name !== "reason" }));
+    const form = el(
+      "form",
+      { className: "step-form", autocomplete: "off" },
+      el("div", { className: "block-header", text: "Workflow: Request a device action" }),
+      el("div", { className: "block-context", text: "Runs the bot's Workflow Builder step as you (function_executed); it ends when the request does." }),
+      field("device", "Device", "serial, device id or asset id"),
+      field("action", "Action", "disable, lock, reboot…"),
+      field("reason", "Reason", "e.g. leaver, ticket 7"),
+      el("button", { type: "submit", className: "btn primary", text: "Run step" }),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const data = Object.fromEntries(new FormData(form).entries());
+      const result = await post("/api/step", data);
+      if (result.ok) form.reset();
+    });
+    pane.append(form);
+    if (st.steps.length) {
+      pane.append(
+        el(
+          "ul",
+          { className: "step-list" },
+          st.steps
+            .slice()
+            .reverse()
+            .map((s) => {
+              const outcome = s.state === "completed" ? `${s.outputs.final_state}: ${s.outputs.outcome}` : s.state === "failed" ? s.error : "waiting for the request to end";
+              return el("li", { className: `step ${s.state}`, dataset: { executionId: s.id } }, el("strong", { text: `${s.inputs.action} ${s.inputs.device}` }), ` — ${s.state}: `, el("span", { text: outcome }));
+            }),
+        ),
+      );
+    }
+    return pane;
+  }
+
   function render() {
     const st = S.state;
     if (!st) return;
@@ -867,6 +914,9 @@
     const channels = st.channels.filter((c) => !c.is_im);
     const dms = st.channels.filter((c) => c.is_im);
     $("channel-list").replaceChildren(...channels.map((c) => makeItem(c, `# ${c.name}`)));
+    $("app-list").replaceChildren(
+      el("li", {}, el("button", { type: "button", className: S.channel === HOME ? "active" : "", dataset: { channel: HOME }, text: "device-bot · Home", onclick: () => selectChannel(HOME) })),
+    );
     $("dm-list").replaceChildren(...(dms.length ? dms.map((c) => makeItem(c, "device-bot")) : [el("li", { className: "empty-dm" }, el("button", { type: "button", disabled: true, text: "none yet" }))]));
 
     // problems the emulator saw (what real Slack would have refused)
@@ -874,7 +924,18 @@
     $("problems-summary").textContent = `${st.problems.length} Slack API problem${st.problems.length === 1 ? "" : "s"} (for bot developers)`;
     $("problems-list").replaceChildren(...st.problems.map((p) => el("li", { text: p })));
 
-    // the channel
+    // the App Home tab, or a channel
+    const onHome = S.channel === HOME;
+    $("composer").hidden = onHome;
+    $("hints").hidden = onHome;
+    if (onHome) {
+      $("channel-title").textContent = "device-bot";
+      $("channel-purpose").textContent = "Home — published by the bot (views.publish)";
+      $("thread-pane").hidden = true;
+      renderList($("messages"), [[JSON.stringify([st.home, st.steps, st.users]), () => homePane(st)]]);
+      renderModal(st.views);
+      return;
+    }
     const channel = st.channels.find((c) => c.id === S.channel);
     $("channel-title").textContent = channel ? (channel.is_im ? "device-bot" : `# ${channel.name}`) : "";
     $("channel-purpose").textContent = channel ? (channel.is_im ? "Direct messages from device-bot" : channel.purpose) : "";
@@ -938,8 +999,9 @@
     if (S.state && S.state.me === state.me && !notOlder(state.version, S.state.version)) return;
     const first = !S.state;
     S.state = state;
-    if (first || !state.channels.some((c) => c.id === S.channel)) {
-      if (!state.channels.some((c) => c.id === S.channel)) S.channel = state.default_channel;
+    const known = S.channel === HOME || state.channels.some((c) => c.id === S.channel);
+    if (first || !known) {
+      if (!known) S.channel = state.default_channel;
       for (const c of state.channels) S.seen[c.id] = channelView(c.id).top.length;
     }
     render();
@@ -995,7 +1057,8 @@
     S.thread = null;
     remember();
     render();
-    $("composer-input").focus();
+    if (id === HOME) post("/api/home", {}); // Slack sends app_home_opened; the bot publishes
+    else $("composer-input").focus();
   }
 
   function openThread(ts) {
@@ -1016,6 +1079,7 @@
     remember();
     connect();
     refresh();
+    if (S.channel === HOME) post("/api/home", {});
   }
 
   async function send(input, threadTs) {
@@ -1077,6 +1141,7 @@
         applyState(state);
         remember();
         connect();
+        if (S.channel === HOME) post("/api/home", {});
       })
       .catch(() => toast("Could not load the playground state."));
   }
