@@ -932,10 +932,20 @@
       $("channel-title").textContent = "device-bot";
       $("channel-purpose").textContent = "Home — published by the bot (views.publish)";
       $("thread-pane").hidden = true;
-      renderList($("messages"), [[JSON.stringify([st.home, st.steps, st.users]), () => homePane(st)]]);
+      // the tab keeps its scroll position when the bot republishes it (a message list sticks to the bottom)
+      const list = $("messages");
+      const key = JSON.stringify([S.user, st.home, st.steps, st.users]);
+      if (list.dataset.homeKey !== key) {
+        const top = list.dataset.homeKey ? list.scrollTop : 0;
+        list.replaceChildren(homePane(st));
+        list.scrollTop = top;
+        list.dataset.homeKey = key;
+      }
+      S.renders.messages = null;
       renderModal(st.views);
       return;
     }
+    delete $("messages").dataset.homeKey;
     const channel = st.channels.find((c) => c.id === S.channel);
     $("channel-title").textContent = channel ? (channel.is_im ? "device-bot" : `# ${channel.name}`) : "";
     $("channel-purpose").textContent = channel ? (channel.is_im ? "Direct messages from device-bot" : channel.purpose) : "";
