@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from slack_bolt import Ack
@@ -315,7 +316,8 @@ class HomePublisher:
             touched |= {u for u in users if self._approver(u)}
         self.mark([u for u in touched if u in users])
 
-    def mark(self, users: list[str]) -> None:
+    def mark(self, users: Iterable[str]) -> None:
+        users = set(users)
         if not users:
             return
         with self._lock:
