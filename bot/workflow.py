@@ -215,8 +215,40 @@ def on_change(svc: Services) -> Any:
     return listener
 
 
+#: a step still without its request this long after the event: its process stopped mid-way
+UNLINKED_AFTER = 300.0
+
+
 def finish_waiting(svc: Services) -> int:
-    """The job: steps whose request ended while no process could complete them."""
+    """The job: steps whose request ended while no process could complete them, and steps
+    whose process stopped before their request was recorded (failed: nothing waits for them)."""
+    stale = (
+        svc.store.db()
+        .execute(
+            "SELECT execution_id FROM workflow_steps WHERE state = ? AND request_id IS NULL"
+            " AND created_at < ?",
+            [OPEN, svc.clock() - UNLINKED_AFTER],
+        )
+        .fetchall()
+    )
+    for (execution_id,) in stale:
+        with svc.store.transaction() as db:
+            claimed = db.execute(
+                "UPDATE workflow_steps SET state = ?, updated_at = ? WHERE execution_id = ?"
+                " AND state = ? AND request_id IS NULL",
+                [COMPLETING, svc.clock(), execution_id, OPEN],
+            ).rowcount
+        if claimed != 1:
+            continue
+        error = (
+            "device-bot stopped while recording this request; `/device requests` shows whether"
+            " it was. Run the workflow again if it was not."
+        )
+        try:
+            svc.out.fail_step(execution_id, error)
+        except SlackApiError as exc:
+            log.warning("workflow step %s: %s", execution_id, exc.response.get("error"))
+        _close(svc, execution_id, FAILED, error)
     rows = (
         svc.store.db()
         .execute(

@@ -136,3 +136,62 @@ def test_the_step_completes_after_a_bot_restart(tmp_path, sandbox, emu, claims):
 def test_the_emulator_speaks_the_events_api_handshake(bot):
     reply = bot.emu.verify_url("challenge-123")
     assert reply.status == 200 and "challenge-123" in reply.body
+
+
+def test_the_job_ends_steps_no_listener_ended(bot, claims):
+    from bot import approvals
+
+    device = claims.chrome("ACTIVE")
+    execution_id = run_step(bot, device["serialNumber"])
+    request_id = step_request(bot, execution_id)
+    # the process that decided stopped before it could end the step: no listener this time
+    listeners = list(bot.svc.listeners)
+    bot.svc.listeners.clear()
+    try:
+        approvals.deny(bot.svc, request_id, APPROVER1, "not today")
+    finally:
+        bot.svc.listeners.extend(listeners)
+    assert bot.emu.execution(execution_id)["state"] == "running"
+    assert workflow.finish_waiting(bot.svc) == 1
+    execution = bot.emu.execution(execution_id)
+    assert execution["state"] == "failed" and "not today" in execution["error"]
+    assert workflow.finish_waiting(bot.svc) == 0  # once
+
+    # a step whose process stopped before its request was recorded is failed, not left hanging
+    other = run_step(bot, claims.chrome("ACTIVE")["serialNumber"])
+    step_request(bot, other)
+    bot.store.db().execute(
+        "UPDATE workflow_steps SET request_id = NULL, created_at = 0 WHERE execution_id = ?",
+        [other],
+    )
+    workflow.finish_waiting(bot.svc)
+    failed = bot.emu.execution(other)
+    assert failed["state"] == "failed" and "stopped while recording" in failed["error"]
+
+
+def test_the_emulator_completes_a_step_once_and_its_token_ends_with_it(emu):
+    import pytest
+    from conftest import BOT_TOKEN
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    emu.bot_url = "http://127.0.0.1:9/slack/events"  # nobody listens: only the Web API matters
+    with pytest.raises(OSError):
+        emu.run_step(ids.STEP_REQUEST_ACTION, {"device": "x"})
+    execution_id = emu.executions()[-1]["id"]
+    token = emu.execution(execution_id)["token"]
+    assert token.startswith("xwfp-")
+    as_step = WebClient(token=token, base_url=emu.api_url)
+    assert as_step.auth_test()["ok"]  # the workflow token works while the step runs
+    bot = WebClient(token=BOT_TOKEN, base_url=emu.api_url)
+    with pytest.raises(SlackApiError) as missing:
+        bot.functions_completeSuccess(function_execution_id="Fx0", outputs={})
+    assert missing.value.response["error"] == "function_execution_not_found"
+    bot.functions_completeSuccess(function_execution_id=execution_id, outputs={"request_id": "R1"})
+    assert emu.execution(execution_id)["outputs"] == {"request_id": "R1"}
+    with pytest.raises(SlackApiError) as twice:
+        bot.functions_completeError(function_execution_id=execution_id, error="late")
+    assert twice.value.response["error"] == "execution_not_in_running_state"
+    with pytest.raises(SlackApiError) as ended:
+        as_step.auth_test()
+    assert ended.value.response["error"] == "invalid_auth"
