@@ -187,3 +187,28 @@ def test_home_and_the_workflow_step_over_socket_mode(tmp_path, sandbox, emu, cla
         assert emu.execution(execution_id)["state"] == "running"
     finally:
         bot.server.stop()
+
+
+def test_a_lost_case_shows_on_the_home_tab_with_its_last_check_in(tmp_path, sandbox, emu, claims):
+    import time
+
+    from conftest import start_bot
+
+    bot = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none")
+    device = claims.chrome("ACTIVE")
+    serial = device["serialNumber"]
+    try:
+        bot.emu.open_home(OPERATOR)
+        wait_home(bot, OPERATOR, lambda t: "No device is reported lost" in t, "no lost case")
+        request_id = submit(bot, "disable", serial, {"why": "lost_or_stolen"})
+        wait_state(bot, request_id, "succeeded")
+        wait_home(bot, OPERATOR, lambda t: "Open lost cases (1)" in t and serial in t, "the case")
+        at = time.time() + 5
+        sandbox.fleet.check_in(device["deviceId"], at=at, ip="10.1.2.3", wan_ip="203.0.113.9")
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
+        wait_home(bot, OPERATOR, lambda t: stamp in t, "the new check-in")
+        request_id = submit(bot, "reenable", serial)
+        wait_state(bot, request_id, "succeeded")
+        wait_home(bot, OPERATOR, lambda t: "No device is reported lost" in t, "the case resolved")
+    finally:
+        bot.server.stop()
