@@ -40,6 +40,8 @@ from bot.services import Services
 
 log = logging.getLogger(__name__)
 
+#: the publisher's thread ends after this long without work (the next change starts another)
+IDLE_SECONDS = 5.0
 #: rows shown per list; the rest is counted ("…and 4 more")
 LIST_LIMIT = 10
 OPEN_STATES = ("pending", "approved", "executing")
@@ -194,10 +196,7 @@ def render(svc: Services, user: str) -> dict[str, Any]:
     """`user`'s Home tab from what the store knows now (no Google call)."""
     from bot import catalog
 
-    try:
-        role = svc.roles.role_of(user)
-    except MembershipUnknown:
-        role = Role.OPERATOR if _is_operator(svc, user) else Role.NONE
+    role = svc.roles.role_of(user)  # an approver group Slack cannot list now grants nothing
     db = svc.store.db()
     marks = ",".join("?" * len(OPEN_STATES))
     mine = list(
@@ -249,17 +248,10 @@ def render(svc: Services, user: str) -> dict[str, Any]:
     )
 
 
-def _is_operator(svc: Services, user: str) -> bool:
-    try:
-        return svc.roles.role_of(user) >= Role.OPERATOR
-    except MembershipUnknown:
-        return False
-
-
 def fleet_summary(svc: Services) -> dict[str, Any]:
     """Counts the store already has: Android devices by state (the local index), open
     requests and lost cases. Never a Google call: Chrome OS has no cheap count (the Directory
-    API lists, it does not count), so `/device find` and the stats answer for it."""
+    API lists, it does not count)."""
     db = svc.store.db()
     android = {
         str(state or "UNKNOWN"): int(n)
@@ -341,7 +333,7 @@ class HomePublisher:
     def _run(self) -> None:
         while True:
             with self._lock:
-                if not self._lock.wait_for(lambda: bool(self._dirty), timeout=30):
+                if not self._lock.wait_for(lambda: bool(self._dirty), timeout=IDLE_SECONDS):
                     self._thread = None
                     return
                 user = self._dirty.pop()
