@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from conftest import (
     APPROVALS,
     APPROVER1,
@@ -195,3 +196,37 @@ def test_the_emulator_completes_a_step_once_and_its_token_ends_with_it(emu):
     with pytest.raises(SlackApiError) as ended:
         as_step.auth_test()
     assert ended.value.response["error"] == "invalid_auth"
+
+
+def test_the_requester_cancels_from_the_home_tab_and_the_step_fails(bot, claims):
+    device = claims.chrome("ACTIVE")
+    execution_id = run_step(bot, device["serialNumber"])
+    request_id = step_request(bot, execution_id)
+    bot.emu.open_home(OPERATOR)
+    view = wait_until(
+        lambda: (v := bot.emu.home_view(OPERATOR)) and request_id in flatten(v["blocks"]) and v,
+        10,
+        "the request on the requester's Home tab",
+    )
+    bot.emu.click(OPERATOR, ids.ActionId.CANCEL_REQUEST, view=view, block_id=f"mine-{request_id}")
+    execution = ended(bot, execution_id)
+    assert execution["state"] == "failed" and "cancelled" in execution["error"]
+    assert f"<@{OPERATOR}>" in execution["error"]
+
+
+@pytest.mark.parametrize(
+    ("action", "platform", "needle"),
+    [
+        ("move", "chrome", "needs more than a device"),
+        ("reset-password", "android", "needs more than a device"),
+        ("lock", "chrome", "not something a Chrome OS device can do"),
+    ],
+)
+def test_actions_the_step_cannot_ask_for_fail_it_with_why(bot, claims, action, platform, needle):
+    if platform == "chrome":
+        serial = claims.chrome("ACTIVE")["serialNumber"]
+    else:
+        serial = claims.fitting(action, "android")["hardwareInfo"]["serialNumber"]
+    execution = ended(bot, run_step(bot, serial, action=action))
+    assert execution["state"] == "failed" and needle in execution["error"], execution
+    assert bot.store.db().execute("SELECT count(*) FROM requests").fetchone()[0] == 0
