@@ -171,7 +171,6 @@ def test_the_job_ends_steps_no_listener_ended(bot, claims):
 
 
 def test_the_emulator_completes_a_step_once_and_its_token_ends_with_it(emu):
-    import pytest
     from conftest import BOT_TOKEN
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackApiError
