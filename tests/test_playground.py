@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from slack_sdk import WebClient
 
-from bot.playground.main import APPROVALS, HELPDESK, OPERATOR, start_playground
+from bot.playground.main import APPROVALS, APPROVER1, HELPDESK, OPERATOR, start_playground
 
 ALEX = "U0APPROVER1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -279,6 +279,25 @@ def test_click_and_submit_are_delivered_as_slack_payloads(pg: Any, slack: WebCli
     assert got["why"]["why_input"]["value"] == "because"
     assert [o["value"] for o in got["flags"]["flags_input"]["selected_options"]] == ["b"]
     post(pg, "/api/close", {"user": ALEX, "all": True})
+
+
+def test_home_tab_and_workflow_step_through_the_page_api(pg: Any) -> None:
+    assert post(pg, "/api/home", {"user": "U0NOBODY"})[0] == 400
+    assert post(pg, "/api/step", {"user": OPERATOR, "action": "disable"})[0] == 400
+    status, answer = post(pg, "/api/home", {"user": OPERATOR})
+    assert status == 200 and answer["ok"]
+    home = wait_until(lambda: state(pg, OPERATOR)["home"], message="the published Home tab")
+    assert home["type"] == "home" and "Your open requests" in json.dumps(home["blocks"])
+    status, answer = post(
+        pg, "/api/step", {"user": OPERATOR, "device": "NO-SUCH-SERIAL", "action": "disable"}
+    )
+    assert status == 200 and answer["execution_id"].startswith("Fx")
+    step = wait_until(
+        lambda: next((s for s in state(pg, OPERATOR)["steps"] if s["state"] == "failed"), None),
+        message="the step to fail",
+    )
+    assert step["inputs"]["requested_by"] == OPERATOR and step["error"]
+    assert state(pg, APPROVER1)["steps"] == []  # another person's steps are not shown
 
 
 def test_event_stream_pushes_each_change(pg: Any, slack: WebClient) -> None:
