@@ -87,7 +87,7 @@ def test_the_step_fails_with_the_reason_after_denial(bot, claims):
 
 
 def test_a_refused_step_fails_before_any_request_and_a_redelivery_runs_once(bot, claims):
-    device = claims.chrome("ACTIVE")
+    device = claims.chrome("ACTIVE", lambda d: d.get("deviceLicenseType") != "kioskUpgrade")
     serial = device["serialNumber"]
     # the capability check, before any approval: no screenshot outside kiosk mode
     execution_id = run_step(bot, serial, action="screenshot")
