@@ -630,8 +630,11 @@ def play_disable_flow(page: Page, pg: Any) -> dict[str, Any]:
         timeout=15,
         message="the sandbox device to be disabled",
     )
-    link = page.wait_css(f'#messages .msg[data-ts="{ts}"] .thread-link', timeout=15)
-    link.click()
+    page.click(  # found again if the message re-renders (its reply count changes) meanwhile
+        lambda: next(iter(page.css(f'#messages .msg[data-ts="{ts}"] .thread-link')), None),
+        timeout=15,
+        message="the request's thread link",
+    )
     outcome = page.until(
         lambda d: next(
             (
