@@ -184,6 +184,13 @@ def _fleet_line(fleet: dict[str, Any]) -> str:
             else ""
         )
     ]
+    chrome = fleet.get("chrome")
+    if chrome:
+        parts.append(
+            f":computer: Chrome OS: *{sum(chrome.values())}* ("
+            + ", ".join(f"{esc(k.lower())} {v}" for k, v in sorted(chrome.items()))
+            + ", as of the last `/device stats`)"
+        )
     parts.append(f":inbox_tray: open requests: *{fleet.get('open', 0)}*")
     parts.append(f":mag: lost: *{fleet.get('lost', 0)}*")
     return "   ".join(parts)
@@ -249,10 +256,14 @@ def render(svc: Services, user: str) -> dict[str, Any]:
 
 
 def fleet_summary(svc: Services) -> dict[str, Any]:
-    """Counts the store already has: Android devices by state (the local index), open
-    requests and lost cases. Never a Google call: Chrome OS has no cheap count (the Directory
-    API lists, it does not count)."""
+    """Counts the bot already has: Android devices by state (the local index), open requests
+    and lost cases, and Chrome OS devices by status when `/device stats` made its pass
+    recently (kept in its cache). Never a Google call: the Directory API lists, it does not
+    count, so opening the tab must not start a pass over the fleet."""
     db = svc.store.db()
+    cache = svc.extras.get("stats_cache")
+    overview = cache.fresh() if cache is not None else None
+    chrome = dict(overview.stats.chrome_status) if overview is not None else None
     android = {
         str(state or "UNKNOWN"): int(n)
         for state, n in db.execute("SELECT state, count(*) FROM android_index GROUP BY state")
@@ -261,7 +272,7 @@ def fleet_summary(svc: Services) -> dict[str, Any]:
         "SELECT count(*) FROM requests WHERE state IN ('pending', 'approved', 'executing')"
     ).fetchone()[0]
     lost = db.execute("SELECT count(*) FROM lost_devices WHERE state = 'open'").fetchone()[0]
-    return {"android": android, "open": open_requests, "lost": lost}
+    return {"android": android, "chrome": chrome, "open": open_requests, "lost": lost}
 
 
 # ---- publishing ------------------------------------------------------------------------------

@@ -154,12 +154,21 @@ def test_home_view_builder_fits_slack_limits_with_many_rows() -> None:
         for n in range(home.LIST_LIMIT)
     ]
     view = home.home_view(
-        APPROVER1, Role.APPROVER, rows, 40, rows, 40, cases, 40, {"android": {"ACTIVE": 3}}
+        APPROVER1,
+        Role.APPROVER,
+        rows,
+        40,
+        rows,
+        40,
+        cases,
+        40,
+        {"android": {"ACTIVE": 3}, "chrome": {"ACTIVE": 7, "DISABLED": 1}},
     )
     assert validate_view(view) == []
     text = flatten(view["blocks"])
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "and 30 more" in text
+    assert "Chrome OS: *8*" in text and "Android: *3*" in text
 
 
 def test_home_and_the_workflow_step_over_socket_mode(tmp_path, sandbox, emu, claims):
