@@ -127,6 +127,12 @@ class Listeners:
     def shortcut(self, key: Any) -> Any:
         return self._on("shortcut", key)
 
+    def event(self, key: Any) -> Any:
+        return self._on("event", key)
+
+    def function(self, key: Any) -> Any:
+        return self._on("function", key)
+
 
 class FakeAck:
     def __init__(self) -> None:
