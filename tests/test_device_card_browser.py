@@ -2,7 +2,10 @@
 
 `/device info <serial>` is typed on the playground page, as a person would; the buttons the
 page shows are held against what bot/capabilities.py decides for that device, and against the
-rules in words (tests/test_capabilities.py checks each rule against the sandbox).
+rules in words (tests/test_capabilities.py checks each rule against the sandbox). A lost
+phone's card offers *Found* instead of *Lost mode*; `/device help <serial>` says why the rest is
+not for the device; a typed sub-command that does not fit is refused in its modal, before any
+request exists.
 
 `HELPDESK_SCREENSHOTS=docs pytest tests/test_device_card_browser.py` re-makes the README's
 docs/device-card.png (a fully managed phone's card).
@@ -17,8 +20,9 @@ import test_playground_browser as browser
 from test_helpdesk_browser import RAW, shoot
 from test_playground_browser import Page
 
-from bot import capabilities, catalog
-from bot.playground.main import HELPDESK, OPERATOR
+from bot import approvals, capabilities, catalog, lost
+from bot.approvals import NewRequest
+from bot.playground.main import APPROVER1, HELPDESK, OPERATOR
 
 #: the playground, the browser and the page of test_playground_browser (its skip rules too)
 pg, driver, page = browser.pg, browser.driver, browser.page
@@ -30,14 +34,17 @@ def label(name: str, platform: str) -> str:
     return catalog.action_for(name, platform).label
 
 
-def android(pg: Any, where: Callable[[dict[str, Any]], bool]) -> str:
-    """The serial of an active phone of the playground's fleet that `where` accepts."""
+def android(pg: Any, where: Callable[[dict[str, Any]], bool], last: bool = False) -> str:
+    """The serial of an active phone of the playground's fleet that `where` accepts (the
+    first, or the last so that two tests of this module never share a phone)."""
     fleet = pg.sandbox.fleet
-    return next(
+    serials = [
         str(d["hardwareInfo"]["serialNumber"])
         for name in list(fleet.android_order)
         if (d := fleet.android[name]).get("state") == "ACTIVE" and where(d)
-    )
+    ]
+    assert len(serials) >= 2, "the playground fleet has too few such phones"
+    return serials[-1] if last else serials[0]
 
 
 def chrome(pg: Any, where: Callable[[dict[str, Any]], bool]) -> str:
@@ -143,3 +150,53 @@ def test_device_help_says_why_the_rest_is_not_for_this_device(page: Page, pg: An
     assert f"{label('lost', 'android')}: Lost mode applies only to company-owned devices" in refused
     assert f"{serial} is not reported lost" in refused  # Found
     assert not [m for m in RAW if m in text], text
+
+
+def test_a_lost_phone_offers_found_instead_of_lost_mode(page: Page, pg: Any) -> None:
+    svc = pg.server.svc
+    serial = android(
+        pg, lambda d: d["managementMode"] == "DEVICE_OWNER" and d["apiLevel"] >= 33, last=True
+    )
+    device = svc.devices.resolve(serial)
+    request_id = approvals.submit(
+        svc,
+        NewRequest(
+            action="lost",
+            platform="android",
+            devices=(device,),
+            params={"message": "Please call IT", "phone": "+1 555 0100"},
+            requester=OPERATOR,
+            reason="INC-9120 left in a taxi",
+            channel=HELPDESK,
+        ),
+    )
+    if svc.settings.needs_approval("lost"):
+        approvals.approve(svc, request_id, APPROVER1)
+    page.until(
+        lambda d: lost.open_case_for(svc, "android", device.id),
+        15,
+        "the lost case to open",
+    )
+    card, buttons = show_card(page, pg, "android", serial)
+    assert buttons.get("found") == label("found", "android"), buttons
+    assert "lost" not in buttons and "Lost mode" not in buttons.values(), buttons
+
+
+def test_a_typed_command_that_does_not_fit_is_refused_before_approval(page: Page, pg: Any) -> None:
+    serial = android(pg, lambda d: d["managementMode"] == "DEVICE_OWNER")
+    page.open(OPERATOR, HELPDESK)
+    page.type(f"/device relinquish {serial}")
+    words = f"Relinquish applies only to company-owned work profiles; {serial} is fully managed."
+    modal = page.until(
+        lambda d: next((m for m in page.css("#modal-root .modal") if words in m.text), None),
+        15,
+        "the refusal in the modal",
+        dump="#modal-root",
+    )
+    assert not page.css(".modal-submit", modal), "nothing to submit: no request can be made"
+    page.css(".modal-x", modal)[0].click()
+    page.modal_gone()
+    rows = pg.server.svc.store.db().query(
+        "SELECT COUNT(*) AS n FROM requests WHERE action = ?", ["relinquish"]
+    )
+    assert [dict(r) for r in rows] == [{"n": 0}]
