@@ -1,14 +1,12 @@
 """The application factory: one Bolt App wired with every capability.
 
 `create_app(svc)` builds a fresh App per call (no module-level App), registers the
-`/device` command, each capability's listeners, the retry de-duplication middleware and
-the single error handler.
+`/device` command, each capability's listeners (wrapped by the guard, which also drops
+Slack's re-deliveries after the ack) and the single error handler.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import ModuleType
@@ -16,7 +14,6 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
-from slack_bolt.context import BoltContext
 
 from bot import (
     actions,
@@ -105,7 +102,6 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
     finally:
         bolt_log.setLevel(level)
     app.use(_note_kind)
-    app.use(_deduplicate(svc))
     app.error(_error_handler(svc))
     guarded = GuardedApp(app, svc)
     commands = Commands()
@@ -115,36 +111,10 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
     return app
 
 
-def delivery_key(body: dict[str, Any]) -> str | None:
-    """What identifies one user gesture across Slack's re-deliveries of it."""
-    trigger = body.get("trigger_id")
-    if not trigger:
-        return None
-    actions = body.get("actions") or []
-    action_ts = actions[0].get("action_ts", "") if actions else ""
-    view = body.get("view") or {}
-    raw = json.dumps(
-        [body.get("type") or body.get("command"), trigger, action_ts, view.get("hash")]
-    )
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
 def _note_kind(body: dict[str, Any], next: Any) -> BoltResponse | None:
     """Name the request's kind for the metrics (runs only after Bolt checked the signature)."""
     metrics.note_kind(metrics.request_kind(body))
     return next()  # type: ignore[no-any-return]
-
-
-def _deduplicate(svc: Services) -> Any:
-    def deduplicate(body: dict[str, Any], next: Any, context: BoltContext) -> BoltResponse | None:
-        """Answer a re-delivered gesture (X-Slack-Retry-Num, a double submit) without acting twice."""
-        key = delivery_key(body)
-        if key is not None and not svc.store.first_delivery(key):
-            log.info("duplicate delivery %s ignored", key[:12])
-            return BoltResponse(status=200, body="")
-        return next()  # type: ignore[no-any-return]
-
-    return deduplicate
 
 
 def _error_handler(svc: Services) -> Any:

@@ -101,13 +101,18 @@ class GatedExecutor(FairExecutor):
         return super().submit(gated)
 
 
-def gated_ack(gate: AckGate, ack: Any, token: str | None = None) -> Any:
-    """Wrap Bolt's ack: acknowledge, then let the other pending acknowledgements go first."""
+def gated_ack(
+    gate: AckGate, ack: Any, token: str | None = None, then: Callable[[], None] | None = None
+) -> Any:
+    """Wrap Bolt's ack: acknowledge, let the other pending acknowledgements go first, then
+    run `then` (what must precede the listener's work but not its answer; it may raise)."""
 
     def acknowledge(*args: Any, **kwargs: Any) -> Any:
         result = ack(*args, **kwargs)
         working_for(token)
         gate.wait_quiet()
+        if then is not None:
+            then()
         return result
 
     return _AckProxy(ack, acknowledge)
