@@ -4,7 +4,10 @@
 
 Two peers, each in a process of its own and served the same way (waitress, the bot's HTTP
 thread count): `python -m bot`, against a sandbox Google made `--latency` s slow, and a
-minimal bolt-python app whose listeners only ack. Each round releases one burst at each
+minimal bolt-python app whose listeners only ack. The sandbox Google runs in a third
+process: the bot's Google calls after its acks must not compete with the load generator
+and the Slack emulator (this process, which times the exchanges) for one GIL — the minimal
+app makes none, so that would weigh on the bot's side only. Each round releases one burst at each
 peer in turn (every request of a burst at the same instant, a barrier): half
 `/device info <serial>` slash commands, half *Refresh* clicks on device cards; the Slack
 emulator times each HTTP exchange (request sent → Slack's answer received). The order
@@ -21,11 +24,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -39,12 +44,12 @@ from bench.common import (
     BOT_TOKEN,
     OPERATOR,
     SIGNING_SECRET,
+    Arrivals,
     Stats,
     chrome_serials,
     machine,
     ms,
     ratio,
-    sandbox_and_emulator,
     separate_bot,
     table,
     verdict,
@@ -94,8 +99,8 @@ def serve_minimal(port: int, threads: int, slack_api_url: str) -> None:
 
 
 @contextmanager
-def minimal_bolt(slack_api_url: str, threads: int, workdir: Path) -> Iterator[str]:
-    """The minimal Bolt app in a process of its own; yields its events URL."""
+def minimal_bolt(slack_api_url: str, threads: int, workdir: Path) -> Iterator[tuple[str, int]]:
+    """The minimal Bolt app in a process of its own; yields its events URL and pid."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -130,7 +135,7 @@ def minimal_bolt(slack_api_url: str, threads: int, workdir: Path) -> Iterator[st
 
     try:
         wait_until(healthy, 30, "the minimal Bolt app's /healthz")
-        yield url + "/slack/events"
+        yield url + "/slack/events", proc.pid
     finally:
         proc.terminate()
         try:
@@ -139,6 +144,89 @@ def minimal_bolt(slack_api_url: str, threads: int, workdir: Path) -> Iterator[st
             proc.kill()
             proc.wait()
         log.close()
+
+
+# ---- the sandbox Google in a process of its own -------------------------------------------
+
+
+def serve_sandbox(serials: int) -> None:
+    """The sandbox Google; prints its address and `serials` Chrome serials as one JSON line,
+    then obeys `latency <seconds>` lines on stdin (answers `ok`) until stdin closes."""
+    from bot.sandbox import Sandbox
+
+    sandbox = Sandbox(chrome=300, android=200, seed=11, command_delay=3600.0).start()
+    about = {
+        "url": sandbox.url,
+        "customer": sandbox.customer_id,
+        "enterprise": sandbox.enterprise,
+        "serials": chrome_serials(sandbox, serials),
+    }
+    print(json.dumps(about), flush=True)
+    for line in sys.stdin:
+        command, _, value = line.strip().partition(" ")
+        if command == "latency":
+            sandbox.faults.latency = float(value)
+            print("ok", flush=True)
+    sandbox.stop()
+
+
+class SandboxProcess:
+    """`serve_sandbox` in a child process: what `separate_bot` needs, and its latency knob."""
+
+    def __init__(self, serials: int) -> None:
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.ack", "--serve-sandbox", str(serials)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        about = json.loads(self.proc.stdout.readline())
+        self.url, self.customer_id = about["url"], about["customer"]
+        self.enterprise, self.serials = about["enterprise"], about["serials"]
+
+    def latency(self, seconds: float) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"latency {seconds}\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ok":
+            raise RuntimeError("the sandbox process did not take the latency")
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextmanager
+def sandbox_process(serials: int) -> Iterator[SandboxProcess]:
+    proc = SandboxProcess(serials)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@contextmanager
+def emulator() -> Iterator[tuple[Any, Arrivals, Path]]:
+    """The Slack emulator in this process, its answer stream, and a scratch directory."""
+    from bot.playground.slack_emulator import SlackEmulator
+
+    emu = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN).start()
+    emu.delivery_timeout = 30.0
+    arrivals = Arrivals(emu)
+    try:
+        with tempfile.TemporaryDirectory(prefix="device-bot-bench-") as tmp:
+            yield emu, arrivals, Path(tmp)
+    finally:
+        arrivals.close()
+        emu.stop()
 
 
 # ---- one burst ---------------------------------------------------------------------------
@@ -150,6 +238,8 @@ class Burst:
     def __init__(self) -> None:
         self.acks: list[float] = []
         self.statuses: list[int] = []
+        self.at = 0.0  # wall-clock time of the release (to match a peer's own logs)
+        self.cpu = 0.0  # CPU seconds the peer's process used from the release to the last ack
 
     @property
     def stats(self) -> Stats:
@@ -160,8 +250,15 @@ class Burst:
         return sum(1 for s in self.statuses if s != 200)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def burst(
     emu: Any,
+    pid: int,
     url: str,
     serials: list[str],
     cards: list[dict[str, Any]],
@@ -199,9 +296,12 @@ def burst(
     gc.collect()
     gc.disable()  # the load generator must not pause mid-burst and blame the peer for it
     try:
+        cpu = cpu_seconds(pid)
         barrier.wait()
+        out.at = time.time()
         for t in threads:
             t.join()
+        out.cpu = cpu_seconds(pid) - cpu
     finally:
         gc.enable()
     if arrivals is not None:
@@ -321,52 +421,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commands", type=int, default=50)
     parser.add_argument("--clicks", type=int, default=50)
     parser.add_argument("--serve-minimal", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-sandbox", type=int, metavar="SERIALS", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--slack-api-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_minimal:
         serve_minimal(args.serve_minimal, args.threads, args.slack_api_url)
         return 0
+    if args.serve_sandbox:
+        serve_sandbox(args.serve_sandbox)
+        return 0
 
     from bot.server import HTTP_THREADS
 
     rounds: list[tuple[Burst, Burst]] = []
-    with sandbox_and_emulator(chrome=300, android=200) as (sandbox, emu, arrivals, tmp):
-        with (
-            separate_bot(sandbox, emu, tmp, GOOGLE_TIMEOUT="60") as bot,
-            minimal_bolt(emu.api_url, HTTP_THREADS, tmp) as bare_url,
-        ):
-            bot_url = bot.url + "/slack/events"
-            serials = chrome_serials(sandbox, args.commands + args.clicks)
-            cards = _cards(emu, arrivals, serials[args.commands :])
-            commands = serials[: args.commands]
-            timeout = args.latency * 10 + 60
+    with (
+        emulator() as (emu, arrivals, tmp),
+        sandbox_process(args.commands + args.clicks) as sandbox,
+        separate_bot(sandbox, emu, tmp, GOOGLE_TIMEOUT="60") as bot,
+        minimal_bolt(emu.api_url, HTTP_THREADS, tmp) as (bare_url, bare_pid),
+    ):
+        bot_url = bot.url + "/slack/events"
+        serials = sandbox.serials
+        cards = _cards(emu, arrivals, serials[args.commands :])
+        commands = serials[: args.commands]
+        timeout = args.latency * 10 + 60
 
-            def on_bot() -> Burst:
-                sandbox.faults.latency = args.latency
-                try:
-                    return burst(emu, bot_url, commands, cards, arrivals, timeout)
-                finally:
-                    sandbox.faults.latency = 0.0
+        def on_bot() -> Burst:
+            sandbox.latency(args.latency)
+            try:
+                return burst(emu, bot.pid, bot_url, commands, cards, arrivals, timeout)
+            finally:
+                sandbox.latency(0.0)
 
-            def on_bare() -> Burst:
-                return burst(emu, bare_url, commands, cards)
+        def on_bare() -> Burst:
+            return burst(emu, bare_pid, bare_url, commands, cards)
 
-            on_bot(), on_bare()  # warm-up: threads, connections, per-thread Google services
-            for i in range(args.rounds):
-                if i % 2 == 0:
-                    b = on_bot()
-                    m = on_bare()
-                else:
-                    m = on_bare()
-                    b = on_bot()
-                rounds.append((b, m))
-                print(
-                    f"round {i + 1}: bot p50 {b.stats.median:.1f} p99 {b.stats.p99:.1f} ms, "
-                    f"minimal p50 {m.stats.median:.1f} p99 {m.stats.p99:.1f} ms",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        on_bot(), on_bare()  # warm-up: threads, connections, per-thread Google services
+        for i in range(args.rounds):
+            if i % 2 == 0:
+                b = on_bot()
+                m = on_bare()
+            else:
+                m = on_bare()
+                b = on_bot()
+            rounds.append((b, m))
+            print(
+                f"round {i + 1} (bot at {b.at:.3f}, minimal at {m.at:.3f}): "
+                f"bot p50 {b.stats.median:.1f} p99 {b.stats.p99:.1f} ms, CPU {b.cpu * 1000:.0f} ms; "
+                f"minimal p50 {m.stats.median:.1f} p99 {m.stats.p99:.1f} ms, CPU {m.cpu * 1000:.0f} ms",
+                file=sys.stderr,
+                flush=True,
+            )
     text, _ = report(rounds, args.commands, args.clicks, args.latency)
     print(machine())
     print(text)

@@ -8,6 +8,7 @@ Slack's re-deliveries after the ack) and the single error handler.
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -109,6 +110,28 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
         module.register(guarded, svc, commands)
     guarded.command(ids.SLASH_COMMAND)(commands.listener(svc))
     return app
+
+
+def warm_listeners(app: App) -> None:
+    """Start every thread of Bolt's listener pool now, in the background.
+
+    A ThreadPoolExecutor starts a thread per submission until it has max_workers, so the
+    first burst would pay for starting threads between acknowledgements."""
+    runner = getattr(app, "_listener_runner", None)
+    pool = getattr(runner, "listener_executor", None)
+    if not isinstance(pool, ThreadPoolExecutor):
+        return
+    size = pool._max_workers
+    barrier = threading.Barrier(size)
+
+    def hold() -> None:  # one task per thread: every thread exists once all have started
+        try:
+            barrier.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            pass
+
+    for _ in range(size):
+        pool.submit(hold)
 
 
 def _note_kind(body: dict[str, Any], next: Any) -> BoltResponse | None:
