@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -21,6 +23,7 @@ from bot.pool import FairExecutor
 
 T = TypeVar("T")
 MAX_WAIT = 0.5  # never hold work back longer than this
+SETTLE = 0.02  # a burst is over when no request arrived for this long
 
 
 class AckGate:
@@ -30,16 +33,19 @@ class AckGate:
         "X-Device-Bot-Request"  # set by the server on each request (any client value is replaced)
     )
 
-    def __init__(self) -> None:
+    def __init__(self, settle: float = SETTLE) -> None:
         self._pending: set[str] = set()
         self._quiet = threading.Condition()
         self._next = itertools.count()
+        self.settle = settle
+        self._arrivals: deque[tuple[float, str]] = deque(maxlen=2)  # the latest two
 
     def enter(self) -> str:
         """A request arrived; returns its token."""
         token = str(next(self._next))
         with self._quiet:
             self._pending.add(token)
+            self._arrivals.append((time.monotonic(), token))
         return token
 
     def leave(self, token: str | None) -> None:
@@ -55,17 +61,35 @@ class AckGate:
     def pending(self) -> int:
         return len(self._pending)
 
+    def _calm_in(self, own: str | None) -> float:
+        """Seconds until the gate is quiet for `own`'s work; 0: quiet now; inf: an ack is
+        pending (caller holds the lock)."""
+        if self._pending - {own}:
+            return math.inf
+        others = [at for at, token in self._arrivals if token != own]
+        if not others:
+            return 0.0
+        return max(0.0, max(others) + self.settle - time.monotonic())
+
+    def quiet(self) -> bool:
+        """No acknowledgement pending and none arrived in the last `settle` seconds."""
+        with self._quiet:
+            return self._calm_in(None) == 0.0
+
     def wait_quiet(self, timeout: float = MAX_WAIT) -> None:
-        """Return once no other request's acknowledgement is pending (or after `timeout`).
+        """Return once no other request's acknowledgement is pending and no other request
+        arrived in the last `settle` seconds — a burst's requests do not all arrive at the
+        same instant, and work started between two of them would delay the later ones'
+        answers (or after `timeout`).
 
         "Other": the request this thread works for (see `working_for`) does not count —
         its own answer never holds its own work back.
         """
         own = getattr(_local, "token", None)
-        if not self._pending or self._pending == {own}:
-            return
+        deadline = time.monotonic() + timeout
         with self._quiet:
-            self._quiet.wait_for(lambda: not (self._pending - {own}), timeout)
+            while (wait := min(self._calm_in(own), deadline - time.monotonic())) > 0:
+                self._quiet.wait(wait)
 
 
 _local = threading.local()
@@ -184,7 +208,7 @@ class Collector:
                 continue
             now = time.monotonic()
             waiting_since = waiting_since or now
-            if self.gate.pending and now - waiting_since < self.max_delay:
+            if not self.gate.quiet() and now - waiting_since < self.max_delay:
                 continue
             gc.collect(generation)
             waiting_since = None
