@@ -95,7 +95,7 @@ def serve_minimal(port: int, threads: int, slack_api_url: str) -> None:
             return [b"ok\n"]
         return handler(environ, start_response)
 
-    create_server(wsgi, host="127.0.0.1", port=port, threads=threads).run()
+    create_server(wsgi, host="127.0.0.1", port=port, threads=threads, asyncore_use_poll=True).run()
 
 
 @contextmanager
