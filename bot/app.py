@@ -7,6 +7,7 @@ Slack's re-deliveries after the ack) and the single error handler.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -125,10 +126,8 @@ def warm_listeners(app: App) -> None:
     barrier = threading.Barrier(size)
 
     def hold() -> None:  # one task per thread: every thread exists once all have started
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout=10)
-        except threading.BrokenBarrierError:
-            pass
 
     for _ in range(size):
         pool.submit(hold)
