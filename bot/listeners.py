@@ -120,6 +120,8 @@ def guard(svc: Services, func: Any) -> Any:
             token = _gate_token(request)
             kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token, then=claim)
         try:
+            if "ack" not in kwargs:  # nothing to answer first: claim before the work
+                claim()
             with logs.bind(**_about(body)):
                 return func(*args, **kwargs)
         except Redelivered:
