@@ -107,9 +107,11 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
     app.error(_error_handler(svc))
     guarded = GuardedApp(app, svc)
     commands = Commands()
+    # first: Bolt tries its listeners in order, each matcher costing CPU before the ack, and
+    # most requests are `/device` (the sub-commands are looked up when one is typed)
+    guarded.command(ids.SLASH_COMMAND)(commands.listener(svc))
     for module in CAPABILITIES:
         module.register(guarded, svc, commands)
-    guarded.command(ids.SLASH_COMMAND)(commands.listener(svc))
     return app
 
 
