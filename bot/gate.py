@@ -23,7 +23,11 @@ from bot.pool import FairExecutor
 
 T = TypeVar("T")
 MAX_WAIT = 0.5  # never hold work back longer than this
-SETTLE = 0.02  # a burst is over when no request arrived for this long
+#: how long work also waits after another request's arrival (a burst's tail). Off: measured
+#: at 20 ms it showed no clear gain, and it reorders work — an earlier request's work waits
+#: for a later one's arrival while the latest request's does not (two modals of one user
+#: opened in the wrong order).
+SETTLE = 0.0
 
 
 class AckGate:
