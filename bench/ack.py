@@ -1,85 +1,312 @@
-"""Acknowledgement latency: 50 signed slash commands + 50 button clicks at once, Google slow.
+"""Acknowledgement latency beside a bare Bolt app: 50 slash commands + 50 clicks at once.
 
-    python -m bench.ack [--rounds 3] [--latency 5] [--commands 50] [--clicks 50]
+    python -m bench.ack [--rounds 10] [--latency 5] [--commands 50] [--clicks 50]
 
-Each round releases every request at the same instant (a barrier), half `/device info
-<serial>` slash commands, half *Refresh* clicks on device cards; the emulator times each
-HTTP exchange (request sent → Slack's answer received). Rounds alternate between a fast
-Google (0 s) and a slow one (`--latency` s injected on every Google request), so the
-ratio compares the two side by side on the same machine state. After each round the
-benchmark waits until every answer has reached Slack (the work done after the ack).
-Target: every request answered 200, p99 acknowledgement ≤ 100 ms with Google slow.
+Two peers, each in a process of its own and served the same way (waitress, the bot's HTTP
+thread count): `python -m bot`, against a sandbox Google made `--latency` s slow, and a
+minimal bolt-python app whose listeners only ack. The sandbox Google runs in a third
+process: the bot's Google calls after its acks must not compete with the load generator
+and the Slack emulator (this process, which times the exchanges) for one GIL — the minimal
+app makes none, so that would weigh on the bot's side only. Each round releases one burst at each
+peer in turn (every request of a burst at the same instant, a barrier): half
+`/device info <serial>` slash commands, half *Refresh* clicks on device cards; the Slack
+emulator times each HTTP exchange (request sent → Slack's answer received). The order
+alternates per round (bot first, then the minimal app first) so that drift of the shared
+machine falls on both. After the bot's burst the benchmark waits until every answer has
+reached Slack (the work done after the ack), so each burst starts on a quiet bot.
+
+Absolute times depend on what else the machine runs; the ratio bot / minimal of the same
+round does not, or much less. Targets: p50 and p99 ratios ≤ 1.3 in every round; no bot
+burst with p99 over 2× the median burst's p99; every request answered 200.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    BOT_TOKEN,
     OPERATOR,
+    SIGNING_SECRET,
+    Arrivals,
+    Stats,
     chrome_serials,
-    harness,
     machine,
     ms,
     ratio,
-    sandbox_and_emulator,
     separate_bot,
     table,
     verdict,
+    wait_until,
 )
 
-TARGET_P99_MS = 100.0
+TARGET_RATIO = 1.3
+TARGET_SPREAD = 2.0  # worst burst's p99 / median burst's p99
 
 
-def _round(
-    h: Any, serials: list[str], cards: list[dict[str, Any]], latency: float
-) -> tuple[list[float], list[float], list[int], float]:
-    """One burst; returns (command acks, click acks, statuses, seconds until every answer)."""
+# ---- the peer: a minimal Bolt app --------------------------------------------------------
+
+
+def serve_minimal(port: int, threads: int, slack_api_url: str) -> None:
+    """A bolt-python app whose listeners only ack, behind waitress (blocks)."""
+    import re
+
+    from slack_bolt import App
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+    from slack_sdk import WebClient
+    from waitress.server import create_server
+
+    app = App(
+        signing_secret=SIGNING_SECRET,
+        token=BOT_TOKEN,
+        client=WebClient(token=BOT_TOKEN, base_url=slack_api_url),
+        token_verification_enabled=False,
+    )
+
+    @app.command(re.compile(".*"))
+    def command(ack: Any) -> None:
+        ack()
+
+    @app.action(re.compile(".*"))
+    def action(ack: Any) -> None:
+        ack()
+
+    handler = SlackRequestHandler(app)
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        return handler(environ, start_response)
+
+    create_server(wsgi, host="127.0.0.1", port=port, threads=threads, asyncore_use_poll=True).run()
+
+
+@contextmanager
+def minimal_bolt(slack_api_url: str, threads: int, workdir: Path) -> Iterator[tuple[str, int]]:
+    """The minimal Bolt app in a process of its own; yields its events URL and pid."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    log = (workdir / "minimal-bolt.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.ack",
+            "--serve-minimal",
+            str(port),
+            "--threads",
+            str(threads),
+            "--slack-api-url",
+            slack_api_url,
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the minimal Bolt app exited ({proc.returncode})")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    try:
+        wait_until(healthy, 30, "the minimal Bolt app's /healthz")
+        yield url + "/slack/events", proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+# ---- the sandbox Google in a process of its own -------------------------------------------
+
+
+def serve_sandbox(serials: int) -> None:
+    """The sandbox Google; prints its address and `serials` Chrome serials as one JSON line,
+    then obeys `latency <seconds>` lines on stdin (answers `ok`) until stdin closes."""
+    from bot.sandbox import Sandbox
+
+    sandbox = Sandbox(chrome=300, android=200, seed=11, command_delay=3600.0).start()
+    about = {
+        "url": sandbox.url,
+        "customer": sandbox.customer_id,
+        "enterprise": sandbox.enterprise,
+        "serials": chrome_serials(sandbox, serials),
+    }
+    print(json.dumps(about), flush=True)
+    for line in sys.stdin:
+        command, _, value = line.strip().partition(" ")
+        if command == "latency":
+            sandbox.faults.latency = float(value)
+            print("ok", flush=True)
+    sandbox.stop()
+
+
+class SandboxProcess:
+    """`serve_sandbox` in a child process: what `separate_bot` needs, and its latency knob."""
+
+    def __init__(self, serials: int) -> None:
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.ack", "--serve-sandbox", str(serials)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        about = json.loads(self.proc.stdout.readline())
+        self.url, self.customer_id = about["url"], about["customer"]
+        self.enterprise, self.serials = about["enterprise"], about["serials"]
+
+    def latency(self, seconds: float) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"latency {seconds}\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ok":
+            raise RuntimeError("the sandbox process did not take the latency")
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@contextmanager
+def sandbox_process(serials: int) -> Iterator[SandboxProcess]:
+    proc = SandboxProcess(serials)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@contextmanager
+def emulator() -> Iterator[tuple[Any, Arrivals, Path]]:
+    """The Slack emulator in this process, its answer stream, and a scratch directory."""
+    from bot.playground.slack_emulator import SlackEmulator
+
+    emu = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN).start()
+    emu.delivery_timeout = 30.0
+    arrivals = Arrivals(emu)
+    try:
+        with tempfile.TemporaryDirectory(prefix="device-bot-bench-") as tmp:
+            yield emu, arrivals, Path(tmp)
+    finally:
+        arrivals.close()
+        emu.stop()
+
+
+# ---- one burst ---------------------------------------------------------------------------
+
+
+class Burst:
+    """One burst's acknowledgement times (s) and statuses."""
+
+    def __init__(self) -> None:
+        self.acks: list[float] = []
+        self.statuses: list[int] = []
+        self.at = 0.0  # wall-clock time of the release (to match a peer's own logs)
+        self.cpu = 0.0  # CPU seconds the peer's process used from the release to the last ack
+
+    @property
+    def stats(self) -> Stats:
+        return ms(self.acks)
+
+    @property
+    def non_200(self) -> int:
+        return sum(1 for s in self.statuses if s != 200)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def burst(
+    emu: Any,
+    pid: int,
+    url: str,
+    serials: list[str],
+    cards: list[dict[str, Any]],
+    arrivals: Any = None,
+    timeout: float = 120.0,
+) -> Burst:
+    """Release every request at once at `url`; with `arrivals`, also wait for every answer."""
     from bot import ids
 
-    h.sandbox.faults.latency = latency
+    emu.bot_url = url
+    out = Burst()
     n = len(serials) + len(cards)
     barrier = threading.Barrier(n + 1)
-    command_acks: list[float] = []
-    click_acks: list[float] = []
-    statuses: list[int] = []
     lock = threading.Lock()
-    before = h.arrivals.count()
+    before = arrivals.count() if arrivals is not None else 0
 
     def command(serial: str) -> None:
         barrier.wait()
-        reply = h.emu.slash_command(OPERATOR, f"info {serial}")
+        reply = emu.slash_command(OPERATOR, f"info {serial}")
         with lock:
-            command_acks.append(reply.elapsed)
-            statuses.append(reply.status)
+            out.acks.append(reply.elapsed)
+            out.statuses.append(reply.status)
 
     def click(card: dict[str, Any]) -> None:
         barrier.wait()
-        reply = h.emu.click(OPERATOR, ids.ActionId.SHOW_DEVICE, message=card)
+        reply = emu.click(OPERATOR, ids.ActionId.SHOW_DEVICE, message=card)
         with lock:
-            click_acks.append(reply.elapsed)
-            statuses.append(reply.status)
+            out.acks.append(reply.elapsed)
+            out.statuses.append(reply.status)
 
     threads = [threading.Thread(target=command, args=(s,)) for s in serials]
     threads += [threading.Thread(target=click, args=(c,)) for c in cards]
     for t in threads:
         t.start()
     gc.collect()
-    gc.disable()  # the load generator must not pause mid-burst and blame the bot for it
+    gc.disable()  # the load generator must not pause mid-burst and blame the peer for it
     try:
+        cpu = cpu_seconds(pid)
         barrier.wait()
-        started = time.perf_counter()
+        out.at = time.time()
         for t in threads:
             t.join()
+        out.cpu = cpu_seconds(pid) - cpu
     finally:
         gc.enable()
-    last = h.arrivals.wait(before + n, timeout=latency * 10 + 60)
-    h.sandbox.faults.latency = 0.0
-    return command_acks, click_acks, statuses, last - started
+    if arrivals is not None:
+        arrivals.wait(before + n, timeout=timeout)
+    return out
 
 
 def _cards(emu: Any, arrivals: Any, serials: list[str]) -> list[dict[str, Any]]:
@@ -95,25 +322,91 @@ def _cards(emu: Any, arrivals: Any, serials: list[str]) -> list[dict[str, Any]]:
     return cards
 
 
-Run = tuple[list[float], list[float], list[int], float]
+# ---- the report --------------------------------------------------------------------------
 
 
-def _measure(
-    h: Any, commands: list[str], cards: list[dict[str, Any]], rounds: int, latency: float
-) -> dict[float, list[Run]]:
-    results: dict[float, list[Run]] = {0.0: [], latency: []}
-    _round(h, commands, cards, 0.0)  # warm-up: threads, per-thread Google services
-    for _ in range(rounds):
-        for lat in (0.0, latency):
-            results[lat].append(_round(h, commands, cards, lat))
-    return results
+def report(
+    rounds: list[tuple[Burst, Burst]], commands: int, clicks: int, latency: float
+) -> tuple[str, bool]:
+    """The per-round table and the verdict lines; and whether every target is met."""
+    rows = []
+    ratios_ok = True
+    for i, (bot, bare) in enumerate(rounds, 1):
+        b, m = bot.stats, bare.stats
+        r50, r99 = ratio(b.median, m.median), ratio(b.p99, m.p99)
+        ok = r50 <= TARGET_RATIO and r99 <= TARGET_RATIO
+        ratios_ok &= ok
+        rows.append(
+            [
+                i,
+                "bot" if i % 2 else "minimal",
+                b.median,
+                b.p99,
+                m.median,
+                m.p99,
+                f"{r50:.2f}",
+                f"{r99:.2f}" + ("" if ok else " ✗"),
+                bot.non_200 + bare.non_200,
+            ]
+        )
+    text = [
+        table(
+            f"ack — {commands} slash commands + {clicks} clicks at once, bot (Google "
+            f"{latency:g} s slow) vs a minimal Bolt app; one burst each per round",
+            [
+                "round",
+                "first",
+                "bot p50 ms",
+                "bot p99 ms",
+                "minimal p50 ms",
+                "minimal p99 ms",
+                "ratio p50",
+                "ratio p99",
+                "non-200",
+            ],
+            rows,
+        ),
+        "",
+    ]
+    all_ok = True
+    for name, side in (("bot", 0), ("minimal", 1)):
+        p99s = [r[side].stats.p99 for r in rounds]
+        p50s = [r[side].stats.median for r in rounds]
+        median_p99 = statistics.median(p99s)
+        worst = max(range(len(p99s)), key=lambda k: p99s[k])
+        spread = ratio(p99s[worst], median_p99)
+        flagged = [k + 1 for k, p in enumerate(p99s) if p > TARGET_SPREAD * median_p99]
+        pooled = ms([x for r in rounds for x in r[side].acks])
+        text.append(
+            f"{name}: median of the bursts' p50 {statistics.median(p50s):.1f} ms, of their p99 "
+            f"{median_p99:.1f} ms; all {pooled.n} requests p50 {pooled.median:.1f} ms, p99 "
+            f"{pooled.p99:.1f} ms; worst burst: round {worst + 1}, p99 {p99s[worst]:.1f} ms "
+            f"= {spread:.2f} × the median burst's"
+            + (
+                f" — over {TARGET_SPREAD:g}×: round {', '.join(map(str, flagged))}"
+                if flagged
+                else ""
+            )
+        )
+        if name == "bot":
+            all_ok &= not flagged
+    ratio50 = [ratio(b.stats.median, m.stats.median) for b, m in rounds]
+    ratio99 = [ratio(b.stats.p99, m.stats.p99) for b, m in rounds]
+    statuses_ok = all(b.non_200 == 0 and m.non_200 == 0 for b, m in rounds)
+    all_ok &= ratios_ok and statuses_ok
+    text.append(
+        f"ratio bot/minimal p50 {min(ratio50):.2f}–{max(ratio50):.2f} (median "
+        f"{statistics.median(ratio50):.2f}), p99 {min(ratio99):.2f}–{max(ratio99):.2f} (median "
+        f"{statistics.median(ratio99):.2f})"
+    )
+    text.append(
+        f"target p50 and p99 ratios ≤ {TARGET_RATIO:g} in every round, no bot burst's p99 over "
+        f"{TARGET_SPREAD:g}× the median burst's, all 200: {verdict(all_ok)}"
+    )
+    return "\n".join(text), all_ok
 
 
-class _Target:
-    """What `_round` needs: the emulator, the sandbox and the answer stream."""
-
-    def __init__(self, emu: Any, sandbox: Any, arrivals: Any) -> None:
-        self.emu, self.sandbox, self.arrivals = emu, sandbox, arrivals
+# ---- main --------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,94 +414,68 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.ack", description=__doc__.splitlines()[0]
     )
-    parser.add_argument(
-        "--rounds", type=int, default=2, help="bursts per Google speed and bot mode"
-    )
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of one burst per peer")
     parser.add_argument(
         "--latency", type=float, default=5.0, help="seconds added to every Google request"
     )
     parser.add_argument("--commands", type=int, default=50)
     parser.add_argument("--clicks", type=int, default=50)
-    parser.add_argument("--mode", choices=("both", "process", "in-process"), default="both")
+    parser.add_argument("--serve-minimal", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-sandbox", type=int, metavar="SERIALS", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--slack-api-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve_minimal:
+        serve_minimal(args.serve_minimal, args.threads, args.slack_api_url)
+        return 0
+    if args.serve_sandbox:
+        serve_sandbox(args.serve_sandbox)
+        return 0
 
-    modes: dict[str, dict[float, list[Run]]] = {}
-    if args.mode in ("both", "process"):
-        with sandbox_and_emulator(chrome=300, android=200) as (sandbox, emu, arrivals, tmp):
-            bot = separate_bot(sandbox, emu, tmp, GOOGLE_TIMEOUT="60")
-            with bot:
-                target = _Target(emu, sandbox, arrivals)
-                serials = chrome_serials(sandbox, args.commands + args.clicks)
-                cards = _cards(emu, arrivals, serials[args.commands :])
-                modes["bot process"] = _measure(
-                    target, serials[: args.commands], cards, args.rounds, args.latency
-                )
-    if args.mode in ("both", "in-process"):
-        with harness(chrome=300, android=200) as h:
-            serials = chrome_serials(h.sandbox, args.commands + args.clicks)
-            cards = _cards(h.emu, h.arrivals, serials[args.commands :])
-            modes["in-process"] = _measure(
-                h, serials[: args.commands], cards, args.rounds, args.latency
+    from bot.server import HTTP_THREADS
+
+    rounds: list[tuple[Burst, Burst]] = []
+    with (
+        emulator() as (emu, arrivals, tmp),
+        sandbox_process(args.commands + args.clicks) as sandbox,
+        separate_bot(sandbox, emu, tmp, GOOGLE_TIMEOUT="60") as bot,
+        minimal_bolt(emu.api_url, HTTP_THREADS, tmp) as (bare_url, bare_pid),
+    ):
+        bot_url = bot.url + "/slack/events"
+        serials = sandbox.serials
+        cards = _cards(emu, arrivals, serials[args.commands :])
+        commands = serials[: args.commands]
+        timeout = args.latency * 10 + 60
+
+        def on_bot() -> Burst:
+            sandbox.latency(args.latency)
+            try:
+                return burst(emu, bot.pid, bot_url, commands, cards, arrivals, timeout)
+            finally:
+                sandbox.latency(0.0)
+
+        def on_bare() -> Burst:
+            return burst(emu, bare_pid, bare_url, commands, cards)
+
+        on_bot(), on_bare()  # warm-up: threads, connections, per-thread Google services
+        for i in range(args.rounds):
+            if i % 2 == 0:
+                b = on_bot()
+                m = on_bare()
+            else:
+                m = on_bare()
+                b = on_bot()
+            rounds.append((b, m))
+            print(
+                f"round {i + 1} (bot at {b.at:.3f}, minimal at {m.at:.3f}): "
+                f"bot p50 {b.stats.median:.1f} p99 {b.stats.p99:.1f} ms, CPU {b.cpu * 1000:.0f} ms; "
+                f"minimal p50 {m.stats.median:.1f} p99 {m.stats.p99:.1f} ms, CPU {m.cpu * 1000:.0f} ms",
+                file=sys.stderr,
+                flush=True,
             )
-
-    rows = []
-    summary: dict[tuple[str, float], Any] = {}
-    for mode, results in modes.items():
-        for latency, runs in results.items():
-            cmd = [x for r in runs for x in r[0]]
-            clk = [x for r in runs for x in r[1]]
-            statuses = [x for r in runs for x in r[2]]
-            done = [r[3] for r in runs]
-            both = ms(cmd + clk)
-            summary[mode, latency] = (both, statuses)
-            non_200 = sum(1 for s in statuses if s != 200)
-            for name, stats in (
-                ("slash commands", ms(cmd)),
-                ("button clicks", ms(clk)),
-                ("all", both),
-            ):
-                last = f"{max(done):.1f} s" if name == "all" else ""
-                rows.append(
-                    [
-                        mode,
-                        f"{latency:g} s",
-                        name,
-                        stats.n,
-                        stats.median,
-                        stats.p99,
-                        stats.max,
-                        non_200 if name == "all" else "",
-                        last,
-                    ]
-                )
+    text, _ = report(rounds, args.commands, args.clicks, args.latency)
     print(machine())
-    print(
-        table(
-            f"ack — {args.commands} signed slash commands + {args.clicks} clicks at once; "
-            f"{args.rounds} bursts per Google speed, alternated",
-            [
-                "bot",
-                "Google latency",
-                "requests",
-                "n",
-                "median ms",
-                "p99 ms",
-                "max ms",
-                "non-200",
-                "every answer posted after",
-            ],
-            rows,
-        )
-    )
-    print()
-    for mode in modes:
-        (slow, slow_statuses), (fast, _) = summary[mode, args.latency], summary[mode, 0.0]
-        ok = slow.p99 <= TARGET_P99_MS and all(s == 200 for s in slow_statuses)
-        print(
-            f"{mode}: ratio slow/fast Google median {ratio(slow.median, fast.median):.2f}, "
-            f"p99 {ratio(slow.p99, fast.p99):.2f}; target p99 ≤ {TARGET_P99_MS:.0f} ms with "
-            f"{args.latency:g} s Google latency, all 200: {verdict(ok)} (p99 {slow.p99:.1f} ms)"
-        )
+    print(text)
     return 0
 
 

@@ -28,6 +28,7 @@ def run() -> int:
         print(f"device-bot: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level, settings.log_format)
+    from bot.gate import Collector
     from bot.server import BotServer
 
     try:
@@ -48,6 +49,8 @@ def run() -> int:
     # them out of the cyclic collector so a full collection never stalls acknowledgements.
     gc.collect()
     gc.freeze()
+    # and collect what comes later between bursts, not while acknowledgements are pending
+    Collector(server.svc.gate).start()
     # hand the GIL over more often (default 5 ms): an ack waiting behind busy threads goes sooner
     sys.setswitchinterval(0.001)
     stopping.wait()

@@ -1,22 +1,21 @@
 """The application factory: one Bolt App wired with every capability.
 
 `create_app(svc)` builds a fresh App per call (no module-level App), registers the
-`/device` command, each capability's listeners, the retry de-duplication middleware and
-the single error handler.
+`/device` command, each capability's listeners (wrapped by the guard, which also drops
+Slack's re-deliveries after the ack) and the single error handler.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import logging
+import threading
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
-from slack_bolt.context import BoltContext
 
 from bot import (
     actions,
@@ -105,46 +104,41 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
     finally:
         bolt_log.setLevel(level)
     app.use(_note_kind)
-    app.use(_deduplicate(svc))
     app.error(_error_handler(svc))
     guarded = GuardedApp(app, svc)
     commands = Commands()
+    # first: Bolt tries its listeners in order, each matcher costing CPU before the ack, and
+    # most requests are `/device` (the sub-commands are looked up when one is typed)
+    guarded.command(ids.SLASH_COMMAND)(commands.listener(svc))
     for module in CAPABILITIES:
         module.register(guarded, svc, commands)
-    guarded.command(ids.SLASH_COMMAND)(commands.listener(svc))
     return app
 
 
-def delivery_key(body: dict[str, Any]) -> str | None:
-    """What identifies one user gesture across Slack's re-deliveries of it."""
-    trigger = body.get("trigger_id")
-    if not trigger:
-        return None
-    actions = body.get("actions") or []
-    action_ts = actions[0].get("action_ts", "") if actions else ""
-    view = body.get("view") or {}
-    raw = json.dumps(
-        [body.get("type") or body.get("command"), trigger, action_ts, view.get("hash")]
-    )
-    return hashlib.sha256(raw.encode()).hexdigest()
+def warm_listeners(app: App) -> None:
+    """Start every thread of Bolt's listener pool now, in the background.
+
+    A ThreadPoolExecutor starts a thread per submission until it has max_workers, so the
+    first burst would pay for starting threads between acknowledgements."""
+    runner = getattr(app, "_listener_runner", None)
+    pool = getattr(runner, "listener_executor", None)
+    if not isinstance(pool, ThreadPoolExecutor):
+        return
+    size = pool._max_workers
+    barrier = threading.Barrier(size)
+
+    def hold() -> None:  # one task per thread: every thread exists once all have started
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=10)
+
+    for _ in range(size):
+        pool.submit(hold)
 
 
 def _note_kind(body: dict[str, Any], next: Any) -> BoltResponse | None:
     """Name the request's kind for the metrics (runs only after Bolt checked the signature)."""
     metrics.note_kind(metrics.request_kind(body))
     return next()  # type: ignore[no-any-return]
-
-
-def _deduplicate(svc: Services) -> Any:
-    def deduplicate(body: dict[str, Any], next: Any, context: BoltContext) -> BoltResponse | None:
-        """Answer a re-delivered gesture (X-Slack-Retry-Num, a double submit) without acting twice."""
-        key = delivery_key(body)
-        if key is not None and not svc.store.first_delivery(key):
-            log.info("duplicate delivery %s ignored", key[:12])
-            return BoltResponse(status=200, body="")
-        return next()  # type: ignore[no-any-return]
-
-    return deduplicate
 
 
 def _error_handler(svc: Services) -> Any:

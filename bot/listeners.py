@@ -1,14 +1,21 @@
-"""What every listener runs inside: the ack gate, the log context, and the one error handler.
+"""What every listener runs inside: the ack gate, the de-duplication of Slack's
+re-deliveries, the log context, and the one error handler.
 
 Capabilities register on a `GuardedApp`, which wraps each listener with `guard`: Bolt loses
 the HTTP response when a listener raises after ack() (its runner then resets the ack), so
 errors never escape a listener; they go to `report_error`, the single error handler.
+
+Nothing that can wait runs before the ack: a re-delivered gesture (X-Slack-Retry-Num, a
+double submit) is recognised right after its ack, when the listener's ack() claims the
+gesture's delivery key in the store — before the listener does any work, so it acts once.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import json
 import logging
 import re
 import uuid
@@ -64,28 +71,69 @@ class GuardedApp:
         return self._wrap(self.app.function(*args, **kwargs))
 
 
+def delivery_key(body: dict[str, Any]) -> str | None:
+    """What identifies one user gesture across Slack's re-deliveries of it."""
+    trigger = body.get("trigger_id")
+    if not trigger:
+        return None
+    actions = body.get("actions") or []
+    action_ts = actions[0].get("action_ts", "") if actions else ""
+    view = body.get("view") or {}
+    raw = json.dumps(
+        [body.get("type") or body.get("command"), trigger, action_ts, view.get("hash")]
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class Redelivered(BaseException):
+    """Raised by a listener's ack() when the gesture was delivered before: the listener
+    stops there, having acted on nothing. (A BaseException: no listener's `except
+    Exception` may swallow it and go on working.)"""
+
+
 def guard(svc: Services, func: Any) -> Any:
     """Run a listener; any exception goes to `report_error` (the one error handler).
 
     Its ack is wrapped by the ack gate (bot/gate.py), which needs the request: Bolt injects
-    arguments by the listener's signature, so the wrapper declares `request` as well.
+    arguments by the listener's signature, so the wrapper declares `request` as well. After
+    the acknowledgement has gone out, ack() claims the gesture's delivery key: a
+    re-delivery stops there (`Redelivered`), so its work is done once.
     """
     signature = inspect.signature(func)
     wants_request = "request" in signature.parameters
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
         request = kwargs.get("request") if wants_request else kwargs.pop("request", None)
+        body = kwargs.get("body") or {}
+        key = delivery_key(body)
+
+        claimed: list[bool] = []
+
+        def claim() -> None:  # once, whoever calls ack() again
+            if key is None or claimed:
+                return
+            claimed.append(True)
+            if not svc.store.first_delivery(key):
+                raise Redelivered(key)
+
         if "ack" in kwargs:
             token = _gate_token(request)
-            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token)
+            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token, then=claim)
         try:
-            with logs.bind(**_about(kwargs.get("body") or {})):
+            if "ack" not in kwargs:  # nothing to answer first: claim before the work
+                claim()
+            with logs.bind(**_about(body)):
                 return func(*args, **kwargs)
+        except Redelivered:
+            log.info("duplicate delivery %s ignored", (key or "")[:12])
+            return None
         except Exception as error:
-            body = kwargs.get("body") or {}
             ack = kwargs.get("ack")
             if ack is not None and getattr(ack, "response", None) is None:
-                ack()  # never leave Slack without an answer
+                try:
+                    ack()  # never leave Slack without an answer
+                except Redelivered:  # the first delivery reports its own error
+                    return None
             report_error(svc, error, body)
             return None
         finally:

@@ -16,7 +16,7 @@ from typing import Any
 from waitress.server import create_server
 
 from bot import metrics as metrics_mod
-from bot.app import create_app, job_specs
+from bot.app import create_app, job_specs, warm_listeners
 from bot.ingress import SlackIngress
 from bot.jobs import Jobs, new_owner_id
 from bot.metrics import Metrics
@@ -156,6 +156,7 @@ class BotServer:
         self.ready = True
         if self.warm:
             self.svc.warm()
+            warm_listeners(self.app)
         log.info(
             "device-bot listening on %s (%s)",
             url,

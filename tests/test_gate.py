@@ -87,3 +87,61 @@ def test_a_listener_knows_its_request(bot):
         wait_until(lambda: any(t is not None for t in seen), 5)
     finally:
         gate_module.working_for = original
+
+
+def test_work_waits_until_a_burst_has_settled():
+    """A burst's requests do not arrive at once: work waits until none arrived for `settle`,
+    but a request's own arrival never holds its own work back."""
+    from bot.gate import working_for
+
+    working_for(None)  # this thread works for no request (earlier tests may have set one)
+    gate = AckGate(settle=0.3)
+    other = gate.enter()
+    gate.leave(other)  # answered, but it arrived just now: more may follow
+    t = time.monotonic()
+    gate.wait_quiet()
+    assert time.monotonic() - t >= 0.25
+    own = gate.enter()
+    working_for(own)
+    try:
+        t = time.monotonic()
+        gate.wait_quiet()
+        assert time.monotonic() - t < 0.2
+    finally:
+        working_for(None)
+        gate.leave(own)
+
+
+def test_the_collector_runs_between_bursts_not_during_them():
+    import gc
+
+    from bot.gate import Collector
+
+    collections: list[int] = []
+
+    def note(phase, info):
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gate = AckGate(settle=0.0)
+    collector = Collector(gate, interval=0.01, max_delay=30)
+    token = gate.enter()
+    gc.callbacks.append(note)
+    collector.start()
+    try:
+        assert not gc.isenabled()
+        cycles = []
+        for _ in range(5000):  # well over the first generation's threshold
+            cycle: list = []
+            cycle.append(cycle)
+            cycles.append(cycle)
+        del cycles
+        assert not threading.Event().wait(0.3) and not collections  # an ack is pending
+        gate.leave(token)
+        from conftest import wait_until
+
+        wait_until(lambda: collections, 5, "a collection once nothing is pending")
+    finally:
+        collector.stop()
+        gc.callbacks.remove(note)
+    assert gc.isenabled()
