@@ -20,6 +20,7 @@ from slack_bolt.authorization import AuthorizeResult
 from bot import (
     actions,
     approvals,
+    bulk,
     export,
     home,
     ids,
@@ -50,6 +51,7 @@ CAPABILITIES: tuple[ModuleType, ...] = (
     export,
     stats,
     actions,
+    bulk,
     approvals,
     outcomes,
     lost,

@@ -58,6 +58,16 @@ SUCCEEDED, FAILED, EXPIRED, DENIED, CANCELLED = (
 FINAL = frozenset({SUCCEEDED, FAILED, EXPIRED, DENIED, CANCELLED})
 BOT = "device-bot"
 
+#: runs and reconciles bulk requests (params["bulk"]): `perform(svc, request)` and
+#: `reconcile(svc, request)`, set by bot/bulk.py when it registers
+bulk_runner: Any = None
+
+
+def above_cap(request: Request | NewRequest, count: int) -> int | None:
+    """The bulk cap this many devices exceed (an approver must raise it explicitly), else None."""
+    cap = (request.params.get("bulk") or {}).get("cap")
+    return int(cap) if cap is not None and count > int(cap) else None
+
 
 @dataclass(frozen=True)
 class NewRequest:
@@ -245,14 +255,15 @@ def submit(svc: Services, new: NewRequest) -> str:
     spec = catalog.action_for(new.action, new.platform)
     if not new.devices:
         raise ValidationError("No device to act on.")
-    if len(new.devices) > 1 and spec.kind != "move":
+    if len(new.devices) > 1 and spec.kind != "move" and not new.params.get("bulk"):
         raise ValidationError(f"`{spec.name}` acts on one device at a time.")
     for name in spec.secret_fields():
         if name in new.params:
             raise ValidationError(
                 "A secret was passed as a plain parameter."
             )  # programming error guard
-    needs = svc.settings.needs_approval(new.action)
+    # above its bulk cap an action always waits for an approver's explicit raise
+    needs = svc.settings.needs_approval(new.action) or above_cap(new, len(new.devices)) is not None
     device_ids = [d.id for d in new.devices]
     now = svc.clock()
     owner = svc.owner
@@ -411,10 +422,11 @@ def _note(
 # ---- the decisions -----------------------------------------------------------------------
 
 
-def approve(svc: Services, request_id: str, approver: str) -> None:
+def approve(svc: Services, request_id: str, approver: str, *, raise_cap: bool = False) -> None:
     """What happens when someone clicks Approve.
 
-    1. Only an approver may, and never on their own request (refusals are audited).
+    1. Only an approver may, and never on their own request (refusals are audited); a bulk
+       request above its cap only with the explicit raise (`raise_cap`).
     2. pending → approved is a conditional write: of 20 simultaneous clicks one wins,
        the others hear who decided first.
     3. The approval message shows who approved; the request runs (`execute`).
@@ -435,6 +447,17 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
     if request.expires_at is not None and svc.clock() > request.expires_at:
         expire_request(svc, request_id)
         raise Conflict(f"Request `{request_id}` expired before it was approved.")
+    cap = above_cap(request, len(request.device_ids))
+    if cap is not None and not raise_cap:
+        raise _refused(
+            svc,
+            approver,
+            request_id,
+            "approve-above-cap",
+            f"This batch of {len(request.device_ids)} is above the cap of {cap} for"
+            f" `{request.action}`: approve it with “Approve all {len(request.device_ids)}”"
+            " to raise the cap for this request. Nothing was done.",
+        )
     holder = _elsewhere(svc, request)
     won = transition(
         svc,
@@ -442,7 +465,11 @@ def approve(svc: Services, request_id: str, approver: str) -> None:
         (PENDING,),
         APPROVED,
         approver,
-        detail={"runs_in": holder} if holder else None,
+        detail={
+            **({"runs_in": holder} if holder else {}),
+            **({"raised_cap": cap} if cap is not None else {}),
+        }
+        or None,
         set_={
             "decided_by": approver,
             "decided_at": svc.clock(),
@@ -630,8 +657,8 @@ def _preflight(svc: Services, request: Request) -> None:
             "The stored request no longer matches what was approved; not running it."
         )
     spec = request.spec
-    if spec.kind in ("move", "lost_case"):
-        return  # legal in any state; per-device results / the case say what happened
+    if spec.kind in ("move", "lost_case") or request.params.get("bulk"):
+        return  # per-device results say what happened (a bulk run re-checks each device)
     device = svc.devices.get(request.platform, request.device_ids[0])
     if spec.states and device.status not in spec.states:
         raise ValidationError(
@@ -667,6 +694,9 @@ def _perform(svc: Services, request: Request) -> None:
 
     spec = request.spec
     params = request.params
+    if params.get("bulk"):
+        bulk_runner.perform(svc, request)
+        return
     if spec.kind == "status":
         chrome = svc.google.require_chrome()
         status_action = cast(Literal["DISABLE", "REENABLE", "DEPROVISION"], spec.google)
@@ -928,6 +958,9 @@ def reconcile_request(svc: Services, request: Request) -> None:
 
     spec = request.spec
     try:
+        if request.params.get("bulk"):
+            bulk_runner.reconcile(svc, request)
+            return
         if spec.kind == "status":
             lost_answer = OutcomeUnknown("Google's answer to the status change was lost.")
             [result] = svc.google.require_chrome().confirm_status(

@@ -323,6 +323,26 @@ class DeviceDirectory:
             )
         return list({d.id: d for d in devices}.values())
 
+    def resolve_each(self, refs: Iterable[str]) -> dict[str, Device | DeviceBotError]:
+        """Each reference's one exact device, or why not (NotFound, Ambiguous, ValidationError),
+        all looked up concurrently: a bulk list reports every row instead of stopping at one."""
+        started: dict[str, list[Future[list[Device]]] | DeviceBotError] = {}
+        for ref in dict.fromkeys(refs):
+            try:
+                started[ref] = self._start_matches(ref)
+            except DeviceBotError as exc:
+                started[ref] = exc
+        out: dict[str, Device | DeviceBotError] = {}
+        for ref, lookups in started.items():
+            if isinstance(lookups, DeviceBotError):
+                out[ref] = lookups
+                continue
+            try:
+                out[ref] = self._one(ref, self._collect(lookups))
+            except DeviceBotError as exc:
+                out[ref] = exc
+        return out
+
     def matches(self, ref: str) -> list[Device]:
         """Every device that `ref` names exactly; both platforms queried concurrently."""
         return self._collect(self._start_matches(ref))

@@ -21,6 +21,8 @@ class ActionId(StrEnum):
     CANCEL_REQUEST = "request_cancel"
     REISSUE = "request_reissue"
     REQUEST_AGAIN = "request_again"
+    #: a bulk request above its cap: the approver's explicit raise (there is no plain Approve)
+    APPROVE_ABOVE_CAP = "request_approve_above_cap"
     FIND_NEXT = "find_next"
     SHOW_DEVICE = "device_show"
     #: prefix of the per-action buttons on a device card: "device_action:<action>"
@@ -42,6 +44,8 @@ class CallbackId(StrEnum):
     ACTION = "action_modal"
     DENY = "deny_modal"
     LOADING = "loading_modal"
+    BULK_LIST = "bulk_list_modal"
+    BULK_CONFIRM = "bulk_confirm_modal"
 
 
 class BlockId(StrEnum):
@@ -54,6 +58,8 @@ class BlockId(StrEnum):
     CLEAR_FIELDS = "clear_fields"
     DENY_REASON = "deny_reason"
     CONFIRM_COUNT = "confirm_count"
+    BULK_PASTE = "bulk_paste"
+    BULK_FILE = "bulk_file"
     #: prefix of the result rows of a search page: "result-<n>"
     RESULT = "result"
 

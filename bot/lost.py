@@ -185,8 +185,8 @@ def _case(svc: Services, case_id: int) -> dict[str, Any]:
 
 def on_request_finished(svc: Services, request: Any, state: str) -> None:
     """Every request's end passes here: lost mode, lost-disable, found and re-enable matter."""
-    if state != "succeeded":
-        return
+    if state != "succeeded" or request.params.get("bulk"):
+        return  # a bulk request's devices are not announced one by one
     spec = request.spec
     try:
         if spec.google == "START_LOST_MODE" or (

@@ -48,7 +48,33 @@ def hours_left(expires_at: float, now: float) -> str:
     return f"expires in {max(1, round(left / 60))} min"
 
 
+def _bulk_text(request: Request) -> str:
+    """A bulk request: what the requester's preview said (rows read, acted on, left out)."""
+    bulk = request.params.get("bulk") or {}
+    count = len(request.device_ids)
+    line = (
+        f"*Bulk:* {count} devices from {bulk.get('rows', count)} rows;"
+        f" {bulk.get('skipped', 0)} rows left out (listed with the reason in the CSV in this"
+        " thread), never acted on."
+    )
+    cap = bulk.get("cap")
+    if cap is not None and count > int(cap):
+        line += (
+            f"\n:rotating_light: *Above the cap:* `{esc(request.action)}` may touch {cap} device(s)"
+            f" on a plain approval; approving this batch raises it to {count} for this request only."
+        )
+    return line
+
+
 def _params_text(request: Request) -> str:
+    if request.params.get("bulk"):
+        params = {k: v for k, v in request.params.items() if k not in ("bulk", "rows")}
+        if request.spec.kind == "patch":
+            params = {"annotations": "per device, from the CSV (see the list in this thread)"}
+        return "\n".join(
+            f"• {esc(k)}: `{esc(json.dumps(v) if not isinstance(v, str) else v)}`"
+            for k, v in params.items()
+        )
     if request.spec.kind == "patch":  # annotate: each changed field as old → new
         from bot import annotation
 
@@ -135,6 +161,8 @@ def approval_message(
         section(f"{asked}\n{reason_line(request)}"),
         section("*Device*\n" + _devices_text(request)),
     ]
+    if request.params.get("bulk"):
+        body.append(section(_bulk_text(request)))
     params = _params_text(request)
     if params:
         body.append(section("*Details*\n" + params))
@@ -147,24 +175,47 @@ def approval_message(
         body.append(
             actions(
                 [
-                    button(
-                        "Approve",
-                        ids.ActionId.APPROVE,
-                        request.id,
-                        style="primary",
-                        confirm=confirm_dialog(
-                            "Approve?",
-                            f"{spec.label} {esc(request.target)} for <@{request.requester}>.",
-                            "Approve",
-                            danger=spec.destructive,
-                        ),
-                    ),
+                    _approve_button(request),
                     button("Deny", ids.ActionId.DENY, request.id, style="danger"),
                 ],
                 block_id="decision",
             )
         )
     return title, fit(body)
+
+
+def _approve_button(request: Request) -> dict[str, Any]:
+    """Approve; for a bulk batch above its cap, only the explicit raise “Approve all N”."""
+    spec = request.spec
+    bulk = request.params.get("bulk") or {}
+    count = len(request.device_ids)
+    cap = bulk.get("cap")
+    if cap is not None and count > int(cap):
+        return button(
+            f"Approve all {count} (above the cap)",
+            ids.ActionId.APPROVE_ABOVE_CAP,
+            request.id,
+            style="danger",
+            confirm=confirm_dialog(
+                f"Approve all {count}?",
+                f"{spec.label} {count} devices for <@{request.requester}>. The cap for"
+                f" {esc(spec.name)} is {cap}: this raises it for this request only.",
+                f"Approve all {count}",
+                danger=True,
+            ),
+        )
+    return button(
+        "Approve",
+        ids.ActionId.APPROVE,
+        request.id,
+        style="primary",
+        confirm=confirm_dialog(
+            "Approve?",
+            f"{spec.label} {esc(request.target)} for <@{request.requester}>.",
+            "Approve",
+            danger=spec.destructive,
+        ),
+    )
 
 
 def requester_message(request: Request) -> tuple[str, list[dict[str, Any]]]:

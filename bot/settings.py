@@ -27,6 +27,9 @@ DEFAULT_APPROVAL_REQUIRED = frozenset(
     }
 )
 
+#: bulk actions above this many devices need an approver's explicit raise (BULK_CAPS)
+DEFAULT_BULK_CAPS = (("deprovision", 1), ("wipe", 1))
+
 #: every action name the bot knows (sub-command names of /device)
 KNOWN_ACTIONS = frozenset(
     DEFAULT_APPROVAL_REQUIRED
@@ -132,6 +135,12 @@ class Settings:
     approver_group_cache: float = 60.0
     max_devices_per_command: int = 100
     stats_cache_seconds: float = 3600.0  # how long /device stats reuses its fleet pass
+    #: devices a bulk action may touch without an approver's explicit raise (BULK_CAPS)
+    bulk_caps: tuple[tuple[str, int], ...] = DEFAULT_BULK_CAPS
+
+    def bulk_cap(self, action: str) -> int | None:
+        """The most devices a bulk `action` touches on a plain approval; None: no cap."""
+        return dict(self.bulk_caps).get(action)
 
     @property
     def socket_mode(self) -> bool:
@@ -217,6 +226,26 @@ def _id_list(
         if not pattern.match(item):
             raise SettingsError(name, f"{item!r} is not {expected}")
     return tuple(dict.fromkeys(items))
+
+
+def _bulk_caps(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
+    """BULK_CAPS="deprovision=1,wipe=1": per action, the devices one plain approval covers."""
+    raw = env.get("BULK_CAPS", "").strip().lower()
+    if not raw:
+        return DEFAULT_BULK_CAPS
+    if raw == "none":
+        return ()
+    caps: dict[str, int] = {}
+    for item in (i.strip() for i in raw.split(",") if i.strip()):
+        name, _, number = item.partition("=")
+        name = name.strip()
+        if name not in KNOWN_ACTIONS or not number.strip().isdigit() or int(number) < 1:
+            raise SettingsError(
+                "BULK_CAPS",
+                f"expected 'none' or action=count pairs like deprovision=1,wipe=1, got {item!r}",
+            )
+        caps[name] = int(number)
+    return tuple(sorted(caps.items()))
 
 
 def _org_units(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -384,4 +413,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         approver_group_cache=_float(env, "APPROVER_GROUP_CACHE", 60.0, 1, 3600),
         max_devices_per_command=_int(env, "MAX_DEVICES_PER_COMMAND", 100, 1, 10_000),
         stats_cache_seconds=_float(env, "STATS_CACHE_SECONDS", 3600.0, 0, 7 * 86400),
+        bulk_caps=_bulk_caps(env),
     )

@@ -7,6 +7,7 @@ rate-limit retry handler), and keeps text fallbacks next to blocks.
 from __future__ import annotations
 
 import logging
+import urllib.request
 from typing import Any
 
 from slack_sdk import WebClient
@@ -133,6 +134,7 @@ class SlackOut:
         *,
         title: str,
         comment: str = "",
+        thread_ts: str | None = None,
     ) -> str:
         """Share a file in `channel` through Slack's external upload flow; returns its file id.
 
@@ -147,8 +149,25 @@ class SlackOut:
             content=content,
             title=title,
             initial_comment=comment or None,
+            thread_ts=thread_ts,
         )
         return str(response["file"]["id"])
+
+    def download(self, file_id: str, *, max_bytes: int) -> tuple[str, bytes]:
+        """A file someone shared with the bot (e.g. from a modal's file_input): its name and
+        bytes, read with files.info and fetched from url_private_download with the bot token."""
+        info = self.client.files_info(file=file_id)["file"]
+        if int(info.get("size") or 0) > max_bytes:
+            raise ValueError(f"the file is larger than {max_bytes} bytes")
+        url = str(info.get("url_private_download") or info.get("url_private") or "")
+        if not url.startswith(("https://", "http://")):
+            raise ValueError("the file has no download address")
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.client.token}"})
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (Slack's own URL)
+            data = answer.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ValueError(f"the file is larger than {max_bytes} bytes")
+        return str(info.get("name") or file_id), data
 
     def open_view(self, trigger_id: str, view: View | dict[str, Any]) -> str:
         """views.open; returns the view id for later views.update."""

@@ -9,8 +9,11 @@
 
 https://api.slack.com/messaging/files#uploading_files. A file whose bytes never arrived, or
 whose size differs from the announced ``length``, is not completed (``file_not_found`` /
-``invalid_arguments`` and a note in ``problems``). Kept apart from slack_emulator.py, which
-wires it in with two method names and the upload path.
+``invalid_arguments`` and a note in ``problems``).
+
+A person's file picked in a modal's ``file_input`` (``user_upload``) reaches the bot as file
+objects in the submitted view's state; the bot reads it with ``files.info`` and downloads
+``url_private_download`` with its token (``Authorization: Bearer``), as on Slack.
 """
 
 from __future__ import annotations
@@ -48,12 +51,14 @@ class FileUploads:
         self._by_token: dict[str, str] = {}  # upload token -> file_id
         self._files: dict[str, JSON] = {}  # file_id -> Slack's file object
         self._content: dict[str, bytes] = {}
+        self._private: set[str] = set()  # people's files: downloaded with a token only
 
     def methods(self) -> dict[str, Any]:
         """The Web API methods this adds to the emulator."""
         return {
             "files.getUploadURLExternal": self.get_upload_url,
             "files.completeUploadExternal": self.complete,
+            "files.info": self.info,
         }
 
     # ---- step 1 ---------------------------------------------------------------------------
@@ -147,6 +152,42 @@ class FileUploads:
                 )
             return {"files": [dict(f) for f in done]}
 
+    # ---- a person's file (Block Kit file_input) and files.info -----------------------------
+    def user_upload(self, user: str, name: str, data: bytes) -> JSON:
+        """A file `user` picked in a modal's file_input: stored, shared nowhere; its object as
+        the submitted view's state carries it. Downloading it needs the bot token, as on Slack."""
+        with self.emu._lock:
+            file_id = self.emu._new_id("F")
+            mimetype, filetype = _mimetype(name)
+            url = f"{self.emu.base_url}{FILES_PATH}{file_id}/{name}"
+            file: JSON = {
+                "id": file_id,
+                "created": int(self.emu.clock()),
+                "name": name,
+                "title": name,
+                "mimetype": mimetype,
+                "filetype": filetype,
+                "user": user,
+                "size": len(data),
+                "url_private": url,
+                "url_private_download": url,
+                "channels": [],
+            }
+            self._files[file_id] = file
+            self._content[file_id] = data
+            self._private.add(file_id)
+            return dict(file)
+
+    def info(self, args: JSON) -> JSON:
+        """`files.info` (``file``): the file object."""
+        from bot.playground.slack_emulator import SlackApiError
+
+        with self.emu._lock:
+            file = self._files.get(str(args.get("file") or ""))
+            if file is None:
+                raise SlackApiError("file_not_found")
+            return {"file": dict(file)}
+
     # ---- for tests and the playground -----------------------------------------------------
     def content(self, file_id: str) -> bytes | None:
         """The bytes of a completed upload."""
@@ -158,12 +199,16 @@ class FileUploads:
         with self.emu._lock:
             return [dict(f) for f in self._files.values()]
 
-    def download(self, path: str) -> tuple[int, bytes, str]:
-        """`GET /files/<id>/<name>`: (status, bytes, content type)."""
+    def download(self, path: str, token: str | None = None) -> tuple[int, bytes, str]:
+        """`GET /files/<id>/<name>`: (status, bytes, content type). A person's file needs the
+        bot token (``Authorization: Bearer``), as url_private_download does on Slack."""
         file_id = path[len(FILES_PATH) :].split("/", 1)[0]
         with self.emu._lock:
             file = self._files.get(file_id)
             data = self._content.get(file_id)
+            private = file_id in self._private
         if file is None or data is None:
             return 404, b"not found", "text/plain"
+        if private and token != self.emu.bot_token:
+            return 403, b"not authorized", "text/plain"
         return 200, data, str(file["mimetype"])

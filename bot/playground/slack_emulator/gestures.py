@@ -98,6 +98,8 @@ def element_state(element: JSON, value: Any = None, *, touched: bool = True) -> 
         state["selected_channels"] = (
             list(value or []) if touched else element.get("initial_channels", [])
         )
+    elif kind == "file_input":  # the files picked: objects from uploads.user_upload
+        state["files"] = list(value or []) if touched else []
     elif kind == "datepicker":
         state["selected_date"] = value if touched else element.get("initial_date")
     elif kind == "timepicker":

@@ -64,7 +64,9 @@ class Handler(BaseHTTPRequestHandler):
             status, text = self.emu.uploads.receive(url.path[len(UPLOAD_PATH) :], raw)
             self._send(status, text.encode(), "text/plain", {})
         elif url.path.startswith(FILES_PATH) and self.command == "GET":
-            self._send(*self.emu.uploads.download(url.path), {})
+            auth = self.headers.get("Authorization") or ""
+            token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
+            self._send(*self.emu.uploads.download(url.path, token), {})
         elif url.path == "/healthz":
             self._send(200, b"ok", "text/plain", {})
         elif url.path == SOCKET_MODE_PATH and self.command == "GET":

@@ -1,0 +1,280 @@
+"""Bulk actions end to end: `/device bulk <action>` → list or CSV → preview → one approval → batched run.
+
+Over signed HTTP through the Slack emulator (file_input, files.info, the external upload
+flow), Google through googleapiclient to the sandbox, a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from bot import bulk, ids
+from tests.conftest import (
+    APPROVALS,
+    APPROVER1,
+    HELPDESK,
+    OPERATOR,
+    Bot,
+    Claims,
+    flatten,
+    start_bot,
+    wait_until,
+)
+
+LIST = str(ids.CallbackId.BULK_LIST)
+CONFIRM = str(ids.CallbackId.BULK_CONFIRM)
+
+
+def serial(device: dict[str, Any]) -> str:
+    return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
+
+
+def open_list(bot: Bot, action: str) -> dict[str, Any]:
+    mark = bot.emu.mark()
+    bot.slash(f"bulk {action}", channel_id=HELPDESK)
+    opened = bot.emu.wait_for_call("views.open", since=mark)
+    assert opened.ok, opened
+    view: dict[str, Any] = opened.response["view"]
+    assert view["callback_id"] == LIST
+    return view
+
+
+def preview(bot: Bot, view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """Submit the list modal; wait for the preview (or the error view) that replaces it."""
+    reply = bot.emu.submit_view(OPERATOR, view["id"], values)
+    assert reply.status == 200, reply
+    assert (reply.json or {}).get("response_action") == "update", reply.body
+    shown: dict[str, Any] = wait_until(
+        lambda: (v := bot.emu.open_view(OPERATOR))
+        and v["id"] == view["id"]
+        and v.get("callback_id") != str(ids.CallbackId.LOADING)
+        and v,
+        60,
+        "the bulk preview",
+    )
+    return shown
+
+
+def csv_file(bot: Bot, rows: list[list[str]]) -> dict[str, Any]:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    file: dict[str, Any] = bot.emu.uploads.user_upload(OPERATOR, "devices.csv", out.getvalue().encode())
+    return file
+
+
+def request_row(bot: Bot, request_id: str) -> dict[str, Any]:
+    db = bot.store.db()
+    row = db.execute("SELECT * FROM requests WHERE id = ?", [request_id]).fetchone()
+    cols = [c[0] for c in db.execute("SELECT * FROM requests LIMIT 0").description]
+    return dict(zip(cols, row, strict=True))
+
+
+def the_request(bot: Bot, action: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        row = bot.store.db().execute("SELECT id FROM requests WHERE action = ?", [action]).fetchone()
+        return request_row(bot, row[0]) if row else None
+
+    found: dict[str, Any] = wait_until(find, 15, f"the bulk {action} request")
+    return found
+
+
+def approval_message(bot: Bot, request_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = wait_until(
+        lambda: next((m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None),
+        10,
+        f"approval message of {request_id}",
+    )
+    return found
+
+
+def test_a_csv_with_blank_partial_duplicate_and_wrong_state_rows_acts_on_none_of_them(
+    bot: Bot, claims: Claims
+) -> None:
+    """The case a partial-serial match once turned into a fleet-wide deprovision."""
+    good = claims.chrome("ACTIVE")
+    other = claims.chrome("ACTIVE")
+    disabled = claims.chrome("DISABLED")
+    partial = serial(other)[:-2]
+    before = {
+        d["deviceId"]: d["status"] for d in bot.sandbox.fleet.chrome.values()
+    }  # every device's status, to prove nothing else changed
+    file = csv_file(
+        bot,
+        [["device"], [serial(good)], [""], [partial], [serial(good).lower()], [serial(disabled)]],
+    )
+    view = open_list(bot, "disable")
+    shown = preview(bot, view, {ids.BlockId.BULK_FILE: [file]})
+    assert shown["callback_id"] == CONFIRM, flatten(shown)
+    text = flatten(shown)
+    assert "5 rows read" in text and "1 devices will be acted on" in text and "4 rows left out" in text
+    assert "Row 3: `(blank)` — Blank row" in text, text
+    assert f"Row 4: `{partial}` — No device has exactly" in text
+    assert "Row 5:" in text and "Duplicate of row 2" in text
+    assert "Row 6:" in text and "already disabled" in text
+    meta = json.loads(shown["private_metadata"])
+    assert meta["n"] == 1
+
+    # a wrong typed count changes nothing; the right one submits one request for one device
+    reply = bot.emu.submit_view(
+        OPERATOR, shown["id"], {ids.BlockId.CONFIRM_COUNT: "5", "why": "other", "reason": "cart"}
+    )
+    assert reply.json and ids.BlockId.CONFIRM_COUNT in reply.json["errors"]
+    bot.emu.submit_view(
+        OPERATOR, shown["id"], {ids.BlockId.CONFIRM_COUNT: "1", "why": "other", "reason": "cart"}
+    )
+    row = the_request(bot, "disable")
+    assert json.loads(row["device_ids"]) == [good["deviceId"]]
+    assert json.loads(row["params"])["bulk"] == {"rows": 5, "skipped": 4, "cap": None}
+    message = approval_message(bot, row["id"])
+    assert "4 rows left out" in flatten(message)
+    # the full list, with every left-out row's reason, is a CSV in the approval thread
+    listed = wait_until(
+        lambda: next((f for f in bot.emu.uploads.files() if f["name"].endswith("-list.csv")), None),
+        10,
+        "the full list CSV",
+    )
+    content = (bot.emu.uploads.content(listed["id"]) or b"").decode()
+    assert content.count("left out") == 4 and partial in content
+
+    mark = len(bot.sandbox.log)
+    bot.emu.click(APPROVER1, ids.ActionId.APPROVE, value=row["id"], message=message)
+    wait_until(lambda: request_row(bot, row["id"])["state"] == "succeeded", 20, "the run")
+    assert sum("batchChangeStatus" in p for _, p in list(bot.sandbox.log)[mark:]) == 1
+    after = {d["deviceId"]: d["status"] for d in bot.sandbox.fleet.chrome.values()}
+    changed = {d for d in after if after[d] != before.get(d)}
+    assert changed == {good["deviceId"]}  # the partial match, duplicate and others: untouched
+
+
+def test_a_list_of_only_bad_rows_offers_nothing_to_confirm(bot: Bot, claims: Claims) -> None:
+    disabled = claims.chrome("DISABLED")
+    view = open_list(bot, "disable")
+    shown = preview(bot, view, {ids.BlockId.BULK_PASTE: f"\n{serial(disabled)}\nNOPE-0000\n"})
+    assert not shown.get("submit") and "0 devices will be acted on" in flatten(shown)
+    assert "Nothing will be done" in flatten(shown)
+
+
+def test_bulk_refuses_unknown_actions_and_needs_a_list(bot: Bot) -> None:
+    bot.slash("bulk powerwash")
+    bot.wait_ephemeral("Usage: `/device bulk <action>`")
+    view = open_list(bot, "lock")
+    reply = bot.emu.submit_view(OPERATOR, view["id"], {})
+    assert reply.json and ids.BlockId.BULK_PASTE in reply.json["errors"]
+
+
+def test_deprovision_above_the_cap_needs_the_approvers_explicit_raise(
+    bot: Bot, claims: Claims
+) -> None:
+    devices = [claims.chrome("ACTIVE") for _ in range(2)]
+    view = open_list(bot, "deprovision")
+    shown = preview(bot, view, {ids.BlockId.BULK_PASTE: "\n".join(serial(d) for d in devices)})
+    assert "Above the cap" in flatten(shown)
+    bot.emu.submit_view(
+        OPERATOR,
+        shown["id"],
+        {
+            ids.BlockId.CONFIRM_COUNT: "2",
+            "deprovision_reason": "retiring_device",
+            "reason": "retired batch",
+        },
+    )
+    row = the_request(bot, "deprovision")
+    message = approval_message(bot, row["id"])
+    assert ids.ActionId.APPROVE_ABOVE_CAP in str(message)
+    assert f'"{ids.ActionId.APPROVE}"' not in json.dumps(message)  # no plain Approve
+    # a plain Approve (an old client, a forged click) is refused and audited
+    from bot import approvals
+    from bot.errors import PermissionDenied
+
+    try:
+        approvals.approve(bot.svc, row["id"], APPROVER1)
+        raise AssertionError("approved above the cap without the raise")
+    except PermissionDenied as exc:
+        assert "above the cap" in exc.message
+    assert request_row(bot, row["id"])["state"] == "pending"
+    bot.emu.click(APPROVER1, ids.ActionId.APPROVE_ABOVE_CAP, value=row["id"], message=message)
+    wait_until(lambda: request_row(bot, row["id"])["state"] == "succeeded", 20, "the run")
+    fleet = bot.sandbox.fleet
+    assert all(fleet.chrome[d["deviceId"]]["status"] == "DEPROVISIONED" for d in devices)
+
+
+def test_a_400_device_disable_makes_8_batch_calls_and_shows_progress_in_place(
+    tmp_path: Any, emu: Any
+) -> None:
+    from bot.sandbox import Sandbox
+
+    sb = Sandbox(chrome=420, android=2, seed=11, command_delay=0.1).start()
+    try:
+        fleet = sb.fleet
+        chosen = [fleet.chrome[k] for k in list(fleet.chrome_order)[:400]]
+        for device in chosen:  # all active, whatever the seed drew (licences are not counted here)
+            device["status"] = "ACTIVE"
+        running = start_bot(tmp_path, sb, emu, BULK_CAPS="none")
+        try:
+            view = open_list(running, "disable")
+            shown = preview(
+                running, view, {ids.BlockId.BULK_PASTE: "\n".join(serial(d) for d in chosen)}
+            )
+            assert "400 devices will be acted on" in flatten(shown), flatten(shown)[:500]
+            running.emu.submit_view(
+                OPERATOR,
+                shown["id"],
+                {ids.BlockId.CONFIRM_COUNT: "400", "why": "other", "reason": "stolen cart"},
+            )
+            row = the_request(running, "disable")
+            assert len(json.loads(row["device_ids"])) == 400
+            message = approval_message(running, row["id"])
+            mark = len(sb.log)
+            slack_mark = running.emu.mark()
+            running.emu.click(APPROVER1, ids.ActionId.APPROVE, value=row["id"], message=message)
+            wait_until(
+                lambda: request_row(running, row["id"])["state"] == "succeeded", 60, "the run"
+            )
+            assert sum("batchChangeStatus" in p for _, p in list(sb.log)[mark:]) == 8
+            assert all(d["status"] == "DISABLED" for d in chosen)
+            # progress: one message per thread, edited in place, ending at 400 of 400
+            requester = (row["requester_channel"], row["requester_ts"])
+            replies = running.emu.messages(requester[0], thread_ts=requester[1])
+            progress = [m for m in replies if "of 400 done" in flatten(m)]
+            assert len(progress) == 1, [flatten(m) for m in replies]
+            assert "400 of 400 done, 0 failed" in flatten(progress[0])
+            edits = [
+                c
+                for c in running.emu.calls[slack_mark:]
+                if c.method == "chat.update" and c.args.get("ts") == progress[0]["ts"]
+            ]
+            assert edits, "the progress message was never edited"
+            # and a per-device results CSV in the thread
+            results = wait_until(
+                lambda: next(
+                    (f for f in running.emu.uploads.files() if f["name"].endswith("-results.csv")),
+                    None,
+                ),
+                10,
+                "the results CSV",
+            )
+            lines = (running.emu.uploads.content(results["id"]) or b"").decode().splitlines()
+            assert len(lines) == 401 and all(line.split(",")[3] == "done" for line in lines[1:])
+        finally:
+            running.server.stop()
+    finally:
+        sb.stop()
+
+
+def test_read_csv_needs_a_device_column_and_keeps_blank_rows() -> None:
+    from bot.errors import ValidationError
+
+    rows = bulk.read_csv(b"device,notes\nA1\n\n,x\nB2,n\n", "annotate")
+    assert [(r.line, r.ref, r.values) for r in rows] == [
+        (2, "A1", {}),
+        (3, "", {}),
+        (4, "", {"notes": "x"}),
+        (5, "B2", {"notes": "n"}),
+    ]
+    try:
+        bulk.read_csv(b"serial\nA1\n", "disable")
+        raise AssertionError("a CSV without a device column was read")
+    except ValidationError as exc:
+        assert "`device` column" in exc.message
