@@ -235,6 +235,7 @@ def test_a_400_device_disable_makes_8_batch_calls_and_shows_progress_in_place(
             assert sum("batchChangeStatus" in p for _, p in list(sb.log)[mark:]) == 8
             assert all(d["status"] == "DISABLED" for d in chosen)
             # progress: one message per thread, edited in place, ending at 400 of 400
+            row = request_row(running, row["id"])
             requester = (row["requester_channel"], row["requester_ts"])
             replies = running.emu.messages(requester[0], thread_ts=requester[1])
             progress = [m for m in replies if "of 400 done" in flatten(m)]
