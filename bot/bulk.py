@@ -163,7 +163,9 @@ def read_csv(data: bytes, action: str) -> list[Row]:
             "The CSV needs a header row with a `device` column (serial, device id or asset id).",
             field=ids.BlockId.BULK_FILE,
         )
-    columns = {name: lowered.index(name.lower()) for name in ANNOTATION_COLUMNS if name.lower() in lowered}
+    columns = {
+        name: lowered.index(name.lower()) for name in ANNOTATION_COLUMNS if name.lower() in lowered
+    }
     if action == "annotate" and not columns:
         raise ValidationError(
             "An annotate CSV needs at least one of the columns "
@@ -180,7 +182,9 @@ def read_csv(data: bytes, action: str) -> list[Row]:
                 continue
             ref = cells[where].strip() if where < len(cells) else ""
             values = {
-                name: cells[i].strip() for name, i in columns.items() if i < len(cells) and cells[i].strip()
+                name: cells[i].strip()
+                for name, i in columns.items()
+                if i < len(cells) and cells[i].strip()
             }
             rows.append(Row(line, ref, values))
     except csv.Error as exc:
@@ -222,7 +226,9 @@ def judge(svc: Services, action: str, rows: Sequence[Row]) -> list[Verdict]:
             out.append(Verdict(row, reason=reason, kind="not_found"))
             continue
         if isinstance(answer, Ambiguous):
-            reason = f"Names {len(answer.candidates)} devices; use the device id of the one you mean."
+            reason = (
+                f"Names {len(answer.candidates)} devices; use the device id of the one you mean."
+            )
             out.append(Verdict(row, reason=reason, kind="ambiguous"))
             continue
         if isinstance(answer, DeviceBotError):
@@ -262,7 +268,9 @@ def _annotation_verdict(spec: catalog.ActionSpec, row: Row, device: Device) -> V
             )
     changes = {k: v for k, v in row.values.items() if (device.raw.get(k) or "") != v}
     if not changes:
-        return Verdict(row, device, "Nothing to change: the device already has these values.", kind="no_change")
+        return Verdict(
+            row, device, "Nothing to change: the device already has these values.", kind="no_change"
+        )
     return Verdict(row, device, changes=changes)
 
 
@@ -277,7 +285,9 @@ def list_view(action: str, channel: str | None) -> dict[str, Any]:
     """The first modal: paste references, or pick a CSV file."""
     spec = catalog.action_for(action, BULK_ACTIONS[action])
     columns = "`device`" + (
-        ", and any of " + ", ".join(f"`{c}`" for c in ANNOTATION_COLUMNS) if action == "annotate" else ""
+        ", and any of " + ", ".join(f"`{c}`" for c in ANNOTATION_COLUMNS)
+        if action == "annotate"
+        else ""
     )
     blocks: list[Block] = [
         section(
@@ -334,9 +344,7 @@ def _device_words(device: Device) -> str:
     )
 
 
-def preview_view(
-    plan: Plan, key: str, *, cap: int | None, needs_approval: bool
-) -> dict[str, Any]:
+def preview_view(plan: Plan, key: str, *, cap: int | None, needs_approval: bool) -> dict[str, Any]:
     """The second modal: counts, the first rows, what is left out and why, then confirm."""
     spec = catalog.action_for(plan.action, plan.platform)
     good = [v for v in plan.verdicts if v.ok]
@@ -347,7 +355,9 @@ def preview_view(
             f"*Bulk {esc(spec.label.lower())}:* {len(plan.verdicts)} rows read —"
             f" *{len(good)} devices will be acted on*, {len(left)} rows left out"
             + (
-                " (" + ", ".join(f"{n} {KIND_WORDS.get(k, k)}" for k, n in kinds.most_common()) + ")"
+                " ("
+                + ", ".join(f"{n} {KIND_WORDS.get(k, k)}" for k, n in kinds.most_common())
+                + ")"
                 if left
                 else ""
             )
@@ -365,9 +375,13 @@ def preview_view(
             )
         )
     if good:
-        lines = [f"Row {v.row.line}: {_device_words(v.device)}" for v in good[:PREVIEW_ROWS] if v.device]
+        lines = [
+            f"Row {v.row.line}: {_device_words(v.device)}" for v in good[:PREVIEW_ROWS] if v.device
+        ]
         if len(good) > PREVIEW_ROWS:
-            lines.append(f"…and {len(good) - PREVIEW_ROWS} more (the full list goes to the approval thread as a CSV).")
+            lines.append(
+                f"…and {len(good) - PREVIEW_ROWS} more (the full list goes to the approval thread as a CSV)."
+            )
         blocks += sections_of(["*Will be acted on*", *lines])
     if left:
         lines = [
@@ -388,7 +402,9 @@ def preview_view(
         "private_metadata": meta.to_json(),
     }
     if not good:
-        blocks.append(context("Nothing will be done: no row names a device this action can run on."))
+        blocks.append(
+            context("Nothing will be done: no row names a device this action can run on.")
+        )
         view["blocks"] = blocks
         return view
     blocks.append(divider())
@@ -396,7 +412,11 @@ def preview_view(
         blocks += [modals.input_block(f, f.initial) for f in spec.fields]
     blocks.append(modals.confirm_count_block(len(good), spec.label.lower()))
     if needs_approval:
-        blocks.append(context("One approval covers the whole batch; a second person gives it in the approvals channel."))
+        blocks.append(
+            context(
+                "One approval covers the whole batch; a second person gives it in the approvals channel."
+            )
+        )
     view["blocks"] = blocks
     view["submit"] = plain(modals.submit_label(spec, needs_approval), 24)
     return view
@@ -406,7 +426,9 @@ def list_csv(verdicts: Iterable[Verdict]) -> bytes:
     """Every row of a bulk request: acted on, or left out and why."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["row", "reference", "device_id", "serial", "user", "status", "verdict", "reason"])
+    writer.writerow(
+        ["row", "reference", "device_id", "serial", "user", "status", "verdict", "reason"]
+    )
     for v in verdicts:
         d = v.device
         writer.writerow(
@@ -450,7 +472,9 @@ class Progress:
         ):
             if channel and ts:
                 try:
-                    self.posted.append((channel, svc.out.post(channel, text, [section(text)], thread_ts=ts)))
+                    self.posted.append(
+                        (channel, svc.out.post(channel, text, [section(text)], thread_ts=ts))
+                    )
                 except Exception:
                     log.exception("could not post the progress of %s", request.id)
 
@@ -502,7 +526,9 @@ def perform(svc: Services, request: approvals.Request) -> None:
             results = _read_back(svc, request, results)
             outcomes = {r.device_id: _outcome(r) for r in results}
             if any(r.outcome_unknown for r in results):
-                known = {d: [o.state, o.detail] for d, o in outcomes.items() if o.state != "unknown"}
+                known = {
+                    d: [o.state, o.detail] for d, o in outcomes.items() if o.state != "unknown"
+                }
                 approvals._set(svc, request.id, result=json.dumps({"known": known}))
                 progress.show(outcomes, final=True)
                 raise OutcomeUnknown("Google's answer was lost for some devices of the batch.")
@@ -566,7 +592,9 @@ def reconcile(svc: Services, request: approvals.Request) -> None:
     known: dict[str, list[str]] = request.result.get("known") or {}
     unknown = OutcomeUnknown("Google's answer was lost for some devices of the batch.")
     results = [
-        DeviceResult(d, known[d][0] == "done", None if known[d][0] == "done" else DeviceBotError(known[d][1]))
+        DeviceResult(
+            d, known[d][0] == "done", None if known[d][0] == "done" else DeviceBotError(known[d][1])
+        )
         if d in known
         else DeviceResult(d, False, unknown)
         for d in request.device_ids
@@ -687,12 +715,19 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         user = body["user"]["id"]
         meta = Metadata.from_json(view.get("private_metadata", ""))
         values = (view.get("state") or {}).get("values") or {}
-        pasted = str(values.get(ids.BlockId.BULK_PASTE, {}).get(ids.BlockId.BULK_PASTE, {}).get("value") or "")
-        files = values.get(ids.BlockId.BULK_FILE, {}).get(ids.BlockId.BULK_FILE, {}).get("files") or []
+        pasted = str(
+            values.get(ids.BlockId.BULK_PASTE, {}).get(ids.BlockId.BULK_PASTE, {}).get("value")
+            or ""
+        )
+        files = (
+            values.get(ids.BlockId.BULK_FILE, {}).get(ids.BlockId.BULK_FILE, {}).get("files") or []
+        )
         if bool(pasted.strip()) == bool(files):
             ack(
                 response_action="errors",
-                errors={ids.BlockId.BULK_PASTE: "Paste a list or pick a CSV file (one of the two)."},
+                errors={
+                    ids.BlockId.BULK_PASTE: "Paste a list or pick a CSV file (one of the two)."
+                },
             )
             return
         if meta.action not in BULK_ACTIONS:
@@ -700,7 +735,9 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         spec = catalog.action_for(meta.action, BULK_ACTIONS[meta.action])
         ack(
             response_action="update",
-            view=modals.loading_view(f"Bulk {spec.label.lower()}", "Reading the list and looking up every row…"),
+            view=modals.loading_view(
+                f"Bulk {spec.label.lower()}", "Reading the list and looking up every row…"
+            ),
         )
         if svc.roles.role_of(user) < Role.OPERATOR:
             refuse(svc, user, f"bulk {meta.action}")
@@ -710,7 +747,9 @@ def register(app: App, svc: Services, commands: Commands) -> None:
                 try:
                     _, data = svc.out.download(str(files[0]["id"]), max_bytes=MAX_FILE_BYTES)
                 except (ValueError, OSError, SlackApiError) as exc:
-                    raise ValidationError(f"The CSV file could not be read from Slack ({esc(exc)}).") from None
+                    raise ValidationError(
+                        f"The CSV file could not be read from Slack ({esc(exc)})."
+                    ) from None
                 rows = read_csv(data, meta.action)
             else:
                 rows = read_pasted(pasted)
@@ -722,7 +761,9 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             if not rows:
                 raise ValidationError("The list names no device.")
             if len(rows) > MAX_ROWS:
-                raise ValidationError(f"At most {MAX_ROWS} rows per bulk action; this list has {len(rows)}.")
+                raise ValidationError(
+                    f"At most {MAX_ROWS} rows per bulk action; this list has {len(rows)}."
+                )
             verdicts = judge(svc, meta.action, rows)
             plan = Plan(meta.action, spec.platform, tuple(verdicts), meta.channel, time.monotonic())
             key = plans.put(plan)
@@ -814,7 +855,9 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             "bulk",
             bulk_command,
             USAGE,
-            "Act on many devices from a pasted list or a CSV file (" + ", ".join(BULK_ACTIONS) + ")",
+            "Act on many devices from a pasted list or a CSV file ("
+            + ", ".join(BULK_ACTIONS)
+            + ")",
             "/device bulk disable",
         )
     )

@@ -162,7 +162,9 @@ class SlackOut:
         url = str(info.get("url_private_download") or info.get("url_private") or "")
         if not url.startswith(("https://", "http://")):
             raise ValueError("the file has no download address")
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.client.token}"})
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {self.client.token}"}
+        )
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (Slack's own URL)
             data = answer.read(max_bytes + 1)
         if len(data) > max_bytes:

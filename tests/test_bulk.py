@@ -48,10 +48,12 @@ def preview(bot: Bot, view: dict[str, Any], values: dict[str, Any]) -> dict[str,
     assert reply.status == 200, reply
     assert (reply.json or {}).get("response_action") == "update", reply.body
     shown: dict[str, Any] = wait_until(
-        lambda: (v := bot.emu.open_view(OPERATOR))
-        and v["id"] == view["id"]
-        and v.get("callback_id") != str(ids.CallbackId.LOADING)
-        and v,
+        lambda: (
+            (v := bot.emu.open_view(OPERATOR))
+            and v["id"] == view["id"]
+            and v.get("callback_id") != str(ids.CallbackId.LOADING)
+            and v
+        ),
         60,
         "the bulk preview",
     )
@@ -61,7 +63,9 @@ def preview(bot: Bot, view: dict[str, Any], values: dict[str, Any]) -> dict[str,
 def csv_file(bot: Bot, rows: list[list[str]]) -> dict[str, Any]:
     out = io.StringIO()
     csv.writer(out).writerows(rows)
-    file: dict[str, Any] = bot.emu.uploads.user_upload(OPERATOR, "devices.csv", out.getvalue().encode())
+    file: dict[str, Any] = bot.emu.uploads.user_upload(
+        OPERATOR, "devices.csv", out.getvalue().encode()
+    )
     return file
 
 
@@ -74,7 +78,9 @@ def request_row(bot: Bot, request_id: str) -> dict[str, Any]:
 
 def the_request(bot: Bot, action: str) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
-        row = bot.store.db().execute("SELECT id FROM requests WHERE action = ?", [action]).fetchone()
+        row = (
+            bot.store.db().execute("SELECT id FROM requests WHERE action = ?", [action]).fetchone()
+        )
         return request_row(bot, row[0]) if row else None
 
     found: dict[str, Any] = wait_until(find, 15, f"the bulk {action} request")
@@ -109,7 +115,9 @@ def test_a_csv_with_blank_partial_duplicate_and_wrong_state_rows_acts_on_none_of
     shown = preview(bot, view, {ids.BlockId.BULK_FILE: [file]})
     assert shown["callback_id"] == CONFIRM, flatten(shown)
     text = flatten(shown)
-    assert "5 rows read" in text and "1 devices will be acted on" in text and "4 rows left out" in text
+    assert (
+        "5 rows read" in text and "1 devices will be acted on" in text and "4 rows left out" in text
+    )
     assert "Row 3: `(blank)` — Blank row" in text, text
     assert f"Row 4: `{partial}` — No device has exactly" in text
     assert "Row 5:" in text and "Duplicate of row 2" in text
@@ -279,3 +287,85 @@ def test_read_csv_needs_a_device_column_and_keeps_blank_rows() -> None:
         raise AssertionError("a CSV without a device column was read")
     except ValidationError as exc:
         assert "`device` column" in exc.message
+
+
+def results_of(bot: Bot, request_id: str) -> list[dict[str, str]]:
+    file = wait_until(
+        lambda: next(
+            (f for f in bot.emu.uploads.files() if f["name"].endswith(f"{request_id}-results.csv")),
+            None,
+        ),
+        20,
+        f"the results CSV of {request_id}",
+    )
+    text = (bot.emu.uploads.content(file["id"]) or b"").decode()
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_a_lost_batch_answer_is_read_back_per_device_never_resent(bot: Bot, claims: Claims) -> None:
+    devices = [claims.chrome("DISABLED") for _ in range(3)]
+    bot.sandbox.faults.add(
+        status=503,
+        after_apply=True,
+        path_contains=":batchChangeStatus",
+        body_contains=devices[1]["deviceId"],
+    )
+    view = open_list(bot, "reenable")
+    shown = preview(bot, view, {ids.BlockId.BULK_PASTE: "\n".join(serial(d) for d in devices)})
+    mark = len(bot.sandbox.log)
+    bot.emu.submit_view(OPERATOR, shown["id"], {ids.BlockId.CONFIRM_COUNT: "3", "reason": "back"})
+    row = the_request(bot, "reenable")  # no approval needed: it runs at once
+    wait_until(lambda: request_row(bot, row["id"])["state"] == "succeeded", 20, "the run")
+    assert sum(":batchChangeStatus" in p for _, p in list(bot.sandbox.log)[mark:]) == 1
+    read_back = [
+        p for m, p in list(bot.sandbox.log)[mark:] if m == "GET" and devices[1]["deviceId"] in p
+    ]
+    assert read_back, "the device whose answer was lost was not read back"
+    assert all(bot.sandbox.fleet.chrome[d["deviceId"]]["status"] == "ACTIVE" for d in devices)
+    assert [r["result"] for r in results_of(bot, row["id"])] == ["done"] * 3
+
+
+def test_bulk_lock_sends_one_command_per_android_device_and_leaves_out_chrome(
+    bot: Bot, claims: Claims
+) -> None:
+    phones = [claims.fitting("lock", "android") for _ in range(3)]
+    laptop = claims.chrome("ACTIVE")
+    view = open_list(bot, "lock")
+    refs = [serial(p) for p in phones] + [serial(laptop)]
+    shown = preview(bot, view, {ids.BlockId.BULK_PASTE: "\n".join(refs)})
+    assert "3 devices will be acted on" in flatten(shown)
+    assert "is for Android devices" in flatten(shown)
+    mark = len(bot.sandbox.log)
+    bot.emu.submit_view(OPERATOR, shown["id"], {ids.BlockId.CONFIRM_COUNT: "3"})
+    row = the_request(bot, "lock")
+    wait_until(lambda: request_row(bot, row["id"])["state"] == "succeeded", 20, "the run")
+    assert sum(":issueCommand" in p for _, p in list(bot.sandbox.log)[mark:]) == 3
+    results = results_of(bot, row["id"])
+    assert sorted(r["device_id"] for r in results) == sorted(p["name"] for p in phones)
+    assert all(r["result"] == "done" and "operations/" in r["detail"] for r in results)
+
+
+def test_bulk_annotate_from_a_csv_sets_each_rows_fields(bot: Bot, claims: Claims) -> None:
+    first, second, same = (claims.chrome("ACTIVE") for _ in range(3))
+    file = csv_file(
+        bot,
+        [
+            ["Device", "annotatedLocation", "notes"],
+            [serial(first), "Room 1", "cart A"],
+            [serial(second), "Room 2", ""],  # a blank cell leaves the notes as they are
+            [serial(same), same.get("annotatedLocation") or "", same.get("notes") or ""],
+        ],
+    )
+    notes_before = second.get("notes")
+    view = open_list(bot, "annotate")
+    shown = preview(bot, view, {ids.BlockId.BULK_FILE: [file]})
+    assert "2 devices will be acted on" in flatten(shown), flatten(shown)
+    assert "Nothing to change" in flatten(shown)
+    bot.emu.submit_view(OPERATOR, shown["id"], {ids.BlockId.CONFIRM_COUNT: "2"})
+    row = the_request(bot, "annotate")
+    wait_until(lambda: request_row(bot, row["id"])["state"] == "succeeded", 20, "the run")
+    fleet = bot.sandbox.fleet
+    assert fleet.chrome[first["deviceId"]]["annotatedLocation"] == "Room 1"
+    assert fleet.chrome[first["deviceId"]]["notes"] == "cart A"
+    assert fleet.chrome[second["deviceId"]]["annotatedLocation"] == "Room 2"
+    assert fleet.chrome[second["deviceId"]].get("notes") == notes_before

@@ -54,6 +54,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "files_upload_v2": {"files:write"},
     "files_getUploadURLExternal": {"files:write"},
     "files_completeUploadExternal": {"files:write"},
+    "files_info": {"files:read"},
 }
 #: a slash command in the manifest needs this scope whatever the code calls
 COMMAND_SCOPES = {"commands"}
