@@ -369,3 +369,41 @@ def test_bulk_annotate_from_a_csv_sets_each_rows_fields(bot: Bot, claims: Claims
     assert fleet.chrome[first["deviceId"]]["notes"] == "cart A"
     assert fleet.chrome[second["deviceId"]]["annotatedLocation"] == "Room 2"
     assert fleet.chrome[second["deviceId"]].get("notes") == notes_before
+
+
+def test_a_batch_whose_read_back_fails_is_reconciled_later_never_resent(
+    tmp_path: Any, sandbox: Any, emu: Any, claims: Claims
+) -> None:
+    running = start_bot(tmp_path, sandbox, emu, GOOGLE_TIMEOUT="1")
+    try:
+        devices = [claims.chrome("DISABLED") for _ in range(2)]
+        lost = devices[0]["deviceId"]
+        view = open_list(running, "reenable")
+        shown = preview(
+            running, view, {ids.BlockId.BULK_PASTE: "\n".join(serial(d) for d in devices)}
+        )
+        sandbox.faults.add(
+            status=503, after_apply=True, path_contains=":batchChangeStatus", body_contains=lost
+        )
+        reads = sandbox.faults.add(status=503, count=10_000, method="GET", path_contains=lost)
+        mark = len(sandbox.log)
+        try:
+            reply = running.emu.submit_view(
+                OPERATOR, shown["id"], {ids.BlockId.CONFIRM_COUNT: "2", "reason": "back"}
+            )
+            assert reply.status == 200 and not reply.body.strip(), (reply, flatten(shown))
+            row = the_request(running, "reenable")
+            wait_until(
+                lambda: request_row(running, row["id"])["reconcile"] == 1, 20, "reconcile mark"
+            )
+            assert request_row(running, row["id"])["state"] == "executing"
+        finally:
+            reads.count = 0  # Google answers reads again: the recovery job settles it
+        wait_until(
+            lambda: request_row(running, row["id"])["state"] == "succeeded", 30, "the recovery"
+        )
+        assert sum(":batchChangeStatus" in p for _, p in list(sandbox.log)[mark:]) == 1
+        assert [r["result"] for r in results_of(running, row["id"])] == ["done", "done"]
+        assert all(sandbox.fleet.chrome[d["deviceId"]]["status"] == "ACTIVE" for d in devices)
+    finally:
+        running.server.stop()
