@@ -373,3 +373,25 @@ def test_a_busy_port_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> No
         port = busy.getsockname()[1]
         assert main(["--port", str(port), "--devices", "10"]) == 1
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_a_csv_picked_in_a_modal_reaches_the_bot_as_a_slack_file(pg: Any) -> None:
+    """`/device bulk`'s file_input: the page sends the file, the bot downloads it with its token."""
+    status, body = post(
+        pg, "/api/message", {"user": OPERATOR, "channel": HELPDESK, "text": "/device bulk lock"}
+    )
+    assert status == 200 and body["ok"], body
+    view = wait_until(lambda: (state(pg, OPERATOR)["views"] or [None])[-1], message="bulk form")
+    upload = {"upload": {"name": "phones.csv", "text": "device\nNO-SUCH-PHONE\n"}}
+    values = {"bulk_file": {"bulk_file": [upload]}}
+    status, body = post(
+        pg, "/api/submit", {"user": OPERATOR, "view_id": view["id"], "values": values}
+    )
+    assert status == 200 and body["ok"], body
+    shown = wait_until(
+        lambda: "1 rows read" in texts(state(pg, OPERATOR)["views"]),
+        30,
+        "the preview of the uploaded CSV",
+    )
+    assert shown
+    assert "NO-SUCH-PHONE" in texts(state(pg, OPERATOR)["views"])

@@ -55,6 +55,7 @@ HEARTBEAT_SECONDS = 15.0
 STREAM_MAX_SECONDS = 600.0  # the browser's EventSource reconnects by itself
 SLOW_ACK_SECONDS = 3.0  # Slack gives up on an app that has not acknowledged within 3 s
 MAX_TEXT = 4000
+MAX_UPLOAD = 2 * 1024 * 1024  # a file picked in a modal (bulk CSVs)
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 SLACKBOT = "USLACKBOT"
 SECURITY_HEADERS = [
@@ -304,6 +305,7 @@ class Playground:
         if not isinstance(values, dict):
             raise BadRequest("values must be an object")
         view_id = body.get("view_id") or None
+        values = self._uploads(user, values)
         try:
             reply = self.emu.submit_view(user, view_id, values)
         except AssertionError as exc:
@@ -313,6 +315,34 @@ class Playground:
         )
         if view_id:
             out["errors"] = self.emu.view_errors(str(view_id))
+        return out
+
+    def _uploads(self, user: str, values: JSON) -> JSON:
+        """A file picked in a file_input arrives as {"upload": {name, text}}: store it as the
+        person's upload and put its file object in the state, as Slack does."""
+        out: JSON = {}
+        for block_id, by_action in values.items():
+            if not isinstance(by_action, dict):
+                out[block_id] = by_action
+                continue
+            out[block_id] = {}
+            for action_id, value in by_action.items():
+                if (
+                    isinstance(value, list)
+                    and value
+                    and all(
+                        isinstance(v, dict) and isinstance(v.get("upload"), dict) for v in value
+                    )
+                ):
+                    value = [
+                        self.emu.uploads.user_upload(
+                            user,
+                            str(v["upload"].get("name") or "upload.csv")[:200],
+                            str(v["upload"].get("text") or "").encode()[:MAX_UPLOAD],
+                        )
+                        for v in value[:1]
+                    ]
+                out[block_id][action_id] = value
         return out
 
     def close_view(self, body: JSON) -> JSON:

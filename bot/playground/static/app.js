@@ -611,6 +611,21 @@
       case "timepicker":
         field = el("input", { id, type: "time", value: element.initial_time || "" });
         break;
+      case "file_input":
+        // the picked file is read here and sent with the form; the playground stores it as
+        // Slack does a person's upload, and the state carries the file object
+        field = el("input", { id, type: "file", accept: (element.filetypes || []).map((t) => `.${t}`).join(",") });
+        field.addEventListener("change", () => {
+          const file = field.files && field.files[0];
+          field.fileData = null;
+          if (!file) return;
+          const reader = new FileReader();
+          reader.onload = () => {
+            field.fileData = { name: file.name, text: String(reader.result || "") };
+          };
+          reader.readAsText(file);
+        });
+        break;
       default:
         field = el("div", { className: "unsupported", text: `[${element.type} input not supported by the playground]` });
     }
@@ -632,6 +647,7 @@
     const field = wrap.querySelector(".input-element");
     if (!field) return null;
     if (type === "checkboxes" || type === "radio_buttons") return readChoices(field, type);
+    if (type === "file_input") return field.fileData ? [{ upload: field.fileData }] : [];
     if (field.tagName === "SELECT" && field.multiple) return [...field.selectedOptions].map((o) => o.value);
     if (field.tagName === "SELECT") return field.value || null;
     return field.value;
