@@ -11,7 +11,7 @@ import io
 import json
 from typing import Any
 
-from bot import bulk, ids
+from bot import bulk_list, ids
 from tests.conftest import (
     APPROVALS,
     APPROVER1,
@@ -217,8 +217,8 @@ def test_a_400_device_disable_makes_8_batch_calls_and_shows_progress_in_place(
     try:
         fleet = sb.fleet
         chosen = [fleet.chrome[k] for k in list(fleet.chrome_order)[:400]]
-        for device in chosen:  # all active, whatever the seed drew (licences are not counted here)
-            device["status"] = "ACTIVE"
+        for device in chosen:  # all active, whatever the seed drew
+            fleet.set_chrome_status(device, "ACTIVE")
         running = start_bot(tmp_path, sb, emu, BULK_CAPS="none")
         try:
             view = open_list(running, "disable")
@@ -275,7 +275,7 @@ def test_a_400_device_disable_makes_8_batch_calls_and_shows_progress_in_place(
 def test_read_csv_needs_a_device_column_and_keeps_blank_rows() -> None:
     from bot.errors import ValidationError
 
-    rows = bulk.read_csv(b"device,notes\nA1\n\n,x\nB2,n\n", "annotate")
+    rows = bulk_list.read_csv(b"device,notes\nA1\n\n,x\nB2,n\n", "annotate")
     assert [(r.line, r.ref, r.values) for r in rows] == [
         (2, "A1", {}),
         (3, "", {}),
@@ -283,7 +283,7 @@ def test_read_csv_needs_a_device_column_and_keeps_blank_rows() -> None:
         (5, "B2", {"notes": "n"}),
     ]
     try:
-        bulk.read_csv(b"serial\nA1\n", "disable")
+        bulk_list.read_csv(b"serial\nA1\n", "disable")
         raise AssertionError("a CSV without a device column was read")
     except ValidationError as exc:
         assert "`device` column" in exc.message
@@ -407,3 +407,38 @@ def test_a_batch_whose_read_back_fails_is_reconciled_later_never_resent(
         assert all(sandbox.fleet.chrome[d["deviceId"]]["status"] == "ACTIVE" for d in devices)
     finally:
         running.server.stop()
+
+
+def test_two_references_to_one_device_and_an_ambiguous_asset_id_are_left_out(
+    bot: Bot, claims: Claims
+) -> None:
+    one = claims.chrome("ACTIVE")
+    twins = [claims.chrome("ACTIVE"), claims.chrome("ACTIVE")]
+    fleet = bot.sandbox.fleet
+    for device in twins:  # two devices carry one asset id
+        old = device.get("annotatedAssetId")
+        device["annotatedAssetId"] = "TWIN-ASSET-1"
+        fleet.reindex_chrome(device["deviceId"], "annotatedAssetId", old, "TWIN-ASSET-1")
+    rows = bulk_list.read_pasted(f"{serial(one)}\n{one['deviceId']}\nTWIN-ASSET-1\n")
+    verdicts = bulk_list.judge(bot.svc, "disable", rows)
+    assert [v.kind for v in verdicts] == ["ok", "duplicate", "ambiguous"]
+    assert verdicts[1].reason == "Same device as row 1."
+    assert "Names 2 devices" in (verdicts[2].reason or "")
+
+
+def test_bulk_caps_setting() -> None:
+    from bot.settings import SettingsError, load_settings
+    from tests.conftest import base_env
+
+    def caps(raw: str) -> Any:
+        return load_settings(base_env("x.db", "http://127.0.0.1:1/api/", BULK_CAPS=raw)).bulk_caps
+
+    assert dict(caps("")) == {"deprovision": 1, "wipe": 1}
+    assert dict(caps("wipe=5, disable=100")) == {"wipe": 5, "disable": 100}
+    assert caps("none") == ()
+    for bad in ("wipe", "wipe=0", "explode=3", "wipe=x"):
+        try:
+            caps(bad)
+            raise AssertionError(f"BULK_CAPS={bad!r} was accepted")
+        except SettingsError as exc:
+            assert "BULK_CAPS" in str(exc)

@@ -1,0 +1,258 @@
+"""Bulk execution: one request with many devices, run as the APIs allow.
+
+batchChangeStatus and moveDevicesToOu take 50 devices a call; Android commands and
+annotations run ANDROID_CONCURRENCY at a time. One progress message per thread is edited in
+place; the outcomes known so far are stored as they come, so after a restart only the
+others are settled, by reading the devices back (never by sending again). The run ends with
+a per-device results CSV in the threads, then the request's final state (`approvals.finish`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, cast
+
+from bot import approvals, catalog
+from bot.blocks import esc, section
+from bot.errors import DeviceBotError, OutcomeUnknown
+from bot.google.android import google_duration
+from bot.google.chrome import CHUNK, StatusAction
+from bot.google.client import DeviceResult
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+ANDROID_CONCURRENCY = 8  # Android commands (and annotations) in flight at once
+PROGRESS_EVERY = 0.5  # seconds between two edits of the progress message
+
+
+@dataclass
+class Outcome:
+    state: str  # done, failed, unknown
+    detail: str = ""
+
+
+class Progress:
+    """One message per thread of the request, edited in place: "120 of 400 done, 2 failed"."""
+
+    def __init__(self, svc: Services, request: approvals.Request) -> None:
+        self.svc = svc
+        self.request = request
+        self.total = len(request.device_ids)
+        self.posted: list[tuple[str, str]] = []
+        self.last = 0.0
+        self._lock = threading.Lock()
+        text = self._text(0, 0)
+        for channel, ts in (
+            (request.requester_channel, request.requester_ts),
+            (request.approval_channel, request.approval_ts),
+        ):
+            if channel and ts:
+                try:
+                    self.posted.append(
+                        (channel, svc.out.post(channel, text, [section(text)], thread_ts=ts))
+                    )
+                except Exception:
+                    log.exception("could not post the progress of %s", request.id)
+
+    def _text(self, done: int, failed: int) -> str:
+        label = self.request.spec.label.lower()
+        return f":gear: Bulk {label}: {done + failed} of {self.total} done, {failed} failed."
+
+    def show(self, outcomes: dict[str, Outcome], *, final: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not final and now - self.last < PROGRESS_EVERY:
+                return
+            self.last = now
+            failed = sum(o.state != "done" for o in outcomes.values())
+            text = self._text(len(outcomes) - failed, failed)
+            if final:
+                text = text.replace(":gear:", ":checkered_flag:")
+            for channel, ts in self.posted:
+                try:
+                    self.svc.out.update(channel, ts, text, [section(text)])
+                except Exception:
+                    log.exception("could not update the progress of %s", self.request.id)
+
+
+def perform(svc: Services, request: approvals.Request) -> None:
+    """Run a bulk request: batched Google calls, progress in place, per-device outcomes."""
+    spec = request.spec
+    progress = Progress(svc, request)
+    outcomes: dict[str, Outcome] = {}
+    results: list[DeviceResult] = []
+    ids_ = list(request.device_ids)
+    if spec.kind in ("status", "move"):
+        chrome = svc.google.require_chrome()
+        for start in range(0, len(ids_), CHUNK):
+            chunk = ids_[start : start + CHUNK]
+            if spec.kind == "status":
+                got = chrome.change_status(
+                    chunk,
+                    cast(StatusAction, spec.google),
+                    request.params.get("deprovision_reason"),
+                )
+            else:
+                got = chrome.move(chunk, request.params["ou"])
+            results += got
+            for r in got:
+                outcomes[r.device_id] = _outcome(r)
+            _keep(svc, request, outcomes)  # a restart reads back only what is not known
+            progress.show(outcomes)
+        if any(r.outcome_unknown for r in results):
+            results = _read_back(svc, request, results)
+            outcomes = {r.device_id: _outcome(r) for r in results}
+            if any(r.outcome_unknown for r in results):
+                _keep(svc, request, outcomes)
+                progress.show(outcomes, final=True)
+                raise OutcomeUnknown("Google's answer was lost for some devices of the batch.")
+    else:
+        _in_parallel(svc, request, outcomes, progress)
+    progress.show(outcomes, final=True)
+    _end(svc, request, outcomes)
+
+
+def _keep(svc: Services, request: approvals.Request, outcomes: dict[str, Outcome]) -> None:
+    """Store the outcomes known so far: after a restart only the others are settled."""
+    known = {d: [o.state, o.detail] for d, o in list(outcomes.items()) if o.state != "unknown"}
+    approvals._set(svc, request.id, result=json.dumps({"known": known}))
+
+
+def _outcome(result: DeviceResult) -> Outcome:
+    if result.ok:
+        return Outcome("done")
+    message = result.error.message if result.error else "unknown error"
+    return Outcome("unknown" if result.outcome_unknown else "failed", message)
+
+
+def _read_back(
+    svc: Services, request: approvals.Request, results: list[DeviceResult]
+) -> list[DeviceResult]:
+    """Lost answers settled by reading each such device back (never by sending again)."""
+    chrome = svc.google.require_chrome()
+    if request.spec.kind == "status":
+        return chrome.confirm_status(results, cast(StatusAction, request.spec.google))
+    return chrome.confirm_moved(results, request.params["ou"])
+
+
+def _in_parallel(
+    svc: Services, request: approvals.Request, outcomes: dict[str, Outcome], progress: Progress
+) -> None:
+    """Android commands and annotations: one call per device, ANDROID_CONCURRENCY at a time."""
+    spec = request.spec
+    rows: dict[str, dict[str, str]] = request.params.get("rows") or {}
+
+    def one(device_id: str) -> Outcome:
+        try:
+            if spec.kind == "patch":
+                svc.google.require_chrome().patch(device_id, rows[device_id])
+                return Outcome("done", "; ".join(f"{k}={v}" for k, v in rows[device_id].items()))
+            body = catalog.command_body(spec, _action_params(request.params))
+            body["duration"] = google_duration(svc.settings.command_duration)
+            operation = svc.google.require_android().issue_command(device_id, body)
+            return Outcome("done", f"sent as {operation.get('name', '')}")
+        except OutcomeUnknown as exc:
+            return Outcome("unknown", f"{exc.message} It was not resent; look at the device.")
+        except DeviceBotError as exc:
+            return Outcome("failed", exc.message)
+
+    with ThreadPoolExecutor(ANDROID_CONCURRENCY, thread_name_prefix="bulk") as pool:
+        futures = {pool.submit(one, d): d for d in request.device_ids}
+        kept = time.monotonic()
+        for future in as_completed(futures):
+            outcomes[futures[future]] = future.result()
+            progress.show(outcomes)
+            if time.monotonic() - kept > PROGRESS_EVERY:
+                kept = time.monotonic()
+                _keep(svc, request, outcomes)
+
+
+def _action_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in ("bulk", "rows")}
+
+
+def reconcile(svc: Services, request: approvals.Request) -> None:
+    """A bulk run whose answers were lost for some devices: read those back, then end it."""
+    known: dict[str, list[str]] = request.result.get("known") or {}
+    unknown = OutcomeUnknown("Google's answer was lost for some devices of the batch.")
+    results = [
+        DeviceResult(
+            d, known[d][0] == "done", None if known[d][0] == "done" else DeviceBotError(known[d][1])
+        )
+        if d in known
+        else DeviceResult(d, False, unknown)
+        for d in request.device_ids
+    ]
+    if request.spec.kind not in ("status", "move"):  # Google keeps no list to read back
+        stopped = "The bot stopped while sending it; it was not resent. Look at the device."
+        outcomes = {
+            r.device_id: Outcome("unknown", stopped) if r.outcome_unknown else _outcome(r)
+            for r in results
+        }
+        _end(svc, request, outcomes)
+        return
+    results = _read_back(svc, request, results)
+    if any(r.outcome_unknown for r in results):
+        raise unknown  # a device could not be read: the next recovery run tries again
+    _end(svc, request, {r.device_id: _outcome(r) for r in results})
+
+
+def results_csv(request: approvals.Request, outcomes: dict[str, Outcome]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["device_id", "serial", "user", "result", "detail"])
+    for d in request.devices:
+        o = outcomes.get(d["id"], Outcome("unknown", "no answer recorded"))
+        writer.writerow([d["id"], d.get("serial") or "", d.get("user") or "", o.state, o.detail])
+    return out.getvalue().encode()
+
+
+def _end(svc: Services, request: approvals.Request, outcomes: dict[str, Outcome]) -> None:
+    """The per-device results CSV in the threads, then the request's final state."""
+    spec = request.spec
+    total = len(request.device_ids)
+    bad = [d for d, o in outcomes.items() if o.state != "done"]
+    data = results_csv(request, outcomes)
+    for channel, ts in (
+        (request.requester_channel, request.requester_ts),
+        (request.approval_channel, request.approval_ts),
+    ):
+        if channel and ts:
+            try:
+                svc.out.upload(
+                    channel,
+                    f"bulk-{spec.name}-{request.id}-results.csv",
+                    data,
+                    title=f"Results of bulk {spec.name} {request.id}",
+                    comment="Per-device results.",
+                    thread_ts=ts,
+                )
+            except Exception:
+                log.exception("could not upload the results of %s", request.id)
+    text = f"Bulk {spec.label.lower()}: {total - len(bad)} of {total} devices done"
+    if bad:
+        first = outcomes[bad[0]].detail or "unknown error"
+        text += f", {len(bad)} failed (first: {esc(first)})"
+    text += ". Per-device results: the CSV in this thread."
+    approvals.finish(
+        svc,
+        request.id,
+        approvals.FAILED if bad else approvals.SUCCEEDED,
+        text,
+        {"done": total - len(bad), "failed": bad[:100]},
+    )
+
+
+class Runner:
+    """What approvals calls for a bulk request (see `approvals.bulk_runner`)."""
+
+    perform = staticmethod(perform)
+    reconcile = staticmethod(reconcile)
