@@ -48,6 +48,7 @@ from bot.bulk_list import (
 )
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.errors import Conflict, DeviceBotError, ValidationError
+from bot.jobs import JobSpec
 from bot.modals import Metadata
 from bot.roles import Role
 from bot.services import Services
@@ -269,6 +270,11 @@ def register(app: App, svc: Services, commands: Commands) -> None:
     app.view(ids.CallbackId.BULK_LIST)(list_submitted)
     app.view(ids.CallbackId.BULK_CONFIRM)(confirm_submitted)
     app.action(ids.ActionId.APPROVE_ABOVE_CAP)(approve_above_cap)
+
+
+def jobs(svc: Services) -> list[JobSpec]:
+    """Follow the Android commands of bulk requests, device by device."""
+    return [JobSpec("bulk-commands", bulk_run.follow, max(0.2, svc.settings.poll_interval))]
 
 
 def _above(svc: Services, action: str, count: int) -> bool:

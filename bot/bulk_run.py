@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from bot import approvals, catalog
 from bot.blocks import esc, section
-from bot.errors import DeviceBotError, OutcomeUnknown
+from bot.errors import DeviceBotError, NotFound, OutcomeUnknown
 from bot.google.android import google_duration
 from bot.google.chrome import CHUNK, StatusAction
 from bot.google.client import DeviceResult
@@ -33,23 +33,31 @@ ANDROID_CONCURRENCY = 8  # Android commands (and annotations) in flight at once
 PROGRESS_EVERY = 0.5  # seconds between two edits of the progress message
 
 
+EXPIRY_GRACE = 30.0  # past a command's time limit, it is called expired even if Google has not
+SENT = "sent"  # an Android command sent, the device has not answered yet (detail: the operation)
+
+
 @dataclass
 class Outcome:
-    state: str  # done, failed, unknown
+    state: str  # done, sent, failed, expired, cancelled, unknown
     detail: str = ""
 
 
 class Progress:
     """One message per thread of the request, edited in place: "120 of 400 done, 2 failed"."""
 
-    def __init__(self, svc: Services, request: approvals.Request) -> None:
+    def __init__(
+        self, svc: Services, request: approvals.Request, posted: list[list[str]] | None = None
+    ) -> None:
         self.svc = svc
         self.request = request
         self.total = len(request.device_ids)
-        self.posted: list[tuple[str, str]] = []
+        self.posted: list[tuple[str, str]] = [(c, t) for c, t in posted or []]
         self.last = 0.0
         self._lock = threading.Lock()
-        text = self._text(0, 0)
+        if posted is not None:
+            return  # the messages of an earlier run (a command followed by the poll job)
+        text = self._text({})
         for channel, ts in (
             (request.requester_channel, request.requester_ts),
             (request.approval_channel, request.approval_ts),
@@ -62,9 +70,15 @@ class Progress:
                 except Exception:
                     log.exception("could not post the progress of %s", request.id)
 
-    def _text(self, done: int, failed: int) -> str:
+    def _text(self, outcomes: dict[str, Outcome]) -> str:
         label = self.request.spec.label.lower()
-        return f":gear: Bulk {label}: {done + failed} of {self.total} done, {failed} failed."
+        states = [o.state for o in outcomes.values()]
+        waiting = states.count(SENT)
+        failed = len(states) - waiting - states.count("done")
+        text = f":gear: Bulk {label}: {len(states) - waiting} of {self.total} done, {failed} failed"
+        if waiting:
+            text += f", {waiting} sent and waiting for the device"
+        return text + "."
 
     def show(self, outcomes: dict[str, Outcome], *, final: bool = False) -> None:
         now = time.monotonic()
@@ -72,8 +86,7 @@ class Progress:
             if not final and now - self.last < PROGRESS_EVERY:
                 return
             self.last = now
-            failed = sum(o.state != "done" for o in outcomes.values())
-            text = self._text(len(outcomes) - failed, failed)
+            text = self._text(outcomes)
             if final:
                 text = text.replace(":gear:", ":checkered_flag:")
             for channel, ts in self.posted:
@@ -105,25 +118,49 @@ def perform(svc: Services, request: approvals.Request) -> None:
             results += got
             for r in got:
                 outcomes[r.device_id] = _outcome(r)
-            _keep(svc, request, outcomes)  # a restart reads back only what is not known
+            _keep(svc, request, outcomes, progress)  # a restart reads back only the others
             progress.show(outcomes)
         if any(r.outcome_unknown for r in results):
             results = _read_back(svc, request, results)
             outcomes = {r.device_id: _outcome(r) for r in results}
             if any(r.outcome_unknown for r in results):
-                _keep(svc, request, outcomes)
+                _keep(svc, request, outcomes, progress)
                 progress.show(outcomes, final=True)
                 raise OutcomeUnknown("Google's answer was lost for some devices of the batch.")
     else:
         _in_parallel(svc, request, outcomes, progress)
+        if any(o.state == SENT for o in outcomes.values()):
+            _keep(svc, request, outcomes, progress, waiting=True)
+            progress.show(outcomes, final=False)
+            progress.last = 0.0
+            return  # the poll job follows each device's command (`follow`)
     progress.show(outcomes, final=True)
     _end(svc, request, outcomes)
 
 
-def _keep(svc: Services, request: approvals.Request, outcomes: dict[str, Outcome]) -> None:
-    """Store the outcomes known so far: after a restart only the others are settled."""
+def _keep(
+    svc: Services,
+    request: approvals.Request,
+    outcomes: dict[str, Outcome],
+    progress: Progress | None = None,
+    *,
+    waiting: bool = False,
+) -> None:
+    """Store the outcomes known so far: after a restart only the others are settled; with
+    `waiting`, the poll job follows the commands sent (`follow`)."""
     known = {d: [o.state, o.detail] for d, o in list(outcomes.items()) if o.state != "unknown"}
-    approvals._set(svc, request.id, result=json.dumps({"known": known}))
+    result: dict[str, Any] = {"known": known, "waiting": waiting}
+    if progress is not None:
+        result["progress"] = [list(p) for p in progress.posted]
+    approvals._set(svc, request.id, result=json.dumps(result))
+
+
+def outcomes_words(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """A finished operation in the words single commands use (outcomes.describe_android)."""
+    from bot import outcomes  # its module imports approvals' threads at call time as well
+
+    state, words, detail = outcomes.describe_android(operation)
+    return ("done" if state == approvals.SUCCEEDED else state), words, detail
 
 
 def _outcome(result: DeviceResult) -> Outcome:
@@ -158,7 +195,10 @@ def _in_parallel(
             body = catalog.command_body(spec, _action_params(request.params))
             body["duration"] = google_duration(svc.settings.command_duration)
             operation = svc.google.require_android().issue_command(device_id, body)
-            return Outcome("done", f"sent as {operation.get('name', '')}")
+            if operation.get("done"):  # answered at once (e.g. refused by the device's policy)
+                state, words, _ = outcomes_words(operation)
+                return Outcome(state, words)
+            return Outcome(SENT, str(operation.get("name") or ""))
         except OutcomeUnknown as exc:
             return Outcome("unknown", f"{exc.message} It was not resent; look at the device.")
         except DeviceBotError as exc:
@@ -172,15 +212,59 @@ def _in_parallel(
             progress.show(outcomes)
             if time.monotonic() - kept > PROGRESS_EVERY:
                 kept = time.monotonic()
-                _keep(svc, request, outcomes)
+                _keep(svc, request, outcomes, progress)
 
 
 def _action_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in ("bulk", "rows")}
 
 
+def follow(svc: Services) -> int:
+    """The poll job: each bulk Android request waiting on its devices, its operations read in
+    batches; a device's outcome in the words of a single command; the end when none waits."""
+    rows = (
+        svc.store.db()
+        .execute(
+            "SELECT id FROM requests WHERE state = ? AND platform = 'android'"
+            " AND result LIKE '%\"waiting\": true%'",
+            [approvals.EXECUTING],
+        )
+        .fetchall()
+    )
+    for (request_id,) in rows:
+        request = approvals.load(svc, request_id)
+        if request.params.get("bulk") and request.result.get("waiting"):
+            _follow_one(svc, request)
+    return len(rows)
+
+
+def _follow_one(svc: Services, request: approvals.Request) -> None:
+    known = {d: Outcome(*v) for d, v in (request.result.get("known") or {}).items()}
+    sent = {d: o.detail for d, o in known.items() if o.state == SENT}
+    answers = svc.google.require_android().get_operations(list(sent.values()))
+    late = svc.clock() > (request.executing_at or 0) + svc.settings.command_duration + EXPIRY_GRACE
+    for device_id, name in sent.items():
+        answer = answers.get(name)
+        if isinstance(answer, dict) and answer.get("done"):
+            state, words, _ = outcomes_words(answer)
+            known[device_id] = Outcome(state, words)
+        elif isinstance(answer, dict) and late:
+            known[device_id] = Outcome("expired", "The device did not run it in time.")
+        elif isinstance(answer, NotFound):
+            known[device_id] = Outcome("unknown", "Google no longer knows this command.")
+    progress = Progress(svc, request, request.result.get("progress"))
+    if any(o.state == SENT for o in known.values()):
+        _keep(svc, request, known, progress, waiting=True)
+        progress.show(known)
+        return
+    progress.show(known, final=True)
+    _end(svc, request, known)
+
+
 def reconcile(svc: Services, request: approvals.Request) -> None:
     """A bulk run whose answers were lost for some devices: read those back, then end it."""
+    if request.result.get("waiting"):
+        return  # commands sent and followed by the poll job (`follow`), nothing lost
     known: dict[str, list[str]] = request.result.get("known") or {}
     unknown = OutcomeUnknown("Google's answer was lost for some devices of the batch.")
     results = [
@@ -194,9 +278,14 @@ def reconcile(svc: Services, request: approvals.Request) -> None:
     if request.spec.kind not in ("status", "move"):  # Google keeps no list to read back
         stopped = "The bot stopped while sending it; it was not resent. Look at the device."
         outcomes = {
-            r.device_id: Outcome("unknown", stopped) if r.outcome_unknown else _outcome(r)
-            for r in results
+            d: Outcome(*known[d]) if d in known else Outcome("unknown", stopped)
+            for d in request.device_ids
         }
+        progress = Progress(svc, request, request.result.get("progress"))
+        if any(o.state == SENT for o in outcomes.values()):
+            _keep(svc, request, outcomes, progress, waiting=True)  # `follow` takes it from here
+            return
+        progress.show(outcomes, final=True)
         _end(svc, request, outcomes)
         return
     results = _read_back(svc, request, results)

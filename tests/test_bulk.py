@@ -335,14 +335,20 @@ def test_bulk_lock_sends_one_command_per_android_device_and_leaves_out_chrome(
     shown = preview(bot, view, {ids.BlockId.BULK_PASTE: "\n".join(refs)})
     assert "3 devices will be acted on" in flatten(shown)
     assert "is for Android devices" in flatten(shown)
+    bot.sandbox.fleet.set_outcome(phones[2]["name"], error_code="UNSUPPORTED")
     mark = len(bot.sandbox.log)
     bot.emu.submit_view(OPERATOR, shown["id"], {ids.BlockId.CONFIRM_COUNT: "3"})
     row = the_request(bot, "lock")
-    wait_until(lambda: request_row(bot, row["id"])["state"] == "succeeded", 20, "the run")
+    # each device's command is followed until the device answers, as a single command is
+    wait_until(lambda: request_row(bot, row["id"])["state"] == "failed", 20, "the devices")
     assert sum(":issueCommand" in p for _, p in list(bot.sandbox.log)[mark:]) == 3
-    results = results_of(bot, row["id"])
-    assert sorted(r["device_id"] for r in results) == sorted(p["name"] for p in phones)
-    assert all(r["result"] == "done" and "operations/" in r["detail"] for r in results)
+    results = {r["device_id"]: r for r in results_of(bot, row["id"])}
+    assert set(results) == {p["name"] for p in phones}
+    assert [results[p["name"]]["result"] for p in phones] == ["done", "done", "failed"]
+    assert "does not support this command" in results[phones[2]["name"]]["detail"]
+    final = request_row(bot, row["id"])
+    replies = bot.emu.messages(final["requester_channel"], thread_ts=final["requester_ts"])
+    assert any("3 of 3 done, 1 failed" in flatten(m) for m in replies)
 
 
 def test_bulk_annotate_from_a_csv_sets_each_rows_fields(bot: Bot, claims: Claims) -> None:
