@@ -32,6 +32,13 @@ def serial(device: dict[str, Any]) -> str:
     return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
 
 
+def disabled(claims: Claims) -> dict[str, Any]:
+    """A disabled Chrome device (an active one disabled here: the shared fleet has few)."""
+    device = claims.chrome("ACTIVE")
+    claims.sandbox.fleet.set_chrome_status(device, "DISABLED")
+    return device
+
+
 def open_list(bot: Bot, action: str) -> dict[str, Any]:
     mark = bot.emu.mark()
     bot.slash(f"bulk {action}", channel_id=HELPDESK)
@@ -102,14 +109,14 @@ def test_a_csv_with_blank_partial_duplicate_and_wrong_state_rows_acts_on_none_of
     """The case a partial-serial match once turned into a fleet-wide deprovision."""
     good = claims.chrome("ACTIVE")
     other = claims.chrome("ACTIVE")
-    disabled = claims.chrome("DISABLED")
+    off = disabled(claims)
     partial = serial(other)[:-2]
     before = {
         d["deviceId"]: d["status"] for d in bot.sandbox.fleet.chrome.values()
     }  # every device's status, to prove nothing else changed
     file = csv_file(
         bot,
-        [["device"], [serial(good)], [""], [partial], [serial(good).lower()], [serial(disabled)]],
+        [["device"], [serial(good)], [""], [partial], [serial(good).lower()], [serial(off)]],
     )
     view = open_list(bot, "disable")
     shown = preview(bot, view, {ids.BlockId.BULK_FILE: [file]})
@@ -157,9 +164,9 @@ def test_a_csv_with_blank_partial_duplicate_and_wrong_state_rows_acts_on_none_of
 
 
 def test_a_list_of_only_bad_rows_offers_nothing_to_confirm(bot: Bot, claims: Claims) -> None:
-    disabled = claims.chrome("DISABLED")
+    off = disabled(claims)
     view = open_list(bot, "disable")
-    shown = preview(bot, view, {ids.BlockId.BULK_PASTE: f"\n{serial(disabled)}\nNOPE-0000\n"})
+    shown = preview(bot, view, {ids.BlockId.BULK_PASTE: f"\n{serial(off)}\nNOPE-0000\n"})
     assert not shown.get("submit") and "0 devices will be acted on" in flatten(shown)
     assert "Nothing will be done" in flatten(shown)
 
@@ -303,7 +310,7 @@ def results_of(bot: Bot, request_id: str) -> list[dict[str, str]]:
 
 
 def test_a_lost_batch_answer_is_read_back_per_device_never_resent(bot: Bot, claims: Claims) -> None:
-    devices = [claims.chrome("DISABLED") for _ in range(3)]
+    devices = [disabled(claims) for _ in range(3)]
     bot.sandbox.faults.add(
         status=503,
         after_apply=True,
@@ -382,7 +389,7 @@ def test_a_batch_whose_read_back_fails_is_reconciled_later_never_resent(
 ) -> None:
     running = start_bot(tmp_path, sandbox, emu, GOOGLE_TIMEOUT="1")
     try:
-        devices = [claims.chrome("DISABLED") for _ in range(2)]
+        devices = [disabled(claims) for _ in range(2)]
         lost = devices[0]["deviceId"]
         view = open_list(running, "reenable")
         shown = preview(
