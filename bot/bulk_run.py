@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, cast
 
-from bot import approvals, catalog
+from bot import approvals, catalog, outcomes
 from bot.blocks import esc, section
 from bot.errors import DeviceBotError, NotFound, OutcomeUnknown
 from bot.google.android import google_duration
@@ -157,8 +157,6 @@ def _keep(
 
 def outcomes_words(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """A finished operation in the words single commands use (outcomes.describe_android)."""
-    from bot import outcomes  # its module imports approvals' threads at call time as well
-
     state, words, detail = outcomes.describe_android(operation)
     return ("done" if state == approvals.SUCCEEDED else state), words, detail
 
