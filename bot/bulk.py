@@ -26,6 +26,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ from bot.blocks import esc
 from bot.bulk_list import (
     ANNOTATION_COLUMNS,
     BULK_ACTIONS,
+    KIND_WORDS,
     MAX_ROWS,
     Plan,
     judge,
@@ -213,6 +215,9 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         params["bulk"] = {
             "rows": len(verdicts),
             "skipped": sum(not v.ok for v in verdicts),
+            "left_out": dict(
+                Counter(KIND_WORDS.get(v.kind, v.kind) for v in verdicts if not v.ok).most_common()
+            ),
             "cap": svc.settings.bulk_cap(spec.name),
         }
         if _above(svc, spec.name, len(devices)) and not svc.settings.approval_channel:

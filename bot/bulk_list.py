@@ -23,17 +23,8 @@ from bot.errors import Ambiguous, DeviceBotError, NotFound, ValidationError
 from bot.modals import Metadata
 from bot.services import Services
 
-#: the actions that make sense in bulk, with their platform
-BULK_ACTIONS: dict[str, str] = {
-    "disable": "chrome",
-    "reenable": "chrome",
-    "deprovision": "chrome",
-    "annotate": "chrome",
-    "move": "chrome",
-    "lock": "android",
-    "reboot": "android",
-    "wipe": "android",
-}
+#: the actions offered in bulk (`ActionSpec.bulk` in the catalog), with their platform
+BULK_ACTIONS: dict[str, str] = {s.name: s.platform for s in catalog.all_specs() if s.bulk}
 MAX_ROWS = 5000
 PREVIEW_ROWS = 10
 ANNOTATION_COLUMNS = ("annotatedUser", "annotatedLocation", "annotatedAssetId", "notes")

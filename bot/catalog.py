@@ -75,6 +75,10 @@ class ActionSpec:
     fields: tuple[FieldSpec, ...] = ()
     states: tuple[str, ...] = ()  # device states in which the action is legal (empty: any)
     destructive: bool = False
+    #: offered by `/device bulk` (a list or CSV, one approval for the batch)
+    bulk: bool = False
+    #: devices one plain approval of a bulk run covers (BULK_CAPS overrides); None: no cap
+    bulk_cap: int | None = None
     validate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     #: builds the body Google wants from validated params (command body or status params)
     build: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda p: {})
@@ -300,6 +304,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "Disable a Chrome device (lost, stolen, left the company)",
             ("ACTIVE",),
             destructive=True,
+            bulk=True,
             fields=(
                 FieldSpec(
                     "why",
@@ -318,6 +323,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "Re-enable",
             "Re-enable a disabled Chrome device",
             ("DISABLED",),
+            bulk=True,
             fields=(_REASON,),
         ),
         _chrome_status(
@@ -327,6 +333,8 @@ ACTIONS: dict[str, ActionSpec] = {
             "Deprovision a Chrome device (frees its license; it must be re-enrolled)",
             ("ACTIVE", "DISABLED"),
             destructive=True,
+            bulk=True,
+            bulk_cap=1,
             fields=(
                 FieldSpec(
                     "deprovision_reason",
@@ -386,7 +394,7 @@ ACTIONS: dict[str, ActionSpec] = {
             "Support packet",
             "Fetch a support packet from a Chrome device",
         ),
-        _android("lock", "LOCK", "Lock", "Lock an Android device now"),
+        _android("lock", "LOCK", "Lock", "Lock an Android device now", bulk=True),
         _android(
             "reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)"
         ),
@@ -518,6 +526,8 @@ ACTIONS: dict[str, ActionSpec] = {
             "Wipe",
             "Factory-reset an Android device (company-owned) or remove its work profile",
             destructive=True,
+            bulk=True,
+            bulk_cap=1,
             fields=(
                 FieldSpec("flags", "Wipe flags", "checkboxes", optional=True, options=WIPE_FLAGS),
                 FieldSpec(
@@ -552,6 +562,7 @@ ACTIONS["annotate"] = ActionSpec(
     label="Annotate",
     summary="Change or clear a Chrome device's annotated user, location, asset id and notes",
     example="/device annotate 5CD1234XYZ",
+    bulk=True,
     fields=(
         FieldSpec("annotatedUser", "Annotated user", optional=True, max_length=100),
         FieldSpec("annotatedLocation", "Location", optional=True, max_length=200),
@@ -573,6 +584,7 @@ ACTIONS["move"] = ActionSpec(
     label="Move",
     summary="Move Chrome devices to an organisational unit (any number, 50 per call)",
     example="/device move /Sales/EMEA 5CD1234XYZ 5CD9876ABC",
+    bulk=True,
     fields=(FieldSpec("ou", "Organisational unit", placeholder="/Sales/EMEA"),),
     validate=lambda p: {**p, "ou": validate_ou(p["ou"])},
     build=lambda p: {"orgUnitPath": p["ou"]},
@@ -580,7 +592,11 @@ ACTIONS["move"] = ActionSpec(
 
 #: `reboot` exists on both platforms: the Android one is looked up by (name, platform)
 ANDROID_REBOOT = _android(
-    "reboot", "REBOOT", "Reboot", "Reboot an Android device (fully managed, Android 7+)"
+    "reboot",
+    "REBOOT",
+    "Reboot",
+    "Reboot an Android device (fully managed, Android 7+)",
+    bulk=True,
 )
 
 

@@ -52,10 +52,12 @@ def _bulk_text(request: Request) -> str:
     """A bulk request: what the requester's preview said (rows read, acted on, left out)."""
     bulk = request.params.get("bulk") or {}
     count = len(request.device_ids)
+    left: dict[str, int] = bulk.get("left_out") or {}
     line = (
         f"*Bulk:* {count} devices from {bulk.get('rows', count)} rows;"
-        f" {bulk.get('skipped', 0)} rows left out (listed with the reason in the CSV in this"
-        " thread), never acted on."
+        f" {bulk.get('skipped', 0)} rows left out"
+        + (" (" + ", ".join(f"{n} {esc(k)}" for k, n in left.items()) + ")" if left else "")
+        + ", never acted on; the CSV in this thread lists every row and why."
     )
     cap = bulk.get("cap")
     if cap is not None and count > int(cap):

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import catalog
+
 #: actions that need a second person's Approve click unless APPROVAL_REQUIRED says otherwise
 DEFAULT_APPROVAL_REQUIRED = frozenset(
     {
@@ -27,8 +29,11 @@ DEFAULT_APPROVAL_REQUIRED = frozenset(
     }
 )
 
-#: bulk actions above this many devices need an approver's explicit raise (BULK_CAPS)
-DEFAULT_BULK_CAPS = (("deprovision", 1), ("wipe", 1))
+#: bulk actions above this many devices need an approver's explicit raise (BULK_CAPS);
+#: the defaults are the catalog's `bulk_cap` of each action
+DEFAULT_BULK_CAPS = tuple(
+    sorted({(s.name, s.bulk_cap) for s in catalog.all_specs() if s.bulk_cap is not None})
+)
 
 #: every action name the bot knows (sub-command names of /device)
 KNOWN_ACTIONS = frozenset(

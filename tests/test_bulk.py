@@ -142,9 +142,16 @@ def test_a_csv_with_blank_partial_duplicate_and_wrong_state_rows_acts_on_none_of
     )
     row = the_request(bot, "disable")
     assert json.loads(row["device_ids"]) == [good["deviceId"]]
-    assert json.loads(row["params"])["bulk"] == {"rows": 5, "skipped": 4, "cap": None}
-    message = approval_message(bot, row["id"])
-    assert "4 rows left out" in flatten(message)
+    left_out = {"blank": 1, "no exact match": 1, "duplicate": 1, "action cannot run": 1}
+    assert json.loads(row["params"])["bulk"] == {
+        "rows": 5,
+        "skipped": 4,
+        "cap": None,
+        "left_out": left_out,
+    }
+    message = approval_message(bot, row["id"])  # the approver sees the same counts
+    words = "4 rows left out (1 action cannot run, 1 blank, 1 duplicate, 1 no exact match)"
+    assert words in flatten(message), flatten(message)
     # the full list, with every left-out row's reason, is a CSV in the approval thread
     listed = wait_until(
         lambda: next((f for f in bot.emu.uploads.files() if f["name"].endswith("-list.csv")), None),
