@@ -220,6 +220,13 @@ def test_deprovision_above_the_cap_needs_the_approvers_explicit_raise(
     wait_until(lambda: request_row(bot, row["id"])["state"] == "succeeded", 20, "the run")
     fleet = bot.sandbox.fleet
     assert all(fleet.chrome[d["deviceId"]]["status"] == "DEPROVISIONED" for d in devices)
+    from bot import audit
+
+    events = audit.events(bot.store, request_id=row["id"])
+    refused = [e for e in events if e["event"] == "refused"]
+    assert [e["detail"]["attempt"] for e in refused] == ["approve-above-cap"]
+    approved = next(e for e in events if e["event"] == "approved")
+    assert approved["actor"] == APPROVER1 and approved["detail"]["raised_cap"] == 1
 
 
 def test_a_400_device_disable_makes_8_batch_calls_and_shows_progress_in_place(
@@ -462,3 +469,21 @@ def test_bulk_caps_setting() -> None:
             raise AssertionError(f"BULK_CAPS={bad!r} was accepted")
         except SettingsError as exc:
             assert "BULK_CAPS" in str(exc)
+
+
+def test_bulk_move_asks_for_the_ou_and_moves_by_batch(bot: Bot, claims: Claims) -> None:
+    devices = [claims.chrome("ACTIVE") for _ in range(3)]
+    view = open_list(bot, "move")
+    shown = preview(bot, view, {ids.BlockId.BULK_PASTE: "\n".join(serial(d) for d in devices)})
+    assert "ou" in [b.get("block_id") for b in shown["blocks"]]
+    reply = bot.emu.submit_view(
+        OPERATOR, shown["id"], {ids.BlockId.CONFIRM_COUNT: "3", "ou": "not a path"}
+    )
+    assert reply.json and "ou" in reply.json["errors"]  # the catalog's own validation
+    mark = len(bot.sandbox.log)
+    bot.emu.submit_view(OPERATOR, shown["id"], {ids.BlockId.CONFIRM_COUNT: "3", "ou": "/Support"})
+    row = the_request(bot, "move")
+    wait_until(lambda: request_row(bot, row["id"])["state"] == "succeeded", 20, "the move")
+    assert sum("moveDevicesToOu" in p for _, p in list(bot.sandbox.log)[mark:]) == 1
+    fleet = bot.sandbox.fleet
+    assert all(fleet.chrome[d["deviceId"]]["orgUnitPath"] == "/Support" for d in devices)
