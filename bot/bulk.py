@@ -41,6 +41,7 @@ from bot.bulk_list import (
     KIND_WORDS,
     MAX_ROWS,
     Plan,
+    Row,
     judge,
     list_csv,
     list_view,
@@ -124,13 +125,17 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         files = (
             values.get(ids.BlockId.BULK_FILE, {}).get(ids.BlockId.BULK_FILE, {}).get("files") or []
         )
+        problem = None
         if bool(pasted.strip()) == bool(files):
-            ack(
-                response_action="errors",
-                errors={
-                    ids.BlockId.BULK_PASTE: "Paste a list or pick a CSV file (one of the two)."
-                },
+            problem = "Paste a list or pick a CSV file (one of the two)."
+        elif meta.action == "annotate" and not files:
+            problem = (
+                "Bulk annotate takes a CSV file: a `device` column and any of "
+                + ", ".join(ANNOTATION_COLUMNS)
+                + "."
             )
+        if problem:
+            ack(response_action="errors", errors={ids.BlockId.BULK_PASTE: problem})
             return
         if meta.action not in BULK_ACTIONS:
             raise ValidationError("This form is out of date; run the command again.")
@@ -145,27 +150,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             refuse(svc, user, f"bulk {meta.action}")
         view_id = view["id"]
         try:
-            if files:
-                try:
-                    _, data = svc.out.download(str(files[0]["id"]), max_bytes=MAX_FILE_BYTES)
-                except (ValueError, OSError, SlackApiError) as exc:
-                    raise ValidationError(
-                        f"The CSV file could not be read from Slack ({esc(exc)})."
-                    ) from None
-                rows = read_csv(data, meta.action)
-            else:
-                rows = read_pasted(pasted)
-                if meta.action == "annotate":
-                    raise ValidationError(
-                        "Bulk annotate takes a CSV file with a `device` column and the annotation"
-                        " columns (" + ", ".join(ANNOTATION_COLUMNS) + ")."
-                    )
-            if not rows:
-                raise ValidationError("The list names no device.")
-            if len(rows) > MAX_ROWS:
-                raise ValidationError(
-                    f"At most {MAX_ROWS} rows per bulk action; this list has {len(rows)}."
-                )
+            rows = _rows(svc, meta.action, pasted, str(files[0]["id"]) if files else None)
             verdicts = judge(svc, meta.action, rows)
             plan = Plan(meta.action, spec.platform, tuple(verdicts), meta.channel, time.monotonic())
             key = plans.put(plan)
@@ -275,6 +260,27 @@ def register(app: App, svc: Services, commands: Commands) -> None:
     app.view(ids.CallbackId.BULK_LIST)(list_submitted)
     app.view(ids.CallbackId.BULK_CONFIRM)(confirm_submitted)
     app.action(ids.ActionId.APPROVE_ABOVE_CAP)(approve_above_cap)
+
+
+def _rows(svc: Services, action: str, pasted: str, file_id: str | None) -> list[Row]:
+    """The rows of the pasted list, or of the CSV file (downloaded with the bot token)."""
+    if file_id:
+        try:
+            _, data = svc.out.download(file_id, max_bytes=MAX_FILE_BYTES)
+        except (ValueError, OSError, SlackApiError) as exc:
+            raise ValidationError(
+                f"The CSV file could not be read from Slack ({esc(exc)})."
+            ) from None
+        rows = read_csv(data, action)
+    else:
+        rows = read_pasted(pasted)
+    if not rows:
+        raise ValidationError("The list names no device.")
+    if len(rows) > MAX_ROWS:
+        raise ValidationError(
+            f"At most {MAX_ROWS} rows per bulk action; this list has {len(rows)}."
+        )
+    return rows
 
 
 def jobs(svc: Services) -> list[JobSpec]:

@@ -184,6 +184,10 @@ def test_bulk_refuses_unknown_actions_and_needs_a_list(bot: Bot) -> None:
     view = open_list(bot, "lock")
     reply = bot.emu.submit_view(OPERATOR, view["id"], {})
     assert reply.json and ids.BlockId.BULK_PASTE in reply.json["errors"]
+    bot.emu.close_view(OPERATOR)
+    view = open_list(bot, "annotate")  # per-device values come from a CSV's columns
+    reply = bot.emu.submit_view(OPERATOR, view["id"], {ids.BlockId.BULK_PASTE: "5CD1234XYZ"})
+    assert reply.json and "takes a CSV file" in reply.json["errors"][ids.BlockId.BULK_PASTE]
 
 
 def test_deprovision_above_the_cap_needs_the_approvers_explicit_raise(
