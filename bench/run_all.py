@@ -23,6 +23,7 @@ BENCHMARKS = (
     "fairness",
     "export",
     "stats",
+    "bulk",
     "polling",
     "memory",
     "startup",
