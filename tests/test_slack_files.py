@@ -91,3 +91,22 @@ def test_the_flow_refuses_what_slack_refuses(emu: SlackEmulator, client: WebClie
     # without a channel the file is kept but shared nowhere
     done = client.files_completeUploadExternal(files=[{"id": good["file_id"], "title": "Y"}])
     assert done["files"][0]["title"] == "Y" and done["files"][0]["channels"] == []
+
+
+def test_a_persons_file_is_read_with_files_info_and_downloaded_with_the_bot_token(
+    emu: SlackEmulator, client: WebClient
+) -> None:
+    """A file picked in a modal's file_input: files.info, then url_private_download + token."""
+    file = emu.uploads.user_upload(OPERATOR, "devices.csv", b"device\n5CD1\n")
+    info = client.files_info(file=file["id"])["file"]
+    assert info["user"] == OPERATOR and info["size"] == 12 and info["filetype"] == "csv"
+    url = info["url_private_download"]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=5)  # no token: Slack answers no file
+    assert refused.value.code == 403
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.read() == b"device\n5CD1\n"
+    with pytest.raises(SlackApiError) as missing:
+        client.files_info(file="F0NOPE")
+    assert missing.value.response["error"] == "file_not_found"
