@@ -79,6 +79,8 @@ def _errors_of_view(view: dict[str, Any]) -> str:
         (_select([_option(value=str(i)) for i in range(101)]), "/element/options"),
         (_select([_option()], initial_option=_option("b", "b")), "/element/initial_option"),
         ({"type": "number_text_input", "action_id": "n"}, "/element/type"),
+        ({"type": "file_input", "action_id": "f", "max_files": 11}, "/element/max_files"),
+        ({"type": "file_input", "action_id": "f", "filetypes": "csv"}, "/element/filetypes"),
     ],
 )
 def test_input_elements_within_slacks_limits(element: dict[str, Any], needle: str) -> None:
@@ -95,6 +97,7 @@ def test_input_elements_within_slacks_limits(element: dict[str, Any], needle: st
         _select([_option(value="v" * 150)] * 1 + [_option(str(i), str(i)) for i in range(99)]),
         _select([_option()], initial_option=_option()),
         {"type": "number_input", "action_id": "n", "is_decimal_allowed": False},
+        {"type": "file_input", "action_id": "f", "filetypes": ["csv"], "max_files": 10},
     ],
 )
 def test_inputs_at_the_limits_are_accepted(element: dict[str, Any]) -> None:

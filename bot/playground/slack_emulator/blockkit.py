@@ -247,6 +247,13 @@ def _check_element(el: Any, pointer: str) -> list[str]:
         errors += _check_menu(el, kind, pointer)
     if kind == "plain_text_input":
         errors += _check_text_input(el, pointer)
+    if kind == "file_input":  # https://api.slack.com/reference/block-kit/block-elements#file_input
+        errors += _check_int(el.get("max_files"), pointer + "/max_files", 1, 10)
+        filetypes = el.get("filetypes")
+        if filetypes is not None and (
+            not isinstance(filetypes, list) or not all(isinstance(t, str) for t in filetypes)
+        ):
+            errors.append(error_at("must be an array of strings", pointer + "/filetypes"))
     return errors
 
 
