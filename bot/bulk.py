@@ -96,12 +96,6 @@ def register(app: App, svc: Services, commands: Commands) -> None:
     approvals.bulk_runner = bulk_run.Runner
     plans = Plans()
 
-    def update(view_id: str, view: dict[str, Any]) -> None:
-        try:
-            svc.out.update_view(view_id, view)
-        except SlackApiError as exc:  # the user closed the modal meanwhile
-            log.info("views.update %s failed: %s", view_id, exc.response.get("error"))
-
     def bulk_command(inv: Invocation) -> None:
         words = inv.words
         action = words[0].lower() if words else ""
@@ -140,22 +134,27 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         if meta.action not in BULK_ACTIONS:
             raise ValidationError("This form is out of date; run the command again.")
         spec = catalog.action_for(meta.action, BULK_ACTIONS[meta.action])
-        ack(
-            response_action="update",
-            view=modals.loading_view(
-                f"Bulk {spec.label.lower()}", "Reading the list and looking up every row…"
-            ),
+        # the loading view is named, so the preview replaces it and never the other way round
+        external_id = "bulk-" + secrets.token_hex(8)
+        loading = modals.loading_view(
+            f"Bulk {spec.label.lower()}", "Reading the list and looking up every row…"
         )
+        ack(response_action="update", view={**loading, "external_id": external_id})
         if svc.roles.role_of(user) < Role.OPERATOR:
             refuse(svc, user, f"bulk {meta.action}")
-        view_id = view["id"]
+
+        def show(shown: dict[str, Any]) -> None:
+            try:
+                svc.out.update_view_external(external_id, shown)
+            except SlackApiError as exc:  # the user closed the modal meanwhile
+                log.info("views.update %s failed: %s", external_id, exc.response.get("error"))
+
         try:
             rows = _rows(svc, meta.action, pasted, str(files[0]["id"]) if files else None)
             verdicts = judge(svc, meta.action, rows)
             plan = Plan(meta.action, spec.platform, tuple(verdicts), meta.channel, time.monotonic())
             key = plans.put(plan)
-            update(
-                view_id,
+            show(
                 preview_view(
                     plan,
                     key,
@@ -165,7 +164,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
                 ),
             )
         except DeviceBotError as exc:
-            update(view_id, modals.error_view(f"Bulk {spec.label.lower()}", exc.message))
+            show(modals.error_view(f"Bulk {spec.label.lower()}", exc.message))
 
     def confirm_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """The preview was confirmed: one request for the batch, the full list in its threads."""

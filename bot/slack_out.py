@@ -7,10 +7,12 @@ rate-limit retry handler), and keeps text fallbacks next to blocks.
 from __future__ import annotations
 
 import logging
+import time
 import urllib.request
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
@@ -193,3 +195,21 @@ class SlackOut:
     def fail_step(self, execution_id: str, error: str) -> None:
         """functions.completeError: a Workflow Builder step ends with an error for the user."""
         self.client.functions_completeError(function_execution_id=execution_id, error=error)
+
+    def update_view_external(
+        self, external_id: str, view: View | dict[str, Any], *, wait: float = 10.0
+    ) -> None:
+        """Replace the view named `external_id` once it exists: a view set by a submission's
+        `response_action: update` appears only when Slack has read that answer, so an update
+        sent right after the ack may find it missing (`not_found`) for a moment."""
+        deadline = time.monotonic() + wait
+        delay = 0.02
+        while True:
+            try:
+                self.client.views_update(external_id=external_id, view=view)
+                return
+            except SlackApiError as exc:
+                if exc.response.get("error") != "not_found" or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)

@@ -491,3 +491,23 @@ def test_bulk_move_asks_for_the_ou_and_moves_by_batch(bot: Bot, claims: Claims) 
     assert sum("moveDevicesToOu" in p for _, p in list(bot.sandbox.log)[mark:]) == 1
     fleet = bot.sandbox.fleet
     assert all(fleet.chrome[d["deviceId"]]["orgUnitPath"] == "/Support" for d in devices)
+
+
+def test_the_preview_replaces_the_named_loading_view_once_it_exists(bot: Bot) -> None:
+    """The loading view comes from the ack's `response_action: update`; the preview may be
+    ready before Slack has applied it, so it is addressed by its external_id and waits."""
+    from slack_sdk.errors import SlackApiError
+
+    from bot import modals
+
+    out = bot.svc.out
+    preview_view = modals.error_view("Bulk disable", "the preview")
+    try:
+        out.update_view_external("bulk-not-yet", preview_view, wait=0.1)
+        raise AssertionError("a view that does not exist was updated")
+    except SlackApiError as exc:
+        assert exc.response["error"] == "not_found"
+    loading = modals.loading_view("Bulk disable", "Reading the list…")
+    out.open_view(bot.emu.issue_trigger(OPERATOR), {**loading, "external_id": "bulk-now"})
+    out.update_view_external("bulk-now", preview_view)
+    assert "the preview" in flatten(bot.emu.open_view(OPERATOR))
