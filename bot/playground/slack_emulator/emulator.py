@@ -32,10 +32,10 @@ from http.server import ThreadingHTTPServer
 from slack_sdk.signature import SignatureVerifier
 
 from bot.playground.slack_emulator.events import Events
+from bot.playground.slack_emulator.files import FileUploads
 from bot.playground.slack_emulator.http_handler import Handler as _Handler
 from bot.playground.slack_emulator.records import JSON
 from bot.playground.slack_emulator.workspace import BOT_USER_ID, DEFAULT_CHANNELS, DEFAULT_USERS
-from bot.playground.slack_files import FileUploads
 
 
 class _Server(ThreadingHTTPServer):

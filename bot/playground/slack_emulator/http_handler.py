@@ -9,18 +9,18 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from bot.playground.slack_emulator import websocket
+from bot.playground.slack_emulator.files import FILES_PATH, UPLOAD_PATH
 from bot.playground.slack_emulator.records import JSON
 from bot.playground.slack_emulator.socket_mode import SOCKET_MODE_PATH
-from bot.playground.slack_files import FILES_PATH, UPLOAD_PATH
 
 if TYPE_CHECKING:
-    from bot.playground.slack_emulator.emulator import SlackEmulator
+    from bot.playground.slack_emulator.web_api import WebApi
 
 
 class Handler(BaseHTTPRequestHandler):
     """HTTP front of the emulator: ``/api/<method>``, ``/response/<token>``, ``/socket-mode``."""
 
-    emu: SlackEmulator
+    emu: WebApi
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
@@ -66,7 +66,8 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path.startswith(FILES_PATH) and self.command == "GET":
             auth = self.headers.get("Authorization") or ""
             token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
-            self._send(*self.emu.uploads.download(url.path, token), {})
+            status, data, kind = self.emu.uploads.download(url.path, token)
+            self._send(status, data, kind, {})
         elif url.path == "/healthz":
             self._send(200, b"ok", "text/plain", {})
         elif url.path == SOCKET_MODE_PATH and self.command == "GET":

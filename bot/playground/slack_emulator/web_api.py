@@ -8,7 +8,7 @@ import copy
 import json
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.playground.slack_emulator.blockkit import validate_blocks
 from bot.playground.slack_emulator.limits import LIMITS
@@ -23,9 +23,6 @@ from bot.playground.slack_emulator.records import (
 from bot.playground.slack_emulator.socket_mode import SocketMode
 from bot.playground.slack_emulator.workspace import APP_ID, BOT_ID, BOT_USER_ID
 
-if TYPE_CHECKING:
-    from bot.playground.slack_files import FileUploads
-
 RESPONSE_URL_USES = 5  # Slack: a response_url may be used up to 5 times within 30 minutes
 RESPONSE_URL_TTL = 30 * 60
 MAX_MESSAGE_TEXT = LIMITS["message_text"].value
@@ -35,7 +32,7 @@ class WebApi(SocketMode):
     """Slack's Web API methods and response_urls over the workspace model."""
 
     bot_token: str
-    uploads: FileUploads  # set by SlackEmulator (bot/playground/slack_files.py)
+    uploads: Any  # set by SlackEmulator (bot/playground/slack_emulator/files.py)
 
     def __init__(self) -> None:
         super().__init__()

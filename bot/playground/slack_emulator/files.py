@@ -22,8 +22,11 @@ import json
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from bot.playground.slack_emulator.records import SlackApiError
+from bot.playground.slack_emulator.workspace import BOT_USER_ID
+
 if TYPE_CHECKING:
-    from bot.playground.slack_emulator import SlackEmulator
+    from bot.playground.slack_emulator.web_api import WebApi
 
 JSON = dict[str, Any]
 UPLOAD_PATH = "/upload/v1/"
@@ -45,7 +48,7 @@ def _mimetype(name: str) -> tuple[str, str]:
 class FileUploads:
     """Pending and completed uploads of one emulator (guarded by the emulator's lock)."""
 
-    def __init__(self, emu: SlackEmulator) -> None:
+    def __init__(self, emu: WebApi) -> None:
         self.emu = emu
         self._pending: dict[str, JSON] = {}  # file_id -> {filename, length, token, data}
         self._by_token: dict[str, str] = {}  # upload token -> file_id
@@ -63,8 +66,6 @@ class FileUploads:
 
     # ---- step 1 ---------------------------------------------------------------------------
     def get_upload_url(self, args: JSON) -> JSON:
-        from bot.playground.slack_emulator import SlackApiError
-
         filename = str(args.get("filename") or "")
         try:
             length = int(str(args.get("length")))
@@ -95,8 +96,6 @@ class FileUploads:
 
     # ---- step 3 ---------------------------------------------------------------------------
     def complete(self, args: JSON) -> JSON:
-        from bot.playground.slack_emulator import BOT_USER_ID, SlackApiError
-
         raw = args.get("files")
         try:
             items = json.loads(raw) if isinstance(raw, str) else raw
@@ -180,8 +179,6 @@ class FileUploads:
 
     def info(self, args: JSON) -> JSON:
         """`files.info` (``file``): the file object."""
-        from bot.playground.slack_emulator import SlackApiError
-
         with self.emu._lock:
             file = self._files.get(str(args.get("file") or ""))
             if file is None:
