@@ -257,10 +257,15 @@ def device_line(device: Device) -> str:
 
 
 def device_fields(device: Device) -> list[str]:
-    """The card's label/value fields for `device` (platform-specific ones included)."""
+    """The card's label/value fields for `device` (platform-specific ones from the 7th on)."""
     seen_label = "Last sync" if device.platform == "chrome" else "Last status report"
+    # a Device built without the split (older callers) names its one user as assigned
+    split = device.assigned_user is not None or device.last_user is not None
+    people = [f"*Assigned user*\n{esc(device.assigned_user if split else device.user)}"]
+    if device.platform == "chrome":
+        people.append(f"*Last signed-in user*\n{esc(device.last_user)}")
     fields = [
-        f"*User*\n{esc(device.user)}",
+        *people,
         f"*{'Org unit' if device.platform == 'chrome' else 'Policy'}*\n{esc(device.org_unit)}",
         f"*Model*\n{esc(device.model)}",
         f"*OS*\n{esc(device.os_version)}",
@@ -280,6 +285,11 @@ def device_fields(device: Device) -> list[str]:
             f"*Ownership*\n{esc(device.ownership)}",
         ]
     return fields
+
+
+def _main_field_count(device: Device) -> int:
+    """How many of device_fields go in the card's first section (the rest under details)."""
+    return 7 if device.platform == "chrome" else 6
 
 
 def lost_banner(case: dict[str, Any]) -> Block:
@@ -303,14 +313,15 @@ def device_card(
         out.append(lost_banner(lost_case))
     out.append(
         section(
-            f"{status_text(device.status)}  ·  serial *{esc(device.serial)}*", fields=fields[:6]
+            f"{status_text(device.status)}  ·  serial *{esc(device.serial)}*",
+            fields=fields[: _main_field_count(device)],
         )
     )
-    if fields[6:]:
+    if fields[_main_field_count(device) :]:
         out.append(
             section(
                 f"*{_PLATFORM_NAME.get(device.platform, device.platform)} details*",
-                fields=fields[6:],
+                fields=fields[_main_field_count(device) :],
             )
         )
     out.append(context(f"Device id `{esc(device.id)}`"))
@@ -487,7 +498,9 @@ def search_count(query: str, page: SearchPage, start: int) -> str:
     parts = [f"Results *{first}–{last}* for {subject}"]
     if page.android_total:
         parts.append(f"Android: *{page.android_total}* in all")
-    if page.chrome_more:
+    if page.chrome_total:
+        parts.append(f"Chrome OS: *{page.chrome_total}* in all")
+    elif page.chrome_more:
         parts.append("Chrome OS: more on the next pages")
     return " · ".join(parts) + "."
 
@@ -594,6 +607,22 @@ def picker(ref: str, candidates: Sequence[Device]) -> list[Block]:
                 f"{len(candidates) - PICKER_LIMIT} more not shown: use the full serial or device id."
             )
         )
+    return fit(out)
+
+
+def closest_picker(ref: str, candidates: Sequence[Device], *, more: bool = False) -> list[Block]:
+    """No device is exactly `ref` (an email, part of a serial): offer what the search found."""
+    count = f"{len(candidates)}{'+' if more else ''}"
+    noun = "device" if len(candidates) == 1 and not more else "devices"
+    out: list[Block] = [
+        section(
+            f"No device is exactly `{esc(ref)}`, but *{count}* {noun} match it"
+            " (serial, assigned or last signed-in user). Pick one:"
+        ),
+    ]
+    out += [device_row(d, "This one") for d in candidates[:PICKER_LIMIT]]
+    if more or len(candidates) > PICKER_LIMIT:
+        out.append(context(f"More match: `/device find {esc(ref)}` lists them all."))
     return fit(out)
 
 

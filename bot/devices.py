@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import logging
 import re
@@ -56,6 +57,10 @@ class Device:
     management_mode: str | None = None
     ownership: str | None = None
     api_level: int | None = None
+    #: who the device is assigned to: Chrome's annotatedUser, the Android device's user
+    assigned_user: str | None = None
+    #: Chrome only: the most recent user to sign in (recentUsers[0])
+    last_user: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -90,10 +95,9 @@ def chrome_device(raw: dict[str, Any]) -> Device:
         first = networks[0]
         parts = [p for p in (first.get("ipAddress"), first.get("wanIpAddress")) if p]
         network = " / WAN ".join(parts) if parts else None
-    user = raw.get("annotatedUser")
-    if not user:
-        recent = raw.get("recentUsers") or []
-        user = recent[0].get("email") if recent else None
+    recent = raw.get("recentUsers") or []
+    last_user = (recent[0].get("email") or None) if recent else None
+    user = raw.get("annotatedUser") or last_user
     return Device(
         platform=CHROME,
         id=raw["deviceId"],
@@ -108,6 +112,8 @@ def chrome_device(raw: dict[str, Any]) -> Device:
         asset_id=raw.get("annotatedAssetId"),
         location=raw.get("annotatedLocation"),
         notes=raw.get("notes"),
+        assigned_user=raw.get("annotatedUser") or None,
+        last_user=last_user,
         raw=raw,
     )
 
@@ -138,6 +144,7 @@ def android_device(raw: dict[str, Any]) -> Device:
         management_mode=raw.get("managementMode"),
         ownership=raw.get("ownership"),
         api_level=raw.get("apiLevel"),
+        assigned_user=user,
         raw=raw,
     )
 
@@ -233,6 +240,7 @@ class SearchPage:
     chrome_more: bool
     notes: list[str] = field(default_factory=list)
     sort: Sort | None = None
+    chrome_total: int | None = None  # known when the Chrome results were merged here
 
 
 def _encode_cursor(
@@ -449,7 +457,7 @@ class DeviceDirectory:
             query, chrome_token, android_offset = decode_cursor(cursor)
             sort = decode_sort(cursor)
         notes: list[str] = []
-        chrome_future: Future[Any] | None = None
+        chrome_future: Future[tuple[list[Device], str | None, int | None]] | None = None
         chrome_api, android_api = self.google.chrome, self.google.android
         order_by: str | None = None if query else "serialNumber"
         sort_order: str | None = None
@@ -457,13 +465,7 @@ class DeviceDirectory:
             order_by, sort_order = sort.order_by, sort.sort_order
         if chrome_api is not None and (first or chrome_token):
             chrome_future = self.executor.submit(
-                chrome_api.list_devices,
-                query=query or None,
-                projection="BASIC",
-                max_results=page_size,
-                page_token=chrome_token,
-                order_by=order_by,
-                sort_order=sort_order,
+                self._chrome_page, query, chrome_token, page_size, order_by, sort_order
             )
         elif chrome_api is None and first:
             notes.append("Chrome OS is not configured.")
@@ -501,10 +503,9 @@ class DeviceDirectory:
             notes.append("Android is not configured.")
         chrome_devices: list[Device] = []
         next_chrome: str | None = None
+        chrome_total: int | None = None
         if chrome_future is not None:
-            page = chrome_future.result()
-            chrome_devices = [chrome_device(raw) for raw in page.items]
-            next_chrome = page.next_page_token
+            chrome_devices, next_chrome, chrome_total = chrome_future.result()
         next_cursor = None
         if next_chrome or next_android is not None:
             next_cursor = _encode_cursor(query, next_chrome, next_android, sort)
@@ -515,7 +516,50 @@ class DeviceDirectory:
             chrome_more=bool(next_chrome),
             notes=notes,
             sort=sort,
+            chrome_total=chrome_total,
         )
+
+    def _chrome_page(
+        self,
+        query: str,
+        token: str | None,
+        page_size: int,
+        order_by: str | None = None,
+        sort_order: str | None = None,
+    ) -> tuple[list[Device], str | None, int | None]:
+        """One page of Chrome results: (devices, the next page's token, the total if known).
+
+        A search for a person (`user:x` or a bare email) also asks for `recent_user:x`:
+        the Directory's `user:` matches only the annotated user, yet the card shows the
+        last signed-in user when none is annotated. The union of both answers is paged here
+        by offset (token `#<offset>`), since two Google page tokens cannot be merged.
+        """
+        chrome = self.google.require_chrome()
+        queries = person_queries(query)
+        if queries is None:
+            page = chrome.list_devices(
+                query=query or None,
+                projection="BASIC",
+                max_results=page_size,
+                page_token=token,
+                order_by=order_by,
+                sort_order=sort_order,
+            )
+            return [chrome_device(raw) for raw in page.items], page.next_page_token, None
+        offset = int(token[1:]) if token and token[1:].isdigit() else 0
+        found: dict[str, Device] = {}
+        for each in queries:
+            # FULL: a person's few devices, shown with who signed in last
+            for raw in itertools.islice(chrome.iter_devices(each, projection="FULL"), PERSON_CAP):
+                found.setdefault(raw["deviceId"], chrome_device(raw))
+        key = order_by or "serialNumber"
+        merged = sorted(found.values(), key=lambda d: ((d.serial or "").upper(), d.id))
+        merged.sort(
+            key=lambda d: str(d.raw.get(key) or "").lower(),
+            reverse=bool(sort_order == "DESCENDING"),
+        )
+        end = offset + page_size
+        return merged[offset:end], (f"#{end}" if end < len(merged) else None), len(merged)
 
     def _android_cached(self, name: str) -> Device | None:
         row = (
@@ -595,7 +639,30 @@ class DeviceDirectory:
             )
 
 
-_ANDROID_OPERATORS = {"user": "user", "id": "serial"}
+_ANDROID_OPERATORS = {"user": "user", "recent_user": "user", "id": "serial"}
+_EMAIL = re.compile(r"^[^@\s:]+@[^@\s]+\.[^@\s]+$")
+#: Chrome devices read per query of a person search (a person has a handful)
+PERSON_CAP = 600
+
+
+def person_queries(query: str) -> list[str] | None:
+    """The Chrome queries whose union finds a person's devices, or None if `query` names none.
+
+    `user:x` (or a bare email `x`) matches the annotated user only; `recent_user:x` the
+    people who signed in (directory-chrome-devices-guide: "user:" filters on annotatedUser).
+    Other terms of the query are kept in each.
+    """
+    terms = query.split()
+    for i, term in enumerate(terms):
+        op, sep, value = term.partition(":")
+        if sep and op.lower() == "user" and value:
+            variants = [f"user:{value}", f"recent_user:{value}"]
+        elif _EMAIL.match(term):
+            variants = [term, f"user:{term}", f"recent_user:{term}"]
+        else:
+            continue
+        return [" ".join([*terms[:i], v, *terms[i + 1 :]]) for v in variants]
+    return None
 
 
 def android_filter(query: str) -> tuple[str, list[Any]] | None:

@@ -49,8 +49,23 @@ def find(inv: Invocation) -> None:
 
 
 def info(inv: Invocation) -> None:
-    """`/device info <device>`: the device card, or a picker when the reference is ambiguous."""
-    device = _resolve(inv, INFO)
+    """`/device info <device>`: the device card, or a picker when the reference is ambiguous.
+
+    A reference that names no device exactly (a person's email, part of a serial) is
+    searched for instead: its matches are offered to pick from.
+    """
+    try:
+        device = _resolve(inv, INFO)
+    except NotFound:
+        ref = inv.words[0]
+        page = inv.svc.devices.search(ref, page_size=cards.PICKER_LIMIT)
+        if not page.devices:
+            raise
+        inv.reply(
+            f"{blocks.esc(ref)} matches {len(page.devices)} devices",
+            cards.closest_picker(ref, page.devices, more=page.next_cursor is not None),
+        )
+        return
     if device is not None:
         inv.reply(
             cards.device_card_text(device),
