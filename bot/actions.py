@@ -270,7 +270,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
                 modals.check_count(values.get(ids.BlockId.CONFIRM_COUNT), meta.count)
             params = spec.parse(values)
             for device in drafts.peek(meta.draft) or ():
-                catalog.check_device(spec, params, device.ownership)
+                catalog.check_device(spec, params, device.ownership, device)
             if spec.kind == "patch":
                 params = _annotation_changes(spec, drafts.peek(meta.draft), params, values)
         except ValidationError as exc:

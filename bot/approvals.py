@@ -665,7 +665,7 @@ def _preflight(svc: Services, request: Request) -> None:
             f"The device is now {esc(device.status)}, so `{spec.name}` is no longer possible."
             " Nothing was sent to Google."
         )
-    catalog.check_device(spec, request.params, device.ownership)
+    catalog.check_device(spec, request.params, device.ownership, device)
 
 
 def _secret(svc: Services, request: Request) -> dict[str, Any] | None:

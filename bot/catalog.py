@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from bot.blocks import esc
 from bot.errors import ValidationError
+
+if TYPE_CHECKING:
+    from bot.devices import Device
 
 Kind = Literal["status", "chrome_command", "android_command", "patch", "move", "lost_case"]
 FieldKind = Literal["text", "multiline", "select", "checkboxes", "radio", "password", "number"]
@@ -34,8 +37,24 @@ DEPROVISION_REASONS = tuple(DEPROVISION_REASON_TEXT)
 DISABLE_REASONS = ("lost_or_stolen", "other")
 SET_PASSWORD, CLEAR_PASSWORD = "SET_A_NEW_PASSWORD", "CLEAR_THE_PASSWORD"
 PASSWORD_CHOICES = (SET_PASSWORD, CLEAR_PASSWORD)
-RESET_PASSWORD_FLAGS = ("REQUIRE_ENTRY", "DO_NOT_ASK_CREDENTIALS_ON_BOOT", "LOCK_NOW")
-WIPE_FLAGS = ("PRESERVE_RESET_PROTECTION_DATA", "WIPE_EXTERNAL_STORAGE", "WIPE_ESIMS")
+#: ResetPasswordFlag, each with the reference's words (amapi-devices-issueCommand)
+RESET_PASSWORD_FLAG_TEXT = {
+    "REQUIRE_ENTRY": "Don't allow other admins to change the password again until the user has"
+    " entered it.",
+    "DO_NOT_ASK_CREDENTIALS_ON_BOOT": "Don't ask for user credentials on device boot.",
+    "LOCK_NOW": "Lock the device after password reset.",
+}
+RESET_PASSWORD_FLAGS = tuple(RESET_PASSWORD_FLAG_TEXT)
+#: WipeDataFlag, each with the enum description of androidmanagement v1's discovery document
+WIPE_FLAG_TEXT = {
+    "PRESERVE_RESET_PROTECTION_DATA": "Preserve the factory reset protection data on the device.",
+    "WIPE_EXTERNAL_STORAGE": "Additionally wipe the device's external storage (such as SD cards).",
+    "WIPE_ESIMS": "For company-owned devices, this removes all eSIMs from the device when the"
+    " device is wiped. In personally-owned devices, this will remove managed eSIMs (eSIMs which"
+    " are added via the ADD_ESIM command) on the devices and no personally owned eSIMs will be"
+    " removed.",
+}
+WIPE_FLAGS = tuple(WIPE_FLAG_TEXT)
 ESIM_ACTIVATION_STATES = ("ACTIVATED", "NOT_ACTIVATED")
 
 _PACKAGE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")
@@ -245,6 +264,13 @@ def _deprovision_hint() -> str:
     )
 
 
+def _flag_hint(texts: dict[str, str]) -> str:
+    """Each flag with what Google says it does, named as its checkbox reads."""
+    return "\n".join(
+        f"{flag.replace('_', ' ').capitalize()}: {text}" for flag, text in texts.items()
+    )
+
+
 _REASON = FieldSpec(
     "reason", "Reason", "multiline", max_length=500, placeholder="Ticket, what happened"
 )
@@ -421,7 +447,12 @@ ACTIONS: dict[str, ActionSpec] = {
                     hint="Needed to set one; leave it empty when you clear the password.",
                 ),
                 FieldSpec(
-                    "flags", "Flags", "checkboxes", optional=True, options=RESET_PASSWORD_FLAGS
+                    "flags",
+                    "Flags",
+                    "checkboxes",
+                    optional=True,
+                    options=RESET_PASSWORD_FLAGS,
+                    hint=_flag_hint(RESET_PASSWORD_FLAG_TEXT),
                 ),
                 _REASON,
             ),
@@ -613,6 +644,84 @@ CHROME_FOUND = ActionSpec(
 _SAME_NAME = {("reboot", "android"): ANDROID_REBOOT, ("found", "chrome"): CHROME_FOUND}
 
 
+# ---- what an action does to *this* device ---------------------------------------------------
+
+#: Android 15: eSIMs can be managed (ADD_ESIM / REMOVE_ESIM) from this API level on
+ESIM_API = 35
+#: Android 16: a personal work profile's managed eSIMs go with it, flag or not (WIPE_ESIMS)
+ESIM_ALWAYS_WIPED_API = 36
+
+
+def personal_work_profile(device: Device) -> bool:
+    """A personally owned device with a work profile: WIPE removes only the work profile."""
+    return device.management_mode == "PROFILE_OWNER" and device.ownership == "PERSONALLY_OWNED"
+
+
+def _has_esim(device: Device) -> bool:
+    hardware = device.raw.get("hardwareInfo") or {}
+    return bool(hardware.get("euiccChipInfo")) and int(device.api_level or 0) >= ESIM_API
+
+
+def wipe_flags_for(device: Device) -> tuple[str, ...]:
+    """The wipe flags that change anything on this device.
+
+    A personal work profile is deleted, not factory-reset: factory-reset protection and
+    external storage are not touched (Android lets only a device owner set either), so
+    only WIPE_ESIMS may apply there. WIPE_ESIMS needs an eSIM chip on Android 15 or later
+    (eSIMs are managed from Android 15) and is moot on a personal Android 16+ device, where
+    managed eSIMs always go with the work profile (the flag's description).
+    """
+    flags: list[str] = []
+    personal = personal_work_profile(device)
+    if not personal:
+        flags += ["PRESERVE_RESET_PROTECTION_DATA", "WIPE_EXTERNAL_STORAGE"]
+    if _has_esim(device) and not (personal and int(device.api_level or 0) >= ESIM_ALWAYS_WIPED_API):
+        flags.append("WIPE_ESIMS")
+    return tuple(flags)
+
+
+def fields_for(spec: ActionSpec, device: Device | None) -> tuple[FieldSpec, ...]:
+    """The inputs `spec` asks for on `device`: only the flags and fields that apply there."""
+    if spec.name != "wipe" or spec.platform != "android" or device is None:
+        return spec.fields
+    flags = wipe_flags_for(device)
+    out: list[FieldSpec] = []
+    for f in spec.fields:
+        if f.name == "flags":
+            if not flags:
+                continue
+            f = replace(f, options=flags, hint=_flag_hint({k: WIPE_FLAG_TEXT[k] for k in flags}))
+        elif f.name == "wipe_reason":
+            if not personal_work_profile(device):
+                continue  # "This has no effect on company owned devices" (WipeParams)
+            f = replace(f, hint="Shown to the person before their work profile is removed.")
+        out.append(f)
+    return tuple(out)
+
+
+def consequence(spec: ActionSpec, device: Device) -> str | None:
+    """What `spec` does to this very device, in words (mrkdwn), or None if nothing to add."""
+    if spec.name == "wipe" and spec.platform == "android":
+        if personal_work_profile(device):
+            text = (
+                "*What happens to this phone:* it is personally owned, so only its *work profile"
+                " is removed*: work apps and their data are deleted; the person's own apps,"
+                " photos and accounts stay."
+            )
+            if _has_esim(device) and int(device.api_level or 0) >= ESIM_ALWAYS_WIPED_API:
+                text += " Managed eSIMs always go with the work profile on Android 16 and later."
+        else:
+            text = (
+                "*What happens to this phone:* it is company-owned, so it gets a *full factory"
+                " reset*: everything on it is erased, and it leaves management."
+            )
+        return (
+            text + " The wipe happens when the device acknowledges the command; until then it"
+            " can be cancelled."
+        )
+    return None
+
+
 def device_initial(spec: ActionSpec, ownership: str | None) -> dict[str, Any]:
     """Field values preset from the target device (add-esim: its activation state by ownership)."""
     if spec.name == "add-esim":
@@ -625,8 +734,27 @@ def esim_activation_default(ownership: str | None) -> str:
     return "NOT_ACTIVATED" if ownership == "PERSONALLY_OWNED" else "ACTIVATED"
 
 
-def check_device(spec: ActionSpec, params: dict[str, Any], ownership: str | None) -> None:
-    """Refuse parameters Google rejects for this device (ValidationError naming the field)."""
+def check_device(
+    spec: ActionSpec,
+    params: dict[str, Any],
+    ownership: str | None,
+    device: Device | None = None,
+) -> None:
+    """Refuse parameters Google rejects, or that do nothing, on this device (naming the field)."""
+    if device is not None and spec.name == "wipe" and spec.platform == "android":
+        allowed = wipe_flags_for(device)
+        extra = [f for f in params.get("flags") or () if f not in allowed]
+        if extra:
+            raise ValidationError(
+                f"{esc(', '.join(extra))} does not apply to this device; leave it unticked.",
+                field="flags",
+            )
+        if params.get("wipe_reason") and not personal_work_profile(device):
+            raise ValidationError(
+                "A reason shown to the user has no effect on a company-owned device; leave it"
+                " empty.",
+                field="wipe_reason",
+            )
     if (
         spec.name == "add-esim"
         and ownership == "PERSONALLY_OWNED"

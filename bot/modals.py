@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import ids
+from bot import catalog, ids
 from bot.blocks import (
     MAX_MODAL_BLOCKS,
     MAX_MODAL_TITLE,
@@ -375,8 +375,13 @@ def action_view(
                 ":rotating_light: *Destructive.* Check that the device below is the one you mean."
             )
         )
+    one = devices[0] if len(devices) == 1 else None
+    effect = catalog.consequence(spec, one) if one is not None else None
+    if effect:
+        out.append(section(effect))
     summary = device_summary(devices)
-    inputs = [input_block(f, initial.get(f.name)) for f in spec.fields]
+    fields = catalog.fields_for(spec, one)
+    inputs = [input_block(f, initial.get(f.name)) for f in fields]
     if spec.kind == "patch" and (clear := clear_block(spec.fields, initial)) is not None:
         inputs.append(clear)
     if len(devices) > CONFIRM_THRESHOLD:

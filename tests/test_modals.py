@@ -46,7 +46,7 @@ def test_every_action_renders_a_valid_modal(spec: catalog.ActionSpec) -> None:
     assert all(len(a) <= 255 for a in ids_in(view))
     assert view["callback_id"] == ids.CallbackId.ACTION
     inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
-    assert set(inputs) == {f.name for f in spec.fields}
+    assert set(inputs) == {f.name for f in catalog.fields_for(spec, target[0])}
     for block_id, block in inputs.items():
         assert block["element"]["action_id"] == block_id
     meta = modals.Metadata.from_json(view["private_metadata"])
@@ -152,7 +152,8 @@ def test_loading_and_error_views_are_valid() -> None:
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: f"{s.platform}-{s.name}")
 def test_submitted_values_round_trip(spec: catalog.ActionSpec) -> None:
     """Slack's state for each rendered element flattens back to what spec.parse expects."""
-    view = modals.action_view(spec, [device(spec.platform)], channel=None)
+    target = device(spec.platform)
+    view = modals.action_view(spec, [target], channel=None)
     state: dict = {}
     for block, element in iter_elements(view["blocks"]):
         if block["type"] != "input":
@@ -165,8 +166,8 @@ def test_submitted_values_round_trip(spec: catalog.ActionSpec) -> None:
             value = [element["options"][0]["value"]]
         state[block["block_id"]] = {element["action_id"]: element_state(element, value)}
     values = modals.submitted_values(state)
-    assert set(values) == {f.name for f in spec.fields}
-    for f in spec.fields:
+    assert set(values) == {f.name for f in catalog.fields_for(spec, target)}
+    for f in catalog.fields_for(spec, target):
         if f.kind == "checkboxes":
             assert values[f.name] == [f.options[0]]
         elif f.kind in ("select", "radio"):
