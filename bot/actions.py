@@ -21,8 +21,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import annotation, approvals, capabilities, catalog, ids, modals
-from bot.blocks import esc, section, sentence
+from bot import annotation, approvals, capabilities, catalog, ids, modals, moves
+from bot.blocks import esc, section
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import Device
 from bot.errors import Ambiguous, Conflict, DeviceBotError, ValidationError
@@ -116,6 +116,9 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         devices: Sequence[Device],
         channel: str | None,
         preset: dict[str, str],
+        *,
+        warnings: Sequence[str] = (),
+        left_out: Sequence[str] = (),
     ) -> None:
         """Replace the loading view with the action's modal, or with why it cannot run."""
         platforms = {d.platform for d in devices}
@@ -143,6 +146,8 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             needs_approval=svc.settings.needs_approval(spec.name),
             initial=initial,
             draft=drafts.put(devices),
+            warnings=warnings,
+            left_out=left_out,
         )
         update(view_id, view)
 
@@ -212,17 +217,24 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         )
 
         def work() -> None:
-            try:
-                devices = svc.devices.resolve_many(refs)
-            except Ambiguous as exc:
-                candidates = [c for c in exc.candidates if isinstance(c, Device)][
-                    : modals.PICKER_MAX
-                ]
-                lines = [section(f"{modals.device_line(c)}\n`{esc(c.id)}`") for c in candidates]
-                message = f"{sentence(exc.message)} A move never guesses: run it again with the device id of the one you mean."
+            move = moves.plan(svc, refs)
+            ou_path, ou_problem = moves.typed_ou(svc, ou)
+            if not move.devices:
+                lines = [section(f"• {p}") for p in move.problems[: modals.PICKER_MAX]]
+                message = "Nothing to move: none of the devices given resolves."
+                if ou_problem:
+                    message += f" Also, {ou_problem[0].lower()}{ou_problem[1:]}"
                 update(view_id, modals.error_view(title, message, blocks=lines))
                 return
-            show_form(view_id, "move", devices, inv.channel_id, {"ou": ou})
+            show_form(
+                view_id,
+                "move",
+                list(move.devices),
+                inv.channel_id,
+                {"ou": ou_path or ""},
+                warnings=[ou_problem] if ou_problem else [],
+                left_out=move.problems,
+            )
 
         run_into(view_id, title, work)
 
@@ -269,6 +281,8 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             if meta.count > modals.CONFIRM_THRESHOLD:
                 modals.check_count(values.get(ids.BlockId.CONFIRM_COUNT), meta.count)
             params = spec.parse(values)
+            if spec.kind == "move":
+                params["ou"] = moves.check_ou(svc, params["ou"])
             for device in drafts.peek(meta.draft) or ():
                 catalog.check_device(spec, params, device.ownership, device)
             if spec.kind == "patch":
@@ -327,8 +341,15 @@ def register(app: App, svc: Services, commands: Commands) -> None:
                 min_role=Role.OPERATOR,
             )
         )
+
+    def ou_options(ack: Ack, body: dict[str, Any]) -> None:
+        """The move modal's OU picker asks for options as the requester types."""
+        user = str((body.get("user") or {}).get("id") or "")
+        ack(options=moves.options(svc, user, str(body.get("value") or "")))
+
     app.action(ids.DEVICE_ACTION_PATTERN)(card_button)
     app.view(ids.CallbackId.ACTION)(submitted)
+    app.options(moves.OU_FIELD)(ou_options)
 
 
 def _annotation_changes(

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from bot.devices import Device
 
 Kind = Literal["status", "chrome_command", "android_command", "patch", "move", "lost_case"]
-FieldKind = Literal["text", "multiline", "select", "checkboxes", "radio", "password", "number"]
+FieldKind = Literal[
+    "text", "multiline", "select", "checkboxes", "radio", "password", "number", "org_unit"
+]
 
 #: the Directory API's deprovision reasons with the reference's description of each
 DEPROVISION_REASON_TEXT = {
@@ -616,7 +618,15 @@ ACTIONS["move"] = ActionSpec(
     summary="Move Chrome devices to an organisational unit (any number, 50 per call)",
     example="/device move /Sales/EMEA 5CD1234XYZ 5CD9876ABC",
     bulk=True,
-    fields=(FieldSpec("ou", "Organisational unit", placeholder="/Sales/EMEA"),),
+    fields=(
+        FieldSpec(
+            "ou",
+            "Organisational unit",
+            "org_unit",
+            placeholder="Type to search, e.g. Sales",
+            hint="The organisational units of your Google account.",
+        ),
+    ),
     validate=lambda p: {**p, "ou": validate_ou(p["ou"])},
     build=lambda p: {"orgUnitPath": p["ou"]},
 )

@@ -264,12 +264,21 @@ def _element(spec: FieldSpec, initial: Any) -> dict[str, Any]:
         )
         if chosen:
             element["initial_options"] = [_option(o) for o in chosen]
+    elif spec.kind == "org_unit":
+        # options come from the bot (block_suggestion), listed before anything is typed
+        element = {"type": "external_select", "action_id": action_id, "min_query_length": 0}
+        if initial:
+            element["initial_option"] = {
+                "text": plain(clip(str(initial), 75), 75),
+                "value": str(initial)[:150],
+            }
     else:  # pragma: no cover - FieldKind is closed
         raise ValueError(spec.kind)
     if spec.placeholder and element["type"] in (
         "plain_text_input",
         "number_input",
         "static_select",
+        "external_select",
     ):
         element["placeholder"] = plain(spec.placeholder, 150)
     return element
@@ -351,8 +360,14 @@ def check_count(typed: Any, count: int) -> None:
 # ---- the action modal ----------------------------------------------------------------------
 
 
-def submit_label(spec: ActionSpec, needs_approval: bool) -> str:
-    """What the submit button says: the action, or that approval will be asked for."""
+def submit_label(spec: ActionSpec, needs_approval: bool, *, partial: int | None = None) -> str:
+    """What the submit button says: the action, or that approval will be asked for; with
+    `partial`, that only that many of the devices asked for go ahead."""
+    if partial is not None:
+        label = f"{spec.label} the {partial} that resolve"
+        if len(label) > MAX_MODAL_TITLE:
+            label = f"{spec.label} {partial} that resolve"
+        return clip(label, MAX_MODAL_TITLE)
     label = "Request approval" if needs_approval else spec.label
     return clip(f"⚠️ {label}" if spec.destructive else label, MAX_MODAL_TITLE)
 
@@ -365,10 +380,31 @@ def action_view(
     needs_approval: bool = False,
     initial: dict[str, Any] | None = None,
     draft: str | None = None,
+    warnings: Sequence[str] = (),
+    left_out: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The modal of `spec` on `devices`: what it touches, what it asks, how it is confirmed."""
+    """The modal of `spec` on `devices`: what it touches, what it asks, how it is confirmed.
+
+    `warnings` (mrkdwn) are shown first; `left_out` lists the references that will not be
+    touched and why, and the submit button then says only the others go ahead.
+    """
     initial = initial or {}
     out: list[Block] = [section(f"*{esc(spec.summary)}*")]
+    out += [section(f":warning: {w}") for w in warnings]
+    if left_out:
+        noun = "problem" if len(left_out) == 1 else "problems"
+        out += sections_of(
+            [
+                f":warning: *{len(left_out)} {noun}: left out of this {spec.label.lower()}*",
+                *(f"• {p}" for p in left_out[:MAX_LISTED]),
+            ]
+        )
+        out.append(
+            section(
+                f"*{len(devices)} of {len(devices) + len(left_out)}* resolve."
+                f" Submitting {spec.label.lower()}s only these:"
+            )
+        )
     if spec.destructive:
         out.append(
             section(
@@ -416,7 +452,10 @@ def action_view(
         "title": _title(
             spec.label if len(devices) == 1 else f"{spec.label} {len(devices)} devices"
         ),
-        "submit": plain(submit_label(spec, needs_approval), MAX_MODAL_TITLE),
+        "submit": plain(
+            submit_label(spec, needs_approval, partial=len(devices) if left_out else None),
+            MAX_MODAL_TITLE,
+        ),
         "close": plain("Cancel", 24),
         "blocks": out,
         "private_metadata": meta.to_json(),

@@ -155,6 +155,8 @@ def test_events_subscribed_are_the_events_handled(manifest: dict[str, Any]) -> N
 def urls(manifest: dict[str, Any]) -> list[str]:
     found = [c["url"] for c in manifest["features"]["slash_commands"]]
     found.append(manifest["settings"]["interactivity"]["request_url"])
+    # the OU picker's options (block_suggestion) come to the same place
+    found.append(manifest["settings"]["interactivity"]["message_menu_options_url"])
     if manifest["settings"].get("event_subscriptions"):
         found.append(manifest["settings"]["event_subscriptions"]["request_url"])
     return found

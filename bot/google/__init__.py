@@ -36,6 +36,7 @@ from bot.google.client import (
     RetryPolicy,
     ServiceFactory,
 )
+from bot.google.orgunits import ORGUNIT_FORBIDDEN_HINT, OrgUnitsApi
 from bot.google.reports import REPORTS_FORBIDDEN_HINT, ReportsApi
 from bot.settings import Settings
 
@@ -47,6 +48,7 @@ __all__ = [
     "ChromeApi",
     "DeviceResult",
     "GoogleClients",
+    "OrgUnitsApi",
     "Page",
     "ReportsApi",
     "RetryPolicy",
@@ -56,6 +58,9 @@ __all__ = [
 ]
 
 DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.device.chromeos"
+#: read-only, and asked for with its own credentials: a deployment that has not delegated it
+#: loses only the OU picker, never the device calls
+ORGUNIT_SCOPE = "https://www.googleapis.com/auth/admin.directory.orgunit.readonly"
 ANDROID_SCOPE = "https://www.googleapis.com/auth/androidmanagement"
 REPORTS_SCOPE = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
 
@@ -124,6 +129,8 @@ class GoogleClients:
         self.chrome = chrome
         self.android = android
         self.reports = reports
+        #: the customer's organisational units (for moves); set with Chrome
+        self.org_units: OrgUnitsApi | None = None
         #: called with a CallRecord after every HTTP round trip (retries and batches included)
         self.on_call = on_call
 
@@ -190,6 +197,16 @@ class GoogleClients:
                     REPORTS_FORBIDDEN_HINT,
                 )
             )
+            clients.org_units = OrgUnitsApi(
+                settings.google_customer_id,
+                *parts(
+                    "admin",
+                    "directory_v1",
+                    ORGUNIT_SCOPE,
+                    settings.google_admin_email,
+                    ORGUNIT_FORBIDDEN_HINT,
+                ),
+            )
         if settings.android_enterprise and (settings.android_configured or endpoint):
             clients.android = AndroidApi(
                 settings.android_enterprise,
@@ -212,6 +229,13 @@ class GoogleClients:
         for api in (self.chrome, self.android):
             if api is not None:
                 api.services.service()
+
+    def require_org_units(self) -> OrgUnitsApi:
+        """The organisational-unit list, or ConfigError saying Chrome is not configured."""
+        if self.org_units is None:
+            self.require_chrome()
+            raise ConfigError("Organisational units are not available.")
+        return self.org_units
 
     def require_android(self) -> AndroidApi:
         """The Android API, or ConfigError saying Android is not configured."""

@@ -86,12 +86,15 @@ _PNG = base64.b64decode(
 def handle(fleet: Fleet, req: Request) -> Response:
     """Route one Directory API ChromeOS request (path starts with PREFIX)."""
     rest = req.path[len(PREFIX) :]
+    customer, sep, tail = rest.partition("/orgunits")
+    if sep and tail == "" and "/" not in customer:
+        _customer(fleet, customer)
+        _method(req.method, "GET")
+        return _list_org_units(fleet, req)
     customer, sep, rest = rest.partition("/devices/chromeos")
     if not sep:
         raise ApiError(404, "Method not found.")
-    customer = unquote(customer)
-    if customer not in ("my_customer", fleet.customer_id):
-        raise ApiError(403, "Not Authorized to access this resource/api", reason="forbidden")
+    _customer(fleet, customer)
     m = req.method
     if rest == "":
         _method(m, "GET")
@@ -125,6 +128,48 @@ def handle(fleet: Fleet, req: Request) -> Response:
         _method(m, "GET")
         return _get_command(fleet, unquote(parts[0]), unquote(parts[2]))
     raise ApiError(404, "Method not found.")
+
+
+def _customer(fleet: Fleet, customer: str) -> None:
+    if unquote(customer) not in ("my_customer", fleet.customer_id):
+        raise ApiError(403, "Not Authorized to access this resource/api", reason="forbidden")
+
+
+def _org_unit_json(fleet: Fleet, path: str) -> Json:
+    """An OrgUnit as orgunits.list answers it."""
+    parent = path.rsplit("/", 1)[0] or "/"
+    out: Json = {
+        "kind": "admin#directory#orgUnit",
+        "etag": f'"{fleet.org_units[path][3:]}"',
+        "name": path.rsplit("/", 1)[-1] or "/",
+        "description": "",
+        "orgUnitPath": path,
+        "orgUnitId": fleet.org_units[path],
+    }
+    if path != "/":
+        out["parentOrgUnitPath"] = parent
+        out["parentOrgUnitId"] = fleet.org_units[parent]
+    return out
+
+
+def _list_org_units(fleet: Fleet, req: Request) -> Response:
+    """orgunits.list: `type` all / children (the default) / allIncludingParent, under
+    `orgUnitPath` (a path or `id:…`, the root by default)."""
+    raw = req.param("orgUnitPath") or "/"
+    base = fleet.resolve_org_unit(raw)
+    if base is None:
+        raise ApiError(400, "Invalid Input: Inconsistent Orgunit id and path")
+    kind = (req.param("type") or "children").lower()
+    prefix = "/" if base == "/" else base + "/"
+    below = [p for p in fleet.org_units if p != base and p.startswith(prefix)]
+    if kind == "children":
+        below = [p for p in below if "/" not in p[len(prefix) :]]
+    elif kind == "allincludingparent":
+        below = [base, *below]
+    units = [_org_unit_json(fleet, p) for p in sorted(below)]
+    return Response(
+        200, {"kind": "admin#directory#orgUnits", "etag": '"ous"', "organizationUnits": units}
+    )
 
 
 def _method(actual: str, expected: str) -> None:

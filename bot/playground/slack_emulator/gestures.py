@@ -16,6 +16,7 @@ from typing import Any
 from slack_sdk.signature import SignatureVerifier
 
 from bot.playground.slack_emulator.blockkit import INPUT_TYPES
+from bot.playground.slack_emulator.blockkit import _check_options as check_options
 from bot.playground.slack_emulator.records import JSON, Delivery, Reply, SlackApiError
 from bot.playground.slack_emulator.web_api import WebApi
 from bot.playground.slack_emulator.workspace import APP_ID
@@ -415,6 +416,65 @@ class Gestures(WebApi):
         return self._deliver_payload(
             "block_actions", payload, sign=sign, timestamp=timestamp, retry_num=retry_num
         )
+
+    def suggest(
+        self,
+        user_id: str,
+        action_id: str,
+        typed: str = "",
+        *,
+        view: Any = True,
+        block_id: str | None = None,
+        sign: bool = True,
+    ) -> list[JSON]:
+        """The user types ``typed`` into an ``external_select``: a signed block_suggestion
+        goes to the bot (its options load URL) and the options it answers are returned.
+
+        Like Slack, an answer that is not ``{"options": [...]}`` (or ``option_groups``) within
+        the limits shows the user nothing; it is recorded in ``problems``.
+        """
+        kind, surface, block, element = self._locate(user_id, action_id, block_id, None, view)
+        if element.get("type") not in ("external_select", "multi_external_select"):
+            raise AssertionError(
+                f"{action_id!r} is a {element.get('type')}, not an external select"
+            )
+        if len(typed) < int(element.get("min_query_length", 3)):
+            return []  # Slack asks only once enough is typed
+        with self._lock:
+            payload: JSON = {
+                "type": "block_suggestion",
+                "user": self._user_ref(user_id),
+                "container": {"type": "view", "view_id": surface["id"]},
+                "api_app_id": APP_ID,
+                "token": self.verification_token,
+                "action_id": action_id,
+                "block_id": block.get("block_id", ""),
+                "value": typed,
+                "team": {"id": self.team_id, "domain": self.team_domain},
+                "enterprise": None,
+                "is_enterprise_install": False,
+                "view": copy.deepcopy(surface),
+            }
+        reply = self._deliver_payload("block_suggestion", payload, sign=sign)
+        answer = reply.json or {}
+        if reply.status != 200 or not isinstance(answer, dict):
+            self.problems.append(f"block_suggestion {action_id}: HTTP {reply.status}")
+            return []
+        if "option_groups" in answer:
+            groups = answer["option_groups"] or []
+            errors = [
+                e
+                for g, group in enumerate(groups)
+                for e in check_options(group.get("options"), f"/option_groups/{g}/options", 100)
+            ]
+            options = [o for group in groups for o in group.get("options") or []]
+        else:
+            errors = check_options(answer.get("options"), "/options", 100)
+            options = list(answer.get("options") or [])
+        if errors:
+            self.problems.append(f"block_suggestion {action_id}: {errors[:3]}")
+            return []
+        return options
 
     def _state_values(self, view: JSON, values: JSON) -> JSON:
         """Build Slack's ``view.state.values`` from ``{block_id: {action_id: value}}``."""
