@@ -716,7 +716,7 @@ def _perform(svc: Services, request: Request) -> None:
                 {"error": getattr(error, "code", "error")},
             )
             return
-        finish(svc, request.id, SUCCEEDED, f"Done: {spec.label.lower()} {esc(request.target)}.", {})
+        finish(svc, request.id, SUCCEEDED, outcomes.done_words(request), {})
         return
     if spec.kind == "patch":
         from bot import annotation

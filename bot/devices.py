@@ -84,6 +84,9 @@ class Device:
             "model": self.model,
             "status": self.status,
             "last_seen": self.last_seen,
+            # what a wipe does depends on these (its outcome words too)
+            **({"ownership": self.ownership} if self.ownership else {}),
+            **({"management_mode": self.management_mode} if self.management_mode else {}),
         }
 
 

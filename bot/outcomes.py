@@ -111,6 +111,76 @@ def _epoch(timestamp: str | None) -> float | None:
 
 # ---- describing outcomes in words --------------------------------------------------------
 
+#: the generic first line of a finished command, replaced by what the action did (done_words)
+DONE = "Done: the device ran the command."
+#: what a succeeded action did, per (platform, action); {target} is the device(s) in words
+DONE_WORDS: dict[tuple[str, str], str] = {
+    ("chrome", "disable"): "{target} is now disabled.",
+    ("chrome", "reenable"): "{target} is enabled again.",
+    ("chrome", "deprovision"): "{target} is deprovisioned; its licence is free again.",
+    ("chrome", "reboot"): "{target} restarted.",
+    ("chrome", "powerwash"): "{target} was powerwashed: it is back to its factory state.",
+    ("chrome", "wipe-users"): "Every user profile was removed from {target}.",
+    ("chrome", "screenshot"): "Screenshot of {target}:",
+    ("chrome", "volume"): "Volume of {target} set to {volume}.",
+    ("chrome", "logs"): "System logs of {target}:",
+    ("chrome", "support-packet"): "Support packet of {target}:",
+    ("android", "lock"): "{target} is locked.",
+    ("android", "reboot"): "{target} restarted.",
+    ("android", "reset-password"): "New password set on {target}.",
+    ("android", "relinquish"): "{target} is relinquished: its work profile is removed and the"
+    " phone is now the person's own.",
+    ("android", "clear-app-data"): "App data cleared on {target}:",
+    ("android", "lost"): "{target} is locked in lost mode; the screen shows your message.",
+    ("android", "found"): "{target} is out of lost mode.",
+    ("android", "add-esim"): "eSIM added to {target}.",
+    ("android", "remove-esim"): "eSIM removed from {target}.",
+    ("android", "device-info"): "{target} shared its eSIM identifier.",
+    ("android", "wipe"): "Phone wiped and removed from management.",
+}
+#: per-command status lines the action's own words already say
+_SAID = {
+    LOST_START["SUCCESS"],
+    LOST_STOP["SUCCESS"],
+    ESIM["SUCCESS"],
+    DEVICE_INFO["SUCCEEDED"],
+}
+
+
+def done_words(request: Any) -> str:
+    """What a succeeded request did to its device(s), in words (mrkdwn-safe)."""
+    target = esc(request.target)
+    params = request.params or {}
+    key = (request.platform, request.action)
+    words = DONE_WORDS.get(key)
+    if words is None:
+        return f"Done: {esc(request.spec.label.lower())} {target}."
+    device = (request.devices or [{}])[0]
+    if key == ("android", "wipe") and device.get("ownership") == "PERSONALLY_OWNED":
+        words = "Work profile removed from {target}; the person's own apps and data stay."
+    elif key == ("android", "reset-password") and params.get("clear_password"):
+        words = "The password of {target} is cleared."
+    elif key == ("android", "lost") and not params.get("message"):
+        words = "{target} is locked in lost mode; the screen shows how to reach you."
+    text = words.format(target=target, volume=esc(params.get("volume")))
+    if key == ("android", "reset-password") and "LOCK_NOW" in (params.get("flags") or ()):
+        text += " The device is locked."
+    return text
+
+
+def in_words(request: Any, text: str) -> str:
+    """A succeeded command's outcome with the action's own words instead of the generic ones."""
+    lines = text.split("\n")
+    if not lines or lines[0] != DONE:
+        return text
+    files = request.spec.google in DOWNLOAD_COMMANDS  # the payload is the file's link
+    rest = [
+        line
+        for line in lines[1:]
+        if line not in _SAID and not (files and line.startswith("Result: "))
+    ]
+    return "\n".join([done_words(request), *rest])
+
 
 def command_status(command: dict[str, Any]) -> str | None:
     """The command-specific status Google set in a Command (lost mode, eSIM, device info)."""
@@ -230,7 +300,7 @@ def describe_android(
     if error:
         detail["error"] = error.get("message")
     if state == "succeeded":
-        head = "Done: the device ran the command."
+        head = DONE
     elif lines:
         head = "Failed on the device."
     else:
@@ -252,7 +322,7 @@ def describe_chrome(command: dict[str, Any]) -> tuple[str, str, dict[str, Any]] 
     kind = result.get("result")
     detail["result"] = kind
     if kind == "SUCCESS":
-        text = "Done: the device ran the command."
+        text = DONE
         payload = result.get("commandResultPayload")
         if payload:
             text += f"\nResult: `{esc(payload[:500])}`"
@@ -386,12 +456,56 @@ def _later(
 
 
 def _finish(
-    svc: Services, row: dict[str, Any], state: str, text: str, detail: dict[str, Any]
+    svc: Services,
+    row: dict[str, Any],
+    state: str,
+    text: str,
+    detail: dict[str, Any],
+    files: list[tuple[str, str]] | None = None,
 ) -> None:
+    """End the command's request once, in the action's words; then its files in the thread."""
     from bot import approvals
 
-    if _done(svc, row, state):
-        approvals.finish(svc, row["request_id"], state, text, detail)
+    if not _done(svc, row, state):
+        return
+    try:
+        request = approvals.load(svc, row["request_id"])
+    except NotFound:  # no request behind the command (nothing to tell)
+        request = None
+    if state == "succeeded" and request is not None:
+        text = in_words(request, text)
+    fetched: list[tuple[str, bytes]] = []
+    for name, url in files or ():
+        try:
+            fetched.append((name, svc.google.require_chrome().download(url)))
+        except DeviceBotError as exc:
+            log.warning("could not fetch %s of %s: %s", name, row["device_id"], exc.message)
+            text += "\n" + download_line(name, url)
+    approvals.finish(svc, row["request_id"], state, text, detail)
+    for name, content in fetched if request is not None else ():
+        _upload(svc, request, name, content)
+
+
+def _upload(svc: Services, request: Any, name: str, content: bytes) -> None:
+    """A command's file, shared in the requester's thread (Slack's external upload flow)."""
+    channel, ts = request.requester_channel, request.requester_ts
+    if not (channel and ts):
+        return
+    try:
+        svc.out.upload(
+            channel,
+            name,
+            content,
+            title=f"{request.spec.label}: {request.target}"[:250],
+            thread_ts=ts,
+        )
+    except Exception:
+        log.exception("could not upload %s to the thread of %s", name, request.id)
+        from bot import approvals
+
+        approvals.tell_threads(
+            svc, request, f"The file `{esc(name)}` could not be shared here.", approval=False
+        )
 
 
 def _poll_failed(svc: Services, row: dict[str, Any], error: Any) -> None:
@@ -465,12 +579,14 @@ def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) 
         _later(svc, row, state=state, failures=0)
         return
     final, text, detail = described
+    links: list[tuple[str, str]] = []
     if final == "succeeded" and row["command_type"] in DOWNLOAD_COMMANDS:
         links = download_links(svc, row["device_id"], command.get("issueTime"))
         if links:
-            text += "\n" + "\n".join(download_line(name, url) for name, url in links)
             detail["downloads"] = [url for _, url in links]
-    _finish(svc, row, final, text, detail)
+        else:
+            text += "\nGoogle listed no file for it on the device."
+    _finish(svc, row, final, text, detail, files=links)
 
 
 def download_line(name: str, url: str) -> str:

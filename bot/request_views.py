@@ -138,10 +138,8 @@ def _state_line(request: Request) -> str:
         line += f" · approved by {decider}"
     elif decider and request.state == "cancelled":
         line += f" by {decider}"
-    outcome = request.result.get("text")
-    if outcome and request.state in ("succeeded", "failed", "expired"):
-        line += f"\n{outcome}"
-    elif request.state == "expired":
+    # the outcome itself is said once, as a reply in the thread (with any file), not here too
+    if request.state == "expired" and not request.result.get("text"):
         line += ": nobody approved it in time. Nothing was done."
     return line
 

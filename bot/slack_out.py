@@ -140,6 +140,7 @@ class SlackOut:
     ) -> str:
         """Share a file in `channel` through Slack's external upload flow; returns its file id.
 
+        With `thread_ts` the file is shared as a reply in that thread.
         files_upload_v2 does the three steps: files.getUploadURLExternal, a POST of the bytes
         to the upload_url it answers, then files.completeUploadExternal with channel_id.
         """

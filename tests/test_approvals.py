@@ -95,8 +95,9 @@ def test_approve_runs_the_action_and_reports_in_both_threads(bot, claims):
         )
     )
     assert ids.ActionId.APPROVE not in str(final)
-    wait_until(lambda: "Done" in thread_texts(bot, APPROVALS, message["ts"]))
-    wait_until(lambda: "Done" in thread_texts(bot, row["requester_channel"], row["requester_ts"]))
+    done = f"{device['serialNumber']} is now disabled."
+    wait_until(lambda: done in thread_texts(bot, APPROVALS, message["ts"]))
+    wait_until(lambda: done in thread_texts(bot, row["requester_channel"], row["requester_ts"]))
     events = [e["event"] for e in audit.events(bot.store, request_id=request_id)]
     assert events == ["requested", "approved", "executing", "succeeded"]
     assert audit.verify(bot.store).ok

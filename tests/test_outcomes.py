@@ -47,7 +47,7 @@ def test_android_lock_succeeds_and_is_told_in_the_thread(direct, claims):
     request_id = submit(direct, "lock", serial(device))
     row = wait_state(direct, request_id, "succeeded")
     assert row["google_ref"].startswith(device["name"] + "/operations/")
-    wait_until(lambda: "Done: the device ran the command" in requester_thread(direct, request_id))
+    wait_until(lambda: f"{serial(device)} is locked." in requester_thread(direct, request_id))
     assert "Sent to Google" in requester_thread(direct, request_id)
 
 
@@ -154,7 +154,7 @@ def test_chrome_command_states_and_screenshot_link(direct, claims):
     finally:
         fleet.command_delay = delay
     text = json.loads(row["result"])["text"]
-    assert "Download:" in text and "http" in text
+    assert text == f"Screenshot of {device['serialNumber']}:"  # the image follows as a file
     thread = requester_thread(direct, request_id)
     assert "Sent to the device" in thread or "acknowledged" in thread
 
@@ -268,11 +268,11 @@ def test_batch_poll_uses_one_request_per_hundred(bot, claims):
 
 
 def test_approval_thread_gets_the_outcome(bot, claims):
-    device = android(claims)
+    device = android(claims, ownership="PERSONALLY_OWNED", mode="PROFILE_OWNER")
     request_id = submit(bot, "wipe", serial(device), {"wipe_reason": "left the company"})
     message = wait_until(
         lambda: next((m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None)
     )
     bot.emu.click("U0APPROVER1", ids.ActionId.APPROVE, value=request_id, message=message)
     wait_state(bot, request_id, "succeeded")
-    wait_until(lambda: "Done" in thread_texts(bot, APPROVALS, message["ts"]))
+    wait_until(lambda: "Work profile removed" in thread_texts(bot, APPROVALS, message["ts"]))

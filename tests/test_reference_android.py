@@ -156,7 +156,9 @@ def test_lost_mode_email_is_a_plain_string_and_the_message_field_fits_slack(
     assert params["lostEmailAddress"] == "it@example.com"  # TYPE_STRING, not a UserFacingMessage
     assert params["lostMessage"] == {"defaultMessage": message}
     wait_state(bot, request_id, "succeeded")
-    wait_told(bot, request_id, "The device is in lost mode.")
+    wait_told(
+        bot, request_id, f"{serial(device)} is locked in lost mode; the screen shows your message."
+    )
     r = row(bot, request_id)
     parent = flatten(bot.emu.message(r["requester_channel"], r["requester_ts"]))
     # in words a person would write, never a made-up verb ("asked to lost mode")
@@ -221,7 +223,7 @@ def test_waiting_for_the_person_is_told_and_retold_when_it_changes(
     wait_told(bot, request_id, "in progress")
     sandbox_android.set_command_status(bot.sandbox.fleet, op.name, "SUCCESS")
     result = json.loads(wait_state(bot, request_id, "succeeded")["result"])
-    assert result["text"].startswith("Done")
+    assert result["text"].startswith(f"eSIM added to {serial(device)}.")
     r = row(bot, request_id)
     notes = bot.emu.messages(r["requester_channel"], thread_ts=r["requester_ts"])
     waiting = [m for m in notes if "Waiting for the person on the device" in flatten(m)]

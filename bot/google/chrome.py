@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from bot.blocks import esc
 from bot.errors import DeviceBotError, DeviceNotFound, GoogleError, OutcomeUnknown, ValidationError
@@ -16,6 +17,8 @@ from bot.google import discovery
 from bot.google.client import DeviceResult, Executor, Page, ServiceFactory, map_rpc_status
 
 MAX_LIST_RESULTS = 300  # chromeosdevices.list maxResults
+#: the largest command file (screenshot, logs, support packet) fetched to upload to Slack
+MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
 CHUNK = 50  # batchChangeStatus and moveDevicesToOu take at most 50 ids
 
 PATCHABLE_FIELDS = frozenset(
@@ -431,6 +434,43 @@ class ChromeApi:
         what = f"send {command_type} to Chrome device {device_id}"
         response = self.executor.execute(request, mutation=True, what=what)
         return str(response["commandId"])
+
+    def download(self, url: str, *, max_bytes: int = MAX_DOWNLOAD_BYTES) -> bytes:
+        """The bytes of a file a command produced (a `downloadUrl` of screenshotFiles /
+        deviceFiles), fetched with the bot's own credentials through the choke point.
+
+        The credentials go only to Google (https, a googleapis.com or google.com host) or to
+        the API endpoint the bot is configured for (the sandbox): a URL from device data
+        pointing elsewhere is refused, never followed with the bot's token.
+        """
+        if not self._trusted(url):
+            raise ValidationError(f"Not a Google download link: `{esc(url[:200])}`.", field="url")
+        from googleapiclient.http import HttpRequest
+
+        def body(response: Any, content: bytes) -> bytes:
+            return content
+
+        request = HttpRequest(
+            self.services.http(), body, url, method="GET", methodId="directory.files.download"
+        )
+        content = self.executor.execute(request, mutation=False, what="download a device file")
+        if not isinstance(content, bytes):
+            content = str(content).encode()
+        if len(content) > max_bytes:
+            raise ValidationError(
+                f"The file is larger than {max_bytes // (1024 * 1024)} MB; use its link instead."
+            )
+        return content
+
+    def _trusted(self, url: str) -> bool:
+        endpoint = self.services.endpoint
+        if endpoint and url.startswith(endpoint):
+            return True
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        return parts.scheme == "https" and (
+            host.endswith(".googleapis.com") or host.endswith(".google.com")
+        )
 
     # ---- helpers ----------------------------------------------------------------------
 

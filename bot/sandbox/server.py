@@ -51,6 +51,9 @@ _REASONS = {
 }
 
 
+_FILE_TYPES = {".png": "image/png", ".tar.gz": "application/gzip", ".zip": "application/zip"}
+
+
 class Answer(NamedTuple):
     """One request or batch part as answered: what was asked, with what body, and the status."""
 
@@ -264,7 +267,10 @@ class App:
                 content = self.fleet.files.get(path)
                 if content is None:
                     raise ApiError(404, "File not found.")
-                ctype = "image/png" if path.endswith(".png") else "application/octet-stream"
+                ctype = next(
+                    (t for ext, t in _FILE_TYPES.items() if path.endswith(ext)),
+                    "application/octet-stream",
+                )
                 return 200, {"Content-Type": ctype}, content
             # Google's front end checks names, types and enums before the method runs
             req.parsed = schema.validate(method, path, req.query, body)

@@ -41,6 +41,8 @@ def _mimetype(name: str) -> tuple[str, str]:
         "txt": "text/plain",
         "json": "application/json",
         "png": "image/png",
+        "gz": "application/gzip",  # logs (.tar.gz)
+        "zip": "application/zip",  # support packets
     }
     return known.get(ext, "application/octet-stream"), ext or "binary"
 
