@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
+from bot import ids
 from bot.sandbox.testing import wait_for
 from tests.conftest import APPROVER1, Claims, flatten, start_bot
 from tests.test_approvals import approval_message, request_row, submit, wait_state
-
-from bot import ids
 
 
 @pytest.fixture
