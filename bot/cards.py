@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +32,7 @@ from bot.blocks import (
     sections_of,
 )
 from bot.catalog import ActionSpec, FieldSpec, action_for, option_label
-from bot.devices import SORT_LABELS, Device, SearchPage
+from bot.devices import SORT_LABELS, Device, SearchPage, Sort
 from bot.errors import ValidationError
 
 #: devices per platform on one search page: 2 × 20 result sections stay well under 50 blocks
@@ -505,6 +506,91 @@ def search_count(query: str, page: SearchPage, start: int) -> str:
     return " · ".join(parts) + "."
 
 
+@dataclass(frozen=True)
+class Paging:
+    """The buttons of a result page: a value each (None: no such button)."""
+
+    previous: str | None = None
+    next: str | None = None
+    export: str | None = None
+    sort: str | None = None  # the session: the sort menu's option values start with it
+
+
+def results_count(query: str, page: SearchPage, start: int) -> str:
+    """The count line of a result page: which results, of how many, per platform, in what order."""
+    shown = len(page.devices)
+    subject = f"`{esc(query)}`" if query else "all devices"
+    totals = []
+    for platform, total in (("chrome", page.chrome_total), ("android", page.android_total)):
+        if platform in page.platforms:
+            name = _PLATFORM_NAME[platform]
+            totals.append(f"{name} *{total:,}*" if total is not None else f"{name} (count unknown)")
+    known = [t for t in (page.chrome_total, page.android_total) if t is not None]
+    all_known = len(known) == len(page.platforms)
+    order = f" · {page.sort.describe()}" if page.sort is not None else ""
+    if shown == 0:
+        head = f"No device matches {subject}." if start == 0 else f"No more results for {subject}."
+        return head + order
+    if start == 0 and page.next_cursor is None:  # everything is on this page
+        plural = "device matches" if shown == 1 else "devices match"
+        head = f"*{shown}* {plural} {subject}"
+    else:
+        of = f" of *{sum(known):,}*" if all_known else ""
+        head = f"Results *{start + 1}–{start + shown}*{of} for {subject}"
+    return " · ".join([head, *totals]) + order + "."
+
+
+def sort_menu(session: str, current: Sort | None) -> dict[str, Any]:
+    """A menu on the result page that shows the same search in another order."""
+    options = []
+    for order_by, label in SORT_LABELS.items():
+        for descending in (False, True):
+            words = f"{label.capitalize()}, {'descending' if descending else 'ascending'}"
+            options.append(
+                {
+                    "text": plain(words, 75),
+                    "value": f"{session}|{order_by}|{'d' if descending else 'a'}",
+                }
+            )
+    menu: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": ids.ActionId.FIND_SORT,
+        "placeholder": plain("Sort…", 150),
+        "options": options,
+    }
+    if current is not None:
+        chosen = f"{session}|{current.order_by}|{'d' if current.descending else 'a'}"
+        menu["initial_option"] = next(o for o in options if o["value"] == chosen)
+    return menu
+
+
+def results_page(
+    query: str, page: SearchPage, *, start: int = 0, paging: Paging = Paging()
+) -> list[Block]:
+    """A page of `find` results: count line per platform, a row per device, then *Previous*,
+    *Next*, *Export CSV* and a sort menu; notes say when a filter left a platform out."""
+    out: list[Block] = [section(results_count(query, page, start))]
+    rows = [device_row(d, block_id=f"{ids.BlockId.RESULT}-{i}") for i, d in enumerate(page.devices)]
+    out += rows[:_LIST_ROOM]
+    notes = list(page.notes)
+    if len(rows) > _LIST_ROOM:
+        notes.append(f"{len(rows) - _LIST_ROOM} more on this page not shown; narrow the search.")
+    elements: list[dict[str, Any]] = []
+    if paging.previous is not None:
+        elements.append(button("Previous", ids.ActionId.FIND_PREVIOUS, paging.previous))
+    if paging.next is not None and page.next_cursor:
+        elements.append(button("Next", ids.ActionId.FIND_NEXT, paging.next, style="primary"))
+    if paging.export is not None and page.devices:
+        elements.append(button("Export CSV", ids.ActionId.FIND_EXPORT, paging.export))
+    if paging.sort is not None and page.devices:
+        elements.append(sort_menu(paging.sort, page.sort))
+    if elements:
+        out.append(actions(elements, block_id="results_nav"))
+    if notes:
+        out.append(context(" ".join(esc(n) for n in notes)))
+    return fit(out)
+
+
 def search_page(query: str, page: SearchPage, *, start: int = 0) -> list[Block]:
     """One page of `find` results: count line, a row per device, *Next* with the cursor."""
     out: list[Block] = [section(search_count(query, page, start))]
@@ -551,8 +637,10 @@ def search_modal(private_metadata: str = "", *, error: str | None = None) -> dic
                     "max_length": 200,
                 },
                 "hint": plain(
-                    "Both platforms are searched. Chrome OS takes the Directory query syntax: "
-                    "user:, id:, location:, asset_id:, status:, …",
+                    "Both platforms are searched unless you add platform:chrome or platform:android;"
+                    " status: works on both. Chrome OS takes the Directory query syntax (user:, id:,"
+                    " location:, asset_id:, …); a Chrome-only filter leaves Android out, and the"
+                    " results say so.",
                     2000,
                 ),
             },

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from bot.blocks import esc
 from bot.errors import Ambiguous, ConfigError, DeviceBotError, NotFound, ValidationError
+from bot.google import discovery
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,9 @@ class SearchPage:
     chrome_more: bool
     notes: list[str] = field(default_factory=list)
     sort: Sort | None = None
-    chrome_total: int | None = None  # known when the Chrome results were merged here
+    chrome_total: int | None = None  # countChromeOsDevices, or the merged person results
+    #: the platforms searched (a filter may leave one out; plan_query's notes say why)
+    platforms: tuple[str, ...] = ("chrome", "android")
 
 
 def _encode_cursor(
@@ -459,23 +462,32 @@ class DeviceDirectory:
         if cursor:
             query, chrome_token, android_offset = decode_cursor(cursor)
             sort = decode_sort(cursor)
-        notes: list[str] = []
+        plan = plan_query(query)
+        notes: list[str] = list(plan.notes)
         chrome_future: Future[tuple[list[Device], str | None, int | None]] | None = None
+        count_future: Future[int | None] | None = None
         chrome_api, android_api = self.google.chrome, self.google.android
-        order_by: str | None = None if query else "serialNumber"
+        if plan.chrome is None:
+            chrome_api = None  # a filter that leaves Chrome out (said in plan.notes)
+        if plan.android is None:
+            android_api = None
+        chrome_query = plan.chrome or ""
+        order_by: str | None = None if chrome_query else "serialNumber"
         sort_order: str | None = None
         if sort is not None:
             order_by, sort_order = sort.order_by, sort.sort_order
         if chrome_api is not None and (first or chrome_token):
             chrome_future = self.executor.submit(
-                self._chrome_page, query, chrome_token, page_size, order_by, sort_order
+                self._chrome_page, chrome_query, chrome_token, page_size, order_by, sort_order
             )
-        elif chrome_api is None and first:
+        if chrome_api is not None and person_queries(chrome_query) is None:
+            count_future = self.executor.submit(self._chrome_count, chrome_query)
+        elif self.google.chrome is None and first and plan.chrome is not None:
             notes.append("Chrome OS is not configured.")
         android_devices: list[Device] = []
         android_total: int | None = None
         next_android: int | None = None
-        android_where = android_filter(query)
+        android_where = plan.android
         if android_api is not None and android_offset is not None and android_where is not None:
             self.ensure_android_index()
             sql, args = android_where
@@ -502,13 +514,23 @@ class DeviceDirectory:
             ]
             if android_offset + page_size < android_total:
                 next_android = android_offset + page_size
-        elif android_api is None and first:
+        elif self.google.android is None and first and plan.android is not None:
             notes.append("Android is not configured.")
+        if android_api is not None and android_total is None:  # a later page: count anyway
+            self.ensure_android_index()
+            sql, args = plan.android or ("1", [])
+            android_total = (
+                self.store.db()
+                .execute(f"SELECT count(*) FROM android_index WHERE {sql}", args)
+                .fetchone()[0]
+            )
         chrome_devices: list[Device] = []
         next_chrome: str | None = None
         chrome_total: int | None = None
         if chrome_future is not None:
             chrome_devices, next_chrome, chrome_total = chrome_future.result()
+        if count_future is not None:
+            chrome_total = count_future.result()
         next_cursor = None
         if next_chrome or next_android is not None:
             next_cursor = _encode_cursor(query, next_chrome, next_android, sort)
@@ -520,7 +542,18 @@ class DeviceDirectory:
             notes=notes,
             sort=sort,
             chrome_total=chrome_total,
+            platforms=tuple(
+                p for p, api in ((CHROME, chrome_api), (ANDROID, android_api)) if api is not None
+            ),
         )
+
+    def _chrome_count(self, query: str) -> int | None:
+        """How many Chrome devices match (None if Google would not say: the list still shows)."""
+        try:
+            return int(self.google.require_chrome().count(query or None))
+        except DeviceBotError as exc:
+            log.info("count of Chrome devices unavailable: %s", exc.message)
+            return None
 
     def _chrome_page(
         self,
@@ -642,7 +675,110 @@ class DeviceDirectory:
             )
 
 
-_ANDROID_OPERATORS = {"user": "user", "recent_user": "user", "id": "serial"}
+_ANDROID_OPERATORS = {"user": "user", "recent_user": "user", "id": "serial", "status": "state"}
+#: Chrome device statuses (ChromeOsDevice.status in the Directory API reference; the
+#: discovery document gives no enum, so a status not listed here is still sent to Google)
+CHROME_STATUSES = frozenset(
+    {
+        "ACTIVE",
+        "DELINQUENT",
+        "DEPROVISIONED",
+        "DISABLED",
+        "INACTIVE",
+        "PRE_PROVISIONED",
+        "PROVISIONED",
+        "RETURN_ARRIVED",
+        "RETURN_REQUESTED",
+        "SHIPPED",
+        "UNKNOWN",
+    }
+)
+#: Android device states (Device.state in androidmanagement v1's discovery document)
+ANDROID_STATES = frozenset(discovery.enum(discovery.AMAPI, "Device.state"))
+_PLATFORM_WORDS = {"chrome": CHROME, "chromeos": CHROME, "android": ANDROID}
+_PLATFORM_NAMES: dict[str, str] = {CHROME: "Chrome OS", ANDROID: "Android"}
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """What a search asks of each platform: the Directory query, the index's SQL, or None
+    when the platform is left out, and the notes that say why."""
+
+    chrome: str | None
+    android: tuple[str, list[Any]] | None
+    notes: tuple[str, ...] = ()
+
+
+def plan_query(query: str) -> QueryPlan:
+    """Split a search into each platform's part.
+
+    `platform:chrome` / `platform:android` keeps one platform; `status:` applies to both
+    where the state exists on both (ACTIVE, DISABLED) and to the one that has it otherwise;
+    a Chrome-only operator (`location:`, `asset_id:`, …) leaves Android out. Whenever a
+    platform is left out by anything but `platform:`, a note says so.
+    """
+    terms = query.split()
+    wanted = {CHROME, ANDROID}
+    kept: list[str] = []
+    notes: list[str] = []
+    chrome_ok, android_ok = True, True
+    for term in terms:
+        op, sep, value = term.partition(":")
+        op = op.lower()
+        if sep and op == "platform":
+            platform = _PLATFORM_WORDS.get(value.lower())
+            if platform is None:
+                raise ValidationError(
+                    f"`{esc(term[:60])}`: the platform is `platform:chrome` or `platform:android`."
+                )
+            wanted &= {platform}
+            continue
+        if sep and op == "status" and value:
+            state = value.upper()
+            # Google knows its own statuses: a value that is no Android state goes to Chrome
+            on_android = state in ANDROID_STATES
+            on_chrome = state in CHROME_STATUSES or not on_android
+            if not on_android:
+                android_ok = False
+                notes.append(
+                    f"`status:{state}` "
+                    + (
+                        "exists on Chrome OS only"
+                        if state in CHROME_STATUSES
+                        else "is no Android state"
+                    )
+                    + ": Android devices were not searched."
+                )
+            if not on_chrome:
+                chrome_ok = False
+                notes.append(
+                    f"`status:{state}` exists on Android only: Chrome OS devices were not searched."
+                )
+            kept.append(f"status:{state}")
+            continue
+        kept.append(term)
+    rest = " ".join(kept)
+    android = android_filter(rest) if android_ok and ANDROID in wanted else None
+    if android is None and android_ok and ANDROID in wanted:
+        ops = sorted(
+            {
+                t.partition(":")[0].lower()
+                for t in kept
+                if ":" in t and t.partition(":")[0].lower() not in _ANDROID_OPERATORS
+            }
+        )
+        named = ", ".join(f"`{o}:`" for o in ops) or "This filter"
+        notes.append(f"{named} exists on Chrome OS only: Android devices were not searched.")
+    chrome = rest if chrome_ok and CHROME in wanted else None
+    if chrome is None and android is None and not notes:
+        notes.append("No platform is left to search.")
+    return QueryPlan(chrome, android, tuple(dict.fromkeys(notes)))
+
+
+def platform_name(platform: str) -> str:
+    return _PLATFORM_NAMES.get(platform, platform)
+
+
 _EMAIL = re.compile(r"^[^@\s:]+@[^@\s]+\.[^@\s]+$")
 #: Chrome devices read per query of a person search (a person has a handful)
 PERSON_CAP = 600
@@ -678,6 +814,10 @@ def android_filter(query: str) -> tuple[str, list[Any]] | None:
             column = _ANDROID_OPERATORS.get(op.lower())
             if column is None or not value:
                 return None  # an operator Android devices do not have (location:, asset_id:, ...)
+            if column == "state":
+                clauses.append("state = ?")
+                args.append(value.upper())
+                continue
             clauses.append(f"{column} LIKE ? ESCAPE '\\'")
             args.append(_like(value) + ("%" if column == "serial" else ""))
             if column == "user":

@@ -32,7 +32,7 @@ from bot import audit
 from bot.background import BackgroundRuns, DMProgress
 from bot.blocks import esc
 from bot.commands import Commands, Invocation, Subcommand
-from bot.devices import android_device, android_filter
+from bot.devices import android_device, plan_query
 from bot.errors import DeviceBotError, ValidationError
 from bot.google.chrome import MAX_LIST_RESULTS
 from bot.services import Services
@@ -139,8 +139,10 @@ def chrome_rows(
 ) -> Iterator[list[str]]:
     """Every Chrome device matching `query`, page after page of 300 (partial responses)."""
     chrome = svc.google.chrome
-    if chrome is None:
+    query_or_none = plan_query(query).chrome
+    if chrome is None or query_or_none is None:  # a filter left Chrome out (platform:, status:)
         return
+    query = query_or_none
     token: str | None = None
     while True:
         page = chrome.list_devices(
@@ -164,8 +166,8 @@ def android_rows(svc: Services, query: str, counts: Counts) -> Iterator[list[str
     """Every Android device of the local index matching `query` (no Google call)."""
     if svc.google.android is None:
         return
-    where = android_filter(query)
-    if where is None:  # an operator Android devices lack (location:, asset_id:, …)
+    where = plan_query(query).android
+    if where is None:  # an operator Android devices lack (location:, asset_id:, …), platform:
         return
     svc.devices.ensure_android_index()
     sql, args = where

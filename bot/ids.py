@@ -24,6 +24,9 @@ class ActionId(StrEnum):
     #: a bulk request above its cap: the approver's explicit raise (there is no plain Approve)
     APPROVE_ABOVE_CAP = "request_approve_above_cap"
     FIND_NEXT = "find_next"
+    FIND_PREVIOUS = "find_previous"
+    FIND_EXPORT = "find_export"
+    FIND_SORT = "find_sort"
     SHOW_DEVICE = "device_show"
     #: prefix of the per-action buttons on a device card: "device_action:<action>"
     DEVICE_ACTION = "device_action"

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
 
-from bot import blocks, capabilities, cards, ids, reports
+from bot import blocks, capabilities, cards, ids, reports, results
 from bot.commands import Commands, Invocation, Subcommand, refuse
-from bot.devices import SORT_WORDS, Device, Sort, decode_cursor, parse_sort
+from bot.devices import SORT_WORDS, Device, Sort, parse_sort
 from bot.errors import Ambiguous, DeviceBotError, NotFound, ValidationError
 from bot.roles import Role
 from bot.services import Services
@@ -41,11 +41,11 @@ def find(inv: Invocation) -> None:
         query, sort = parse_sort(text)
         if not query and sort is None:
             raise ValidationError("a search query of 1 to 200 characters")
-        page = inv.svc.devices.search(query, page_size=cards.PAGE_SIZE, sort=sort)
+        text, blocks_ = results.first_page(inv.svc, query, sort)
     except ValidationError as exc:
         usage(inv, FIND, exc.message)
         return
-    inv.reply(cards.search_text(query, page), cards.search_page(query, page))
+    inv.reply(text, blocks_)
 
 
 def info(inv: Invocation) -> None:
@@ -314,16 +314,36 @@ def _button_value(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def next_page(svc: Services, body: dict[str, Any]) -> None:
-    """*Next* on a search page: the following page replaces it."""
-    _check(svc, body, "find: next page")
-    try:
-        start, cursor = cards.parse_next_value(_button_value(body)[1])
-    except ValueError:
-        raise ValidationError("That result page has expired; run the search again.") from None
-    query = decode_cursor(cursor)[0]
-    page = svc.devices.search(query, cursor=cursor, page_size=cards.PAGE_SIZE)
-    text = cards.search_text(query, page, start)
-    answer(svc, body, text, cards.search_page(query, page, start=start), replace=True)
+    """*Next* or *Previous* on a search page: that page replaces it."""
+    _check(svc, body, "find: another page")
+    text, blocks_ = results.turn(svc, _button_value(body)[1])
+    answer(svc, body, text, blocks_, replace=True)
+
+
+def resort_results(svc: Services, body: dict[str, Any]) -> None:
+    """The sort menu of a search page: the first page in that order replaces it."""
+    _check(svc, body, "find: sort")
+    action = (body.get("actions") or [{}])[0]
+    value = str((action.get("selected_option") or {}).get("value") or "")
+    text, blocks_ = results.resort(svc, value)
+    answer(svc, body, text, blocks_, replace=True)
+
+
+def export_results(svc: Services, body: dict[str, Any]) -> None:
+    """*Export CSV* on a search page: the export of the same query, to the person's DMs."""
+    _check(svc, body, "find: export")
+    from bot import export
+
+    query = results.export_query(svc, _button_value(body)[1])
+    user = _user(body)
+
+    def tell(text: str) -> None:
+        answer(svc, body, text, [blocks.section(text)])
+
+    exports: export.Exports = svc.extras["exports"]
+    exports.start(user, query, tell)
+    subject = f"`{blocks.esc(query)}`" if query else "all devices"
+    tell(f"Exporting {subject} to CSV. Progress and the file arrive in your direct messages.")
 
 
 def show_device(svc: Services, body: dict[str, Any]) -> None:
@@ -415,7 +435,7 @@ def search_submitted(svc: Services, ack: Ack, body: dict[str, Any], view: dict[s
     }
     try:
         _check(svc, body, f"find {query}"[:200])
-        page = svc.devices.search(query, page_size=cards.PAGE_SIZE, sort=sort)
+        text, blocks_ = results.first_page(svc, query, sort)
     except DeviceBotError as exc:
         answer(
             svc,
@@ -424,7 +444,7 @@ def search_submitted(svc: Services, ack: Ack, body: dict[str, Any], view: dict[s
             [blocks.section(f":warning: {exc.message}")],
         )
         return
-    answer(svc, target, cards.search_text(query, page), cards.search_page(query, page))
+    answer(svc, target, text, blocks_)
 
 
 def _modal_sort(values: dict[str, Any]) -> Sort | None:
@@ -496,7 +516,20 @@ def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
         """The search modal was submitted."""
         search_submitted(svc, ack, body, view)
 
+    def on_sort(ack: Ack, body: dict[str, Any]) -> None:
+        """The sort menu on a search page."""
+        ack()
+        resort_results(svc, body)
+
+    def on_export(ack: Ack, body: dict[str, Any]) -> None:
+        """*Export CSV* on a search page."""
+        ack()
+        export_results(svc, body)
+
     app.action(ids.ActionId.FIND_NEXT)(on_next)
+    app.action(ids.ActionId.FIND_PREVIOUS)(on_next)
+    app.action(ids.ActionId.FIND_SORT)(on_sort)
+    app.action(ids.ActionId.FIND_EXPORT)(on_export)
     app.action(ids.ActionId.SHOW_DEVICE)(on_show)
     app.action(ids.ActionId.SHOW_HISTORY)(on_history)
     app.action(ids.ActionId.HISTORY_RAW)(on_raw_history)

@@ -237,6 +237,27 @@ def m005_home_tabs_and_workflow_steps(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX workflow_steps_request ON workflow_steps(request_id)")
 
 
+@migrations()
+def m006_search_pages(db: sqlite_utils.Database) -> None:
+    """Where each page of a search result starts, for *Previous* and *Next* (Google's page
+    tokens only go forward; a button cannot carry the way back)."""
+    db.execute(
+        """
+        CREATE TABLE search_pages (
+            session TEXT NOT NULL,         -- one per search shown
+            page INTEGER NOT NULL,         -- 0 = the first page
+            start INTEGER NOT NULL,        -- results before this page
+            query TEXT NOT NULL,           -- as typed (filters included)
+            sort TEXT,                     -- JSON [orderBy, descending] or NULL
+            cursor TEXT,                   -- DeviceDirectory cursor; NULL on the first page
+            created_at REAL NOT NULL,
+            PRIMARY KEY (session, page)
+        )
+        """
+    )
+    db.execute("CREATE INDEX search_pages_created ON search_pages(created_at)")
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 
 

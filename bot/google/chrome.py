@@ -156,6 +156,15 @@ class ChromeApi:
             next_page_token=response.get("nextPageToken") or None,
         )
 
+    def count(self, query: str | None = None) -> int:
+        """How many Chrome devices match `query` (countChromeOsDevices; same query language)."""
+        request = self._customer_chromeos().countChromeOsDevices(
+            customerId=self.customer_id, **({"filter": query} if query else {})
+        )
+        what = f"count Chrome devices ({query})" if query else "count Chrome devices"
+        response = self.executor.execute(request, mutation=False, what=what)
+        return int(response.get("count") or 0)
+
     def iter_devices(
         self,
         query: str | None = None,

@@ -154,7 +154,8 @@ def handle(fleet: Fleet, req: Request) -> Response:
         _method(m, "POST")
         return _batch_change_status(fleet, req)
     if rest == ":countChromeOsDevices":
-        raise ApiError(501, "Not implemented in the sandbox.")
+        _method(m, "GET")
+        return _count(fleet, req)
     if not rest.startswith("/"):
         raise ApiError(404, "Method not found.")
     parts = rest[1:].split("/")
@@ -312,6 +313,24 @@ def _list(fleet: Fleet, req: Request) -> Response:
         nxt = f"{key}:{offset + max_results}"
         body["nextPageToken"] = base64.urlsafe_b64encode(nxt.encode()).decode().rstrip("=")
     return Response(200, body)
+
+
+def _count(fleet: Fleet, req: Request) -> Response:
+    """customer.devices.chromeos.countChromeOsDevices: how many devices match `filter`
+    (the list's query language) in `orgUnitPath` (and its children)."""
+    ou_param = req.param("orgUnitPath")
+    include_children = req.bool_param("includeChildOrgunits")
+    org_unit: str | None = None
+    if ou_param:
+        org_unit = fleet.resolve_org_unit(ou_param)
+        if org_unit is None:
+            raise ApiError(400, "Invalid Input: Inconsistent Orgunit id and path")
+    elif include_children:
+        raise ApiError(400, "Invalid Input: includeChildOrgunits requires orgUnitPath")
+    found = search(
+        fleet, req.param("filter") or "", org_unit=org_unit, include_children=include_children
+    )
+    return Response(200, {"count": str(len(found))})  # int64: a decimal string
 
 
 # ------------------------------------------------------------------------------ patch / move

@@ -1,0 +1,139 @@
+"""Search results you can work with: totals per platform, *Previous* / *Next*, sort, *Export CSV*.
+
+A search shown in Slack is a *session*: each page's starting point is kept in the
+`search_pages` table (Google's page tokens only go forward, and a button's value cannot
+carry the way back), so *Previous* shows the page before exactly as it was asked for.
+A session is kept for a day. *Export CSV* runs `/device export` on the session's query.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Any
+
+from bot import cards
+from bot.devices import SORT_WORDS, Sort, parse_sort
+from bot.errors import ValidationError
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+#: how long the pages of a search shown in Slack can be turned
+SESSION_SECONDS = 86400.0
+_EXPIRED = "That result page has expired; run the search again."
+
+
+def _keep(
+    svc: Services,
+    session: str,
+    page_no: int,
+    start: int,
+    query: str,
+    sort: Sort | None,
+    cursor: str | None,
+) -> None:
+    with svc.store.transaction() as db:
+        db.execute(
+            "INSERT OR REPLACE INTO search_pages(session, page, start, query, sort, cursor,"
+            " created_at) VALUES (?,?,?,?,?,?,?)",
+            [
+                session,
+                page_no,
+                start,
+                query,
+                json.dumps([sort.order_by, sort.descending]) if sort else None,
+                cursor,
+                svc.clock(),
+            ],
+        )
+
+
+def _page_row(svc: Services, session: str, page_no: int) -> dict[str, Any]:
+    rows = list(
+        svc.store.db().query(
+            "SELECT * FROM search_pages WHERE session = ? AND page = ? AND created_at > ?",
+            [session, page_no, svc.clock() - SESSION_SECONDS],
+        )
+    )
+    if not rows:
+        raise ValidationError(_EXPIRED)
+    return rows[0]
+
+
+def _sort_of(row: dict[str, Any]) -> Sort | None:
+    if not row.get("sort"):
+        return None
+    order_by, descending = json.loads(row["sort"])
+    return Sort(str(order_by), bool(descending))
+
+
+def first_page(
+    svc: Services, query: str, sort: Sort | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """A new search: its first page (text and blocks), remembered for its buttons."""
+    with svc.store.transaction() as db:
+        db.execute("DELETE FROM search_pages WHERE created_at < ?", [svc.clock() - SESSION_SECONDS])
+    session = secrets.token_urlsafe(9)
+    _keep(svc, session, 0, 0, query, sort, None)
+    return _show(svc, session, 0)
+
+
+def _show(svc: Services, session: str, page_no: int) -> tuple[str, list[dict[str, Any]]]:
+    row = _page_row(svc, session, page_no)
+    sort = _sort_of(row)
+    if row["cursor"] is None:
+        page = svc.devices.search(row["query"], page_size=cards.PAGE_SIZE, sort=sort)
+    else:
+        page = svc.devices.search(row["query"], cursor=row["cursor"], page_size=cards.PAGE_SIZE)
+    start = int(row["start"])
+    if page.next_cursor:
+        _keep(
+            svc,
+            session,
+            page_no + 1,
+            start + len(page.devices),
+            row["query"],
+            sort,
+            page.next_cursor,
+        )
+    paging = cards.Paging(
+        previous=f"{session}|{page_no - 1}" if page_no > 0 else None,
+        next=f"{session}|{page_no + 1}",
+        export=session,
+        sort=session,
+    )
+    query = row["query"]
+    return (
+        cards.search_text(query, page, start),
+        cards.results_page(query, page, start=start, paging=paging),
+    )
+
+
+def _parse(value: str) -> tuple[str, int]:
+    session, _, page_no = (value or "").partition("|")
+    if not session or not page_no.isdigit():
+        raise ValidationError(_EXPIRED)
+    return session, int(page_no)
+
+
+def turn(svc: Services, value: str) -> tuple[str, list[dict[str, Any]]]:
+    """*Previous* or *Next*: the page the button names, replacing the one shown."""
+    session, page_no = _parse(value)
+    return _show(svc, session, page_no)
+
+
+def resort(svc: Services, value: str) -> tuple[str, list[dict[str, Any]]]:
+    """The sort menu: the same search from its first page, in the order chosen."""
+    session, order_by, direction = ((value or "").split("|") + ["", "", ""])[:3]
+    if order_by not in SORT_WORDS.values() or direction not in ("a", "d"):
+        raise ValidationError(_EXPIRED)
+    query = _page_row(svc, session, 0)["query"]
+    return first_page(svc, query, Sort(order_by, direction == "d"))
+
+
+def export_query(svc: Services, session: str) -> str:
+    """What *Export CSV* exports: the session's query, with its sort words left out."""
+    query = str(_page_row(svc, session, 0)["query"])
+    return parse_sort(query)[0]
