@@ -70,8 +70,9 @@ def test_only_the_changed_field_is_sent_and_history_shows_old_to_new(
     # the requester's thread and the audit trail say old → new
     wait_until(
         lambda: any(
-            f"Location: {old_location} → Desk 9" in flatten(m)
+            f"Location: {old_location} → Desk 9" in flatten(reply)
             for m in bot.messages_in("C0HELPDESK")
+            for reply in bot.emu.thread("C0HELPDESK", m["ts"])  # said once: in the thread
         ),
         10,
         "the outcome in the thread",

@@ -140,14 +140,25 @@ def test_export_uploads_a_csv_of_both_platforms_with_meids(
 def test_export_of_a_chrome_query(fleet_bot: Bot) -> None:
     bot = fleet_bot
     fleet = bot.sandbox.fleet
+    bot.slash("export status:DEPROVISIONED")
+    _, rows = exported(bot)
+    gone = {d["deviceId"] for d in fleet.chrome.values() if d["status"] == "DEPROVISIONED"}
+    assert gone and {r["Device id"] for r in rows} == gone
+    # DEPROVISIONED is a Chrome status only: no Android device matches it
+    assert {r["Platform"] for r in rows} == {"Chrome OS"}
+    (call,) = [c for c in chrome_list_calls(bot) if "fields" in c]
+    assert call["query"] == ["status:DEPROVISIONED"]
+
+
+def test_export_of_a_status_on_both_platforms(fleet_bot: Bot) -> None:
+    bot = fleet_bot
+    fleet = bot.sandbox.fleet
     bot.slash("export status:DISABLED")
     _, rows = exported(bot)
     disabled = {d["deviceId"] for d in fleet.chrome.values() if d["status"] == "DISABLED"}
-    assert disabled and {r["Device id"] for r in rows} == disabled
-    # `status:` is a Chrome operator only: no Android device matches it
-    assert {r["Platform"] for r in rows} == {"Chrome OS"}
-    (call,) = [c for c in chrome_list_calls(bot) if "fields" in c]
-    assert call["query"] == ["status:DISABLED"]
+    disabled |= {d["name"] for d in fleet.android.values() if d["state"] == "DISABLED"}
+    assert {r["Device id"] for r in rows} == disabled
+    assert {r["Platform"] for r in rows} == {"Chrome OS", "Android"}
 
 
 def test_formula_cells_are_defused() -> None:

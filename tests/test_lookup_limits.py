@@ -66,6 +66,6 @@ def test_a_1000_result_find_pages_within_block_kit_limits(big_bot: Bot) -> None:
     assert len(seen) >= 1000
     assert len(set(seen)) == len(seen)  # no device twice, none lost between pages
     assert {v.split("|")[0] for v in seen} == {"chrome", "android"}
-    assert f"of *{len(seen)}*" in page["blocks"][0]["text"]["text"]
+    assert f"of *{len(seen):,}*" in page["blocks"][0]["text"]["text"]
     assert [c for c in emu.calls if not c.ok] == []
     assert emu.problems == [] and all(r.status == 200 for r in emu.responses)
