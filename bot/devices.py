@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.blocks import esc
-from bot.errors import Ambiguous, ConfigError, DeviceBotError, NotFound, ValidationError
+from bot.errors import (
+    Ambiguous,
+    BadRequest,
+    ConfigError,
+    DeviceBotError,
+    NotFound,
+    ValidationError,
+)
 from bot.google import discovery
 from bot.store import Store
 
@@ -548,9 +555,15 @@ class DeviceDirectory:
         )
 
     def _chrome_count(self, query: str) -> int | None:
-        """How many Chrome devices match (None if Google would not say: the list still shows)."""
+        """How many Chrome devices match (None if Google would not say: the list still shows).
+
+        A query Google rejects (400) is an error of the search itself, whichever of the two
+        calls hears it first: it is raised, as the list would.
+        """
         try:
             return int(self.google.require_chrome().count(query or None))
+        except BadRequest:
+            raise
         except DeviceBotError as exc:
             log.info("count of Chrome devices unavailable: %s", exc.message)
             return None
