@@ -483,11 +483,22 @@ class DeviceDirectory:
         sort_order: str | None = None
         if sort is not None:
             order_by, sort_order = sort.order_by, sort.sort_order
+        # A search for a person (`user:x` or a bare email) also asks `recent_user:x`: the
+        # Directory's `user:` matches only the annotated user, yet the card shows the last
+        # signed-in user when none is annotated. The queries run at once; their union is
+        # merged here (each is a leaf task: none waits on another pool task).
+        persons = person_queries(chrome_query)
+        person_futures: list[Future[list[Device]]] = []
         if chrome_api is not None and (first or chrome_token):
-            chrome_future = self.executor.submit(
-                self._chrome_page, chrome_query, chrome_token, page_size, order_by, sort_order
-            )
-        if chrome_api is not None and person_queries(chrome_query) is None:
+            if persons is not None:
+                person_futures = [
+                    self.executor.submit(self._chrome_person_list, q) for q in persons
+                ]
+            else:
+                chrome_future = self.executor.submit(
+                    self._chrome_page, chrome_query, chrome_token, page_size, order_by, sort_order
+                )
+        if chrome_api is not None and persons is None:
             count_future = self.executor.submit(self._chrome_count, chrome_query)
         elif self.google.chrome is None and first and plan.chrome is not None:
             notes.append("Chrome OS is not configured.")
@@ -536,6 +547,10 @@ class DeviceDirectory:
         chrome_total: int | None = None
         if chrome_future is not None:
             chrome_devices, next_chrome, chrome_total = chrome_future.result()
+        elif person_futures:
+            chrome_devices, next_chrome, chrome_total = self._merged_page(
+                [f.result() for f in person_futures], chrome_token, page_size, order_by, sort_order
+            )
         if count_future is not None:
             chrome_total = count_future.result()
         next_cursor = None
@@ -576,37 +591,44 @@ class DeviceDirectory:
         order_by: str | None = None,
         sort_order: str | None = None,
     ) -> tuple[list[Device], str | None, int | None]:
-        """One page of Chrome results: (devices, the next page's token, the total if known).
+        """One page of Chrome results: (devices, the next page's token, the total if known)."""
+        page = self.google.require_chrome().list_devices(
+            query=query or None,
+            projection="BASIC",
+            max_results=page_size,
+            page_token=token,
+            order_by=order_by,
+            sort_order=sort_order,
+        )
+        return [chrome_device(raw) for raw in page.items], page.next_page_token, None
 
-        A search for a person (`user:x` or a bare email) also asks for `recent_user:x`:
-        the Directory's `user:` matches only the annotated user, yet the card shows the
-        last signed-in user when none is annotated. The union of both answers is paged here
-        by offset (token `#<offset>`), since two Google page tokens cannot be merged.
-        """
+    def _chrome_person_list(self, query: str) -> list[Device]:
+        """Every Chrome device of one person query (FULL: shown with who signed in last)."""
         chrome = self.google.require_chrome()
-        queries = person_queries(query)
-        if queries is None:
-            page = chrome.list_devices(
-                query=query or None,
-                projection="BASIC",
-                max_results=page_size,
-                page_token=token,
-                order_by=order_by,
-                sort_order=sort_order,
-            )
-            return [chrome_device(raw) for raw in page.items], page.next_page_token, None
-        offset = int(token[1:]) if token and token[1:].isdigit() else 0
+        devices = chrome.iter_devices(query, projection="FULL")
+        return [chrome_device(raw) for raw in itertools.islice(devices, PERSON_CAP)]
+
+    @staticmethod
+    def _merged_page(
+        lists: list[list[Device]],
+        token: str | None,
+        page_size: int,
+        order_by: str | None,
+        sort_order: str | None,
+    ) -> tuple[list[Device], str | None, int | None]:
+        """A page of the union of a person's queries, paged by offset (token `#<offset>`):
+        two Google page tokens cannot be merged."""
         found: dict[str, Device] = {}
-        for each in queries:
-            # FULL: a person's few devices, shown with who signed in last
-            for raw in itertools.islice(chrome.iter_devices(each, projection="FULL"), PERSON_CAP):
-                found.setdefault(raw["deviceId"], chrome_device(raw))
+        for devices in lists:
+            for device in devices:
+                found.setdefault(device.id, device)
         key = order_by or "serialNumber"
         merged = sorted(found.values(), key=lambda d: ((d.serial or "").upper(), d.id))
         merged.sort(
             key=lambda d: str(d.raw.get(key) or "").lower(),
             reverse=bool(sort_order == "DESCENDING"),
         )
+        offset = int(token[1:]) if token and token[1:].isdigit() else 0
         end = offset + page_size
         return merged[offset:end], (f"#{end}" if end < len(merged) else None), len(merged)
 
