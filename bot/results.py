@@ -33,8 +33,14 @@ def _keep(
     query: str,
     sort: Sort | None,
     cursor: str | None,
+    *,
+    prune: bool = False,
 ) -> None:
     with svc.store.transaction() as db:
+        if prune:  # sessions older than a day go as new ones come
+            db.execute(
+                "DELETE FROM search_pages WHERE created_at < ?", [svc.clock() - SESSION_SECONDS]
+            )
         db.execute(
             "INSERT OR REPLACE INTO search_pages(session, page, start, query, sort, cursor,"
             " created_at) VALUES (?,?,?,?,?,?,?)",
@@ -73,10 +79,8 @@ def first_page(
     svc: Services, query: str, sort: Sort | None = None
 ) -> tuple[str, list[dict[str, Any]]]:
     """A new search: its first page (text and blocks), remembered for its buttons."""
-    with svc.store.transaction() as db:
-        db.execute("DELETE FROM search_pages WHERE created_at < ?", [svc.clock() - SESSION_SECONDS])
     session = secrets.token_urlsafe(9)
-    _keep(svc, session, 0, 0, query, sort, None)
+    _keep(svc, session, 0, 0, query, sort, None, prune=True)
     return _show(svc, session, 0)
 
 
