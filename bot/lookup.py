@@ -138,7 +138,8 @@ FIND = Subcommand(
     "find",
     find,
     "/device find <query>",
-    "Search both platforms (Chrome OS takes the Directory query syntax: user:, id:, asset_id:, status:, …);"
+    "Search both platforms (`platform:chrome|android`; `status:` on both; Chrome OS also takes"
+    " the Directory query syntax: user:, id:, asset_id:, …);"
     " `sort:lastsync|serial|status|user|location|notes` and `order:asc|desc` order the results",
     "/device find user:ada@example.com",
 )
