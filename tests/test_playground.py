@@ -395,3 +395,32 @@ def test_a_csv_picked_in_a_modal_reaches_the_bot_as_a_slack_file(pg: Any) -> Non
     )
     assert shown
     assert "NO-SUCH-PHONE" in texts(state(pg, OPERATOR)["views"])
+
+
+def test_a_modal_menu_of_the_bots_options_is_filled_through_block_suggestion(pg: Any) -> None:
+    serial = next(
+        d["serialNumber"] for d in pg.sandbox.fleet.chrome.values() if d["status"] == "ACTIVE"
+    )
+    status, body = post(
+        pg,
+        "/api/message",
+        {"user": OPERATOR, "channel": HELPDESK, "text": f"/device move /Sales {serial}"},
+    )
+    assert status == 200 and body["ok"], body
+    view = wait_until(
+        lambda: next(
+            (v for v in state(pg, OPERATOR)["views"] if v.get("callback_id") == "action_modal"),
+            None,
+        ),
+        message="the move modal",
+    )
+    status, body = post(
+        pg,
+        "/api/suggest",
+        {"user": OPERATOR, "view_id": view["id"], "block_id": "ou", "action_id": "ou"},
+    )
+    assert status == 200 and body["ok"], body
+    assert "/Sales/EMEA" in [o["value"] for o in body["options"]]
+    assert pg.emulator.deliveries[-1].kind == "block_suggestion"
+    status, body = post(pg, "/api/suggest", {"user": OPERATOR, "action_id": "ou"})
+    assert status == 400

@@ -345,6 +345,21 @@ class Playground:
                 out[block_id][action_id] = value
         return out
 
+    def suggest(self, body: JSON) -> JSON:
+        """An external_select of a modal asks the bot for its options (block_suggestion)."""
+        user = self._person(body.get("user"))
+        action_id, view_id = body.get("action_id"), body.get("view_id")
+        if not isinstance(action_id, str) or not action_id or not view_id:
+            raise BadRequest("action_id and view_id are required")
+        block_id = str(body["block_id"]) if body.get("block_id") else None
+        try:
+            options = self.emu.suggest(
+                user, action_id, str(body.get("value") or ""), view=str(view_id), block_id=block_id
+            )
+        except AssertionError as exc:
+            return {"ok": False, "error": "view_not_open", "detail": str(exc)[:300]}
+        return {"ok": True, "options": options}
+
     def close_view(self, body: JSON) -> JSON:
         """The close button (top modal) or the × (the whole stack)."""
         user = self._person(body.get("user"))
@@ -446,6 +461,7 @@ class Playground:
             "/api/close": self.close_view,
             "/api/home": self.open_home,
             "/api/step": self.run_step,
+            "/api/suggest": self.suggest,
         }
         handler = routes.get(path)
         if handler is None:

@@ -307,6 +307,30 @@
     return select;
   }
 
+  // an external_select's options come from the bot (Slack sends it a block_suggestion)
+  async function loadOptions(select, element, block, ctx) {
+    try {
+      const response = await fetch("/api/suggest", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          user: S.user,
+          view_id: ctx.view_id,
+          block_id: block.block_id || "",
+          action_id: element.action_id || "",
+          value: "",
+        }),
+      });
+      const data = await response.json().catch(() => ({}));
+      const have = new Set([...select.options].map((o) => o.value));
+      for (const opt of data.options || []) {
+        if (!have.has(opt.value)) select.append(el("option", { value: opt.value ?? "", text: plainText(opt.text) }));
+      }
+    } catch (err) {
+      // the menu keeps its initial option
+    }
+  }
+
   function peopleOptions() {
     return Object.values(S.state.users).map((u) => ({ value: u.id, text: { text: u.real_name } }));
   }
@@ -577,6 +601,7 @@
       case "external_select":
         field = selectNode(element, { initial: element.initial_option ? [element.initial_option.value] : [] });
         field.id = id;
+        if (element.type === "external_select") loadOptions(field, element, block, ctx);
         break;
       case "multi_static_select":
       case "multi_external_select":
