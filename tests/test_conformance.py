@@ -33,6 +33,7 @@ import pytest
 
 from bot import catalog, ids
 from bot.catalog import ActionSpec, FieldSpec
+from bot.devices import Device, android_device
 from bot.errors import ValidationError
 from bot.sandbox import android as sandbox_android
 from bot.sandbox.server import Answer
@@ -69,6 +70,7 @@ KIND_SAMPLES: dict[str, str] = {
     "multiline": "Conformance check\nsecond line",
     "password": "Correct-Horse-9",
     "number": "40",
+    "org_unit": "/Engineering/Labs",
 }
 NUMBER_PROBES = ("0", "1", "100", "1000", "1000000")
 
@@ -92,6 +94,8 @@ class Case:
     values: dict[str, Any] = field(hash=False)
     refused: str | None = None  # the field the modal must refuse (spec.parse says so)
     via_card: bool = False  # opened from the device card's button instead of the command
+    #: the kind of device the case needs when the modal's fields depend on it (VARIANTS)
+    variant: str = ""
 
     @property
     def id(self) -> str:
@@ -160,9 +164,41 @@ def number_bounds(spec: ActionSpec, f: FieldSpec, base: dict[str, Any]) -> list[
     return list(dict.fromkeys([accepted[0], accepted[-1]])) if accepted else []
 
 
+#: actions whose modal asks for different fields on different devices (catalog.fields_for):
+#: each variant is a kind of device, with the fields the modal shows on it
+VARIANTS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("wipe", "android"): {
+        # factory reset: reset protection, SD card, eSIMs; no message for the user
+        "company": {"ownership": "COMPANY_OWNED", "management_mode": "DEVICE_OWNER"},
+        # only the work profile goes: the message for the person, managed eSIMs
+        "personal": {"ownership": "PERSONALLY_OWNED", "management_mode": "PROFILE_OWNER"},
+    },
+}
+
+
+def variant_device(profile: dict[str, Any]) -> Device:
+    """A device of that kind with every capability (an eSIM chip on Android 15)."""
+    raw = {"hardwareInfo": {"euiccChipInfo": [{"eid": "89049032000000000000000000000001"}]}}
+    return Device(
+        platform="android", id="enterprises/E/devices/variant", api_level=35, raw=raw, **profile
+    )
+
+
 def generate(spec: ActionSpec) -> list[Case]:
-    """The representative combinations of an action's fields (valid ones, and refused ones)."""
-    fields = spec.fields
+    """The representative combinations of an action's fields, per kind of device if they
+    depend on it."""
+    variants = VARIANTS.get((spec.name, spec.platform))
+    if not variants:
+        return generate_for(spec, spec.fields)
+    return [
+        Case(c.spec, f"{name}-{c.label}", c.values, c.refused, c.via_card, name)
+        for name, profile in variants.items()
+        for c in generate_for(spec, catalog.fields_for(spec, variant_device(profile)))
+    ]
+
+
+def generate_for(spec: ActionSpec, fields: tuple[FieldSpec, ...]) -> list[Case]:
+    """The representative combinations of these fields (valid ones, and refused ones)."""
     full = {f.name: sample(f) for f in fields}
     minimal = {f.name: empty(f) if f.optional else sample(f) for f in fields}
     combos: list[tuple[str, dict[str, Any]]] = [("empty", minimal), ("filled", full)]
@@ -213,11 +249,13 @@ def test_cases_cover_the_whole_catalog() -> None:
         for f in spec.fields:
             if f.kind in ("select", "radio"):
                 assert {c.values[f.name] for c in running} == set(f.options), spec.name
-            if f.kind == "checkboxes":
-                chosen = [c.values[f.name] for c in running]
-                assert [] in chosen and list(f.options) in chosen, spec.name
+            if f.kind == "checkboxes":  # every option ticked somewhere, and none
+                chosen = [c.values[f.name] for c in running if f.name in c.values]
+                assert [] in chosen, spec.name
+                assert {o for values in chosen for o in values} == set(f.options), spec.name
             if f.kind in ("text", "multiline") and f.max_length:
-                assert max(len(str(c.values[f.name] or "")) for c in running) == f.max_length
+                shown = [c for c in running if f.name in c.values]  # variants: where it is asked
+                assert max(len(str(c.values[f.name] or "")) for c in shown) == f.max_length
     lost = catalog.action_for("lost", "android")
     assert next(c for c in CASES if c.spec is lost and c.label == "empty").refused == "message"
     message = max(
@@ -295,11 +333,21 @@ class Devices:
             return {}
 
     def _android_fits(self, spec: ActionSpec, case: Case, d: dict[str, Any]) -> bool:
+        if case.variant:  # the kind of device whose modal shows the case's fields
+            profile = VARIANTS[(spec.name, spec.platform)][case.variant]
+            if (d.get("ownership"), d.get("managementMode")) != (
+                profile["ownership"],
+                profile["management_mode"],
+            ):
+                return False
+            shown = {f.name for f in catalog.fields_for(spec, android_device(d))}
+            if not set(case.values) <= shown:  # e.g. the flags only where one applies
+                return False
         extra = {"newPassword": case.values.get("new_password") or ""}
         if sandbox_android._rule_error(d, spec.google, _Op(extra)) is not None:  # type: ignore[arg-type]
             return False
         try:
-            catalog.check_device(spec, self._params(case), d.get("ownership"))
+            catalog.check_device(spec, self._params(case), d.get("ownership"), android_device(d))
         except ValidationError:
             return False
         return True
@@ -506,7 +554,9 @@ def open_modal(bot: Bot, case: Case, device: dict[str, Any], window: Window) -> 
     view: dict[str, Any] = wait_until(settled, 15, f"the modal of /device {text}")
     assert view["callback_id"] == ids.CallbackId.ACTION, flatten(view)
     shown = [b["block_id"] for b in view["blocks"] if b["type"] == "input"]
-    assert [i for i in shown if i != ids.BlockId.CLEAR_FIELDS] == [f.name for f in spec.fields]
+    target = android_device(device) if spec.platform == "android" else None
+    expected = [f.name for f in catalog.fields_for(spec, target)]
+    assert [i for i in shown if i != ids.BlockId.CLEAR_FIELDS] == expected
     return view
 
 

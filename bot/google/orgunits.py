@@ -16,6 +16,8 @@ from bot.google.client import Executor, ServiceFactory
 
 #: how long the OU list is kept before Google is asked again
 CACHE_SECONDS = 300.0
+#: a path not in the cached list is looked up in a list at most this old
+RECHECK_SECONDS = 10.0
 
 ORGUNIT_FORBIDDEN_HINT = (
     "Check that the service account has domain-wide delegation for the scope "
@@ -44,11 +46,13 @@ class OrgUnitsApi:
         self._lock = threading.Lock()
         self._cached: tuple[float, tuple[str, ...]] | None = None
 
-    def paths(self) -> tuple[str, ...]:
-        """Every OU path, the root `/` first then sorted; from the cache when fresh."""
+    def paths(self, *, max_age: float | None = None) -> tuple[str, ...]:
+        """Every OU path, the root `/` first then sorted; from the cache when fresh (younger
+        than `max_age` seconds if given, else than the cache's time to live)."""
+        limit = self.ttl if max_age is None else min(max_age, self.ttl)
         with self._lock:
             cached = self._cached
-        if cached is not None and self.clock() - cached[0] < self.ttl:
+        if cached is not None and self.clock() - cached[0] < limit:
             return cached[1]
         request = self.services.resource("orgunits").list(customerId=self.customer_id, type="all")
         response = self.executor.execute(request, mutation=False, what="list organisational units")
@@ -69,9 +73,17 @@ class OrgUnitsApi:
             self._cached = None
 
     def find(self, path: str) -> str | None:
-        """The OU path as Google spells it, matched without regard to case; None if unknown."""
+        """The OU path as Google spells it, matched without regard to case; None if unknown.
+
+        A path missing from the cached list is looked for once more in a list at most
+        RECHECK_SECONDS old: an OU created in the Admin console a minute ago is no typo.
+        """
         wanted = _key(path)
-        return next((p for p in self.paths() if _key(p) == wanted), None)
+        found = next((p for p in self.paths() if _key(p) == wanted), None)
+        if found is None:
+            fresh = self.paths(max_age=RECHECK_SECONDS)
+            found = next((p for p in fresh if _key(p) == wanted), None)
+        return found
 
     def suggest(self, path: str, limit: int = 3) -> list[str]:
         """The known OU paths closest to a mistyped one (difflib, case-insensitive)."""
