@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from bot import cards
-from bot.devices import SORT_WORDS, Sort, parse_sort
+from bot.devices import SORT_WORDS, SearchPage, Sort, parse_sort
 from bot.errors import ValidationError
 from bot.services import Services
 
@@ -28,31 +29,22 @@ _EXPIRED = "That result page has expired; run the search again."
 def _keep(
     svc: Services,
     session: str,
-    page_no: int,
-    start: int,
     query: str,
     sort: Sort | None,
-    cursor: str | None,
+    pages: Sequence[tuple[int, int, str | None]],
     *,
     prune: bool = False,
 ) -> None:
+    """Remember where pages of a session start: (page number, results before it, cursor)."""
+    sort_json = json.dumps([sort.order_by, sort.descending]) if sort else None
+    now = svc.clock()
     with svc.store.transaction() as db:
         if prune:  # sessions older than a day go as new ones come
-            db.execute(
-                "DELETE FROM search_pages WHERE created_at < ?", [svc.clock() - SESSION_SECONDS]
-            )
-        db.execute(
+            db.execute("DELETE FROM search_pages WHERE created_at < ?", [now - SESSION_SECONDS])
+        db.conn.executemany(
             "INSERT OR REPLACE INTO search_pages(session, page, start, query, sort, cursor,"
             " created_at) VALUES (?,?,?,?,?,?,?)",
-            [
-                session,
-                page_no,
-                start,
-                query,
-                json.dumps([sort.order_by, sort.descending]) if sort else None,
-                cursor,
-                svc.clock(),
-            ],
+            [(session, n, start, query, sort_json, cursor, now) for n, start, cursor in pages],
         )
 
 
@@ -80,11 +72,16 @@ def first_page(
 ) -> tuple[str, list[dict[str, Any]]]:
     """A new search: its first page (text and blocks), remembered for its buttons."""
     session = secrets.token_urlsafe(9)
-    _keep(svc, session, 0, 0, query, sort, None, prune=True)
-    return _show(svc, session, 0)
+    page = svc.devices.search(query, page_size=cards.PAGE_SIZE, sort=sort)
+    pages: list[tuple[int, int, str | None]] = [(0, 0, None)]
+    if page.next_cursor:
+        pages.append((1, len(page.devices), page.next_cursor))
+    _keep(svc, session, query, sort, pages, prune=True)
+    return _render(session, 0, 0, query, page)
 
 
 def _show(svc: Services, session: str, page_no: int) -> tuple[str, list[dict[str, Any]]]:
+    """Page `page_no` of a remembered search, read again from where it starts."""
     row = _page_row(svc, session, page_no)
     sort = _sort_of(row)
     if row["cursor"] is None:
@@ -93,22 +90,20 @@ def _show(svc: Services, session: str, page_no: int) -> tuple[str, list[dict[str
         page = svc.devices.search(row["query"], cursor=row["cursor"], page_size=cards.PAGE_SIZE)
     start = int(row["start"])
     if page.next_cursor:
-        _keep(
-            svc,
-            session,
-            page_no + 1,
-            start + len(page.devices),
-            row["query"],
-            sort,
-            page.next_cursor,
-        )
+        pages = [(page_no + 1, start + len(page.devices), page.next_cursor)]
+        _keep(svc, session, row["query"], sort, pages)
+    return _render(session, page_no, start, row["query"], page)
+
+
+def _render(
+    session: str, page_no: int, start: int, query: str, page: SearchPage
+) -> tuple[str, list[dict[str, Any]]]:
     paging = cards.Paging(
         previous=f"{session}|{page_no - 1}" if page_no > 0 else None,
         next=f"{session}|{page_no + 1}",
         export=session,
         sort=session,
     )
-    query = row["query"]
     return (
         cards.search_text(query, page, start),
         cards.results_page(query, page, start=start, paging=paging),
