@@ -381,6 +381,11 @@ class FakeChrome:
     def iter_devices(self, query: str | None = None, **kwargs: Any) -> Iterator[JSON]:
         yield from self.list_devices(query).items
 
+    def count(self, query: str | None = None) -> int:
+        self._enter("count")
+        self.reads += 1
+        return sum(1 for d in self.devices.values() if _matches(d, query or ""))
+
     def get(self, device_id: str, projection: str = "FULL") -> JSON:
         self._enter("get")
         self.reads += 1
