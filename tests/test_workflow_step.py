@@ -64,7 +64,7 @@ def test_the_step_completes_with_the_outcome_after_approval(bot, claims):
     assert execution["state"] == "completed", execution
     outputs = execution["outputs"]
     assert outputs["request_id"] == request_id and outputs["final_state"] == "succeeded"
-    assert outputs["outcome"].startswith("Done") and device["serialNumber"] in outputs["outcome"]
+    assert outputs["outcome"] == f"{device['serialNumber']} is now disabled."  # in words
     assert bot.sandbox.fleet.chrome[device["deviceId"]]["status"] == "DISABLED"
     # completed once: the job finds nothing left to complete
     assert workflow.finish_waiting(bot.svc) == 0
