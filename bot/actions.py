@@ -21,7 +21,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import annotation, approvals, capabilities, catalog, ids, modals, moves
+from bot import annotation, approvals, capabilities, catalog, ids, modals, moves, requests
 from bot.blocks import esc, section
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import Device
@@ -316,7 +316,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         reason = str(params.pop("reason", "") or "")
         request_id = approvals.submit(
             svc,
-            approvals.NewRequest(
+            requests.NewRequest(
                 action=spec.name,
                 platform=spec.platform,
                 devices=tuple(devices),

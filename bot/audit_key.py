@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bot.settings import SettingsError
+from bot.errors import SettingsError
 
 KEY_FILE_SUFFIX = ".audit-key"
 ANCHOR_FILE_SUFFIX = ".audit-anchors"

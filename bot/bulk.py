@@ -33,7 +33,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import approvals, bulk_run, catalog, ids, modals
+from bot import approvals, bulk_run, catalog, execution, ids, modals, requests
 from bot.blocks import esc
 from bot.bulk_list import (
     ANNOTATION_COLUMNS,
@@ -93,7 +93,7 @@ class Plans:
 
 def register(app: App, svc: Services, commands: Commands) -> None:
     """`/device bulk <action>`, its two modals and the approver's explicit raise of the cap."""
-    approvals.bulk_runner = bulk_run.Runner
+    execution.bulk_runner = bulk_run.Runner
     plans = Plans()
 
     def bulk_command(inv: Invocation) -> None:
@@ -214,7 +214,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             params["rows"] = {v.device.id: v.changes for v in verdicts if v.ok and v.device}
         request_id = approvals.submit(
             svc,
-            approvals.NewRequest(
+            requests.NewRequest(
                 action=spec.name,
                 platform=spec.platform,
                 devices=tuple(devices),
@@ -224,7 +224,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
                 channel=plan.channel,
             ),
         )
-        request = approvals.load(svc, request_id)
+        request = requests.load(svc, request_id)
         if request.approval_channel and request.approval_ts:
             try:
                 svc.out.upload(

@@ -4,7 +4,7 @@ batchChangeStatus and moveDevicesToOu take 50 devices a call; Android commands a
 annotations run ANDROID_CONCURRENCY at a time. One progress message per thread is edited in
 place; the outcomes known so far are stored as they come, so after a restart only the
 others are settled, by reading the devices back (never by sending again). The run ends with
-a per-device results CSV in the threads, then the request's final state (`approvals.finish`).
+a per-device results CSV in the threads, then the request's final state (`threads.finish`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, cast
 
-from bot import approvals, catalog, outcomes
+from bot import catalog, outcomes, requests, threads
 from bot.blocks import esc, section
 from bot.errors import DeviceBotError, NotFound, OutcomeUnknown
 from bot.google.android import google_duration
@@ -47,7 +47,7 @@ class Progress:
     """One message per thread of the request, edited in place: "120 of 400 done, 2 failed"."""
 
     def __init__(
-        self, svc: Services, request: approvals.Request, posted: list[list[str]] | None = None
+        self, svc: Services, request: requests.Request, posted: list[list[str]] | None = None
     ) -> None:
         self.svc = svc
         self.request = request
@@ -96,7 +96,7 @@ class Progress:
                     log.exception("could not update the progress of %s", self.request.id)
 
 
-def perform(svc: Services, request: approvals.Request) -> None:
+def perform(svc: Services, request: requests.Request) -> None:
     """Run a bulk request: batched Google calls, progress in place, per-device outcomes."""
     spec = request.spec
     progress = Progress(svc, request)
@@ -140,7 +140,7 @@ def perform(svc: Services, request: approvals.Request) -> None:
 
 def _keep(
     svc: Services,
-    request: approvals.Request,
+    request: requests.Request,
     outcomes: dict[str, Outcome],
     progress: Progress | None = None,
     *,
@@ -152,13 +152,13 @@ def _keep(
     result: dict[str, Any] = {"known": known, "waiting": waiting}
     if progress is not None:
         result["progress"] = [list(p) for p in progress.posted]
-    approvals._set(svc, request.id, result=json.dumps(result))
+    requests.set_columns(svc, request.id, result=json.dumps(result))
 
 
 def outcomes_words(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """A finished operation in the words single commands use (outcomes.describe_android)."""
     state, words, detail = outcomes.describe_android(operation)
-    return ("done" if state == approvals.SUCCEEDED else state), words, detail
+    return ("done" if state == requests.SUCCEEDED else state), words, detail
 
 
 def _outcome(result: DeviceResult) -> Outcome:
@@ -169,7 +169,7 @@ def _outcome(result: DeviceResult) -> Outcome:
 
 
 def _read_back(
-    svc: Services, request: approvals.Request, results: list[DeviceResult]
+    svc: Services, request: requests.Request, results: list[DeviceResult]
 ) -> list[DeviceResult]:
     """Lost answers settled by reading each such device back (never by sending again)."""
     chrome = svc.google.require_chrome()
@@ -179,7 +179,7 @@ def _read_back(
 
 
 def _in_parallel(
-    svc: Services, request: approvals.Request, outcomes: dict[str, Outcome], progress: Progress
+    svc: Services, request: requests.Request, outcomes: dict[str, Outcome], progress: Progress
 ) -> None:
     """Android commands and annotations: one call per device, ANDROID_CONCURRENCY at a time."""
     spec = request.spec
@@ -225,18 +225,18 @@ def follow(svc: Services) -> int:
         .execute(
             "SELECT id FROM requests WHERE state = ? AND platform = 'android'"
             " AND result LIKE '%\"waiting\": true%'",
-            [approvals.EXECUTING],
+            [requests.EXECUTING],
         )
         .fetchall()
     )
     for (request_id,) in rows:
-        request = approvals.load(svc, request_id)
+        request = requests.load(svc, request_id)
         if request.params.get("bulk") and request.result.get("waiting"):
             _follow_one(svc, request)
     return len(rows)
 
 
-def _follow_one(svc: Services, request: approvals.Request) -> None:
+def _follow_one(svc: Services, request: requests.Request) -> None:
     known = {d: Outcome(*v) for d, v in (request.result.get("known") or {}).items()}
     sent = {d: o.detail for d, o in known.items() if o.state == SENT}
     answers = svc.google.require_android().get_operations(list(sent.values()))
@@ -259,7 +259,7 @@ def _follow_one(svc: Services, request: approvals.Request) -> None:
     _end(svc, request, known)
 
 
-def reconcile(svc: Services, request: approvals.Request) -> None:
+def reconcile(svc: Services, request: requests.Request) -> None:
     """A bulk run whose answers were lost for some devices: read those back, then end it."""
     if request.result.get("waiting"):
         return  # commands sent and followed by the poll job (`follow`), nothing lost
@@ -292,7 +292,7 @@ def reconcile(svc: Services, request: approvals.Request) -> None:
     _end(svc, request, {r.device_id: _outcome(r) for r in results})
 
 
-def results_csv(request: approvals.Request, outcomes: dict[str, Outcome]) -> bytes:
+def results_csv(request: requests.Request, outcomes: dict[str, Outcome]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["device_id", "serial", "user", "result", "detail"])
@@ -302,7 +302,7 @@ def results_csv(request: approvals.Request, outcomes: dict[str, Outcome]) -> byt
     return out.getvalue().encode()
 
 
-def _end(svc: Services, request: approvals.Request, outcomes: dict[str, Outcome]) -> None:
+def _end(svc: Services, request: requests.Request, outcomes: dict[str, Outcome]) -> None:
     """The per-device results CSV in the threads, then the request's final state."""
     spec = request.spec
     total = len(request.device_ids)
@@ -329,17 +329,17 @@ def _end(svc: Services, request: approvals.Request, outcomes: dict[str, Outcome]
         first = outcomes[bad[0]].detail or "unknown error"
         text += f", {len(bad)} failed (first: {esc(first)})"
     text += ". Per-device results: the CSV in this thread."
-    approvals.finish(
+    threads.finish(
         svc,
         request.id,
-        approvals.FAILED if bad else approvals.SUCCEEDED,
+        requests.FAILED if bad else requests.SUCCEEDED,
         text,
         {"done": total - len(bad), "failed": bad[:100]},
     )
 
 
 class Runner:
-    """What approvals calls for a bulk request (see `approvals.bulk_runner`)."""
+    """What approvals calls for a bulk request (see `execution.bulk_runner`)."""
 
     perform = staticmethod(perform)
     reconcile = staticmethod(reconcile)

@@ -40,7 +40,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot import catalog, lost
+from bot import catalog, lost_cases
 from bot.blocks import esc
 from bot.catalog import ActionSpec
 from bot.devices import Device
@@ -254,7 +254,7 @@ def facts(device: Device, *, lost_open: bool = False, kiosk_org_units: Sequence[
 
 def facts_for(svc: Services, device: Device) -> Facts:
     """The facts of a device as this bot sees it now (its open lost case, the kiosk OUs)."""
-    case = lost.open_case_for(svc, device.platform, device.id)
+    case = lost_cases.open_case_for(svc, device.platform, device.id)
     return facts(device, lost_open=case is not None, kiosk_org_units=svc.settings.kiosk_org_units)
 
 

@@ -132,3 +132,11 @@ class OutcomeUnknown(GoogleError):
     """
 
     code = "outcome_unknown"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; str() is the one line shown to the operator."""
+
+    def __init__(self, variable: str, expected: str) -> None:
+        super().__init__(f"{variable}: {expected}")
+        self.variable = variable

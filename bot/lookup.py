@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
 
-from bot import blocks, capabilities, cards, ids, reports, results
+from bot import blocks, capabilities, cards, ids, lost_cases, reports, results
 from bot.commands import Commands, Invocation, Subcommand, refuse
 from bot.devices import SORT_WORDS, Device, Sort, parse_sort
 from bot.errors import Ambiguous, DeviceBotError, NotFound, ValidationError
@@ -539,6 +539,4 @@ def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
 
 def _lost(svc: Services, device: Device) -> dict[str, Any] | None:
     """The device's open lost case, for the banner on its card."""
-    from bot import lost
-
-    return lost.open_case_for(svc, device.platform, device.id)
+    return lost_cases.open_case_for(svc, device.platform, device.id)

@@ -24,11 +24,11 @@ from bot.commands import Commands
 from bot.devices import Device, android_device, chrome_device
 from bot.errors import DeviceBotError
 from bot.jobs import JobSpec
+from bot.lost_cases import OPEN, RESOLVED, open_case_for
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-OPEN, RESOLVED = "open", "resolved"
 BOT = "device-bot"
 
 
@@ -39,17 +39,6 @@ def _epoch(value: str | None) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
-
-
-def open_case_for(svc: Services, platform: str, device_id: str) -> dict[str, Any] | None:
-    """The open lost case of a device (for the banner on its card), or None."""
-    rows = list(
-        svc.store.db().query(
-            "SELECT * FROM lost_devices WHERE platform = ? AND device_id = ? AND state = ?",
-            [platform, device_id, OPEN],
-        )
-    )
-    return rows[0] if rows else None
 
 
 # ---- Block Kit -----------------------------------------------------------------------------
@@ -312,4 +301,5 @@ def jobs(svc: Services) -> list[JobSpec]:
 
 
 def register(app: App, svc: Services, commands: Commands) -> None:
-    """Lost devices have no listeners of their own: cases open and close through requests."""
+    """Lost devices have no listeners of their own: cases open and close as requests finish."""
+    svc.finished_hooks.append(on_request_finished)

@@ -17,7 +17,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot import audit
+from bot import audit, requests, threads
 from bot.blocks import esc
 from bot.commands import Commands
 from bot.errors import DeviceBotError, NotFound
@@ -375,10 +375,9 @@ def track(
             device_id=request.device_ids[0],
             detail={"ref": google_ref, "type": request.spec.google},
         )
-    from bot import approvals
 
-    approvals.tell_threads(
-        svc, approvals.load(svc, request.id), "Sent to Google; waiting for the device to run it."
+    threads.tell_threads(
+        svc, requests.load(svc, request.id), "Sent to Google; waiting for the device to run it."
     )
     if operation is not None and operation.get("done"):
         _android_result(svc, _row(svc, "android", google_ref), operation)
@@ -464,12 +463,11 @@ def _finish(
     files: list[tuple[str, str]] | None = None,
 ) -> None:
     """End the command's request once, in the action's words; then its files in the thread."""
-    from bot import approvals
 
     if not _done(svc, row, state):
         return
     try:
-        request = approvals.load(svc, row["request_id"])
+        request = requests.load(svc, row["request_id"])
     except NotFound:  # no request behind the command (nothing to tell)
         request = None
     if state == "succeeded" and request is not None:
@@ -481,7 +479,7 @@ def _finish(
         except DeviceBotError as exc:
             log.warning("could not fetch %s of %s: %s", name, row["device_id"], exc.message)
             text += "\n" + download_line(name, url)
-    approvals.finish(svc, row["request_id"], state, text, detail)
+    threads.finish(svc, row["request_id"], state, text, detail)
     for name, content in fetched if request is not None else ():
         _upload(svc, request, name, content)
 
@@ -501,9 +499,8 @@ def _upload(svc: Services, request: Any, name: str, content: bytes) -> None:
         )
     except Exception:
         log.exception("could not upload %s to the thread of %s", name, request.id)
-        from bot import approvals
 
-        approvals.tell_threads(
+        threads.tell_threads(
             svc, request, f"The file `{esc(name)}` could not be shared here.", approval=False
         )
 
@@ -556,9 +553,8 @@ def _android_result(svc: Services, row: dict[str, Any], operation: dict[str, Any
 
 def _progress(svc: Services, row: dict[str, Any], platform: str, state: str, words: str) -> None:
     """A pending command changed state on the device: say so in its threads, once per change."""
-    from bot import approvals
 
-    approvals.tell_threads(svc, approvals.load(svc, row["request_id"]), words)
+    threads.tell_threads(svc, requests.load(svc, row["request_id"]), words)
     audit.record(
         svc.store,
         actor="device-bot",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bot import requests, threads
 from bot.jobs import JobSpec
 from bot.services import Services
 from bot.store import Store
@@ -319,12 +320,11 @@ def _tell_open_requests(svc: Services, rows: list[dict[str, Any]]) -> int:
     """Say each new outside change in the threads of the open requests on that device."""
     if not rows:
         return 0
-    from bot import approvals
 
     open_rows = list(
         svc.store.db().query(
             "SELECT id, device_ids, devices, created_at FROM requests WHERE state IN (?, ?)",
-            [approvals.PENDING, approvals.APPROVED],
+            [requests.PENDING, requests.APPROVED],
         )
     )
     if not open_rows:
@@ -340,10 +340,10 @@ def _tell_open_requests(svc: Services, rows: list[dict[str, Any]]) -> int:
                 continue
             if _epoch(row["time"]) < float(r["created_at"]):
                 continue  # done before the request was made: its card showed the result
-            request = approvals.load(svc, r["id"])
-            if request.state not in (approvals.PENDING, approvals.APPROVED):
+            request = requests.load(svc, r["id"])
+            if request.state not in (requests.PENDING, requests.APPROVED):
                 continue
-            approvals.tell_threads(svc, request, notice(request, row))
+            threads.tell_threads(svc, request, notice(request, row))
             told += 1
     return told
 

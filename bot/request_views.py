@@ -22,7 +22,7 @@ from bot.blocks import (
 from bot.cards import asks, option_words, when
 
 if TYPE_CHECKING:
-    from bot.approvals import Request
+    from bot.requests import Request
 
 STATE_WORDS = {
     "pending": ":hourglass_flowing_sand: Waiting for approval",

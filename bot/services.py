@@ -47,6 +47,9 @@ class Services:
     sandbox: Any = None  # the in-process sandbox Google, when GOOGLE_BACKEND=sandbox
     owns_sandbox: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    #: called as hook(svc, request, state) when a request reaches a final state; capabilities
+    #: add theirs at start-up (`register`), so the request code never imports them
+    finished_hooks: list[Callable[..., None]] = field(default_factory=list)
     #: this bot process's id (jobs lease, executor of requests); None: Services built alone
     owner: str | None = None
     metrics: Metrics | None = None  # set by BotServer; None in tests that build Services alone

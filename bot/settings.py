@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot import catalog
+from bot.errors import SettingsError
 
 #: actions that need a second person's Approve click unless APPROVAL_REQUIRED says otherwise
 DEFAULT_APPROVAL_REQUIRED = frozenset(
@@ -61,14 +62,6 @@ _USER_OR_GROUP = re.compile(r"^[UWS][A-Z0-9]{2,}$")
 _CHANNEL = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _DURATION = re.compile(r"^(\d+)\s*([smhd]?)$")
 _ENTERPRISE = re.compile(r"^enterprises/[A-Za-z0-9_-]+$")
-
-
-class SettingsError(Exception):
-    """A setting is missing or malformed; str() is the one line shown to the operator."""
-
-    def __init__(self, variable: str, expected: str) -> None:
-        super().__init__(f"{variable}: {expected}")
-        self.variable = variable
 
 
 class Secret:

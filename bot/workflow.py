@@ -27,7 +27,7 @@ from typing import Any
 from slack_bolt import Fail
 from slack_sdk.errors import SlackApiError
 
-from bot import approvals, capabilities, catalog, ids
+from bot import approvals, capabilities, catalog, ids, requests
 from bot.commands import Commands
 from bot.errors import Ambiguous, DeviceBotError, PermissionDenied, ValidationError
 from bot.jobs import JobSpec
@@ -75,7 +75,7 @@ def start(svc: Services, execution_id: str, inputs: dict[str, Any]) -> str | Non
     return request_id
 
 
-def _new_request(svc: Services, inputs: dict[str, Any]) -> approvals.NewRequest:
+def _new_request(svc: Services, inputs: dict[str, Any]) -> requests.NewRequest:
     """The step's inputs, checked as the modal checks them."""
     ref = str(inputs.get("device") or "").strip()
     name = str(inputs.get("action") or "").strip().lower()
@@ -116,7 +116,7 @@ def _new_request(svc: Services, inputs: dict[str, Any]) -> approvals.NewRequest:
     params = spec.parse(values)
     catalog.check_device(spec, params, device.ownership)
     params.pop("reason", None)
-    return approvals.NewRequest(
+    return requests.NewRequest(
         action=spec.name,
         platform=spec.platform,
         devices=(device,),
@@ -138,8 +138,8 @@ def finish_step(svc: Services, request_id: str) -> bool:
     )
     if row is None:
         return False
-    request = approvals.load(svc, request_id)
-    if request.state not in approvals.FINAL:
+    request = requests.load(svc, request_id)
+    if request.state not in requests.FINAL:
         return False
     execution_id = row[0]
     with svc.store.transaction() as db:  # claim it: one process, one thread sends it
@@ -174,20 +174,20 @@ def finish_step(svc: Services, request_id: str) -> bool:
     return True
 
 
-def request_views_state(request: approvals.Request) -> str:
+def request_views_state(request: requests.Request) -> str:
     return f"Request {request.id} is {request.state}."
 
 
-def never_ran(request: approvals.Request) -> str:
+def never_ran(request: requests.Request) -> str:
     """Why a request ended without running, in words for the workflow's user."""
-    if request.state == approvals.DENIED:
+    if request.state == requests.DENIED:
         note = f" Reason: {request.decision_note}" if request.decision_note else ""
         return (
             f"Request {request.id} was denied by <@{request.decided_by}>.{note} Nothing was done."
         )
-    if request.state == approvals.CANCELLED:
+    if request.state == requests.CANCELLED:
         return f"Request {request.id} was cancelled by <@{request.decided_by}>. Nothing was done."
-    if request.state == approvals.EXPIRED:
+    if request.state == requests.EXPIRED:
         return f"Request {request.id} expired: nobody approved it in time. Nothing was done."
     return f"Request {request.id} ended {request.state} without running."
 
@@ -209,7 +209,7 @@ def _close(svc: Services, execution_id: str, state: str, error: str | None) -> N
 def on_change(svc: Services) -> Any:
     def listener(what: str, details: dict[str, Any]) -> None:
         """A `Services.notify` listener: a request that reached a final state ends its step."""
-        if what == "request" and details.get("state") in approvals.FINAL:
+        if what == "request" and details.get("state") in requests.FINAL:
             finish_step(svc, details["request_id"])
 
     return listener
@@ -253,8 +253,8 @@ def finish_waiting(svc: Services) -> int:
         svc.store.db()
         .execute(
             "SELECT s.request_id FROM workflow_steps s JOIN requests r ON r.id = s.request_id"
-            f" WHERE s.state = ? AND r.state IN ({','.join('?' * len(approvals.FINAL))})",
-            [OPEN, *approvals.FINAL],
+            f" WHERE s.state = ? AND r.state IN ({','.join('?' * len(requests.FINAL))})",
+            [OPEN, *requests.FINAL],
         )
         .fetchall()
     )

@@ -18,8 +18,8 @@ from conftest import (
 )
 
 from bot import approvals, audit, ids
-from bot.approvals import NewRequest
 from bot.errors import Conflict
+from bot.requests import NewRequest
 
 
 def request_row(bot: Any, request_id: str) -> dict[str, Any]:

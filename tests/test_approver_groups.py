@@ -15,7 +15,7 @@ from conftest import APPROVALS, APPROVER2, HELPDESK, OPERATOR, flatten, wait_unt
 from slack_sdk.errors import SlackApiError
 
 from bot import approvals, audit, ids
-from bot.approvals import NewRequest
+from bot.requests import NewRequest
 from bot.roles import MembershipUnknown, Role, Roles
 
 

@@ -21,8 +21,8 @@ from test_helpdesk_browser import RAW, shoot
 from test_playground_browser import Page
 
 from bot import approvals, capabilities, catalog, lost
-from bot.approvals import NewRequest
 from bot.playground.main import APPROVER1, HELPDESK, OPERATOR
+from bot.requests import NewRequest
 
 #: the playground, the browser and the page of test_playground_browser (its skip rules too)
 pg, driver, page = browser.pg, browser.driver, browser.page

@@ -23,7 +23,7 @@ from conftest import (
 from test_approvals import approval_message, request_row, submit, wait_state
 
 from bot import approvals, audit, ids, request_views
-from bot.approvals import NewRequest
+from bot.requests import NewRequest
 from bot.slack_out import SANDBOX_MARK
 
 

@@ -20,8 +20,8 @@ import test_playground_browser as browser
 from test_playground_browser import Page
 
 from bot import approvals, lost
-from bot.approvals import NewRequest
 from bot.playground.main import APPROVALS, APPROVER1, HELPDESK, LOST, OPERATOR
+from bot.requests import NewRequest
 
 #: the playground, the browser and the page of test_playground_browser (its skip rules too)
 pg, driver, page = browser.pg, browser.driver, browser.page

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot import approvals, audit, capabilities, catalog, ids, outcomes
+from bot import approvals, audit, capabilities, catalog, ids, outcomes, requests
 from bot.devices import Device
 from bot.google.android import google_duration
 from bot.sandbox import android as sandbox_android
@@ -446,7 +446,7 @@ def test_add_esim_activated_on_a_personal_device_never_reaches_google(
     device = android(claims, api_min=35, ownership="PERSONALLY_OWNED")
     request_id = approvals.submit(
         bot.svc,
-        approvals.NewRequest(
+        requests.NewRequest(
             action="add-esim",
             platform="android",
             devices=(bot.svc.devices.resolve(serial(device)),),

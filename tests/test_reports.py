@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from conftest import APPROVALS, HELPDESK, OPERATOR, Bot, flatten, start_bot, wait_until
 
-from bot import approvals, ids, reports
-from bot.approvals import NewRequest
+from bot import approvals, ids, reports, requests
+from bot.requests import NewRequest
 from bot.sandbox.fleet import SANDBOX_ADMIN
 
 ANA = "ana@example.com"
@@ -139,7 +139,7 @@ def test_outside_changes_in_history_and_own_changes_once(
                 channel=HELPDESK,
             ),
         )
-        wait_until(lambda: approvals.load(bot.svc, request_id).state == "succeeded", 15, "the move")
+        wait_until(lambda: requests.load(bot.svc, request_id).state == "succeeded", 15, "the move")
         # someone else disables it in the Admin console
         sandbox.outside_change(device["deviceId"], "disable", ANA)
         wait_until(lambda: outside_rows(bot, serial), 15, "the reader to store the outside change")
@@ -244,7 +244,7 @@ def test_outside_change_to_a_device_with_an_open_request_is_said_in_its_threads(
             if expected in flatten(m)
         ]
         assert len(said) == 1
-        assert approvals.load(bot.svc, request_id).state == "pending"  # said, not decided
+        assert requests.load(bot.svc, request_id).state == "pending"  # said, not decided
     finally:
         bot.server.stop()
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import APPROVALS, APPROVER1, HELPDESK, OPERATOR, base_env, flatten, wait_until
 
 from bot import approvals, ids
-from bot.approvals import NewRequest
+from bot.requests import NewRequest
 from bot.services import build_services
 from bot.settings import load_settings
 

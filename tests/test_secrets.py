@@ -15,7 +15,7 @@ from conftest import APPROVALS, APPROVER1, OPERATOR, flatten, start_bot, wait_un
 from test_approvals import request_row, submit, wait_state
 from test_resilience import BotProcess, process_env, state_of
 
-from bot import approvals, ids
+from bot import execution, ids, requests
 from bot.secrets_box import SALT_KEY, SecretBox
 
 
@@ -183,13 +183,13 @@ def test_a_request_id_collision_is_retried_and_keeps_each_secret_apart(
         )
         assert re.fullmatch(r"R[0-9A-F]{12}", first)
         drawn = iter([first, first, "R00000000BEEF"])
-        monkeypatch.setattr(approvals, "new_request_id", lambda: next(drawn))
+        monkeypatch.setattr(requests, "new_request_id", lambda: next(drawn))
         second = submit(
             bot, "reset-password", second_serial, {}, secret={"new_password": "Second-Pass-22"}
         )
         assert second == "R00000000BEEF"
         opened = {
-            rid: approvals._secret(bot.svc, approvals.load(bot.svc, rid)) for rid in (first, second)
+            rid: execution.secret(bot.svc, requests.load(bot.svc, rid)) for rid in (first, second)
         }
         assert opened == {
             first: {"new_password": "First-Pass-111"},
@@ -266,10 +266,10 @@ def test_an_erasure_a_reader_held_up_is_finished_by_the_job(tmp_path):
     assert not store.erase_freed()  # what `transition` meets: it flags the erasure as pending
     store.db().execute("INSERT INTO meta(key, value) VALUES ('erase_pending', '1')")
     svc = SimpleNamespace(store=store)
-    assert not approvals.erase_pending(svc)  # still held up
+    assert not execution.erase_pending(svc)  # still held up
     assert any(sealed in p.read_bytes() for p in tmp_path.iterdir())
     reader.execute("COMMIT")
     reader.close()
-    assert approvals.erase_pending(svc)
+    assert execution.erase_pending(svc)
     assert store.meta("erase_pending") is None
     assert not [p.name for p in tmp_path.iterdir() if sealed in p.read_bytes()]

@@ -1,0 +1,378 @@
+"""Running an approved request: executing is won once, the device is read again, the one
+Google call is made, and a lost answer is reconciled by reading Google back — never by
+sending again. `recover` does the same for requests a dead process left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal, cast
+
+from bot import (
+    annotation,
+    catalog,
+    lost_cases,
+    outcomes,
+    requests,
+    threads,
+)
+from bot.blocks import esc, plural, sentence
+from bot.errors import (
+    DeviceBotError,
+    GoogleError,
+    OutcomeUnknown,
+    ValidationError,
+)
+from bot.google.android import google_duration
+from bot.google.chrome import STATUS_AFTER, StatusAction
+from bot.google.client import DeviceResult
+from bot.jobs import process_alive
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+#: runs and reconciles bulk requests (params["bulk"]): `perform(svc, request)` and
+#: `reconcile(svc, request)`, set by bot/bulk.py when it registers
+bulk_runner: Any = None
+
+
+def elsewhere(svc: Services, request: requests.Request) -> str | None:
+    """The live process whose memory holds this request's secret, when it is not this one
+    (no BOT_SECRET_KEY and two processes on one database): the request runs there."""
+    holder = request.secret_holder
+    if holder is None or holder == svc.owner:
+        return None
+    return holder if process_alive(svc.store, holder) else None  # heartbeats: real time
+
+
+def erase_pending(svc: Services) -> bool:
+    """The job that finishes an erasure readers kept from completing (see `transition`)."""
+    if svc.store.meta("erase_pending") is None or not svc.store.erase_freed():
+        return False
+    svc.store.db().execute("DELETE FROM meta WHERE key = 'erase_pending'")
+    return True
+
+
+def run_held(svc: Services) -> int:
+    """Every process's job: run the requests approved elsewhere whose secret this process
+    holds in memory."""
+    owner = svc.owner
+    if owner is None or not svc.secrets.memory_only:
+        return 0
+    rows = (
+        svc.store.db()
+        .execute(
+            "SELECT id FROM requests WHERE state = ? AND secret_holder = ? AND executor = ?"
+            " AND decided_at < ?",  # one approved here runs at once; leave it to that thread
+            [requests.APPROVED, owner, owner, svc.clock() - 1],
+        )
+        .fetchall()
+    )
+    for (request_id,) in rows:
+        execute(svc, request_id, actor=requests.BOT)
+    return len(rows)
+
+
+def execute(svc: Services, request_id: str, actor: str) -> None:
+    """approved → executing (won once), re-check the device, then the one Google call."""
+    owner = svc.owner
+    if not requests.transition(
+        svc,
+        request_id,
+        (requests.APPROVED,),
+        requests.EXECUTING,
+        actor,
+        set_={"executor": owner, "executing_at": svc.clock()},
+    ):
+        return  # another thread or process runs it
+    request = requests.load(svc, request_id)
+    threads.refresh_messages(svc, request_id)
+    try:
+        _preflight(svc, request)
+        _perform(svc, request)
+    except OutcomeUnknown as exc:
+        requests.set_columns(svc, request_id, reconcile=1)
+        threads.note(
+            svc,
+            request,
+            "outcome_unknown",
+            {"error": exc.message},
+            "Google's answer was lost (no answer in time, or an error after sending). The bot is"
+            " checking the device instead of sending again.",
+        )
+    except DeviceBotError as exc:
+        threads.finish(
+            svc,
+            request_id,
+            requests.FAILED,
+            f"Failed: {sentence(exc.message)}",
+            {"error": exc.code, "detail": exc.detail},
+        )
+    except Exception as exc:
+        log.exception("request %s failed unexpectedly", request_id)
+        threads.finish(
+            svc,
+            request_id,
+            requests.FAILED,
+            "Failed: an unexpected error in the bot (see its log).",
+            {"error": type(exc).__name__},
+        )
+
+
+def _preflight(svc: Services, request: requests.Request) -> None:
+    """Re-read the target and re-check: the action is still legal, the command is what was approved."""
+    if (
+        requests.fingerprint(request.action, request.platform, request.device_ids, request.params)
+        != request.fingerprint
+    ):
+        raise ValidationError(
+            "The stored request no longer matches what was approved; not running it."
+        )
+    spec = request.spec
+    if spec.kind in ("move", "lost_case") or request.params.get("bulk"):
+        return  # per-device results say what happened (a bulk run re-checks each device)
+    device = svc.devices.get(request.platform, request.device_ids[0])
+    if spec.states and device.status not in spec.states:
+        raise ValidationError(
+            f"The device is now {esc(device.status)}, so `{spec.name}` is no longer possible."
+            " Nothing was sent to Google."
+        )
+    catalog.check_device(spec, request.params, device.ownership, device)
+
+
+def secret(svc: Services, request: requests.Request) -> dict[str, Any] | None:
+    if not request.spec.secret_fields() or request.params.get("clear_password"):
+        return None  # clearing the password is a parameter the approver saw, not a secret
+    row = (
+        svc.store.db().execute("SELECT secret FROM requests WHERE id = ?", [request.id]).fetchone()
+    )
+    sealed = row[0] if row else None
+    opened = svc.secrets.open(request.id, sealed)
+    if opened is None and sealed is not None:
+        raise ValidationError(
+            "The new password is no longer held: it was sealed with a BOT_SECRET_KEY this bot process"
+            " does not have (every process on the database needs the same key); ask again."
+        )
+    if opened is None:
+        raise ValidationError(
+            "The new password is no longer held (the bot restarted without BOT_SECRET_KEY); ask again."
+        )
+    return opened
+
+
+def _perform(svc: Services, request: requests.Request) -> None:
+    """The Google call of this request, and what its answer means."""
+    spec = request.spec
+    params = request.params
+    if params.get("bulk"):
+        bulk_runner.perform(svc, request)
+        return
+    if spec.kind == "status":
+        chrome = svc.google.require_chrome()
+        status_action = cast(Literal["DISABLE", "REENABLE", "DEPROVISION"], spec.google)
+        results = chrome.change_status(
+            request.device_ids, status_action, params.get("deprovision_reason")
+        )
+        _raise_if_unknown(results)  # the reconcile path reads the device back
+        failed = [r for r in results if not r.ok]
+        if failed:
+            error = failed[0].error
+            message = error.message if error else "unknown error"
+            threads.finish(
+                svc,
+                request.id,
+                requests.FAILED,
+                f"Failed: {message}",
+                {"error": getattr(error, "code", "error")},
+            )
+            return
+        threads.finish(svc, request.id, requests.SUCCEEDED, outcomes.done_words(request), {})
+        return
+    if spec.kind == "patch":
+        svc.google.require_chrome().patch(request.device_ids[0], catalog.command_body(spec, params))
+        labels = {f.name: f.label for f in spec.fields}
+        changed = "; ".join(esc(line) for line in annotation.change_lines(params, labels))
+        text = f"Done: annotations of {esc(request.target)} updated ({changed})."
+        threads.finish(
+            svc, request.id, requests.SUCCEEDED, text, {"changes": annotation.audit_detail(params)}
+        )
+        return
+    if spec.kind == "lost_case":
+        if lost_cases.open_case_for(svc, request.platform, request.device_ids[0]) is None:
+            raise ValidationError("This device has no open lost case.")
+        threads.finish(
+            svc,
+            request.id,
+            requests.SUCCEEDED,
+            "Lost case closed. The device stays disabled: `/device reenable` it when it is back.",
+            {},
+        )
+        return
+    if spec.kind == "move":
+        results = svc.google.require_chrome().move(request.device_ids, params["ou"])
+        if any(r.outcome_unknown for r in results):
+            # keep what is known; the reconcile path reads the others' OU back
+            known = {r.device_id: _known(r) for r in results if not r.outcome_unknown}
+            requests.set_columns(svc, request.id, result=json.dumps({"known": known}))
+            _raise_if_unknown(results)
+        _finish_move(svc, request, results)
+        return
+    body = catalog.command_body(spec, params, secret(svc, request))
+    if spec.kind == "chrome_command":
+        payload = json.loads(body["payload"]) if "payload" in body else None
+        command_id = svc.google.require_chrome().issue_command(
+            request.device_ids[0], spec.google, payload
+        )
+        outcomes.track(svc, request, command_id)
+        return
+    body["duration"] = google_duration(svc.settings.command_duration)
+    operation = svc.google.require_android().issue_command(request.device_ids[0], body)
+    outcomes.track(svc, request, operation["name"], operation)
+
+
+def _raise_if_unknown(results: list[DeviceResult]) -> None:
+    """A lost answer for any device sends the request down the reconcile path."""
+    for result in results:
+        if result.outcome_unknown and isinstance(result.error, OutcomeUnknown):
+            raise result.error
+
+
+def _known(result: DeviceResult) -> str | None:
+    """A known per-device outcome as stored while the others are reconciled: None if it worked."""
+    return None if result.ok else (result.error.message if result.error else "unknown error")
+
+
+def _finish_move(svc: Services, request: requests.Request, results: list[DeviceResult]) -> None:
+    """End a move with the true count (messages quoted here are escaped where they were built)."""
+    ok = [r for r in results if r.ok]
+    bad = [r for r in results if not r.ok]
+    text = f"Moved {len(ok)} of {plural(len(results), 'device')} to `{esc(request.params['ou'])}`."
+    if bad:
+        first = bad[0].error.message if bad[0].error else "unknown error"
+        text += f" {len(bad)} failed (first: {first})."
+    threads.finish(
+        svc,
+        request.id,
+        requests.FAILED if bad else requests.SUCCEEDED,
+        text,
+        {"moved": len(ok), "failed": [r.device_id for r in bad][:100]},
+    )
+
+
+def recover(svc: Services) -> int:
+    """Requests a dead process left `approved` or `executing`, or whose answer was lost.
+
+    `approved` was never sent (the Google call comes only after `executing`), so it runs.
+    `executing` without a tracked command is reconciled against Google — never resent.
+    """
+    now = svc.clock()
+    rows = (
+        svc.store.db()
+        .execute(
+            "SELECT id, state, executor, reconcile, google_ref FROM requests WHERE state IN (?, ?)",
+            [requests.APPROVED, requests.EXECUTING],
+        )
+        .fetchall()
+    )
+    handled = 0
+    owner = svc.owner
+    for request_id, state, executor, reconcile, google_ref in rows:
+        orphan = executor != owner and not process_alive(svc.store, executor, now)
+        if state == requests.APPROVED and orphan:
+            requests.set_columns(svc, request_id, executor=owner)
+            execute(svc, request_id, actor=requests.BOT)
+            handled += 1
+        elif state == requests.EXECUTING and google_ref is None and (orphan or reconcile):
+            request = requests.load(svc, request_id)
+            # a call still in flight can land until its own timeout: read back only after that
+            if now < (request.executing_at or 0) + svc.settings.google_timeout + 1:
+                continue
+            reconcile_request(svc, request)
+            handled += 1
+    return handled
+
+
+def reconcile_request(svc: Services, request: requests.Request) -> None:
+    """Find out from Google what happened to a request whose answer was lost."""
+    spec = request.spec
+    try:
+        if request.params.get("bulk"):
+            bulk_runner.reconcile(svc, request)
+            return
+        if spec.kind == "status":
+            lost_answer = OutcomeUnknown("Google's answer to the status change was lost.")
+            [result] = svc.google.require_chrome().confirm_status(
+                [DeviceResult(request.device_ids[0], False, lost_answer)],
+                cast(StatusAction, spec.google),
+            )
+            if result.outcome_unknown:
+                raise lost_answer  # the device could not be read: the next run tries again
+            if result.ok:
+                threads.finish(
+                    svc,
+                    request.id,
+                    requests.SUCCEEDED,
+                    f"Done: the device is {STATUS_AFTER[spec.google]} (confirmed by reading it back).",
+                    {"reconciled": True},
+                )
+            else:
+                threads.finish(
+                    svc,
+                    request.id,
+                    requests.FAILED,
+                    f"Not done: {sentence(result.error.message if result.error else 'unknown')} Nothing"
+                    " was resent. Request it again if still needed.",
+                    {"reconciled": True},
+                )
+            return
+        if spec.kind == "move":
+            _reconcile_move(svc, request)
+            return
+        if spec.kind == "android_command":
+            operation = outcomes.find_operation(svc, request)
+            if operation is not None:
+                threads.note(
+                    svc,
+                    request,
+                    "reconciled",
+                    {"operation": operation["name"]},
+                    "After a restart the bot found the command at Google and follows it (it was not sent again).",
+                )
+                outcomes.track(svc, request, operation["name"], operation)
+                return
+            threads.finish(
+                svc,
+                request.id,
+                requests.FAILED,
+                "Not done: Google has no such command for the device. The bot stopped before sending it;"
+                " nothing was resent. Request it again if still needed.",
+                {"reconciled": True},
+            )
+            return
+        threads.finish(
+            svc,
+            request.id,
+            requests.FAILED,
+            "Outcome unknown: the bot stopped while sending this command and Google keeps no list of"
+            " Chrome commands to check. It was not resent; look at the device before asking again.",
+            {"reconciled": True},
+        )
+    except DeviceBotError as exc:
+        log.warning("reconciling %s failed: %s", request.id, exc.message)
+
+
+def _reconcile_move(svc: Services, request: requests.Request) -> None:
+    """A move whose answer was lost: the known results, and each other device's OU read back."""
+    known: dict[str, str | None] = request.result.get("known") or {}
+    unknown = OutcomeUnknown("Google's answer to the move was lost.")
+    results = [
+        DeviceResult(d, True, None)
+        if d in known and known[d] is None
+        else DeviceResult(d, False, GoogleError(str(known[d])) if d in known else unknown)
+        for d in request.device_ids
+    ]
+    results = svc.google.require_chrome().confirm_moved(results, request.params["ou"])
+    if any(r.outcome_unknown for r in results):
+        raise unknown  # a device could not be read: the next recovery run tries again
+    _finish_move(svc, request, results)

@@ -1,0 +1,129 @@
+"""What is told about a request, and where: its approval message, the requester's message,
+and both threads; `finish` ends a request once and tells it, then runs the finished hooks
+(lost cases, workflow steps, …) that capabilities registered at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from bot import audit, request_views, requests
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def post_requester_message(svc: Services, request: requests.Request) -> None:
+    """The requester's own thread: where they follow the request (channel, else a DM)."""
+    text, blocks = request_views.requester_message(request)
+    for channel in (request.requester_channel, request.requester):
+        if not channel:
+            continue
+        try:
+            ts = svc.out.post(channel, text, blocks)
+        except Exception:
+            log.info("cannot post request %s to %s; trying a DM", request.id, channel)
+            continue
+        requests.set_columns(svc, request.id, requester_channel=channel, requester_ts=ts)
+        return
+
+
+def post_approval_message(svc: Services, request: requests.Request) -> None:
+    channel = svc.settings.approval_channel
+    assert channel
+    request = requests.load(svc, request.id)  # with the requester's message, posted just before
+    text, blocks = approval_view(svc, request)
+    ts = svc.out.post(channel, text, blocks)
+    requests.set_columns(svc, request.id, approval_ts=ts)
+    link = svc.out.permalink(channel, ts)
+    note = f"Request `{request.id}` needs a second person's approval; it is waiting in <#{channel}>"
+    note += f" (<{link}|view>)." if link else "."
+    tell_threads(svc, requests.load(svc, request.id), note, approval=False)
+
+
+def approval_view(svc: Services, request: requests.Request) -> tuple[str, list[dict[str, Any]]]:
+    """The approval message of `request` now, linking to the requester's thread."""
+    link = None
+    if request.requester_channel and request.requester_ts:
+        link = svc.out.permalink(request.requester_channel, request.requester_ts)
+    return request_views.approval_message(request, now=svc.clock(), requester_link=link)
+
+
+def note(
+    svc: Services,
+    request: requests.Request,
+    event: str,
+    detail: dict[str, Any],
+    text: str,
+    actor: str = "",
+) -> None:
+    """An event in the audit log that is also said in the request's threads."""
+    audit.record(
+        svc.store, actor=actor or requests.BOT, event=event, request_id=request.id, detail=detail
+    )
+    tell_threads(svc, request, text)
+
+
+def finish(svc: Services, request_id: str, state: str, text: str, detail: dict[str, Any]) -> bool:
+    """executing → a final state, once; the outcome goes into both threads."""
+    won = requests.transition(
+        svc,
+        request_id,
+        (requests.EXECUTING,),
+        state,
+        requests.BOT,
+        detail={"outcome": text, **detail},
+        set_={"result": json.dumps({"text": text, **detail})},
+    )
+    if not won:
+        return False
+    request = requests.load(svc, request_id)
+    refresh_messages(svc, request_id)
+    tell_threads(svc, request, text, both=True, reissue=state == requests.EXPIRED)
+    for hook in svc.finished_hooks:
+        try:
+            hook(svc, request, state)
+        except Exception:
+            log.exception("finished hook %s failed for %s", hook.__name__, request_id)
+    return True
+
+
+def tell_threads(
+    svc: Services,
+    request: requests.Request,
+    text: str,
+    *,
+    approval: bool = True,
+    both: bool = True,
+    reissue: bool = False,
+) -> None:
+    """Say something in the request's threads (the requester's, and the approval one)."""
+    blocks = request_views.thread_note(request, text, reissue=reissue)
+    targets = [(request.requester_channel, request.requester_ts)]
+    if approval and both:
+        targets.append((request.approval_channel, request.approval_ts))
+    for channel, ts in targets:
+        if channel and ts:
+            try:
+                svc.out.post(channel, text, blocks, thread_ts=ts)
+            except Exception:
+                log.exception("could not post to the thread of %s", request.id)
+
+
+def refresh_messages(svc: Services, request_id: str) -> None:
+    """Edit the approval message and the requester's message to show the current state."""
+    request = requests.load(svc, request_id)
+    if request.approval_channel and request.approval_ts:
+        text, blocks = approval_view(svc, request)
+        try:
+            svc.out.update(request.approval_channel, request.approval_ts, text, blocks)
+        except Exception:
+            log.exception("could not update the approval message of %s", request_id)
+    if request.requester_channel and request.requester_ts:
+        text, blocks = request_views.requester_message(request)
+        try:
+            svc.out.update(request.requester_channel, request.requester_ts, text, blocks)
+        except Exception:
+            log.exception("could not update the requester message of %s", request_id)
