@@ -4,7 +4,7 @@ Every path ends the same way: a modal that shows exactly which device(s) will be
 asks for the action's parameters; on submit, `approvals.submit` records the request and asks
 for approval or runs it. Nothing here calls a Google mutation.
 
-Blast radius (issue 3, item 6): a target is only ever an exact match (`devices.resolve`);
+Blast radius: a target is only ever an exact match (`devices.resolve`);
 a reference naming several devices gets a picker; a bulk move over 10 devices asks for the
 device count to be typed.
 """
@@ -41,7 +41,7 @@ USAGE = {
     "move": "/device move <ou> <device…>",
 }
 SUMMARY = {"reboot": "Reboot a Chrome OS or Android device"}
-#: where a move over MAX_DEVICES_PER_COMMAND devices is sent (SPEC: `bulk <action>`)
+#: where a move over MAX_DEVICES_PER_COMMAND devices is sent (`/device bulk <action>`)
 BULK_MOVE = "/device bulk move"
 
 

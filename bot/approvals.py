@@ -1,16 +1,12 @@
-"""Requests and approvals: the one state machine of SPEC §4, and what Approve does.
+"""The decisions on a request: submit, approve, deny, cancel, re-issue, and their listeners.
 
-    pending ─approve─▶ approved ─▶ executing ─▶ succeeded | failed | expired
-       ├─deny──▶ denied
-       ├─cancel─▶ cancelled
-       └─ttl───▶ expired
-
-Every transition is a conditional write (`UPDATE … WHERE state = <from>`) inside a
-write-locked transaction together with its audit event; the row count decides who won,
-so two approvers clicking at once, a re-delivered click or a second process can never
-run a request twice. The Google call happens only after `approved → executing` was won,
-and an answer that was lost (timeout, 5xx) is reconciled by reading Google back — never
-by sending again. What happens when someone clicks Approve: `approve()` below.
+What happens when someone clicks Approve, top to bottom:
+`approve()` here checks who clicks (an approver, never the requester), wins
+`pending → approved` once (`requests.transition`, a conditional write with its audit
+event), and calls `execution.execute()`; that wins `approved → executing` once, reads the
+device again, makes the one Google call, and `threads.finish()` ends the request once and
+tells it in both threads, then runs the finished hooks (lost cases, workflow steps). The
+states and their transitions are in `bot/requests.py`.
 """
 
 from __future__ import annotations

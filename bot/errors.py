@@ -1,6 +1,6 @@
 """Typed domain errors. Every failure a user can hear about is one of these.
 
-The single Slack error handler (bot.slack_app) turns them into words for the user;
+The single Slack error handler (bot/listeners.py: report_error) turns them into words for the user;
 anything else is a bug and is logged with a traceback and an id.
 """
 

@@ -1,4 +1,4 @@
-"""Lost devices (SPEC §6): announce, watch for check-ins, resolve.
+"""Lost devices: announce, watch for check-ins, resolve.
 
 A case opens when Android lost mode succeeds or a Chrome device is disabled as
 "lost_or_stolen"; it gets one thread in LOST_DEVICE_CHANNEL (a second report reuses it).

@@ -1,4 +1,4 @@
-"""Outcomes of commands the device runs later (SPEC §5).
+"""Outcomes of commands the device runs later.
 
 A sent command is stored as pending; the poll job asks Google about every due one
 (Android: batched `operations.get`, ≤ 100 per HTTP request; Chrome: `commands.get`) and,

@@ -1,4 +1,4 @@
-"""Who may do what (SPEC §2): operators and approvers, by user id or user group.
+"""Who may do what: operators and approvers, by user id or user group.
 
 A user group's members come from `usergroups.users.list` and are cached. For the
 operator role a stale list is used while Slack cannot answer (looking devices up keeps

@@ -1,4 +1,4 @@
-"""Approver groups fail closed (issue 11, defect 7).
+"""Approver groups fail closed.
 
 A user group's member list is cached; for the approver role a list past its lifetime is not
 trusted when Slack cannot list the group again: approving through that group is refused,

@@ -1,4 +1,4 @@
-"""The keyed, anchored audit chain: each tampering of issue 11 is caught, with the key and
+"""The keyed, anchored audit chain: each known tampering is caught, with the key and
 the anchors that live outside the database; `audit --verify` never creates a database."""
 
 from __future__ import annotations

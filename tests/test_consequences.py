@@ -1,4 +1,4 @@
-"""Consequences before a destructive click (issue 12 item 8), end to end.
+"""Consequences before a destructive click, end to end.
 
 The wipe modal says what happens to *this* phone (company-owned: factory reset; personal
 work profile: only the work profile goes), offers only the flags that apply there, and

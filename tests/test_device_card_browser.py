@@ -1,4 +1,4 @@
-"""The device card in headless Chromium: only the actions that fit the device (issue 12, item 1).
+"""The device card in headless Chromium: only the actions that fit the device.
 
 `/device info <serial>` is typed on the playground page, as a person would; the buttons the
 page shows are held against what bot/capabilities.py decides for that device, and against the

@@ -1,4 +1,4 @@
-"""One form, one request (issue 11, defect 12): a modal submitted twice — a double click, a
+"""One form, one request: a modal submitted twice — a double click, a
 second client — arrives with two trigger ids; the second is refused with a clear message and
 makes no second request."""
 

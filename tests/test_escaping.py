@@ -1,4 +1,4 @@
-"""Text from Google or from a device never reaches Slack as markup (issue 11, defect 3).
+"""Text from Google or from a device never reaches Slack as markup.
 
 Hostile text is planted in every device field the sandbox serves (Chrome and Android), in
 Google's error messages, in a Chrome command's errorMessage and payload, in file names and

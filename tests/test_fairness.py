@@ -1,4 +1,4 @@
-"""One user's big move does not hold up everyone's look-ups (issue 11, defect 8).
+"""One user's big move does not hold up everyone's look-ups.
 
 A move names at most MAX_DEVICES_PER_COMMAND devices (more: the bulk path), and the
 look-up pool serves each Slack request in turn: another user's `/device info` is answered

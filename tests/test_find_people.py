@@ -1,4 +1,4 @@
-"""Finding a person's devices (issue 12 item 3), end to end over signed HTTP and the sandbox.
+"""Finding a person's devices, end to end over signed HTTP and the sandbox.
 
 An email, bare or as `user:`, finds the devices assigned to that person *and* those they
 signed in to last, on both platforms; the card tells the two apart; `info` with an email or

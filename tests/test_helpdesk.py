@@ -1,4 +1,4 @@
-"""The help desk's view, end to end (issue 12, items 2, 7, 9, 10, 11): what an approver, a
+"""The help desk's view, end to end: what an approver, a
 requester and the lost-devices channel read, over signed HTTP with the Slack emulator and
 the sandbox Google, a real SQLite file and the real scheduler."""
 

@@ -1,4 +1,4 @@
-"""What the help desk reads, in headless Chromium on the playground page (issue 12, items 2, 7, 9).
+"""What the help desk reads, in headless Chromium on the playground page.
 
 The requests are made through the bot's own domain function (the browser flow of a request
 is tested in test_playground_browser.py); what is checked here is what a person sees and

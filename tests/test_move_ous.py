@@ -1,4 +1,4 @@
-"""Organisational units chosen, not typed (issue 12 item 5), end to end.
+"""Organisational units chosen, not typed, end to end.
 
 The move modal's OU is an external_select whose options the bot serves from Google's
 orgunits.list (cached); a typed OU that does not exist gets "did you mean …?" before

@@ -1,4 +1,4 @@
-"""Outcomes in words, files in the thread (issue 12 item 6), end to end.
+"""Outcomes in words, files in the thread, end to end.
 
 Each action says what it did ("6X8PHJ9 is now disabled"), once per thread: the thread's
 parent shows the state and the outcome is one reply. A Chrome screenshot, logs or a

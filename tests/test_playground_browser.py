@@ -568,7 +568,7 @@ def _fill_required(page: Page, modal: WebElement, reason: str) -> None:
 
 
 def play_disable_flow(page: Page, pg: Any) -> dict[str, Any]:
-    """Issue 7's story: find a device, ask to disable it, have someone else approve it."""
+    """The whole story: find a device, ask to disable it, have someone else approve it."""
     device = next(
         d
         for d in pg.sandbox.fleet.iter_chrome()

@@ -1,4 +1,4 @@
-"""The look-up pool serves its callers in turn (issue 11, defect 8): unit tests of FairExecutor."""
+"""The look-up pool serves its callers in turn: unit tests of FairExecutor."""
 
 from __future__ import annotations
 

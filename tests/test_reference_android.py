@@ -1,4 +1,4 @@
-"""What the Google reference pages say and the bot now does (issue 10, item 4, bot side).
+"""What the Google reference pages say and the bot now does.
 
 End to end: `/device …` typed into the Slack emulator, the modal submitted, approved where
 the action needs it, the command sent through googleapiclient to the sandbox and its

@@ -1,5 +1,5 @@
 """A device reference is matched exactly: `_` and `%` are characters, never wildcards
-(issue 11, defect 11). Partial matching is for `/device find` only, with LIKE's wildcards
+Partial matching is for `/device find` only, with LIKE's wildcards
 escaped there too."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Re-issue is checked like any other request (issue 11, defect 13): only a command that
+"""Re-issue is checked like any other request: only a command that
 expired on the device, only by its requester or an approver, only once. The button is just
 a payload anyone can forge."""
 

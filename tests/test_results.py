@@ -1,4 +1,4 @@
-"""Search results you can work with (issue 12 item 4), end to end.
+"""Search results you can work with, end to end.
 
 A result page says how many devices match on each platform, turns with *Previous* and
 *Next*, re-sorts from its menu, exports its query to CSV, and filters (`platform:`,
