@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -496,62 +497,19 @@ def reissue(svc: Services, request_id: str, user: str) -> str:
     ran it), only by its requester or an approver, and only once: the click can be forged
     or repeated, so the button proves nothing.
     """
-    old = requests.load(svc, request_id)
-    if svc.roles.role_of(user) is Role.NONE:
-        raise _refused(svc, user, request_id, "reissue", "You are not allowed to use device-bot.")
-    if user != old.requester and not _approver(svc, user, request_id, "reissue"):
-        raise _refused(
-            svc,
-            user,
-            request_id,
-            "reissue",
-            "Only the requester or an approver can re-issue a request.",
-        )
-    if old.state != requests.EXPIRED or old.google_ref is None:
-        raise Conflict(
-            f"Only a command that expired on the device can be re-issued; request `{old.id}` is"
-            f" {old.state}. Nothing was done."
-        )
-    if old.spec.secret_fields():
-        raise ValidationError(
-            "This action carries a secret; run it again with `/device " + old.action + "`."
-        )
-    with svc.store.transaction() as db:  # once: a second click hears where the first went
-        row = db.execute(
-            "SELECT sum(event = 'reissued') - sum(event = 'reissue_failed') FROM audit_events"
-            " WHERE request_id = ?",
-            [old.id],
-        ).fetchone()
-        if row[0]:
-            raise Conflict(
-                f"Request `{old.id}` was already re-issued; its thread says as which request."
-            )
-        audit.record(svc.store, actor=user, event="reissued", request_id=old.id)
-    try:
-        devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
-        new_id = submit(
-            svc,
-            requests.NewRequest(
-                action=old.action,
-                platform=old.platform,
-                devices=devices,
-                params=old.params,
-                requester=user,
-                reason=f"Re-issue of {old.id}" + (f": {old.reason}" if old.reason else ""),
-                channel=old.requester_channel,
-            ),
-        )
-    except Exception as exc:
-        audit.record(
-            svc.store,
-            actor=user,
-            event="reissue_failed",
-            request_id=old.id,
-            detail={"error": getattr(exc, "code", type(exc).__name__)},
-        )
-        raise
-    threads.tell_threads(svc, old, f"Re-issued by <@{user}> as request `{new_id}`.")
-    return new_id
+    return _resubmit(
+        svc,
+        request_id,
+        user,
+        attempt="reissue",
+        who="Only the requester or an approver can re-issue a request.",
+        fits=lambda old: old.state == requests.EXPIRED and old.google_ref is not None,
+        unfit="Only a command that expired on the device can be re-issued",
+        events=("reissued", "reissue_failed"),
+        already="was already re-issued; its thread says as which request.",
+        reason=lambda old: f"Re-issue of {old.id}" + (f": {old.reason}" if old.reason else ""),
+        told="Re-issued by <@{user}> as request `{new_id}`.",
+    )
 
 
 def request_again(svc: Services, request_id: str, user: str) -> str:
@@ -561,35 +519,58 @@ def request_again(svc: Services, request_id: str, user: str) -> str:
     Only such a request (never sent to Google), only by its requester or an approver, and only
     once: the click can be forged or repeated, so the button proves nothing.
     """
+    return _resubmit(
+        svc,
+        request_id,
+        user,
+        attempt="ask again",
+        who="Only the requester or an approver can ask for a request again.",
+        fits=lambda old: (
+            old.state == requests.EXPIRED and old.google_ref is None and old.decided_by is None
+        ),
+        unfit="Only a request that expired before anyone approved it can be asked again",
+        events=("asked_again", "ask_again_failed"),
+        already="was already asked again; its thread says as which.",
+        reason=lambda old: old.reason or f"Asked again after {old.id} expired",
+        told="<@{user}> asked again: request `{new_id}`.",
+    )
+
+
+def _resubmit(
+    svc: Services,
+    request_id: str,
+    user: str,
+    *,
+    attempt: str,
+    who: str,
+    fits: Callable[[requests.Request], bool],
+    unfit: str,
+    events: tuple[str, str],
+    already: str,
+    reason: Callable[[requests.Request], str],
+    told: str,
+) -> str:
+    """A new request made from an old one, once, by its requester or an approver."""
     old = requests.load(svc, request_id)
     if svc.roles.role_of(user) is Role.NONE:
-        raise _refused(svc, user, request_id, "ask again", "You are not allowed to use device-bot.")
-    if user != old.requester and not _approver(svc, user, request_id, "ask again"):
-        raise _refused(
-            svc,
-            user,
-            request_id,
-            "ask again",
-            "Only the requester or an approver can ask for a request again.",
-        )
-    if old.state != requests.EXPIRED or old.google_ref is not None or old.decided_by is not None:
-        raise Conflict(
-            f"Only a request that expired before anyone approved it can be asked again; request"
-            f" `{old.id}` is {old.state}. Nothing was done."
-        )
+        raise _refused(svc, user, request_id, attempt, "You are not allowed to use device-bot.")
+    if user != old.requester and not _approver(svc, user, request_id, attempt):
+        raise _refused(svc, user, request_id, attempt, who)
+    if not fits(old):
+        raise Conflict(f"{unfit}; request `{old.id}` is {old.state}. Nothing was done.")
     if old.spec.secret_fields():
         raise ValidationError(
             "This action carries a secret; run it again with `/device " + old.action + "`."
         )
+    done, failed = events
     with svc.store.transaction() as db:  # once: a second click hears where the first went
         row = db.execute(
-            "SELECT sum(event = 'asked_again') - sum(event = 'ask_again_failed') FROM audit_events"
-            " WHERE request_id = ?",
-            [old.id],
+            "SELECT sum(event = ?) - sum(event = ?) FROM audit_events WHERE request_id = ?",
+            [done, failed, old.id],
         ).fetchone()
         if row[0]:
-            raise Conflict(f"Request `{old.id}` was already asked again; its thread says as which.")
-        audit.record(svc.store, actor=user, event="asked_again", request_id=old.id)
+            raise Conflict(f"Request `{old.id}` {already}")
+        audit.record(svc.store, actor=user, event=done, request_id=old.id)
     try:
         devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
         new_id = submit(
@@ -600,7 +581,7 @@ def request_again(svc: Services, request_id: str, user: str) -> str:
                 devices=devices,
                 params=old.params,
                 requester=user,
-                reason=old.reason or f"Asked again after {old.id} expired",
+                reason=reason(old),
                 channel=old.requester_channel,
             ),
         )
@@ -608,10 +589,10 @@ def request_again(svc: Services, request_id: str, user: str) -> str:
         audit.record(
             svc.store,
             actor=user,
-            event="ask_again_failed",
+            event=failed,
             request_id=old.id,
             detail={"error": getattr(exc, "code", type(exc).__name__)},
         )
         raise
-    threads.tell_threads(svc, old, f"<@{user}> asked again: request `{new_id}`.")
+    threads.tell_threads(svc, old, told.format(user=user, new_id=new_id))
     return new_id
