@@ -414,3 +414,19 @@ def unique_chrome_users(sandbox: Any, n: int) -> list[str]:
         if user:
             seen[user] = seen.get(user, 0) + 1
     return [u for u, c in seen.items() if c == 1][:n]
+
+
+def big_sandbox(chrome: int, android: int) -> tuple[Any, float]:
+    """A started sandbox of that size (devices acknowledge no command) and its build time."""
+    from bot.sandbox import Sandbox
+
+    started = time.perf_counter()
+    sandbox = Sandbox(chrome=chrome, android=android, seed=3, command_delay=3600.0).start()
+    return sandbox, time.perf_counter() - started
+
+
+def report_checks(checks: dict[str, bool]) -> int:
+    """Print each target's verdict; the exit status says whether all were met."""
+    for what, ok in checks.items():
+        print(f"target {what}: {verdict(ok)}")
+    return 0 if all(checks.values()) else 1

@@ -19,7 +19,16 @@ import math
 import time
 from typing import Any
 
-from bench.common import OPERATOR, harness, machine, ms, table, verdict, wait_until
+from bench.common import (
+    OPERATOR,
+    big_sandbox,
+    harness,
+    machine,
+    ms,
+    report_checks,
+    table,
+    wait_until,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,13 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args(argv)
 
-    from bot.sandbox import Sandbox
-
-    started = time.perf_counter()
-    sandbox = Sandbox(
-        chrome=args.chrome, android=args.android, seed=3, command_delay=3600.0
-    ).start()
-    generated = time.perf_counter() - started
+    sandbox, generated = big_sandbox(args.chrome, args.android)
     rows: list[list[Any]] = []
     checks: dict[str, bool] = {}
     try:
@@ -121,9 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(f"median {times.median:.0f} ms over {times.n} runs")
-    for what, ok in checks.items():
-        print(f"target {what}: {verdict(ok)}")
-    return 0 if all(checks.values()) else 1
+    return report_checks(checks)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 from bench.common import (
     OPERATOR,
     android_serials,
+    big_sandbox,
     chrome_serials,
     harness,
     machine,
@@ -54,13 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--move", type=int, default=500)
     args = parser.parse_args(argv)
 
-    from bot.sandbox import Sandbox
-
-    started = time.perf_counter()
-    sandbox = Sandbox(
-        chrome=args.chrome, android=args.android, seed=3, command_delay=3600.0
-    ).start()
-    generated = time.perf_counter() - started
+    sandbox, generated = big_sandbox(args.chrome, args.android)
     rows: list[list[Any]] = []
     checks: dict[str, bool] = {}
     try:

@@ -19,7 +19,16 @@ import math
 import time
 from typing import Any
 
-from bench.common import OPERATOR, harness, machine, ms, table, verdict, wait_until
+from bench.common import (
+    OPERATOR,
+    big_sandbox,
+    harness,
+    machine,
+    ms,
+    report_checks,
+    table,
+    wait_until,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,13 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bot import stats
-    from bot.sandbox import Sandbox
 
-    started = time.perf_counter()
-    sandbox = Sandbox(
-        chrome=args.chrome, android=args.android, seed=3, command_delay=3600.0
-    ).start()
-    generated = time.perf_counter() - started
+    sandbox, generated = big_sandbox(args.chrome, args.android)
     rows: list[list[Any]] = []
     checks: dict[str, bool] = {}
     cold: list[float] = []
@@ -142,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(f"median {times.median:.0f} ms over {times.n} cold runs")
-    for what, ok in checks.items():
-        print(f"target {what}: {verdict(ok)}")
-    return 0 if all(checks.values()) else 1
+    return report_checks(checks)
 
 
 if __name__ == "__main__":
