@@ -257,6 +257,15 @@ def device_line(device: Device) -> str:
     return f"{first}\n{second}"
 
 
+_MODES = {"DEVICE_OWNER": "Fully managed", "PROFILE_OWNER": "Work profile"}
+_OWNERSHIP = {"COMPANY_OWNED": "Company-owned", "PERSONALLY_OWNED": "Personally owned"}
+
+
+def _words(table: dict[str, str], value: str | None) -> str:
+    """An API value in words (an unknown one as it is, escaped)."""
+    return table.get(value or "", esc(value))
+
+
 def device_fields(device: Device) -> list[str]:
     """The card's label/value fields for `device` (platform-specific ones from the 7th on)."""
     seen_label = "Last sync" if device.platform == "chrome" else "Last status report"
@@ -282,8 +291,8 @@ def device_fields(device: Device) -> list[str]:
     else:
         fields += [
             f"*API level*\n{esc(device.api_level)}",
-            f"*Management mode*\n{esc(device.management_mode)}",
-            f"*Ownership*\n{esc(device.ownership)}",
+            f"*Management mode*\n{_words(_MODES, device.management_mode)}",
+            f"*Ownership*\n{_words(_OWNERSHIP, device.ownership)}",
         ]
     return fields
 

@@ -173,8 +173,8 @@ def test_android_card_has_platform_bits_and_android_actions() -> None:
     for expected in (
         "API level",
         "33",
-        "DEVICE_OWNER",
-        "COMPANY_OWNED",
+        "Fully managed",
+        "Company-owned",
         "Last status report",
         "fully-managed",
     ):

@@ -201,8 +201,12 @@ def test_info_shows_an_android_card(slack: Bot, claims: Claims) -> None:
     for expected in (
         "API level",
         str(device["apiLevel"]),
-        device["managementMode"],
-        device["ownership"],
+        {"DEVICE_OWNER": "Fully managed", "PROFILE_OWNER": "Work profile"}[
+            device["managementMode"]
+        ],
+        {"COMPANY_OWNED": "Company-owned", "PERSONALLY_OWNED": "Personally owned"}[
+            device["ownership"]
+        ],
     ):
         assert expected in text
     actions = {b["action_id"]: b["value"] for b in buttons(card)}
