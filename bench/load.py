@@ -23,20 +23,13 @@ than under clean load.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import math
-import re
-import select
-import socket
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from bench.common import (
     OPERATOR,
@@ -50,6 +43,7 @@ from bench.common import (
     verdict,
     wait_until,
 )
+from bot.playground.raw_http import pieces, post, sign
 
 CAP = 1 << 20  # the bot's default MAX_BODY_BYTES
 MB = 1 << 20
@@ -58,50 +52,8 @@ MB = 1 << 20
 # ---- the junk ---------------------------------------------------------------------------------
 
 
-def _signature(body: bytes, secret: str = SIGNING_SECRET) -> dict[str, str]:
-    ts = str(int(time.time()))
-    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + digest.hexdigest()}
-
-
-def _post(url: str, headers: dict[str, Any], body: Iterator[bytes]) -> int:
-    """POST /slack/events from a raw socket; sends `body` until the server answers."""
-    parsed = urllib.parse.urlsplit(url)
-    with socket.create_connection((parsed.hostname, parsed.port), timeout=30) as sock:
-        head = "POST /slack/events HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n"
-        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        sock.sendall((head + "\r\n").encode("latin-1"))
-        answered = select.poll()  # not select(): it cannot watch a descriptor past 1023
-        answered.register(sock, select.POLLIN)
-        try:
-            for piece in body:
-                if answered.poll(0):
-                    break
-                sock.sendall(piece)
-        except OSError:
-            pass  # refused: the bot closed the connection
-        answer = b""
-        try:
-            while b"\r\n" not in answer:
-                part = sock.recv(4096)
-                if not part:
-                    break
-                answer += part
-        except OSError:
-            return 0
-    match = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
-    return int(match.group(1)) if match else 0
-
-
-def _pieces(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
-    sent = 0
-    while sent < total:
-        yield b"x" * min(size, total - sent)
-        sent += size
-
-
 def _chunked(total: int) -> Iterator[bytes]:
-    for piece in _pieces(total):
+    for piece in pieces(total):
         yield b"%x\r\n" % len(piece) + piece + b"\r\n"
     yield b"0\r\n\r\n"
 
@@ -117,17 +69,17 @@ def junk_kinds(url: str) -> list[tuple[str, Callable[[], int]]]:
     return [
         (
             "200 MB by Content-Length",
-            lambda: _post(url, {"Content-Length": 200 * MB, "Content-Type": FORM}, _pieces(4 * MB)),
+            lambda: post(url, {"Content-Length": 200 * MB, "Content-Type": FORM}, pieces(4 * MB)),
         ),
         (
             "chunked past the cap",
-            lambda: _post(
+            lambda: post(
                 url, {"Transfer-Encoding": "chunked", "Content-Type": FORM}, _chunked(4 * MB)
             ),
         ),
         (
             "unsigned, just under the cap",
-            lambda: _post(
+            lambda: post(
                 url,
                 {"Content-Length": len(JUST_UNDER), "Content-Type": FORM},
                 iter([JUST_UNDER]),
@@ -135,20 +87,24 @@ def junk_kinds(url: str) -> list[tuple[str, Callable[[], int]]]:
         ),
         (
             "signed, not UTF-8",
-            lambda: _post(
+            lambda: post(
                 url,
-                {"Content-Length": len(not_utf8), "Content-Type": FORM, **_signature(not_utf8)},
+                {
+                    "Content-Length": len(not_utf8),
+                    "Content-Type": FORM,
+                    **sign(not_utf8, SIGNING_SECRET),
+                },
                 iter([not_utf8]),
             ),
         ),
         (
             "signed, not JSON",
-            lambda: _post(
+            lambda: post(
                 url,
                 {
                     "Content-Length": len(not_json),
                     "Content-Type": "application/json",
-                    **_signature(not_json),
+                    **sign(not_json, SIGNING_SECRET),
                 },
                 iter([not_json]),
             ),

@@ -8,16 +8,11 @@ peak memory; each refusal the bot decides is one log line, never a traceback.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import select
-import socket
 import sys
 import threading
 import time
-import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,53 +21,17 @@ from conftest import OPERATOR, SIGNING_SECRET, wait_until
 from test_resilience import BotProcess, process_env
 
 from bot.ingress import Refused, parse, read_body, verify_signature
+from bot.playground import raw_http
 
 CAP = 1 << 20
 MB = 1 << 20
 
 
-# ---- a raw HTTP client: sends what urllib would refuse to, stops when the server answers --------
-
-
 def sign(body: bytes, timestamp: int | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + body, hashlib.sha256)
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + digest.hexdigest()}
+    return raw_http.sign(body, secret, timestamp)
 
 
-def post(url: str, headers: dict[str, Any], body: Iterable[bytes] = ()) -> int:
-    """POST /slack/events; sends `body` piece by piece until the server answers. Returns the status."""
-    parsed = urllib.parse.urlsplit(url)
-    with socket.create_connection((parsed.hostname, parsed.port), timeout=30) as sock:
-        head = "POST /slack/events HTTP/1.1\r\nHost: bot\r\nConnection: close\r\n"
-        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-        sock.sendall((head + "\r\n").encode("latin-1"))
-        answered = select.poll()  # not select(): it cannot watch a descriptor past 1023
-        answered.register(sock, select.POLLIN)
-        try:
-            for piece in body:
-                if answered.poll(0):
-                    break  # answered before the body was all sent
-                sock.sendall(piece)
-        except OSError:
-            pass  # the server closed the connection on a refused body
-        answer = b""
-        while b"\r\n" not in answer:
-            part = sock.recv(4096)
-            if not part:
-                break
-            answer += part
-    match = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
-    assert match, f"no HTTP answer: {answer[:100]!r}"
-    return int(match.group(1))
-
-
-def pieces(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
-    sent = 0
-    while sent < total:
-        n = min(size, total - sent)
-        yield b"x" * n
-        sent += n
+post, pieces = raw_http.post, raw_http.pieces
 
 
 def chunked(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
