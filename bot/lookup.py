@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
@@ -493,47 +494,30 @@ def register(app: GuardedApp, svc: Services, commands: Commands) -> None:
         commands.add(sub)
     commands.default = open_search
 
-    def on_next(ack: Ack, body: dict[str, Any]) -> None:
-        """*Next* on a search page."""
-        ack()
-        next_page(svc, body)
+    def acked(work: Callable[[Services, dict[str, Any]], None]) -> Callable[..., None]:
+        """A button listener: ack at once, then `work` answers through the response_url."""
 
-    def on_show(ack: Ack, body: dict[str, Any]) -> None:
-        """A button that shows a device card."""
-        ack()
-        show_device(svc, body)
+        def listener(ack: Ack, body: dict[str, Any]) -> None:
+            ack()
+            work(svc, body)
 
-    def on_history(ack: Ack, body: dict[str, Any]) -> None:
-        """*History* on a device card."""
-        ack()
-        show_history(svc, body)
-
-    def on_raw_history(ack: Ack, body: dict[str, Any]) -> None:
-        """*Raw detail* under a history."""
-        ack()
-        show_raw_history(svc, body)
+        listener.__name__ = f"on_{work.__name__}"
+        return listener
 
     def on_search(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """The search modal was submitted."""
         search_submitted(svc, ack, body, view)
 
-    def on_sort(ack: Ack, body: dict[str, Any]) -> None:
-        """The sort menu on a search page."""
-        ack()
-        resort_results(svc, body)
-
-    def on_export(ack: Ack, body: dict[str, Any]) -> None:
-        """*Export CSV* on a search page."""
-        ack()
-        export_results(svc, body)
-
-    app.action(ids.ActionId.FIND_NEXT)(on_next)
-    app.action(ids.ActionId.FIND_PREVIOUS)(on_next)
-    app.action(ids.ActionId.FIND_SORT)(on_sort)
-    app.action(ids.ActionId.FIND_EXPORT)(on_export)
-    app.action(ids.ActionId.SHOW_DEVICE)(on_show)
-    app.action(ids.ActionId.SHOW_HISTORY)(on_history)
-    app.action(ids.ActionId.HISTORY_RAW)(on_raw_history)
+    for action_id, work in (
+        (ids.ActionId.FIND_NEXT, next_page),  # *Next* and *Previous* on a search page
+        (ids.ActionId.FIND_PREVIOUS, next_page),
+        (ids.ActionId.FIND_SORT, resort_results),
+        (ids.ActionId.FIND_EXPORT, export_results),
+        (ids.ActionId.SHOW_DEVICE, show_device),  # a picker, result row or Refresh
+        (ids.ActionId.SHOW_HISTORY, show_history),
+        (ids.ActionId.HISTORY_RAW, show_raw_history),
+    ):
+        app.action(action_id)(acked(work))
     app.view(ids.CallbackId.SEARCH)(on_search)
 
 
