@@ -9,6 +9,7 @@ waits on the emulator's change stream or polls with a deadline.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import math
 import os
@@ -430,3 +431,13 @@ def report_checks(checks: dict[str, bool]) -> int:
     for what, ok in checks.items():
         print(f"target {what}: {verdict(ok)}")
     return 0 if all(checks.values()) else 1
+
+
+def fleet_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The arguments of a benchmark over a large sandbox: `--chrome` and `--android` sizes."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}", description=(doc or "").splitlines()[0]
+    )
+    parser.add_argument("--chrome", type=int, default=100_000)
+    parser.add_argument("--android", type=int, default=20_000)
+    return parser

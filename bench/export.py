@@ -12,7 +12,6 @@ size and its MEID column. Target: the Chrome pages are ceil(N / 300) requests.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import math
@@ -22,6 +21,7 @@ from typing import Any
 from bench.common import (
     OPERATOR,
     big_sandbox,
+    fleet_parser,
     harness,
     machine,
     ms,
@@ -33,11 +33,7 @@ from bench.common import (
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.export", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--chrome", type=int, default=100_000)
-    parser.add_argument("--android", type=int, default=20_000)
+    parser = fleet_parser("bench.export", __doc__)
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args(argv)
 

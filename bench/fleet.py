@@ -12,7 +12,6 @@ warm; index refresh of 20 000 Android devices ≤ 30 s; the move in 10 calls.
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from bench.common import (
     android_serials,
     big_sandbox,
     chrome_serials,
+    fleet_parser,
     harness,
     machine,
     ms,
@@ -46,11 +46,7 @@ def _calls(h: Any, before: list[Any]) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its tables."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.fleet", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--chrome", type=int, default=100_000)
-    parser.add_argument("--android", type=int, default=20_000)
+    parser = fleet_parser("bench.fleet", __doc__)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--move", type=int, default=500)
     args = parser.parse_args(argv)

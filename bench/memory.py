@@ -12,7 +12,6 @@ service objects). Target: RSS ≤ 250 MB after the index sync.
 
 from __future__ import annotations
 
-import argparse
 import re
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from bench.common import (
     SIGNING_SECRET,
     Arrivals,
     BotProcess,
+    fleet_parser,
     machine,
     table,
     verdict,
@@ -74,11 +74,7 @@ def mb(kb: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.memory", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--chrome", type=int, default=100_000)
-    parser.add_argument("--android", type=int, default=20_000)
+    parser = fleet_parser("bench.memory", __doc__)
     parser.add_argument("--burst", type=int, default=100, help="concurrent look-ups after the sync")
     args = parser.parse_args(argv)
 

@@ -14,7 +14,6 @@ PNG is 1200 × 900.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from bench.common import (
     OPERATOR,
     big_sandbox,
+    fleet_parser,
     harness,
     machine,
     ms,
@@ -33,11 +33,7 @@ from bench.common import (
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.stats", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--chrome", type=int, default=100_000)
-    parser.add_argument("--android", type=int, default=20_000)
+    parser = fleet_parser("bench.stats", __doc__)
     parser.add_argument("--runs", type=int, default=2, help="cold runs (then one cached run)")
     args = parser.parse_args(argv)
 
