@@ -83,14 +83,22 @@ def verify_signature(
     secret: bytes, body: bytes, timestamp: str | None, signature: str | None, now: float
 ) -> None:
     """Slack's v0 signature of `body` as sent, and a fresh timestamp. Raises Refused(401)."""
+    check_signature_headers(timestamp, signature, now)
+    assert timestamp is not None and signature is not None
+    mac = hmac.new(secret, b"v0:" + timestamp.encode("ascii") + b":", hashlib.sha256)
+    mac.update(body)  # no copy of the body
+    expected = "v0=" + mac.hexdigest()
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
+        raise Refused(401, "invalid signature")
+
+
+def check_signature_headers(timestamp: str | None, signature: str | None, now: float) -> None:
+    """What can be refused before the body is read: no signature, or a stale or malformed
+    timestamp. Raises Refused(401)."""
     if not timestamp or not signature:
         raise Refused(401, "unsigned request")
     if not _digits(timestamp) or abs(now - int(timestamp)) > MAX_SKEW:
         raise Refused(401, "request timestamp missing or more than 5 minutes off")
-    base = b"v0:" + timestamp.encode("ascii") + b":" + body
-    expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
-        raise Refused(401, "invalid signature")
 
 
 def parse(body: bytes, headers: dict[str, Any], query: str) -> BoltRequest:
@@ -144,14 +152,16 @@ class SlackIngress:
         if environ.get("REQUEST_METHOD") != "POST":
             return _plain(start_response, 405, "POST only\n", [("Allow", "POST")])
         try:
+            declared = (environ.get("CONTENT_LENGTH") or "").strip()
+            if _digits(declared) and int(declared) > self.max_body:
+                raise Refused(413, f"body of {declared} bytes is over the cap of {self.max_body}")
+            timestamp = _header(environ, "X-Slack-Request-Timestamp")
+            signature = _header(environ, "X-Slack-Signature")
+            # an unsigned or stale request is refused before its body is read: junk costs
+            # no memory however much of it arrives
+            check_signature_headers(timestamp, signature, self.clock())
             body = read_body(environ, self.max_body)
-            verify_signature(
-                self.secret,
-                body,
-                _header(environ, "X-Slack-Request-Timestamp"),
-                _header(environ, "X-Slack-Signature"),
-                self.clock(),
-            )
+            verify_signature(self.secret, body, timestamp, signature, self.clock())
             headers = WsgiHttpRequest(environ).get_headers()  # type: ignore[arg-type]
             token = self.gate.enter()
             headers[AckGate.HEADER.lower()] = token  # replaces any value the client sent
