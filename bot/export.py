@@ -32,9 +32,10 @@ from bot import audit
 from bot.background import BackgroundRuns, DMProgress
 from bot.blocks import esc
 from bot.commands import Commands, Invocation, Subcommand
-from bot.devices import android_device, plan_query
+from bot.devices import android_device
 from bot.errors import DeviceBotError, ValidationError
 from bot.google.chrome import MAX_LIST_RESULTS
+from bot.search_query import plan_query
 from bot.services import Services
 
 log = logging.getLogger(__name__)

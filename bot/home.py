@@ -22,7 +22,7 @@ from typing import Any
 
 from slack_bolt import Ack
 
-from bot import cards, ids, request_views
+from bot import ids, request_views
 from bot.blocks import (
     Block,
     actions,
@@ -34,6 +34,7 @@ from bot.blocks import (
     header,
     section,
 )
+from bot.cards.search import search_modal
 from bot.commands import Commands
 from bot.roles import MembershipUnknown, Role
 from bot.services import Services
@@ -376,7 +377,7 @@ def register(app: Any, svc: Services, commands: Commands) -> None:
     def on_search(ack: Ack, body: dict[str, Any]) -> None:
         """*Search devices* on the Home tab: the search modal; results come as a DM."""
         ack()
-        svc.out.open_view(body["trigger_id"], cards.search_modal("{}"))
+        svc.out.open_view(body["trigger_id"], search_modal("{}"))
 
     def on_refresh(ack: Ack, body: dict[str, Any]) -> None:
         """*Refresh* on the Home tab."""

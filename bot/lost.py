@@ -18,9 +18,11 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot import audit, cards, catalog
+from bot import audit, catalog
 from bot.blocks import esc
+from bot.cards.device import lost_post
 from bot.commands import Commands
+from bot.dates import when
 from bot.devices import Device, android_device, chrome_device
 from bot.errors import DeviceBotError
 from bot.jobs import JobSpec
@@ -55,7 +57,7 @@ def case_message(
     d = json.loads(case["summary"])
     who = d.get("user") or "unknown user"
     title = f"Lost: {esc(d.get('serial') or d['id'])} ({esc(who)})"
-    return title, cards.lost_post(case, d, time.time() if now is None else now)
+    return title, lost_post(case, d, time.time() if now is None else now)
 
 
 def _reason(request: Any) -> str | None:
@@ -160,7 +162,7 @@ def resolve(svc: Services, platform: str, device_id: str, actor: str, how: str) 
     if case["channel"] and case["ts"]:
         svc.out.post(
             case["channel"],
-            f":white_check_mark: Found — <@{actor}> {cards.when(now)}: {how}",
+            f":white_check_mark: Found — <@{actor}> {when(now)}: {how}",
             thread_ts=case["ts"],
         )
         text, blocks = case_message(case, svc.clock())
@@ -262,7 +264,7 @@ def watch(svc: Services) -> int:
         if case["channel"] and case["ts"]:
             svc.out.post(
                 case["channel"],
-                f":satellite_antenna: The device checked in {cards.when(device.last_seen)}"
+                f":satellite_antenna: The device checked in {when(device.last_seen)}"
                 f" — {esc(_network_words(device))}",
                 thread_ts=case["ts"],
             )

@@ -19,7 +19,8 @@ from bot.blocks import (
     plain,
     section,
 )
-from bot.cards import asks, option_words, when
+from bot.cards.words import asks, option_words
+from bot.dates import when
 
 if TYPE_CHECKING:
     from bot.requests import Request

@@ -14,9 +14,10 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from bot import cards
-from bot.devices import SORT_WORDS, SearchPage, Sort, parse_sort
+from bot.cards.search import PAGE_SIZE, Paging, results_page, search_text
+from bot.directory import SearchPage
 from bot.errors import ValidationError
+from bot.search_query import SORT_WORDS, Sort, parse_sort
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def first_page(
 ) -> tuple[str, list[dict[str, Any]]]:
     """A new search: its first page (text and blocks), remembered for its buttons."""
     session = secrets.token_urlsafe(9)
-    page = svc.devices.search(query, page_size=cards.PAGE_SIZE, sort=sort)
+    page = svc.devices.search(query, page_size=PAGE_SIZE, sort=sort)
     pages: list[tuple[int, int, str | None]] = [(0, 0, None)]
     if page.next_cursor:
         pages.append((1, len(page.devices), page.next_cursor))
@@ -85,9 +86,9 @@ def _show(svc: Services, session: str, page_no: int) -> tuple[str, list[dict[str
     row = _page_row(svc, session, page_no)
     sort = _sort_of(row)
     if row["cursor"] is None:
-        page = svc.devices.search(row["query"], page_size=cards.PAGE_SIZE, sort=sort)
+        page = svc.devices.search(row["query"], page_size=PAGE_SIZE, sort=sort)
     else:
-        page = svc.devices.search(row["query"], cursor=row["cursor"], page_size=cards.PAGE_SIZE)
+        page = svc.devices.search(row["query"], cursor=row["cursor"], page_size=PAGE_SIZE)
     start = int(row["start"])
     if page.next_cursor:
         pages = [(page_no + 1, start + len(page.devices), page.next_cursor)]
@@ -98,15 +99,15 @@ def _show(svc: Services, session: str, page_no: int) -> tuple[str, list[dict[str
 def _render(
     session: str, page_no: int, start: int, query: str, page: SearchPage
 ) -> tuple[str, list[dict[str, Any]]]:
-    paging = cards.Paging(
+    paging = Paging(
         previous=f"{session}|{page_no - 1}" if page_no > 0 else None,
         next=f"{session}|{page_no + 1}",
         export=session,
         sort=session,
     )
     return (
-        cards.search_text(query, page, start),
-        cards.results_page(query, page, start=start, paging=paging),
+        search_text(query, page, start),
+        results_page(query, page, start=start, paging=paging),
     )
 
 

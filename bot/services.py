@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 
 from bot import audit_key
 from bot.audit import SlackAnchors
-from bot.devices import DeviceDirectory
+from bot.directory import DeviceDirectory
 from bot.gate import AckGate, GatedExecutor
 from bot.google import GoogleClients
 from bot.metrics import Metrics

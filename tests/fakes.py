@@ -68,7 +68,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 
 from bot.app import create_app
-from bot.devices import DeviceDirectory
+from bot.directory import DeviceDirectory
 from bot.errors import DeviceNotFound, IllegalTransition
 from bot.gate import AckGate
 from bot.google import GoogleClients

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot import capabilities, cards, catalog, ids
+from bot import capabilities, catalog, ids
+from bot.cards.device import device_card
 from bot.devices import Device, android_device, chrome_device
 from bot.sandbox.android import _rule_error
 from bot.sandbox.api import ApiError
@@ -174,7 +175,7 @@ def test_card_buttons_are_the_capabilities() -> None:
     device = phone("PROFILE_OWNER", "PERSONALLY_OWNED")
     shown = {
         e["action_id"]
-        for b in cards.device_card(device)
+        for b in device_card(device)
         for e in b.get("elements", [])
         if e.get("type") == "button"
     }

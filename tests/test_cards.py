@@ -7,9 +7,23 @@ from typing import Any
 
 import pytest
 
-from bot import cards, ids
-from bot.devices import Device, SearchPage, _encode_cursor
+from bot import ids
+from bot.cards.device import device_card, device_value, parse_device_value
+from bot.cards.history import history_lines, history_page, raw_history, who
+from bot.cards.pending import requests_list
+from bot.cards.search import (
+    next_value,
+    parse_next_value,
+    picker,
+    search_count,
+    search_modal,
+    search_page,
+)
+from bot.dates import when
+from bot.devices import Device
+from bot.directory import SearchPage
 from bot.playground.slack_emulator import validate_blocks, validate_view
+from bot.search_query import _encode_cursor
 
 EVIL = "<!channel> & <https://evil|click>"
 EVIL_ESCAPED = "&lt;!channel&gt; &amp; &lt;https://evil|click&gt;"
@@ -95,33 +109,33 @@ def page_of(
 
 def test_device_value_round_trips() -> None:
     device = android(7)
-    assert cards.device_value(device) == f"android|{device.id}"
-    assert cards.parse_device_value(cards.device_value(device)) == ("android", device.id)
+    assert device_value(device) == f"android|{device.id}"
+    assert parse_device_value(device_value(device)) == ("android", device.id)
 
 
 @pytest.mark.parametrize("value", ["", "chrome", "chrome|", "ios|x", "x|y"])
 def test_parse_device_value_rejects_garbage(value: str) -> None:
     with pytest.raises(ValueError):
-        cards.parse_device_value(value)
+        parse_device_value(value)
 
 
 def test_next_value_round_trips() -> None:
-    assert cards.parse_next_value(cards.next_value(40, "abc")) == (40, "abc")
+    assert parse_next_value(next_value(40, "abc")) == (40, "abc")
     with pytest.raises(ValueError):
-        cards.parse_next_value("x|abc")
+        parse_next_value("x|abc")
 
 
 def test_when_is_a_slack_date_and_escapes_garbage() -> None:
-    assert cards.when("2026-11-19T00:08:32.467Z").startswith("<!date^1795046912^")
-    assert cards.when(0.0).endswith("|1970-01-01 00:00 UTC>")
-    assert cards.when(None) == "—"
-    assert cards.when("<!here>") == "&lt;!here&gt;"
+    assert when("2026-11-19T00:08:32.467Z").startswith("<!date^1795046912^")
+    assert when(0.0).endswith("|1970-01-01 00:00 UTC>")
+    assert when(None) == "—"
+    assert when("<!here>") == "&lt;!here&gt;"
 
 
 def test_who_mentions_user_ids_only() -> None:
-    assert cards.who("U0OPERATOR") == "<@U0OPERATOR>"
-    assert cards.who("<!channel>") == "&lt;!channel&gt;"
-    assert cards.who("scheduler") == "scheduler"
+    assert who("U0OPERATOR") == "<@U0OPERATOR>"
+    assert who("<!channel>") == "&lt;!channel&gt;"
+    assert who("scheduler") == "scheduler"
 
 
 # ---- the device card ------------------------------------------------------------------------
@@ -129,7 +143,7 @@ def test_who_mentions_user_ids_only() -> None:
 
 def test_chrome_card_shows_everything_and_fits_actions() -> None:
     device = chrome(1)
-    blocks = cards.device_card(device)
+    blocks = device_card(device)
     assert blocks[0] == {
         "type": "header",
         "text": {"type": "plain_text", "text": "Chrome OS 5CD0000001", "emoji": True},
@@ -161,14 +175,14 @@ def test_chrome_card_shows_everything_and_fits_actions() -> None:
 
 
 def test_disabled_chrome_card_offers_reenable_not_disable() -> None:
-    actions = {e["action_id"] for e in elements(cards.device_card(chrome(2, status="DISABLED")))}
+    actions = {e["action_id"] for e in elements(device_card(chrome(2, status="DISABLED")))}
     assert ids.device_action_id("reenable") in actions
     assert ids.device_action_id("disable") not in actions
     assert ids.device_action_id("reboot") not in actions
 
 
 def test_android_card_has_platform_bits_and_android_actions() -> None:
-    blocks = cards.device_card(android(3))
+    blocks = device_card(android(3))
     text = texts(blocks)
     for expected in (
         "API level",
@@ -187,16 +201,14 @@ def test_android_card_has_platform_bits_and_android_actions() -> None:
 
 
 def test_card_escapes_device_strings() -> None:
-    blocks = cards.device_card(
-        chrome(4, notes=EVIL, user=EVIL, location=EVIL, asset_id=EVIL, model=EVIL)
-    )
+    blocks = device_card(chrome(4, notes=EVIL, user=EVIL, location=EVIL, asset_id=EVIL, model=EVIL))
     text = texts([b for b in blocks if b["type"] != "header"])
     assert EVIL_ESCAPED in text
     assert "<!channel>" not in text and "<https://evil" not in text
 
 
 def test_card_clips_huge_notes() -> None:
-    blocks = cards.device_card(chrome(5, notes="x" * 10_000))
+    blocks = device_card(chrome(5, notes="x" * 10_000))
     assert validate_blocks(blocks) == []
 
 
@@ -206,7 +218,7 @@ def test_card_clips_huge_notes() -> None:
 def test_search_page_rows_count_and_next() -> None:
     devices = [chrome(i) for i in range(20)] + [android(i) for i in range(20)]
     cursor = _encode_cursor("example.com", "tok", 20)
-    blocks = cards.search_page(
+    blocks = search_page(
         "example.com", page_of(devices, cursor=cursor, android_total=123), start=40
     )
     assert blocks[0]["text"]["text"].startswith("Results *41–80* for `example.com`")
@@ -218,41 +230,41 @@ def test_search_page_rows_count_and_next() -> None:
     assert rows[0]["block_id"] == "result-0"
     assert rows[0]["accessory"]["value"] == f"chrome|{devices[0].id}"
     (next_button,) = [e for e in elements(blocks) if e["action_id"] == ids.ActionId.FIND_NEXT]
-    assert cards.parse_next_value(next_button["value"]) == (80, cursor)
+    assert parse_next_value(next_button["value"]) == (80, cursor)
     assert validate_blocks(blocks) == []
 
 
 def test_last_and_empty_pages() -> None:
-    assert cards.search_count("q", page_of([chrome(1), chrome(2)]), 0) == "*2* devices match `q`."
-    assert cards.search_count("q", page_of([chrome(1)]), 20) == "Results *21–21* of *21* for `q`."
-    assert cards.search_count("q", page_of([]), 0) == "No device matches `q`."
-    blocks = cards.search_page("q", page_of([]))
+    assert search_count("q", page_of([chrome(1), chrome(2)]), 0) == "*2* devices match `q`."
+    assert search_count("q", page_of([chrome(1)]), 20) == "Results *21–21* of *21* for `q`."
+    assert search_count("q", page_of([]), 0) == "No device matches `q`."
+    blocks = search_page("q", page_of([]))
     assert not [e for e in elements(blocks) if e["action_id"] == ids.ActionId.FIND_NEXT]
 
 
 def test_search_page_never_exceeds_block_limit() -> None:
     devices = [chrome(i) for i in range(1000)]
-    blocks = cards.search_page("x", page_of(devices, cursor="c" * 100))
+    blocks = search_page("x", page_of(devices, cursor="c" * 100))
     assert len(blocks) <= 49  # room for the sandbox mark
     assert validate_blocks(blocks) == []
     assert "not shown" in texts(blocks)
 
 
 def test_search_page_without_room_for_the_cursor_says_so() -> None:
-    blocks = cards.search_page("x", page_of([chrome(1)], cursor="c" * 3000))
+    blocks = search_page("x", page_of([chrome(1)], cursor="c" * 3000))
     assert not [e for e in elements(blocks) if e["action_id"] == ids.ActionId.FIND_NEXT]
     assert "narrow the search" in texts(blocks)
     assert validate_blocks(blocks) == []
 
 
 def test_search_page_escapes_query_and_devices() -> None:
-    blocks = cards.search_page(EVIL, page_of([chrome(1, user=EVIL)]))
+    blocks = search_page(EVIL, page_of([chrome(1, user=EVIL)]))
     text = texts(blocks)
     assert EVIL_ESCAPED in text and "<!channel>" not in text
 
 
 def test_search_modal_is_valid_and_carries_metadata() -> None:
-    view = cards.search_modal(json.dumps({"response_url": "https://x"}))
+    view = search_modal(json.dumps({"response_url": "https://x"}))
     assert view["callback_id"] == ids.CallbackId.SEARCH
     assert view["blocks"][0]["block_id"] == ids.BlockId.SEARCH
     assert view["blocks"][0]["element"]["action_id"] == ids.ActionId.SEARCH_INPUT
@@ -265,15 +277,15 @@ def test_search_modal_is_valid_and_carries_metadata() -> None:
 
 def test_picker_offers_one_button_per_candidate() -> None:
     candidates = [chrome(1), android(2)]
-    blocks = cards.picker("ASSET-9", candidates)
+    blocks = picker("ASSET-9", candidates)
     values = [e["value"] for e in elements(blocks) if e["action_id"] == ids.ActionId.SHOW_DEVICE]
-    assert values == [cards.device_value(d) for d in candidates]
+    assert values == [device_value(d) for d in candidates]
     assert "`ASSET-9` matches *2* devices" in blocks[0]["text"]["text"]
     assert validate_blocks(blocks) == []
 
 
 def test_picker_cuts_long_candidate_lists() -> None:
-    blocks = cards.picker("x", [chrome(i) for i in range(100)])
+    blocks = picker("x", [chrome(i) for i in range(100)])
     assert len(blocks) <= 49
     assert "60 more not shown" in texts(blocks)
     assert validate_blocks(blocks) == []
@@ -298,8 +310,8 @@ def event(n: int, **kw: Any) -> dict[str, Any]:
 
 def test_history_lists_events_and_notes_truncation() -> None:
     events = [event(n, request_id=None) for n in range(40, 0, -1)]
-    lines = cards.history_lines(events, {}, "d")
-    blocks = cards.history_page("Chrome OS 5CD1", lines, raw_value="d")
+    lines = history_lines(events, {}, "d")
+    blocks = history_page("Chrome OS 5CD1", lines, raw_value="d")
     text = texts(blocks)
     assert "*executed*" in text and "<@U0OPERATOR>" in text and "ACTIVE → DISABLED" in text
     assert "Showing the latest 30 of 40 entries" in text
@@ -309,11 +321,11 @@ def test_history_lists_events_and_notes_truncation() -> None:
 
 def test_history_escapes_details_and_stays_in_section_limits() -> None:
     events = [event(n, actor=EVIL, detail={"note": EVIL + "y" * 5000}) for n in range(30)]
-    blocks = cards.history_page("x", cards.history_lines(events, {}, "d"))
+    blocks = history_page("x", history_lines(events, {}, "d"))
     assert "<!channel>" not in texts(blocks)
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks if b["type"] == "section")
     assert validate_blocks(blocks) == []
-    raw = cards.raw_history("x", events)
+    raw = raw_history("x", events)
     assert "<!channel>" not in texts(raw) and validate_blocks(raw) == []
 
 
@@ -358,37 +370,37 @@ def test_history_groups_a_request_into_one_line_in_words() -> None:
         ("succeeded", "device-bot"),
         detail={"outcome": "Done"},
     )
-    [line] = cards.history_lines(events, {"R1": request}, "d")
+    [line] = history_lines(events, {"R1": request}, "d")
     assert "<@U0OLIVIA> asked to disable it (INC-4411; Why: Lost or stolen)" in line
     assert "<@U0ALEX> approved" in line and "· disabled <!date^" in line
     assert "executing" not in line and "{}" not in line
 
 
 def test_history_words_for_lost_found_moves_denials_and_annotations() -> None:
-    lost = cards.history_lines(
+    lost = history_lines(
         _events(("requested", "U0O"), ("succeeded", "device-bot")),
         {"R1": _request("lost", platform="android")},
         "d",
     )[0]
     assert "asked to put it in lost mode" in lost and "asked to lost" not in lost
-    found = cards.history_lines(
+    found = history_lines(
         _events(("requested", "U0O")), {"R1": _request("found", state="pending")}, "d"
     )[0]
     assert "asked to mark it found" in found and "waiting for approval" in found
     move = _request("move", device_ids=["a", "d", "c"], params={"ou": "/Loaners"})
-    moved = cards.history_lines(
+    moved = history_lines(
         _events(("requested", "U0O"), ("succeeded", "device-bot"), detail={"failed": []}),
         {"R1": move},
         "d",
     )[0]
     assert "asked to move it to `/Loaners` with 2 other devices" in moved and "moved" in moved
-    denied = cards.history_lines(
+    denied = history_lines(
         _events(("requested", "U0O"), ("denied", "U0SAM"), detail={"note": "no ticket"}),
         {"R1": _request("wipe", platform="android", state="denied")},
         "d",
     )[0]
     assert "<@U0SAM> denied it (no ticket)" in denied
-    annotated = cards.history_lines(
+    annotated = history_lines(
         _events(
             ("requested", "U0O"),
             ("succeeded", "device-bot"),
@@ -402,7 +414,7 @@ def test_history_words_for_lost_found_moves_denials_and_annotations() -> None:
 
 
 def test_history_without_events() -> None:
-    assert "Nothing has been done" in texts(cards.history_page("x", []))
+    assert "Nothing has been done" in texts(history_page("x", []))
 
 
 def request_row(n: int, **kw: Any) -> dict[str, Any]:
@@ -424,23 +436,21 @@ def request_row(n: int, **kw: Any) -> dict[str, Any]:
 
 
 def test_requests_list_for_approver_and_operator() -> None:
-    blocks = cards.requests_list(
-        [request_row(1), request_row(2, requester="U0APPROVER2")], everyone=True
-    )
+    blocks = requests_list([request_row(1), request_row(2, requester="U0APPROVER2")], everyone=True)
     text = texts(blocks)
     assert "All pending requests" in text
     assert (
         "`R1`" in text and "*Wipe* on *S0* (ada@example.com), *S1*" in text and "and 2 more" in text
     )
     assert "<@U0APPROVER2>" in text and "_Reason:_ stolen" in text and "\n>" not in text
-    assert "Your pending requests" in texts(cards.requests_list([request_row(1)], everyone=False))
-    assert "no pending request" in texts(cards.requests_list([], everyone=False))
+    assert "Your pending requests" in texts(requests_list([request_row(1)], everyone=False))
+    assert "no pending request" in texts(requests_list([], everyone=False))
     assert validate_blocks(blocks) == []
 
 
 def test_requests_list_escapes_and_truncates() -> None:
     rows = [request_row(n, reason=EVIL * 50) for n in range(40)]
-    blocks = cards.requests_list(rows, everyone=True, total=40)
+    blocks = requests_list(rows, everyone=True, total=40)
     text = texts(blocks)
     assert "<!channel>" not in text
     assert "Showing the oldest 30 of 40" in text

@@ -419,14 +419,17 @@ def test_google_error_messages_are_escaped_once_and_kept_raw_for_the_log() -> No
 
 
 def test_fallback_texts_and_history_escape_once() -> None:
-    from bot import cards
-    from bot.devices import Device, SearchPage
+    from bot.cards.device import device_card_text, device_title
+    from bot.cards.history import event_line, history_text
+    from bot.cards.search import search_text
+    from bot.devices import Device
+    from bot.directory import SearchPage
 
     device = Device(platform="chrome", id="x", serial=EVIL, status=EVIL)
-    assert "<" not in cards.device_card_text(device)
-    assert "<" not in cards.history_text(cards.device_title(device))
-    assert "<" not in cards.search_text(EVIL, SearchPage([], None, None, False))
-    line = cards.event_line(
+    assert "<" not in device_card_text(device)
+    assert "<" not in history_text(device_title(device))
+    assert "<" not in search_text(EVIL, SearchPage([], None, None, False))
+    line = event_line(
         {"event": "succeeded", "detail": {"outcome": f"Failed: {ESCAPED}", "network": EVIL}}
     )
     assert line.count(ESCAPED) == 2 and "&amp;lt;" not in line and "<!channel>" not in line

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bot import ids
-from bot.devices import person_queries
+from bot.search_query import person_queries
 from tests.conftest import OPERATOR, Bot, Claims, flatten, wait_until
 from tests.test_lookup import assert_slack_accepted_everything, buttons, ephemeral
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from bot import ids
-from bot.devices import Sort
+from bot.search_query import Sort
 from tests.conftest import OPERATOR, Bot, flatten, wait_until
 from tests.test_lookup import assert_slack_accepted_everything, buttons, ephemeral, stored
 
@@ -177,7 +177,7 @@ def test_the_sort_fields_are_the_directory_apis_order_by_enum() -> None:
 
     import googleapiclient
 
-    from bot.devices import SORT_LABELS, SORT_WORDS
+    from bot.search_query import SORT_LABELS, SORT_WORDS
 
     doc = (
         Path(googleapiclient.__file__).parent / "discovery_cache/documents/admin.directory_v1.json"

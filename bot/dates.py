@@ -1,0 +1,63 @@
+"""Times as Slack shows them: date tokens in the reader's time zone, with a fallback text.
+
+Google gives RFC 3339 stamps, the store epochs; both become `<!date^…|fallback>` tokens.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.blocks import esc
+
+
+def when(value: str | float | None) -> str:
+    """An ISO-8601 time or epoch as a Slack date token (shown in the reader's time zone)."""
+    if value is None or value == "":
+        return "—"
+    try:
+        if isinstance(value, (int, float)):
+            epoch = float(value)
+        else:
+            epoch = datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return esc(value)
+    fallback = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _epoch_of(value: str | float | None) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def ago_words(seconds: float) -> str:
+    """`just now`, `12 min ago`, `3 h ago`, `2 days ago`."""
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+def ago(value: str | float | None, now: float) -> str:
+    """A time as Slack's relative date token (`{ago}`), with words as the fallback."""
+    epoch = _epoch_of(value)
+    if epoch is None:
+        return "never" if not value else esc(value)
+    return f"<!date^{int(epoch)}^{{ago}}|{ago_words(max(0.0, now - epoch))}>"
+
+
+def _clock(epoch: float, same_day_as: float | None = None) -> str:
+    """A time of day as a Slack date token; with the date when it is another day."""
+    fallback = datetime.fromtimestamp(epoch, UTC).strftime("%H:%M UTC")
+    if same_day_as is not None and int(epoch // 86400) == int(same_day_as // 86400):
+        return f"<!date^{int(epoch)}^{{time}}|{fallback}>"
+    return when(epoch)
