@@ -6,6 +6,7 @@ so a device note reading `<!channel>` cannot ping anyone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,6 +16,9 @@ MAX_SECTION_TEXT = 3000
 MAX_FIELD_TEXT = 2000
 MAX_MODAL_TITLE = 24
 MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+
+_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 Block = dict[str, Any]
 
@@ -42,6 +46,13 @@ def mention(slack_id: str) -> str:
     if slack_id.startswith("S"):
         return f"<!subteam^{slack_id}>"
     return f"<@{slack_id}>"
+
+
+def who(actor: str | None) -> str:
+    """A Slack user id as a mention; anything else (a job, "system") as escaped text."""
+    if actor and _SLACK_USER.match(actor):
+        return f"<@{actor}>"
+    return esc(actor)
 
 
 def clip(text: str, limit: int, note: str = "…") -> str:
@@ -102,7 +113,7 @@ def button(
         "action_id": action_id,
     }
     if value is not None:
-        element["value"] = value[:2000]
+        element["value"] = value[:MAX_BUTTON_VALUE]
     if style:
         element["style"] = style
     if confirm:
@@ -140,17 +151,24 @@ def fit(
     return [*blocks[: limit - 1], context(note)]
 
 
-def sections_of(lines: Iterable[str], limit: int = 2900) -> list[Block]:
-    """Lines packed into as few sections as Slack's 3000-character limit allows."""
-    out: list[Block] = []
+def packed(lines: Iterable[str], limit: int = 2900) -> list[str]:
+    """Lines joined into as few texts of at most `limit` characters as they fit in (a line
+    longer than that is clipped): one section's text each."""
+    texts: list[str] = []
     chunk: list[str] = []
     size = 0
     for line in lines:
+        line = clip(line, limit)
         if chunk and size + len(line) + 1 > limit:
-            out.append(section("\n".join(chunk)))
+            texts.append("\n".join(chunk))
             chunk, size = [], 0
         chunk.append(line)
         size += len(line) + 1
     if chunk:
-        out.append(section("\n".join(chunk)))
-    return out
+        texts.append("\n".join(chunk))
+    return texts
+
+
+def sections_of(lines: Iterable[str], limit: int = 2900) -> list[Block]:
+    """Lines packed into as few sections as Slack's 3000-character limit allows."""
+    return [section(text) for text in packed(lines, limit)]

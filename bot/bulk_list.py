@@ -18,7 +18,7 @@ from typing import Any
 
 from bot import capabilities, catalog, ids, modals
 from bot.blocks import Block, context, divider, esc, plain, section, sections_of
-from bot.devices import Device
+from bot.devices import Device, platform_name
 from bot.errors import Ambiguous, DeviceBotError, NotFound, ValidationError
 from bot.modals import Metadata
 from bot.services import Services
@@ -192,7 +192,7 @@ def judge(svc: Services, action: str, rows: Sequence[Row]) -> list[Verdict]:
         seen_device[device.id] = row.line
         if device.platform != platform:
             other = "an Android" if device.platform == "android" else "a Chrome OS"
-            mine = "Android" if platform == "android" else "Chrome OS"
+            mine = platform_name(platform)
             reason = f"It is {other} device; bulk {spec.label.lower()} is for {mine} devices."
             out.append(Verdict(row, device, reason, kind="platform"))
             continue

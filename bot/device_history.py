@@ -4,18 +4,12 @@ longer returns, found in what the bot kept."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot import blocks, reports
-from bot.cards.device import (
-    platform_name,
-)
 from bot.cards.history import HISTORY_LIMIT, history_lines, history_page
-from bot.devices import Device
+from bot.devices import Device, platform_name
 from bot.services import Services
-
-if TYPE_CHECKING:
-    pass
 
 
 def remembered_device(svc: Services, ref: str) -> tuple[str, str] | None:

@@ -8,7 +8,8 @@ from typing import Any, Literal
 Platform = Literal["chrome", "android"]
 CHROME: Platform = "chrome"
 ANDROID: Platform = "android"
-_PLATFORM_NAMES: dict[str, str] = {CHROME: "Chrome OS", ANDROID: "Android"}
+#: each platform as people call it
+PLATFORM_NAMES: dict[str, str] = {CHROME: "Chrome OS", ANDROID: "Android"}
 
 
 @dataclass(frozen=True)
@@ -127,4 +128,5 @@ def android_device(raw: dict[str, Any]) -> Device:
 
 
 def platform_name(platform: str) -> str:
-    return _PLATFORM_NAMES.get(platform, platform)
+    """`Chrome OS`, `Android` (an unknown platform as it is)."""
+    return PLATFORM_NAMES.get(platform, platform)

@@ -27,6 +27,7 @@ from bot import logs
 from bot.errors import DeviceBotError
 from bot.gate import AckGate, gated_ack, working_for
 from bot.services import Services
+from bot.slack_out import tell_user
 
 log = logging.getLogger(__name__)
 
@@ -185,22 +186,8 @@ def report_error(svc: Services, error: Exception, body: dict[str, Any]) -> None:
         text = (
             f":x: Something went wrong on our side (error id `{error_id}`). Nothing more was done."
         )
-    tell_user(svc, body, text)
-
-
-def tell_user(svc: Services, body: dict[str, Any], text: str) -> None:
-    """Reach the person behind `body` privately: response_url, else ephemeral, else DM."""
-    user = body.get("user_id") or (body.get("user") or {}).get("id")
-    response_url = body.get("response_url") or next(
-        (u.get("response_url") for u in body.get("response_urls") or []), None
-    )
-    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
     try:
-        if response_url:
-            svc.out.respond(response_url, text)
-        elif channel and user:
-            svc.out.ephemeral(channel, user, text)
-        elif user:
-            svc.out.post(user, text)
+        tell_user(svc.out, body, text)
     except Exception:
+        user = body.get("user_id") or (body.get("user") or {}).get("id")
         log.exception("could not tell %s about an error", user)

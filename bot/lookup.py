@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING
 
 from bot import blocks, capabilities, lookup_buttons, reports, results
 from bot.cards.device import (
-    device_card,
-    device_card_text,
     device_title,
 )
 from bot.cards.help import device_help, help_overview
@@ -25,7 +23,7 @@ from bot.commands import Commands, Invocation, Subcommand
 from bot.device_history import chrome_serial, history_blocks, remembered_device
 from bot.devices import Device
 from bot.errors import Ambiguous, NotFound, ValidationError
-from bot.lookup_buttons import lost_case_of
+from bot.lookup_buttons import card_for
 from bot.roles import Role
 from bot.search_query import MAX_QUERY, parse_sort
 from bot.services import Services
@@ -76,14 +74,7 @@ def info(inv: Invocation) -> None:
         )
         return
     if device is not None:
-        inv.reply(
-            device_card_text(device),
-            device_card(
-                device,
-                lost_case=lost_case_of(inv.svc, device),
-                kiosk_org_units=inv.svc.settings.kiosk_org_units,
-            ),
-        )
+        inv.reply(*card_for(inv.svc, device))
 
 
 def history(inv: Invocation) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
 
-from bot import blocks, ids, lost_cases, results
+from bot import blocks, export, ids, lost_cases, results
 from bot.cards.device import (
     device_card,
     device_card_text,
@@ -29,6 +29,7 @@ from bot.errors import DeviceBotError, NotFound, ValidationError
 from bot.roles import Role
 from bot.search_query import MAX_QUERY, SORT_WORDS, Sort, parse_sort
 from bot.services import Services
+from bot.slack_out import tell_user
 
 if TYPE_CHECKING:
     from bot.listeners import GuardedApp
@@ -45,26 +46,6 @@ def _check(svc: Services, body: dict[str, Any], what: str) -> None:
         refuse(svc, user, what)
 
 
-def answer(
-    svc: Services,
-    body: dict[str, Any],
-    text: str,
-    blocks_: list[blocks.Block],
-    *,
-    replace: bool = False,
-) -> None:
-    """Answer the person behind an interaction privately (response_url, else ephemeral, else DM)."""
-    url = body.get("response_url")
-    if url:
-        svc.out.respond(url, text, blocks_, replace_original=replace)
-        return
-    channel = (body.get("channel") or {}).get("id")
-    if channel:
-        svc.out.ephemeral(channel, _user(body), text, blocks_)
-    else:
-        svc.out.post(_user(body), text, blocks_)
-
-
 def _button_value(body: dict[str, Any]) -> tuple[str, str]:
     action = (body.get("actions") or [{}])[0]
     return action.get("block_id") or "", action.get("value") or ""
@@ -74,7 +55,7 @@ def next_page(svc: Services, body: dict[str, Any]) -> None:
     """*Next* or *Previous* on a search page: that page replaces it."""
     _check(svc, body, "find: another page")
     text, blocks_ = results.turn(svc, _button_value(body)[1])
-    answer(svc, body, text, blocks_, replace=True)
+    tell_user(svc.out, body, text, blocks_, replace=True)
 
 
 def resort_results(svc: Services, body: dict[str, Any]) -> None:
@@ -83,19 +64,17 @@ def resort_results(svc: Services, body: dict[str, Any]) -> None:
     action = (body.get("actions") or [{}])[0]
     value = str((action.get("selected_option") or {}).get("value") or "")
     text, blocks_ = results.resort(svc, value)
-    answer(svc, body, text, blocks_, replace=True)
+    tell_user(svc.out, body, text, blocks_, replace=True)
 
 
 def export_results(svc: Services, body: dict[str, Any]) -> None:
     """*Export CSV* on a search page: the export of the same query, to the person's DMs."""
     _check(svc, body, "find: export")
-    from bot import export
-
     query = results.export_query(svc, _button_value(body)[1])
     user = _user(body)
 
     def tell(text: str) -> None:
-        answer(svc, body, text, [blocks.section(text)])
+        tell_user(svc.out, body, text, [blocks.section(text)])
 
     exports: export.Exports = svc.extras["exports"]
     exports.start(user, query, tell)
@@ -112,17 +91,7 @@ def show_device(svc: Services, body: dict[str, Any]) -> None:
     # a button on a channel message (a lost-device post) never replaces that message
     ephemeral = bool((body.get("container") or {}).get("is_ephemeral", True))
     replace = ephemeral and not block_id.startswith(f"{ids.BlockId.RESULT}-")
-    answer(
-        svc,
-        body,
-        device_card_text(device),
-        device_card(
-            device,
-            lost_case=lost_case_of(svc, device),
-            kiosk_org_units=svc.settings.kiosk_org_units,
-        ),
-        replace=replace,
-    )
+    tell_user(svc.out, body, *card_for(svc, device), replace=replace)
 
 
 def show_history(svc: Services, body: dict[str, Any]) -> None:
@@ -135,7 +104,9 @@ def show_history(svc: Services, body: dict[str, Any]) -> None:
         title, serial = device_title(device), chrome_serial(device)
     except NotFound:
         title = device_id.rsplit("/", 1)[-1]
-    answer(svc, body, history_text(title), history_blocks(svc, title, device_id, serial=serial))
+    tell_user(
+        svc.out, body, history_text(title), history_blocks(svc, title, device_id, serial=serial)
+    )
 
 
 def show_raw_history(svc: Services, body: dict[str, Any]) -> None:
@@ -146,7 +117,7 @@ def show_raw_history(svc: Services, body: dict[str, Any]) -> None:
         raise ValidationError("That button no longer points at a device; look it up again.")
     events, _ = device_events(svc, device_id)
     title = device_id.rsplit("/", 1)[-1]
-    answer(svc, body, f"Audit log of {blocks.esc(title)}", raw_history(title, events))
+    tell_user(svc.out, body, f"Audit log of {blocks.esc(title)}", raw_history(title, events))
 
 
 def _parse_value(value: str) -> tuple[str, str]:
@@ -192,14 +163,14 @@ def search_submitted(svc: Services, ack: Ack, body: dict[str, Any], view: dict[s
         _check(svc, body, f"find {query}"[:200])
         text, blocks_ = results.first_page(svc, query, sort)
     except DeviceBotError as exc:
-        answer(
-            svc,
+        tell_user(
+            svc.out,
             target,
             f":warning: {exc.message}",
             [blocks.section(f":warning: {exc.message}")],
         )
         return
-    answer(svc, target, text, blocks_)
+    tell_user(svc.out, target, text, blocks_)
 
 
 def _modal_sort(values: dict[str, Any]) -> Sort | None:
@@ -243,6 +214,12 @@ def register(app: GuardedApp, svc: Services) -> None:
     app.view(ids.CallbackId.SEARCH)(on_search)
 
 
-def lost_case_of(svc: Services, device: Device) -> dict[str, Any] | None:
-    """The device's open lost case, for the banner on its card."""
-    return lost_cases.open_case_for(svc, device.platform, device.id)
+def card_for(svc: Services, device: Device) -> tuple[str, list[blocks.Block]]:
+    """A device's card as a message (text, blocks), with its open lost case's banner and
+    the actions that fit it."""
+    card = device_card(
+        device,
+        lost_case=lost_cases.open_case_for(svc, device.platform, device.id),
+        kiosk_org_units=svc.settings.kiosk_org_units,
+    )
+    return device_card_text(device), card

@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from bot import catalog, ids
@@ -29,8 +28,10 @@ from bot.blocks import (
     section,
     sections_of,
 )
+from bot.cards.device import device_line, device_value
 from bot.catalog import ActionSpec, FieldSpec
-from bot.devices import Device
+from bot.dates import when
+from bot.devices import Device, platform_name
 from bot.errors import ValidationError
 
 #: a bulk action over more than this many devices asks for the device count to be typed
@@ -150,7 +151,7 @@ def picker_view(
                     "type": "button",
                     "text": plain("Choose", 75),
                     "action_id": ids.device_action_id(action),
-                    "value": f"{device.platform}|{device.id}",
+                    "value": device_value(device),
                 },
             )
         )
@@ -171,30 +172,6 @@ def picker_view(
 # ---- device summaries -----------------------------------------------------------------------
 
 
-def when(timestamp: str | None) -> str:
-    """An RFC 3339 time as `2024-05-01 09:30 UTC` (as given if it does not parse)."""
-    if not timestamp:
-        return "never"
-    try:
-        moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return timestamp
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _platform_name(platform: str) -> str:
-    return "Chrome OS" if platform == "chrome" else "Android"
-
-
-def device_line(device: Device) -> str:
-    """One line naming a device: serial, user, OU, last sync, status (all escaped)."""
-    seen = "last sync" if device.platform == "chrome" else "last report"
-    return (
-        f"*{esc(device.serial or device.short_id)}* · {esc(device.user)} · {esc(device.org_unit)} · "
-        f"{seen} {esc(when(device.last_seen))} · {esc(device.status.lower())} · {_platform_name(device.platform)}"
-    )
-
-
 def device_summary(devices: Sequence[Device]) -> list[Block]:
     """Exactly which device(s) the action touches: fields for one, packed lines for many."""
     if len(devices) == 1:
@@ -202,12 +179,12 @@ def device_summary(devices: Sequence[Device]) -> list[Block]:
         seen = "Last sync" if d.platform == "chrome" else "Last report"
         return [
             section(
-                f"*Device:* {esc(d.serial or d.short_id)} ({_platform_name(d.platform)})",
+                f"*Device:* {esc(d.serial or d.short_id)} ({platform_name(d.platform)})",
                 fields=[
                     f"*Serial*\n{esc(d.serial)}",
                     f"*User*\n{esc(d.user)}",
                     f"*{'OU' if d.platform == 'chrome' else 'Policy'}*\n{esc(d.org_unit)}",
-                    f"*{seen}*\n{esc(when(d.last_seen))}",
+                    f"*{seen}*\n{when(d.last_seen, missing='never')}",
                     f"*Status*\n{esc(d.status)}",
                     f"*Model*\n{esc(d.model)}",
                     f"*Device id*\n`{esc(d.id)}`",

@@ -214,3 +214,29 @@ class SlackOut:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+
+def tell_user(
+    out: SlackOut,
+    body: dict[str, Any],
+    text: str,
+    blocks: Blocks = None,
+    *,
+    replace: bool = False,
+) -> None:
+    """Tell the person behind a gesture (`body`: a command, click or submission) something
+    only they see: through its response_url (replacing the message it came from when
+    `replace`), else ephemerally in its channel, else in a DM."""
+    user = body.get("user_id") or (body.get("user") or {}).get("id")
+    response_url = body.get("response_url") or next(
+        (u.get("response_url") for u in body.get("response_urls") or []), None
+    )
+    channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
+    if response_url:
+        out.respond(response_url, text, blocks, replace_original=replace)
+    elif channel and user:
+        out.ephemeral(channel, user, text, blocks)
+    elif user:
+        out.post(user, text, blocks)
+    else:
+        log.warning("nobody to tell: the gesture names no user")

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from bot import ids
+from bot.blocks import packed, sections_of, who
 from bot.cards.device import device_card, device_value, parse_device_value
-from bot.cards.history import history_lines, history_page, raw_history, who
+from bot.cards.history import history_lines, history_page, raw_history
 from bot.cards.pending import requests_list
 from bot.cards.search import (
     next_value,
@@ -130,6 +131,17 @@ def test_when_is_a_slack_date_and_escapes_garbage() -> None:
     assert when(0.0).endswith("|1970-01-01 00:00 UTC>")
     assert when(None) == "—"
     assert when("<!here>") == "&lt;!here&gt;"
+    assert when(None, missing="never") == "never"
+    assert when("", missing="never") == "never"
+
+
+def test_packed_lines_stay_within_the_limit_and_in_order() -> None:
+    lines = [f"line {i} " + "x" * 50 for i in range(200)] + ["y" * 5000]
+    texts = packed(lines, 1000)
+    assert all(len(text) <= 1000 for text in texts)
+    assert "\n".join(texts).split("\n")[:200] == lines[:200]
+    assert texts[-1].startswith("y") and texts[-1].endswith("…")
+    assert [b["text"]["text"] for b in sections_of(lines, 1000)] == texts
 
 
 def test_who_mentions_user_ids_only() -> None:

@@ -30,9 +30,11 @@ from fakes import (
 from slack_sdk.errors import SlackApiError
 
 from bot import capabilities, ids
+from bot.blocks import section
 from bot.devices import chrome_device
 from bot.errors import GoogleUnavailable
 from bot.services import Services
+from bot.slack_out import tell_user
 
 SERIAL = "5CD0001ABC"
 KIOSK = "5CD0002KSK"
@@ -418,3 +420,38 @@ def test_the_fake_directory_resolves_exactly(svc: Services) -> None:
     chrome(svc).devices["x"] = {**chrome_raw("5CD0001ABCD"), "deviceId": "x"}  # a longer serial
     assert chrome_device(chrome(svc).get("x")).serial == "5CD0001ABCD"
     assert svc.devices.resolve(SERIAL).serial == SERIAL  # the prefix match is not taken
+
+
+@pytest.mark.parametrize(
+    ("body", "method", "expected"),
+    [
+        (
+            {"user": {"id": "U1"}, "channel": {"id": "C1"}, "response_url": "https://hooks/r"},
+            "respond",
+            {"response_url": "https://hooks/r", "replace_original": True},
+        ),
+        (
+            {"user_id": "U1", "response_urls": [{"response_url": "https://hooks/v"}]},
+            "respond",
+            {"response_url": "https://hooks/v", "replace_original": True},
+        ),
+        (
+            {"user": {"id": "U1"}, "channel": {"id": "C1"}},
+            "ephemeral",
+            {"channel": "C1", "user": "U1"},
+        ),
+        ({"user_id": "U1", "channel_id": "C1"}, "ephemeral", {"channel": "C1", "user": "U1"}),
+        ({"user": {"id": "U1"}}, "post", {"channel": "U1"}),
+        ({}, None, {}),
+    ],
+)
+def test_tell_user_answers_privately_where_the_gesture_allows(
+    body: dict[str, Any], method: str | None, expected: dict[str, Any]
+) -> None:
+    """One way to tell a person something: the response_url, else ephemeral, else a DM."""
+    out = FakeSlackOut()
+    tell_user(out, body, "hello", [section("hello")], replace=True)  # type: ignore[arg-type]
+    assert [c.method for c in out.calls] == ([method] if method else [])
+    for call in out.calls:
+        assert call.text == "hello" and call.blocks[0]["text"]["text"] == "hello"
+        assert {k: call.args[k] for k in expected} == expected

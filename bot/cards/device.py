@@ -7,8 +7,8 @@ from typing import Any
 
 from bot import capabilities, ids
 from bot.blocks import Block, actions, button, context, esc, fit, header, section
-from bot.dates import _epoch_of, ago, when
-from bot.devices import Device
+from bot.dates import ago, epoch_of, when
+from bot.devices import PLATFORM_NAMES, Device, platform_name
 
 _STATUS_EMOJI = {
     "ACTIVE": ":large_green_circle:",
@@ -19,7 +19,6 @@ _STATUS_EMOJI = {
     "PROVISIONING": ":hourglass_flowing_sand:",
     "DELETED": ":wastebasket:",
 }
-_PLATFORM_NAME = {"chrome": "Chrome OS", "android": "Android"}
 
 
 def device_value(device: Device) -> str:
@@ -30,14 +29,9 @@ def device_value(device: Device) -> str:
 def parse_device_value(value: str) -> tuple[str, str]:
     """Inverse of device_value; ValueError when it is not one."""
     platform, sep, device_id = (value or "").partition("|")
-    if not sep or platform not in _PLATFORM_NAME or not device_id:
+    if not sep or platform not in PLATFORM_NAMES or not device_id:
         raise ValueError(f"not a device button value: {value[:60]!r}")
     return platform, device_id
-
-
-def platform_name(platform: str) -> str:
-    """`Chrome OS`, `Android`."""
-    return _PLATFORM_NAME.get(platform, platform)
 
 
 def status_text(status: str) -> str:
@@ -48,9 +42,7 @@ def status_text(status: str) -> str:
 
 def device_title(device: Device) -> str:
     """Plain-text name of a device: platform and serial (or short id)."""
-    return (
-        f"{_PLATFORM_NAME.get(device.platform, device.platform)} {device.serial or device.short_id}"
-    )
+    return f"{platform_name(device.platform)} {device.serial or device.short_id}"
 
 
 def device_line(device: Device) -> str:
@@ -58,7 +50,7 @@ def device_line(device: Device) -> str:
     first = " · ".join(
         [
             f"*{esc(device.serial or device.short_id)}*",
-            _PLATFORM_NAME.get(device.platform, device.platform),
+            platform_name(device.platform),
             esc(device.model),
             status_text(device.status),
         ]
@@ -142,7 +134,7 @@ def device_card(
     if fields[_main_field_count(device) :]:
         out.append(
             section(
-                f"*{_PLATFORM_NAME.get(device.platform, device.platform)} details*",
+                f"*{platform_name(device.platform)} details*",
                 fields=fields[_main_field_count(device) :],
             )
         )
@@ -199,7 +191,7 @@ def lost_post(case: dict[str, Any], summary: dict[str, Any], now: float) -> list
         f"*User*\n{esc(summary.get('user'))}",
         f"*{'Org unit' if platform == 'chrome' else 'Policy'}*\n{esc(summary.get('org_unit'))}",
         f"*Last check-in*\n{ago(checkin, now)}"
-        + (f" ({when(checkin)})" if _epoch_of(checkin) is not None else ""),
+        + (f" ({when(checkin)})" if epoch_of(checkin) is not None else ""),
         f"*Network*\n{esc(summary.get('network'))}",
     ]
     out.append(section("*The device*", fields=fields))

@@ -7,9 +7,9 @@ from typing import Any
 
 from bot import catalog
 from bot.blocks import Block, context, fit, header, section, sections_of
-from bot.cards.device import _PLATFORM_NAME, device_line, device_title
+from bot.cards.device import device_line, device_title
 from bot.catalog import ActionSpec
-from bot.devices import Device
+from bot.devices import Device, platform_name
 
 
 def device_help(
@@ -61,7 +61,7 @@ def help_overview(
             if spec.platform == platform and spec.name in by_name
         ]
         if lines:
-            out.append(section(f"*{_PLATFORM_NAME[platform]} actions*"))
+            out.append(section(f"*{platform_name(platform)} actions*"))
             out.extend(sections_of(lines))
     out.append(
         context(

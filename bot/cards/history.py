@@ -4,21 +4,32 @@ audit events behind it."""
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from bot import catalog, ids
-from bot.blocks import Block, actions, button, clip, context, esc, fit, header, plural, section
+from bot.blocks import (
+    MAX_BUTTON_VALUE,
+    Block,
+    actions,
+    button,
+    clip,
+    context,
+    esc,
+    fit,
+    header,
+    packed,
+    plural,
+    section,
+    sections_of,
+    who,
+)
 from bot.cards.words import DONE_WORDS, asks, option_words
 from bot.catalog import action_for
-from bot.dates import _clock, _epoch_of, when
+from bot.dates import clock, epoch_of, when
 from bot.errors import ValidationError
 
 HISTORY_LIMIT = 30
-MAX_BUTTON_VALUE = 2000
-_SECTION_BUDGET = 2800
-_SLACK_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 
 #: events outside a request, in words
@@ -30,30 +41,6 @@ EVENT_WORDS = {
 }
 #: bookkeeping events left out of the readable history (they stay in the raw detail)
 QUIET_EVENTS = frozenset({"refused", "reminded", "executing", "reconciled", "outcome_unknown"})
-
-
-def who(actor: str | None) -> str:
-    """A Slack user id as a mention; anything else (a job, "system") as escaped text."""
-    if actor and _SLACK_USER.match(actor):
-        return f"<@{actor}>"
-    return esc(actor)
-
-
-def _grouped(lines: Iterable[str], budget: int = _SECTION_BUDGET) -> list[str]:
-    """Join lines into texts of at most `budget` characters (one section each)."""
-    texts: list[str] = []
-    chunk: list[str] = []
-    size = 0
-    for line in lines:
-        line = clip(line, budget)
-        if chunk and size + len(line) + 1 > budget:
-            texts.append("\n".join(chunk))
-            chunk, size = [], 0
-        chunk.append(line)
-        size += len(line) + 1
-    if chunk:
-        texts.append("\n".join(chunk))
-    return texts
 
 
 def history_text(title: str) -> str:
@@ -153,17 +140,17 @@ def _final_words(
 ) -> str:
     """How a request ended, as a person says it ("disabled 14:02", "Sam denied it")."""
     state = final.get("event")
-    at = _epoch_of(final.get("at")) or started
+    at = epoch_of(final.get("at")) or started
     detail = final.get("detail") or {}
     if state == "succeeded":
         if request["action"] == "move" and device_id in (detail.get("failed") or []):
-            return f"not moved {_clock(at, started)}"
-        return f"{DONE_WORDS.get(request['action'], 'done')} {_clock(at, started)}"
+            return f"not moved {clock(at, started)}"
+        return f"{DONE_WORDS.get(request['action'], 'done')} {clock(at, started)}"
     if state == "failed":
         if request["action"] == "move" and device_id not in (detail.get("failed") or []):
-            return f"moved {_clock(at, started)} (others failed)"
+            return f"moved {clock(at, started)} (others failed)"
         outcome = _unescaped(str(detail.get("outcome") or "failed"))
-        return f"{esc(clip(outcome, 200))} {_clock(at, started)}"
+        return f"{esc(clip(outcome, 200))} {clock(at, started)}"
     if state == "denied":
         note = detail.get("note")
         return f"{who(final.get('actor'))} denied it" + (
@@ -184,7 +171,7 @@ def request_history_line(
     request: dict[str, Any], events: Sequence[dict[str, Any]], device_id: str
 ) -> str:
     """One request as one line: "Olivia asked to disable it (INC-4411) · Alex approved · disabled 14:02"."""
-    started = float(request.get("created_at") or _epoch_of(events[0].get("at")) or 0.0)
+    started = float(request.get("created_at") or epoch_of(events[0].get("at")) or 0.0)
     count = len(request.get("device_ids") or [])
     try:
         label = action_for(request["action"], request["platform"]).label
@@ -246,7 +233,7 @@ def history_lines(
         if request_id and request_id in requests:
             grouped.setdefault(request_id, []).append(event)
         elif event.get("event") not in QUIET_EVENTS:
-            entries.append((_epoch_of(event.get("at")) or 0.0, event_history_line(event)))
+            entries.append((epoch_of(event.get("at")) or 0.0, event_history_line(event)))
     for request_id, request_events in grouped.items():
         request = requests[request_id]
         started = float(request.get("created_at") or 0.0)
@@ -262,7 +249,7 @@ def history_page(title: str, lines: Sequence[str], *, raw_value: str | None = No
         out.append(section("Nothing has been done to this device through device-bot yet."))
         return out
     shown = lines[:HISTORY_LIMIT]
-    out += [section(text) for text in _grouped(shown)]
+    out += sections_of(shown)
     if len(lines) > len(shown):
         out.append(
             context(
@@ -289,7 +276,7 @@ def raw_history(title: str, events: Sequence[dict[str, Any]]) -> list[Block]:
         )
         for e in events[:HISTORY_LIMIT]
     ]
-    out += [section(f"```{text}```") for text in _grouped(lines, _SECTION_BUDGET - 10)]
+    out += [section(f"```{text}```") for text in packed(lines, 2890)]
     if len(events) > HISTORY_LIMIT:
         out.append(context(f"Showing the latest {HISTORY_LIMIT} of {len(events)} events."))
     return fit(out)

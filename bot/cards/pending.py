@@ -6,8 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from bot.blocks import Block, clip, context, divider, esc, fit, header, section
-from bot.cards.history import _grouped, who
+from bot.blocks import Block, clip, context, divider, esc, fit, header, section, sections_of, who
 from bot.catalog import action_for
 from bot.dates import when
 from bot.errors import ValidationError
@@ -68,7 +67,7 @@ def requests_list(
         )
         return out
     shown = rows[:REQUESTS_LIMIT]
-    out += [section(text) for text in _grouped(request_line(r) for r in shown)]
+    out += sections_of(request_line(r) for r in shown)
     if total > len(shown):
         out.append(context(f"Showing the oldest {len(shown)} of {total}."))
     if everyone:

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot import ids
 from bot.blocks import (
+    MAX_BUTTON_VALUE,
     MAX_MESSAGE_BLOCKS,
     Block,
     actions,
@@ -20,15 +21,14 @@ from bot.blocks import (
     plural,
     section,
 )
-from bot.cards.device import _PLATFORM_NAME, device_row
-from bot.devices import Device
+from bot.cards.device import device_row
+from bot.devices import Device, platform_name
 from bot.directory import SearchPage
 from bot.search_query import SORT_LABELS, Sort
 
 #: devices per platform on one search page: 2 × 20 result sections stay well under 50 blocks
 PAGE_SIZE = 20
 PICKER_LIMIT = 40
-MAX_BUTTON_VALUE = 2000
 #: room kept below 50 for the header, count line, notes, Next and the sandbox mark
 _LIST_ROOM = MAX_MESSAGE_BLOCKS - 6
 
@@ -86,7 +86,7 @@ def results_count(query: str, page: SearchPage, start: int) -> str:
     totals = []
     for platform, total in (("chrome", page.chrome_total), ("android", page.android_total)):
         if platform in page.platforms:
-            name = _PLATFORM_NAME[platform]
+            name = platform_name(platform)
             totals.append(f"{name} *{total:,}*" if total is not None else f"{name} (count unknown)")
     known = [t for t in (page.chrome_total, page.android_total) if t is not None]
     all_known = len(known) == len(page.platforms)
