@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,19 +13,11 @@ from bot.blocks import packed, sections_of, who
 from bot.cards.device import device_card, device_value, parse_device_value
 from bot.cards.history import history_lines, history_page, raw_history
 from bot.cards.pending import requests_list
-from bot.cards.search import (
-    next_value,
-    parse_next_value,
-    picker,
-    search_count,
-    search_modal,
-    search_page,
-)
+from bot.cards.search import Paging, picker, results_count, results_page, search_modal
 from bot.dates import when
 from bot.devices import Device
 from bot.directory import SearchPage
 from bot.playground.slack_emulator import validate_blocks, validate_view
-from bot.search_query import _encode_cursor
 
 EVIL = "<!channel> & <https://evil|click>"
 EVIL_ESCAPED = "&lt;!channel&gt; &amp; &lt;https://evil|click&gt;"
@@ -118,12 +111,6 @@ def test_device_value_round_trips() -> None:
 def test_parse_device_value_rejects_garbage(value: str) -> None:
     with pytest.raises(ValueError):
         parse_device_value(value)
-
-
-def test_next_value_round_trips() -> None:
-    assert parse_next_value(next_value(40, "abc")) == (40, "abc")
-    with pytest.raises(ValueError):
-        parse_next_value("x|abc")
 
 
 def test_when_is_a_slack_date_and_escapes_garbage() -> None:
@@ -227,50 +214,48 @@ def test_card_clips_huge_notes() -> None:
 # ---- search pages ---------------------------------------------------------------------------
 
 
-def test_search_page_rows_count_and_next() -> None:
+def test_results_page_rows_count_and_buttons() -> None:
     devices = [chrome(i) for i in range(20)] + [android(i) for i in range(20)]
-    cursor = _encode_cursor("example.com", "tok", 20)
-    blocks = search_page(
-        "example.com", page_of(devices, cursor=cursor, android_total=123), start=40
-    )
-    assert blocks[0]["text"]["text"].startswith("Results *41–80* for `example.com`")
-    assert "Android: *123* in all" in blocks[0]["text"]["text"]
+    page = page_of(devices, cursor="tok", android_total=123)
+    paging = Paging(previous="s|1", next="s|3", export="s|2", sort="s")
+    blocks = results_page("example.com", page, start=40, paging=paging)
+    count = blocks[0]["text"]["text"]
+    assert count.startswith("Results *41–80* for `example.com`")
+    assert "Android *123*" in count and "Chrome OS (count unknown)" in count
     rows = [
         b for b in blocks if b.get("accessory", {}).get("action_id") == ids.ActionId.SHOW_DEVICE
     ]
     assert len(rows) == 40
     assert rows[0]["block_id"] == "result-0"
     assert rows[0]["accessory"]["value"] == f"chrome|{devices[0].id}"
-    (next_button,) = [e for e in elements(blocks) if e["action_id"] == ids.ActionId.FIND_NEXT]
-    assert parse_next_value(next_button["value"]) == (80, cursor)
+    buttons = {e["action_id"]: e.get("value") for e in elements(blocks)}
+    assert buttons[ids.ActionId.FIND_PREVIOUS] == "s|1"
+    assert buttons[ids.ActionId.FIND_NEXT] == "s|3"
+    assert buttons[ids.ActionId.FIND_EXPORT] == "s|2"
+    assert ids.ActionId.FIND_SORT in buttons
     assert validate_blocks(blocks) == []
 
 
 def test_last_and_empty_pages() -> None:
-    assert search_count("q", page_of([chrome(1), chrome(2)]), 0) == "*2* devices match `q`."
-    assert search_count("q", page_of([chrome(1)]), 20) == "Results *21–21* of *21* for `q`."
-    assert search_count("q", page_of([]), 0) == "No device matches `q`."
-    blocks = search_page("q", page_of([]))
-    assert not [e for e in elements(blocks) if e["action_id"] == ids.ActionId.FIND_NEXT]
+    both = replace(page_of([chrome(1), chrome(2)]), chrome_total=2, android_total=0)
+    assert results_count("q", both, 0) == "*2* devices match `q` · Chrome OS *2* · Android *0*."
+    last = replace(page_of([chrome(1)]), platforms=("chrome",), chrome_total=21)
+    assert results_count("q", last, 20) == "Results *21–21* of *21* for `q` · Chrome OS *21*."
+    assert results_count("q", page_of([]), 0).startswith("No device matches `q`.")
+    blocks = results_page("q", page_of([]), paging=Paging(next="s|2", export="s|1", sort="s"))
+    assert not elements(blocks)
 
 
-def test_search_page_never_exceeds_block_limit() -> None:
+def test_results_page_never_exceeds_block_limit() -> None:
     devices = [chrome(i) for i in range(1000)]
-    blocks = search_page("x", page_of(devices, cursor="c" * 100))
+    blocks = results_page("x", page_of(devices, cursor="c"), paging=Paging(next="s|2"))
     assert len(blocks) <= 49  # room for the sandbox mark
     assert validate_blocks(blocks) == []
     assert "not shown" in texts(blocks)
 
 
-def test_search_page_without_room_for_the_cursor_says_so() -> None:
-    blocks = search_page("x", page_of([chrome(1)], cursor="c" * 3000))
-    assert not [e for e in elements(blocks) if e["action_id"] == ids.ActionId.FIND_NEXT]
-    assert "narrow the search" in texts(blocks)
-    assert validate_blocks(blocks) == []
-
-
-def test_search_page_escapes_query_and_devices() -> None:
-    blocks = search_page(EVIL, page_of([chrome(1, user=EVIL)]))
+def test_results_page_escapes_query_and_devices() -> None:
+    blocks = results_page(EVIL, page_of([chrome(1, user=EVIL)]))
     text = texts(blocks)
     assert EVIL_ESCAPED in text and "<!channel>" not in text
 

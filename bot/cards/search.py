@@ -9,7 +9,6 @@ from typing import Any
 
 from bot import ids
 from bot.blocks import (
-    MAX_BUTTON_VALUE,
     MAX_MESSAGE_BLOCKS,
     Block,
     actions,
@@ -31,42 +30,6 @@ PAGE_SIZE = 20
 PICKER_LIMIT = 40
 #: room kept below 50 for the header, count line, notes, Next and the sandbox mark
 _LIST_ROOM = MAX_MESSAGE_BLOCKS - 6
-
-
-def next_value(shown: int, cursor: str) -> str:
-    """The value of a *Next* button: how many results came before, and the cursor."""
-    return f"{shown}|{cursor}"
-
-
-def parse_next_value(value: str) -> tuple[int, str]:
-    """Inverse of next_value; ValueError when it is not one."""
-    shown, sep, cursor = (value or "").partition("|")
-    if not sep or not shown.isdigit() or not cursor:
-        raise ValueError("not a Next button value")
-    return int(shown), cursor
-
-
-def search_count(query: str, page: SearchPage, start: int) -> str:
-    """The result count line of a search page."""
-    shown = len(page.devices)
-    subject = f"`{esc(query)}`" if query else "all devices"
-    if page.sort is not None:
-        subject += f" ({page.sort.describe()})"
-    if shown == 0:
-        return f"No device matches {subject}." if start == 0 else f"No more results for {subject}."
-    first, last = start + 1, start + shown
-    if page.next_cursor is None:
-        if start == 0:
-            return f"*{last}* {'device matches' if last == 1 else 'devices match'} {subject}."
-        return f"Results *{first}–{last}* of *{last}* for {subject}."
-    parts = [f"Results *{first}–{last}* for {subject}"]
-    if page.android_total:
-        parts.append(f"Android: *{page.android_total}* in all")
-    if page.chrome_total:
-        parts.append(f"Chrome OS: *{page.chrome_total}* in all")
-    elif page.chrome_more:
-        parts.append("Chrome OS: more on the next pages")
-    return " · ".join(parts) + "."
 
 
 @dataclass(frozen=True)
@@ -154,32 +117,13 @@ def results_page(
     return fit(out)
 
 
-def search_page(query: str, page: SearchPage, *, start: int = 0) -> list[Block]:
-    """One page of `find` results: count line, a row per device, *Next* with the cursor."""
-    out: list[Block] = [section(search_count(query, page, start))]
-    rows = [device_row(d, block_id=f"{ids.BlockId.RESULT}-{i}") for i, d in enumerate(page.devices)]
-    out += rows[:_LIST_ROOM]
-    notes = list(page.notes)
-    if len(rows) > _LIST_ROOM:
-        notes.append(f"{len(rows) - _LIST_ROOM} more on this page not shown; narrow the search.")
-    if page.next_cursor:
-        value = next_value(start + len(page.devices), page.next_cursor)
-        if len(value) <= MAX_BUTTON_VALUE:
-            out.append(actions([button("Next", ids.ActionId.FIND_NEXT, value, style="primary")]))
-        else:
-            notes.append("More results exist; narrow the search to see them.")
-    if notes:
-        out.append(context(" ".join(esc(n) for n in notes)))
-    return fit(out)
-
-
 def search_text(query: str, page: SearchPage, start: int = 0) -> str:
     """Notification text of a search page (the query is the user's: escaped)."""
     subject = esc(query) if query else "all devices"
     return f"{plural(len(page.devices), 'device')} for {subject} (from result {start + 1})"
 
 
-def search_modal(private_metadata: str = "", *, error: str | None = None) -> dict[str, Any]:
+def search_modal(private_metadata: str = "") -> dict[str, Any]:
     """`/device` alone: a modal with a search box (Directory query syntax welcome)."""
     return {
         "type": "modal",
