@@ -15,28 +15,30 @@ from bot.services import Services
 def remembered_device(svc: Services, ref: str) -> tuple[str, str] | None:
     """A device Google no longer returns (wiped, deleted), found by serial or id in what the
     bot kept: requests' device summaries, lost cases, the audit log. (title, device id) or None."""
-    db = svc.store.db()
-    row = db.execute(
-        "SELECT json_extract(j.value, '$.id'), json_extract(j.value, '$.serial'), r.platform"
-        " FROM requests r, json_each(r.devices) j"
-        " WHERE upper(json_extract(j.value, '$.serial')) = upper(?)"
-        " OR json_extract(j.value, '$.id') = ? OR json_extract(j.value, '$.id') LIKE ?"
-        " ORDER BY r.created_at DESC LIMIT 1",
-        [ref, ref, "%/" + ref],
-    ).fetchone()
-    if row is None:
-        row = db.execute(
+    # newest first in each place; the first place that knows the device answers
+    places = (
+        (
+            "SELECT json_extract(j.value, '$.id'), json_extract(j.value, '$.serial'), r.platform"
+            " FROM requests r, json_each(r.devices) j"
+            " WHERE upper(json_extract(j.value, '$.serial')) = upper(?)"
+            " OR json_extract(j.value, '$.id') = ? OR json_extract(j.value, '$.id') LIKE ?"
+            " ORDER BY r.created_at DESC LIMIT 1",
+            [ref, ref, "%/" + ref],
+        ),
+        (
             "SELECT device_id, serial, platform FROM lost_devices"
             " WHERE upper(serial) = upper(?) OR device_id = ? OR device_id LIKE ?"
             " ORDER BY reported_at DESC LIMIT 1",
             [ref, ref, "%/" + ref],
-        ).fetchone()
-    if row is None:
-        row = db.execute(
+        ),
+        (
             "SELECT device_id, NULL, platform FROM audit_events"
             " WHERE device_id = ? OR device_id LIKE ? ORDER BY seq DESC LIMIT 1",
             [ref, "%/" + ref],
-        ).fetchone()
+        ),
+    )
+    db = svc.store.db()
+    row = next(filter(None, (db.execute(sql, args).fetchone() for sql, args in places)), None)
     if row is None or not row[0]:
         return None
     device_id, serial, platform = str(row[0]), row[1], row[2]

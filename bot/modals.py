@@ -28,7 +28,7 @@ from bot.blocks import (
     section,
     sections_of,
 )
-from bot.cards.device import device_line, device_value
+from bot.cards.device import device_line, device_row
 from bot.catalog import ActionSpec, FieldSpec
 from bot.dates import when
 from bot.devices import Device, platform_name
@@ -142,19 +142,10 @@ def picker_view(
             "pick the one you mean."
         )
     ]
-    for i, device in enumerate(shown):
-        out.append(
-            section(
-                device_line(device),
-                block_id=f"pick_{i}",
-                accessory={
-                    "type": "button",
-                    "text": plain("Choose", 75),
-                    "action_id": ids.device_action_id(action),
-                    "value": device_value(device),
-                },
-            )
-        )
+    out += [
+        device_row(d, "Choose", block_id=f"pick_{i}", action_id=ids.device_action_id(action))
+        for i, d in enumerate(shown)
+    ]
     if len(candidates) > len(shown):
         out.append(
             context(f"…and {len(candidates) - len(shown)} more: use a device id to be exact.")

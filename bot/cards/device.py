@@ -221,7 +221,13 @@ def device_card_text(device: Device) -> str:
     return f"{esc(device_title(device))}: {esc(device.status)}"
 
 
-def device_row(device: Device, label: str = "Show", *, block_id: str | None = None) -> Block:
-    """A list row: the device's line with a button that shows its card."""
-    accessory = button(label, ids.ActionId.SHOW_DEVICE, device_value(device))
+def device_row(
+    device: Device,
+    label: str = "Show",
+    *,
+    block_id: str | None = None,
+    action_id: str = ids.ActionId.SHOW_DEVICE,
+) -> Block:
+    """A list row: the device's line with a button (by default one that shows its card)."""
+    accessory = button(label, action_id, device_value(device))
     return section(device_line(device), accessory=accessory, block_id=block_id)
