@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import re
-import threading
-import time
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.android_index import SORT_COLUMNS, AndroidIndex
 from bot.blocks import esc
 from bot.devices import ANDROID, CHROME, Device, android_device, chrome_device
 from bot.errors import (
@@ -31,12 +29,10 @@ from bot.errors import (
     ValidationError,
 )
 from bot.search_query import (
-    _ANDROID_SORT,
     PERSON_CAP,
     SORT_LABELS,
     Sort,
     _encode_cursor,
-    _like,
     decode_cursor,
     decode_sort,
     person_queries,
@@ -67,13 +63,13 @@ class SearchPage:
 
 
 class DeviceDirectory:
-    """Looks devices up on both platforms at once; keeps the local Android index."""
+    """Looks devices up on both platforms at once (Android through its local index)."""
 
     def __init__(self, google: Any, store: Store, executor: Executor) -> None:
         self.google = google
         self.store = store
         self.executor = executor
-        self._sync = threading.Lock()  # one index sync at a time in this process
+        self.android_index = AndroidIndex(google, store)
 
     # ---- single devices ---------------------------------------------------------
     def get(self, platform: str, device_id: str) -> Device:
@@ -81,7 +77,7 @@ class DeviceDirectory:
         if platform == CHROME:
             return chrome_device(self.google.require_chrome().get(device_id))
         raw = self.google.require_android().get(device_id)
-        self._index_android([raw])
+        self.android_index.add([raw])
         return android_device(raw)
 
     def resolve(self, ref: str) -> Device:
@@ -199,21 +195,7 @@ class DeviceDirectory:
 
     def _android_matches(self, ref: str) -> list[Device]:
         android = self.google.require_android()
-        if _ANDROID_NAME.match(ref):
-            names = [ref]
-        else:
-            self.ensure_android_index()
-            rows = (
-                self.store.db()
-                .execute(
-                    # exact: `_` and `%` in a reference are characters, not wildcards
-                    "SELECT name FROM android_index WHERE serial = ? COLLATE NOCASE"
-                    " OR name LIKE ? ESCAPE '\\'",
-                    [ref, f"%/devices/{_like(ref)}"],
-                )
-                .fetchall()
-            )
-            names = [row[0] for row in rows]
+        names = [ref] if _ANDROID_NAME.match(ref) else self.android_index.named(ref)
         found = []
         for name in names:
             try:
@@ -282,41 +264,21 @@ class DeviceDirectory:
         next_android: int | None = None
         android_where = plan.android
         if android_api is not None and android_offset is not None and android_where is not None:
-            self.ensure_android_index()
-            sql, args = android_where
-            db = self.store.db()
-            android_total = db.execute(
-                f"SELECT count(*) FROM android_index WHERE {sql}", args
-            ).fetchone()[0]
-            order = "i.serial"
-            if sort is not None:
-                column = _ANDROID_SORT[sort.order_by]
-                if column is None and first:
-                    notes.append(
-                        f"Android devices have no {SORT_LABELS[sort.order_by]}: they are sorted by serial."
-                    )
-                order = f"{column or 'i.serial'} {'DESC' if sort.descending else 'ASC'}, i.serial"
-            rows = db.execute(
-                "SELECT i.name FROM android_index i LEFT JOIN android_raw r ON r.name = i.name"
-                f" WHERE {sql} ORDER BY {order} LIMIT ? OFFSET ?",
-                [*args, page_size, android_offset],
-            ).fetchall()
-            names = [row[0] for row in rows]
+            android_total = self.android_index.count(android_where)
+            if sort is not None and SORT_COLUMNS[sort.order_by] is None and first:
+                notes.append(
+                    f"Android devices have no {SORT_LABELS[sort.order_by]}: they are sorted by serial."
+                )
+            names = self.android_index.page(android_where, sort, page_size, android_offset)
             android_devices = [
-                d for d in self.executor.map(self._android_cached, names) if d is not None
+                d for d in self.executor.map(self.android_index.cached, names) if d is not None
             ]
             if android_offset + page_size < android_total:
                 next_android = android_offset + page_size
         elif self.google.android is None and first and plan.android is not None:
             notes.append("Android is not configured.")
         if android_api is not None and android_total is None:  # a later page: count anyway
-            self.ensure_android_index()
-            sql, args = plan.android or ("1", [])
-            android_total = (
-                self.store.db()
-                .execute(f"SELECT count(*) FROM android_index WHERE {sql}", args)
-                .fetchone()[0]
-            )
+            android_total = self.android_index.count(plan.android or ("1", []))
         chrome_devices: list[Device] = []
         next_chrome: str | None = None
         chrome_total: int | None = None
@@ -407,79 +369,15 @@ class DeviceDirectory:
         end = offset + page_size
         return merged[offset:end], (f"#{end}" if end < len(merged) else None), len(merged)
 
-    def _android_cached(self, name: str) -> Device | None:
-        row = (
-            self.store.db().execute("SELECT raw FROM android_raw WHERE name = ?", [name]).fetchone()
-        )
-        if row is None:
-            return None
-        return android_device(json.loads(row[0]))
+    # ---- the Android index, for the jobs and reports that refresh or read it ------------
+    def sync_android_index(self) -> int:
+        """Refresh the local Android index now (the scheduled job); returns the count."""
+        return self.android_index.sync()
 
-    # ---- the Android index ----------------------------------------------------------
     def ensure_android_index(self) -> None:
-        """Build the index once if it has never been built (later syncs are scheduled)."""
-        if self.android_index_synced_at() is None:
-            self.sync_android_index(only_if_never=True)
+        """Build the local Android index if it has never been built."""
+        self.android_index.ensure()
 
     def android_index_synced_at(self) -> float | None:
-        row = (
-            self.store.db()
-            .execute("SELECT value FROM meta WHERE key = 'android_index_synced_at'")
-            .fetchone()
-        )
-        return float(row[0]) if row else None
-
-    def sync_android_index(self, *, only_if_never: bool = False) -> int:
-        """Refresh the local Android index from a full device list; returns the count.
-
-        One sync at a time: a caller that finds one running waits for it (and with
-        `only_if_never`, a first look-up racing the start-up sync, does not sync again).
-        """
-        with self._sync:
-            if only_if_never and self.android_index_synced_at() is not None:
-                return 0
-            return self._sync_android_index()
-
-    def _sync_android_index(self) -> int:
-        android = self.google.android
-        if android is None:
-            return 0
-        started = time.time()
-        batch: list[dict[str, Any]] = []
-        count = 0
-        for raw in android.iter_devices():  # AMAPI pages hold at most 100 devices
-            batch.append(raw)
-            if len(batch) >= 1000:
-                self._index_android(batch, synced_at=started)
-                count += len(batch)
-                batch = []
-        if batch:
-            self._index_android(batch, synced_at=started)
-            count += len(batch)
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM android_index WHERE synced_at < ?", [started])
-            db.execute("DELETE FROM android_raw WHERE name NOT IN (SELECT name FROM android_index)")
-            db.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('android_index_synced_at', ?)",
-                [str(started)],
-            )
-        log.info("android index synced: %d devices in %.1fs", count, time.time() - started)
-        return count
-
-    def _index_android(self, raws: list[dict[str, Any]], *, synced_at: float | None = None) -> None:
-        now = synced_at or time.time()
-        rows = []
-        raw_rows = []
-        for raw in raws:
-            device = android_device(raw)
-            rows.append((device.id, device.serial, device.user, device.model, device.status, now))
-            raw_rows.append((device.id, json.dumps(raw, separators=(",", ":"))))
-        with self.store.transaction() as db:
-            db.conn.executemany(
-                "INSERT OR REPLACE INTO android_index(name, serial, user, model, state, synced_at)"
-                " VALUES (?,?,?,?,?,?)",
-                rows,
-            )
-            db.conn.executemany(
-                "INSERT OR REPLACE INTO android_raw(name, raw) VALUES (?, ?)", raw_rows
-            )
+        """When the local Android index was last synced (None: never)."""
+        return self.android_index.synced_at()

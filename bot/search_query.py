@@ -39,15 +39,6 @@ SORT_LABELS: dict[str, str] = {
     "annotatedLocation": "location",
     "notes": "notes",
 }
-#: the Android index column (or raw JSON path) equivalent to each Chrome orderBy; None: none
-_ANDROID_SORT: dict[str, str | None] = {
-    "lastSync": "json_extract(r.raw, '$.lastStatusReportTime')",
-    "serialNumber": "i.serial",
-    "status": "i.state",
-    "annotatedUser": "i.user",
-    "annotatedLocation": None,
-    "notes": None,
-}
 
 
 @dataclass(frozen=True)
@@ -130,7 +121,7 @@ def decode_cursor(cursor: str) -> tuple[str, str | None, int | None]:
 def decode_sort(cursor: str) -> Sort | None:
     """The order a *Next* cursor continues in (None: the default order)."""
     order_by = _cursor_data(cursor).get("o")
-    if order_by not in _ANDROID_SORT:
+    if order_by not in SORT_LABELS:
         return None
     return Sort(str(order_by), bool(_cursor_data(cursor).get("d")))
 
@@ -274,17 +265,18 @@ def android_filter(query: str) -> tuple[str, list[Any]] | None:
                 args.append(value.upper())
                 continue
             clauses.append(f"{column} LIKE ? ESCAPE '\\'")
-            args.append(_like(value) + ("%" if column == "serial" else ""))
+            args.append(escape_like(value) + ("%" if column == "serial" else ""))
             if column == "user":
-                args[-1] = "%" + _like(value) + "%"
+                args[-1] = "%" + escape_like(value) + "%"
         else:
             clauses.append(
                 "(serial LIKE ? ESCAPE '\\' OR user LIKE ? ESCAPE '\\' OR model LIKE ? ESCAPE '\\')"
             )
-            pattern = "%" + _like(term) + "%"
+            pattern = "%" + escape_like(term) + "%"
             args.extend([pattern, pattern, pattern])
     return (" AND ".join(clauses) or "1", args)
 
 
-def _like(value: str) -> str:
+def escape_like(value: str) -> str:
+    """`value` as a LIKE pattern that matches it literally (with `ESCAPE '\\'`)."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
