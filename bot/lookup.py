@@ -1,8 +1,8 @@
-"""Looking devices up: help, find, info, history, requests, and the search modal.
+"""Looking devices up: the sub-commands help, find, info, history and requests, and
+`/device` alone (the search modal). Their buttons are in `lookup_buttons`.
 
-Every listener acks first; the Google work then runs in Bolt's listener thread and the
-answer goes back through the response_url (ephemeral), so a slow Google never costs
-Slack's 3-second window.
+A sub-command runs after its ack in Bolt's listener thread and answers through the
+response_url (ephemeral), so a slow Google never costs Slack's 3-second window.
 """
 
 from __future__ import annotations
