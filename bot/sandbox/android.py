@@ -50,7 +50,9 @@ from bot.sandbox.api import (
     rfc3339,
     rpc_status,
 )
-from bot.sandbox.fleet import PROTECTED_PACKAGES, AndroidOperation, Fleet, Json
+from bot.sandbox.devices import Json
+from bot.sandbox.fleet import AndroidOperation, Fleet
+from bot.sandbox.pools import PROTECTED_PACKAGES
 
 PREFIX = "v1/enterprises/"
 COMMAND_TYPE = "type.googleapis.com/google.android.devicemanagement.v1.Command"

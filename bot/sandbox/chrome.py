@@ -31,7 +31,8 @@ from urllib.parse import unquote
 from bot.google import discovery
 from bot.sandbox import reports
 from bot.sandbox.api import ApiError, Request, Response, rfc3339, rpc_status
-from bot.sandbox.fleet import ChromeCommand, Fleet, Json
+from bot.sandbox.devices import Json
+from bot.sandbox.fleet import ChromeCommand, Fleet
 from bot.sandbox.query import search
 
 PREFIX = "admin/directory/v1/customer/"

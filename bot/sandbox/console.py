@@ -10,7 +10,8 @@ from typing import Any
 
 from bot.sandbox import chrome, reports
 from bot.sandbox.api import ApiError, Request, Response
-from bot.sandbox.fleet import Fleet, Json
+from bot.sandbox.devices import Json
+from bot.sandbox.fleet import Fleet
 
 OUTSIDE_KINDS = ("disable", "reenable", "deprovision", "move", "annotate", "command")
 
