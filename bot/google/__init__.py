@@ -31,13 +31,12 @@ from bot.google.client import (
     CallRecord,
     DeviceResult,
     Executor,
-    NoResendHttp,
     Page,
     RetryPolicy,
-    ServiceFactory,
 )
 from bot.google.orgunits import ORGUNIT_FORBIDDEN_HINT, OrgUnitsApi
 from bot.google.reports import REPORTS_FORBIDDEN_HINT, ReportsApi
+from bot.google.transport import NoResendHttp, ServiceFactory
 from bot.settings import Settings
 
 __all__ = [

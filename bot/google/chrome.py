@@ -14,7 +14,9 @@ from urllib.parse import urlsplit
 from bot.blocks import esc
 from bot.errors import DeviceBotError, DeviceNotFound, GoogleError, OutcomeUnknown, ValidationError
 from bot.google import discovery
-from bot.google.client import DeviceResult, Executor, Page, ServiceFactory, map_rpc_status
+from bot.google.client import DeviceResult, Executor, Page
+from bot.google.errors import map_rpc_status
+from bot.google.transport import ServiceFactory
 
 MAX_LIST_RESULTS = 300  # chromeosdevices.list maxResults
 #: the largest command file (screenshot, logs, support packet) fetched to upload to Slack
