@@ -25,7 +25,6 @@ from googleapiclient.errors import HttpError
 
 from bot.blocks import esc
 from bot.errors import (
-    DeviceBotError,
     Forbidden,
     GoogleUnavailable,
     OutcomeUnknown,
@@ -225,28 +224,3 @@ class Executor:
                 detail=f"{type(exc).__name__}: {exc}",
             ) from exc
         return None
-
-
-# ---- results shared by both platforms -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list call: its items and the token of the next page (None at the end)."""
-
-    items: list[dict[str, Any]]
-    next_page_token: str | None
-
-
-@dataclass(frozen=True)
-class DeviceResult:
-    """The outcome for one device of a multi-device call (status change, move)."""
-
-    device_id: str
-    ok: bool
-    error: DeviceBotError | None = None
-
-    @property
-    def outcome_unknown(self) -> bool:
-        """Google's answer was lost (timeout, 5xx): the device must be read back, not resent."""
-        return not self.ok and isinstance(self.error, OutcomeUnknown)

@@ -11,7 +11,8 @@ from typing import Any
 
 from bot.errors import ValidationError
 from bot.google import discovery
-from bot.google.client import Executor, Page
+from bot.google.client import Executor
+from bot.google.results import Page
 from bot.google.transport import ServiceFactory
 
 _LIST = discovery.method(discovery.REPORTS, "activities.list")
