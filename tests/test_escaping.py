@@ -352,7 +352,7 @@ def test_nothing_from_google_or_a_device_reaches_slack_as_markup(hostile_bot):
         "esim-key",
     ):
         assert f"{TOKEN} {field} &lt;!channel&gt;" in shown, field
-    # the example: the annotated user in the lost-devices post and its fallback text
+    # an annotated user of `<!channel>` in the lost-devices post and its fallback text pings nobody
     post = bot.emu.message(LOST, case["ts"])
     assert f"{TOKEN} annotated-user &lt;!channel&gt;" in post["text"]
     assert f"{TOKEN} annotated-user &lt;!channel&gt;" in "\n".join(_mrkdwn(post["blocks"]))
