@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2, help="cold runs (then one cached run)")
     args = parser.parse_args(argv)
 
-    from bot import stats
+    from bot.stats import chart
+    from bot.stats.cache import OverviewCache
 
     sandbox, generated = big_sandbox(args.chrome, args.android)
     rows: list[list[Any]] = []
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             h.emu.add_user(OPERATOR, name="bench.operator")  # the chart goes to their DM
             wait_until(lambda: svc.devices.android_index_synced_at() is not None, 180)
             index_requests = sum(1 for r in h.calls.records if "androidmanagement" in r.method_id)
-            cache: stats.OverviewCache = svc.extras["stats_cache"]
+            cache: OverviewCache = svc.extras["stats_cache"]
             for run in range(args.runs + 1):
                 cached_run = run == args.runs
                 name = "cached" if cached_run else f"cold {run + 1}"
@@ -78,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                 assert overview is not None
                 s = overview.stats
                 r0 = time.perf_counter()
-                stats.render(s)
+                chart.render(s)
                 drawn = time.perf_counter() - r0
-                size = stats.png_size(png)
+                size = chart.png_size(png)
                 rows.append(
                     [
                         name,
@@ -109,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{name}: Chrome in ceil(N/300) = {math.ceil(args.chrome / 300)} requests,"
                         " Android in 0"
                     ] = len(lists) == len(records) == math.ceil(args.chrome / 300)
-                checks[f"{name}: PNG {stats.WIDTH}×{stats.HEIGHT}"] = size == (
-                    stats.WIDTH,
-                    stats.HEIGHT,
+                checks[f"{name}: PNG {chart.WIDTH}×{chart.HEIGHT}"] = size == (
+                    chart.WIDTH,
+                    chart.HEIGHT,
                 )
     finally:
         sandbox.stop()

@@ -24,7 +24,7 @@ from bot.blocks import esc, section
 from bot.errors import DeviceBotError, NotFound, OutcomeUnknown
 from bot.google.android import google_duration
 from bot.google.chrome import CHUNK, StatusAction
-from bot.google.client import DeviceResult
+from bot.google.results import DeviceResult
 from bot.services import Services
 
 log = logging.getLogger(__name__)

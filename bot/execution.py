@@ -26,7 +26,7 @@ from bot.errors import (
 )
 from bot.google.android import google_duration
 from bot.google.chrome import STATUS_AFTER, StatusAction
-from bot.google.client import DeviceResult
+from bot.google.results import DeviceResult
 from bot.jobs import process_alive
 from bot.services import Services
 

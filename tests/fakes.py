@@ -72,7 +72,7 @@ from bot.directory import DeviceDirectory
 from bot.errors import DeviceNotFound, IllegalTransition
 from bot.gate import AckGate
 from bot.google import GoogleClients
-from bot.google.client import DeviceResult, Page
+from bot.google.results import DeviceResult, Page
 from bot.playground.slack_emulator import (
     element_state,
     iter_elements,

@@ -13,7 +13,8 @@ from bot.cards.device import device_card
 from bot.devices import Device, android_device, chrome_device
 from bot.sandbox.android import _rule_error
 from bot.sandbox.api import ApiError
-from bot.sandbox.chrome import _session_refusal, change_status
+from bot.sandbox.chrome_commands import session_refusal
+from bot.sandbox.chrome_status import change_status
 from bot.sandbox.fleet import AndroidOperation, Fleet
 from tests.conftest import APPROVALS, OPERATOR, Bot, Claims, flatten
 from tests.test_actions import run
@@ -52,7 +53,7 @@ def _chrome_refusal(fleet: Fleet, d: dict[str, Any], spec: catalog.ActionSpec) -
     if spec.kind == "chrome_command":
         if d["status"] != "ACTIVE":
             return "commands only on ACTIVE devices"
-        return _session_refusal(d, spec.google)
+        return session_refusal(d, spec.google)
     return None
 
 

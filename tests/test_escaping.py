@@ -352,7 +352,7 @@ def test_nothing_from_google_or_a_device_reaches_slack_as_markup(hostile_bot):
         "esim-key",
     ):
         assert f"{TOKEN} {field} &lt;!channel&gt;" in shown, field
-    # the example: the annotated user in the lost-devices post and its fallback text
+    # an annotated user of `<!channel>` in the lost-devices post and its fallback text pings nobody
     post = bot.emu.message(LOST, case["ts"])
     assert f"{TOKEN} annotated-user &lt;!channel&gt;" in post["text"]
     assert f"{TOKEN} annotated-user &lt;!channel&gt;" in "\n".join(_mrkdwn(post["blocks"]))
@@ -407,7 +407,7 @@ def test_download_links_never_let_google_text_out_of_the_link() -> None:
 
 
 def test_google_error_messages_are_escaped_once_and_kept_raw_for_the_log() -> None:
-    from bot.google.client import map_error, map_rpc_status
+    from bot.google.errors import map_error, map_rpc_status
 
     error = map_error(400, EVIL, what="search Chrome devices (<!here>)")
     assert ESCAPED in error.message and "&lt;!here&gt;" in error.message

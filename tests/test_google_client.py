@@ -34,7 +34,9 @@ from bot.google import (
 )
 from bot.google.android import ANDROID_FORBIDDEN_HINT
 from bot.google.chrome import DIRECTORY_FORBIDDEN_HINT
-from bot.google.client import Executor, ServiceFactory, map_rpc_status
+from bot.google.client import Executor
+from bot.google.errors import map_rpc_status
+from bot.google.transport import ServiceFactory
 from bot.settings import Secret, Settings
 
 ENTERPRISE = "enterprises/LC0test"

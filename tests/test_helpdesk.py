@@ -49,7 +49,7 @@ def ephemeral(bot: Any, needle: str, user: str = OPERATOR) -> dict[str, Any]:
     )
 
 
-# ---- item 7: an approval card an approver can trust at a glance ---------------------------------
+# ---- an approval card an approver can trust at a glance ------------------------------------------
 
 
 def test_approval_card_reads_in_words_with_dates_expiry_and_a_link(bot, claims):
@@ -94,7 +94,7 @@ def test_flags_are_shown_by_label(bot, claims):
     assert "*New password:* set, never shown" in text and "correct-horse" not in text
 
 
-# ---- item 10: approvals that do not stall ---------------------------------------------------------
+# ---- approvals that do not stall -----------------------------------------------------------------
 
 
 def test_reminder_at_half_the_ttl_once_then_expiry_mentions_and_request_again(
@@ -200,7 +200,7 @@ def test_deny_mentions_the_requester_and_reads_once(bot, claims):
     assert "denied by" not in card.replace("Denied by", "")
 
 
-# ---- item 9: lost-device posts you can act on ---------------------------------------------------
+# ---- lost-device posts you can act on ------------------------------------------------------------
 
 
 def lost_post(bot: Any, serial: str) -> dict[str, Any]:
@@ -277,7 +277,7 @@ def test_android_lost_post_offers_wipe(bot, claims):
     assert "Android" in flatten(post)
 
 
-# ---- item 2: history a person can read ------------------------------------------------------------
+# ---- history a person can read -------------------------------------------------------------------
 
 
 def test_history_in_words_with_moves_raw_detail_and_a_wiped_phone(tmp_path, sandbox, emu, claims):
@@ -340,7 +340,7 @@ def test_history_in_words_with_moves_raw_detail_and_a_wiped_phone(tmp_path, sand
         bot.server.stop()
 
 
-# ---- item 11: wording ------------------------------------------------------------------------------
+# ---- wording -------------------------------------------------------------------------------------
 
 
 def test_help_is_grouped_by_platform_and_marks_approval(bot):

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from bot import moves
-from bot.sandbox.fleet import ORG_UNITS
+from bot.sandbox.pools import ORG_UNITS
 from tests.conftest import OPERATOR, OUTSIDER, Bot, Claims, flatten, wait_until
 from tests.test_actions import ACTION, request_rows, run, serial
 

@@ -9,7 +9,7 @@ import threading
 import httplib2
 import pytest
 
-from bot.google.client import NoResendHttp
+from bot.google.transport import NoResendHttp
 from bot.sandbox.testing import wait_for
 
 

@@ -15,8 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot import stats
 from bot.sandbox import Sandbox
+from bot.stats import chart, command, counts
+from bot.stats.cache import OverviewCache
 from tests.conftest import APPROVER1, OPERATOR, OUTSIDER, Bot, flatten, start_bot, wait_until
 
 DM = "D" + OPERATOR[1:]
@@ -84,7 +85,7 @@ def expected(fleet: Any, now: float) -> dict[str, Any]:
         "expired": sum(1 for d in in_service if d["autoUpdateThrough"][:7] <= month),
         "android_status": Counter(d["state"] for d in android),
         "android_versions": Counter(
-            stats.android_major(d["softwareInfo"]["androidVersion"]) for d in in_hand
+            counts.android_major(d["softwareInfo"]["androidVersion"]) for d in in_hand
         ),
         "patch_months": Counter(d["softwareInfo"]["securityPatchLevel"][:7] for d in in_hand),
     }
@@ -94,7 +95,7 @@ def test_stats_posts_a_chart_and_summary_from_one_pass_then_serves_the_cache(
     fleet_bot: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bot = fleet_bot
-    monkeypatch.setattr(stats, "PROGRESS_EVERY", 0.0)  # an edit per page, to see them
+    monkeypatch.setattr(command, "PROGRESS_EVERY", 0.0)  # an edit per page, to see them
     google_before = len(bot.sandbox.log)
     mark = bot.emu.mark()
     bot.slash("stats")
@@ -105,7 +106,7 @@ def test_stats_posts_a_chart_and_summary_from_one_pass_then_serves_the_cache(
     png = bot.emu.uploads.content(file["id"])
     assert png is not None and len(png) > 20_000
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert stats.png_size(png) == (1200, 900)
+    assert chart.png_size(png) == (1200, 900)
     assert file["name"].startswith("fleet-") and file["name"].endswith(".png")
     assert file["channels"] == [DM]
     calls = [c for c in bot.emu.calls[mark:] if c.method.startswith("files.")]
@@ -122,11 +123,11 @@ def test_stats_posts_a_chart_and_summary_from_one_pass_then_serves_the_cache(
     assert len(lists) == 3 and len(google) == 3, google
     for call in lists:
         assert call["projection"] == ["BASIC"] and call["maxResults"] == ["300"]
-        assert call["fields"] == [stats.CHROME_FIELDS]
+        assert call["fields"] == [counts.CHROME_FIELDS]
     assert "pageToken" not in lists[0] and all("pageToken" in c for c in lists[1:])
 
     # the summary: the counts, checked against the sandbox's own data
-    cache: stats.OverviewCache = bot.svc.extras["stats_cache"]
+    cache: OverviewCache = bot.svc.extras["stats_cache"]
     overview = cache.fresh()
     assert overview is not None and cache.passes == 1
     want = expected(bot.sandbox.fleet, overview.stats.taken_at)
@@ -216,7 +217,7 @@ def test_a_google_failure_is_told_in_place_and_nothing_is_cached(fleet_bot: Bot)
     )
     assert "Invalid page token" in flatten(failed)
     assert not bot.emu.uploads.files()
-    cache: stats.OverviewCache = bot.svc.extras["stats_cache"]
+    cache: OverviewCache = bot.svc.extras["stats_cache"]
     assert cache.fresh() is None and cache.passes == 0
 
 
@@ -233,18 +234,18 @@ def test_an_outsider_gets_no_overview_and_arguments_are_refused(bot: Bot) -> Non
 
 
 def test_expiry_month_prefers_auto_update_through_then_the_deprecated_millis() -> None:
-    assert stats.expiry_month({"autoUpdateThrough": "2029-06-01"}) == "2029-06"
-    assert stats.expiry_month({"autoUpdateThrough": "2031-08-01T00:00:00Z"}) == "2031-08"
+    assert counts.expiry_month({"autoUpdateThrough": "2029-06-01"}) == "2029-06"
+    assert counts.expiry_month({"autoUpdateThrough": "2031-08-01T00:00:00Z"}) == "2031-08"
     millis = int(datetime(2030, 2, 1, tzinfo=UTC).timestamp() * 1000)
-    assert stats.expiry_month({"autoUpdateExpiration": str(millis)}) == "2030-02"
-    assert stats.expiry_month({}) == "unknown"
-    assert stats.expiry_month({"autoUpdateExpiration": "0"}) == "unknown"
+    assert counts.expiry_month({"autoUpdateExpiration": str(millis)}) == "2030-02"
+    assert counts.expiry_month({}) == "unknown"
+    assert counts.expiry_month({"autoUpdateExpiration": "0"}) == "unknown"
 
 
 def test_counting_rules() -> None:
     now = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
-    s = stats.FleetStats(taken_at=now)
-    stats.add_chrome(
+    s = counts.FleetStats(taken_at=now)
+    counts.add_chrome(
         s,
         [
             {"status": "ACTIVE", "osVersion": "131.0.1.2", "lastSync": "2026-11-29T10:00:00.000Z"},
@@ -256,7 +257,7 @@ def test_counting_rules() -> None:
     )
     assert s.chrome_active == 3 and s.chrome_stale == 2
     assert s.chrome_milestones == Counter({131: 1, 120: 1, 0: 1})
-    stats.add_android(
+    counts.add_android(
         s,
         [
             ("ACTIVE", "8.1.0", "2026-10-01", "2026-11-29T00:00:00Z"),
@@ -272,12 +273,12 @@ def test_counting_rules() -> None:
 
 def test_the_cache_expires_and_makes_one_pass_at_a_time() -> None:
     clock = [0.0]
-    cache = stats.OverviewCache(60, clock=lambda: clock[0])
+    cache = OverviewCache(60, clock=lambda: clock[0])
     made = []
 
-    def make() -> tuple[stats.FleetStats, bytes]:
+    def make() -> tuple[counts.FleetStats, bytes]:
         made.append(1)
-        return stats.FleetStats(taken_at=0), b"png"
+        return counts.FleetStats(taken_at=0), b"png"
 
     assert cache.get(make)[1] is False
     clock[0] = 59
@@ -288,7 +289,7 @@ def test_the_cache_expires_and_makes_one_pass_at_a_time() -> None:
 
 
 def test_png_size_reads_the_header() -> None:
-    png = stats.render(stats.FleetStats(taken_at=0))  # an empty fleet still draws
-    assert stats.png_size(png) == (stats.WIDTH, stats.HEIGHT)
+    png = chart.render(counts.FleetStats(taken_at=0))  # an empty fleet still draws
+    assert chart.png_size(png) == (chart.WIDTH, chart.HEIGHT)
     with pytest.raises(ValueError):
-        stats.png_size(b"GIF89a" + b"\0" * 30)
+        chart.png_size(b"GIF89a" + b"\0" * 30)

@@ -29,15 +29,13 @@ from bot.google.client import (
     CallCounter,
     CallObserver,
     CallRecord,
-    DeviceResult,
     Executor,
-    NoResendHttp,
-    Page,
     RetryPolicy,
-    ServiceFactory,
 )
 from bot.google.orgunits import ORGUNIT_FORBIDDEN_HINT, OrgUnitsApi
 from bot.google.reports import REPORTS_FORBIDDEN_HINT, ReportsApi
+from bot.google.results import DeviceResult, Page
+from bot.google.transport import NoResendHttp, ServiceFactory
 from bot.settings import Settings
 
 __all__ = [

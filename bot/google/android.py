@@ -17,14 +17,10 @@ from googleapiclient.http import BatchHttpRequest
 from bot.blocks import esc
 from bot.errors import GoogleError, ValidationError
 from bot.google import discovery
-from bot.google.client import (
-    Executor,
-    Page,
-    ServiceFactory,
-    is_rate_limit,
-    map_error,
-    parse_http_error,
-)
+from bot.google.client import Executor
+from bot.google.errors import is_rate_limit, map_error, parse_http_error
+from bot.google.results import Page
+from bot.google.transport import ServiceFactory
 
 DEFAULT_ROOT = "https://androidmanagement.googleapis.com/"
 MAX_PAGE_SIZE = 100  # devices.list: larger values are coerced to 100 by Google

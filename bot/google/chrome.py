@@ -7,14 +7,17 @@ Reference: https://developers.google.com/workspace/admin/directory/reference/res
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bot.blocks import esc
-from bot.errors import DeviceBotError, DeviceNotFound, GoogleError, OutcomeUnknown, ValidationError
+from bot.errors import DeviceBotError, OutcomeUnknown, ValidationError
 from bot.google import discovery
-from bot.google.client import DeviceResult, Executor, Page, ServiceFactory, map_rpc_status
+from bot.google.client import Executor
+from bot.google.errors import map_rpc_status
+from bot.google.results import DeviceResult, Page, read_back
+from bot.google.transport import ServiceFactory
 
 MAX_LIST_RESULTS = 300  # chromeosdevices.list maxResults
 #: the largest command file (screenshot, logs, support packet) fetched to upload to Slack
@@ -363,8 +366,9 @@ class ChromeApi:
         action = action.upper()  # type: ignore[assignment]
         target = STATUS_AFTER[action]
         verb = _VERBS[action]
-        return self._read_back(
+        return read_back(
             results,
+            self._read_basic,
             lambda raw: raw.get("status") == target,
             lambda raw: (
                 f"Google did not {verb} it: the device is still "
@@ -377,8 +381,9 @@ class ChromeApi:
     ) -> list[DeviceResult]:
         """Settle each unknown outcome of `move` by reading the device's organisational unit."""
         wanted = _ou_key(org_unit_path)
-        return self._read_back(
+        return read_back(
             results,
+            self._read_basic,
             lambda raw: _ou_key(str(raw.get("orgUnitPath") or "")) == wanted,
             lambda raw: (
                 f"Not moved: the device is in `{esc(raw.get('orgUnitPath'))}` "
@@ -386,35 +391,8 @@ class ChromeApi:
             ),
         )
 
-    def _read_back(
-        self,
-        results: Sequence[DeviceResult],
-        took_effect: Callable[[dict[str, Any]], bool],
-        not_done: Callable[[dict[str, Any]], str],
-    ) -> list[DeviceResult]:
-        """Known results as they are; each unknown one decided by a fresh read of its device.
-
-        A device that cannot be read stays unknown (the caller tries again later).
-        """
-        out: list[DeviceResult] = []
-        for result in results:
-            if not result.outcome_unknown:
-                out.append(result)
-                continue
-            try:
-                raw = self.get(result.device_id, "BASIC")
-            except DeviceNotFound as exc:
-                out.append(DeviceResult(result.device_id, False, exc))
-                continue
-            except DeviceBotError:
-                out.append(result)
-                continue
-            if took_effect(raw):
-                out.append(DeviceResult(result.device_id, True, None))
-            else:
-                error = GoogleError(not_done(raw), detail="read back")
-                out.append(DeviceResult(result.device_id, False, error))
-        return out
+    def _read_basic(self, device_id: str) -> dict[str, Any]:
+        return self.get(device_id, "BASIC")
 
     def issue_command(
         self, device_id: str, command_type: str, payload: dict[str, Any] | None = None

@@ -1,5 +1,6 @@
-"""The one place that talks HTTP to Google: per-thread services, the execute choke point,
-bounded retries and the mapping of Google's errors to bot.errors.
+"""The one place that talks HTTP to Google: the execute choke point, bounded retries, and the
+record of every round trip. Per-thread services are in `bot.google.transport`, the mapping
+of Google's errors to bot.errors in `bot.google.errors`.
 
 Every `.execute()` of a googleapiclient request (or batch) goes through `Executor.execute`.
 googleapiclient's own `num_retries` is never used: it resends POSTs blindly, and a
@@ -9,7 +10,6 @@ mutation whose answer was lost must be reconciled, not sent twice.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import random
 import socket
@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import google.auth.exceptions
@@ -26,35 +25,14 @@ from googleapiclient.errors import HttpError
 
 from bot.blocks import esc
 from bot.errors import (
-    BadRequest,
-    DeviceBotError,
-    DeviceNotFound,
     Forbidden,
-    GoogleError,
     GoogleUnavailable,
-    IllegalTransition,
-    InsufficientLicenses,
     OutcomeUnknown,
-    RateLimited,
 )
+from bot.google.errors import is_rate_limit, map_error, parse_http_error
 
 log = logging.getLogger(__name__)
 
-#: 403 reasons that mean "slow down", not "you may not"
-RATE_LIMIT_REASONS = frozenset(
-    {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded", "RATE_LIMIT_EXCEEDED"}
-)
-
-#: google.rpc.Code values (used by per-device results and AMAPI operation errors)
-RPC_INVALID_ARGUMENT = 3
-RPC_DEADLINE_EXCEEDED = 4
-RPC_NOT_FOUND = 5
-RPC_PERMISSION_DENIED = 7
-RPC_RESOURCE_EXHAUSTED = 8
-RPC_FAILED_PRECONDITION = 9
-RPC_INTERNAL = 13
-RPC_UNAVAILABLE = 14
-RPC_UNAUTHENTICATED = 16
 
 # Errors after which the request provably never left this machine.
 _NOT_SENT = (ConnectionRefusedError, httplib2.ServerNotFoundError, socket.gaierror)
@@ -117,217 +95,12 @@ class CallCounter:
             self.records.clear()
 
 
-# ---- error parsing and mapping ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GoogleAnswer:
-    """The parts of a Google error answer that decide retries and wording."""
-
-    status: int
-    message: str
-    reasons: tuple[str, ...]
-    retry_after: float | None
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def parse_http_error(exc: HttpError) -> GoogleAnswer:
-    """Status, message, reasons and Retry-After of an HttpError."""
-    if exc.resp is None:  # BatchError: the batch answer could not be parsed
-        return GoogleAnswer(502, f"malformed answer: {exc.reason}", ("badGateway",), None)
-    status = int(exc.resp.status)
-    message = ""
-    reasons: list[str] = []
-    try:
-        raw = exc.content.decode("utf-8") if isinstance(exc.content, bytes) else str(exc.content)
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        message = str(error.get("message") or "")
-        for item in error.get("errors") or []:
-            if isinstance(item, dict) and item.get("reason"):
-                reasons.append(str(item["reason"]))
-        for item in error.get("details") or []:
-            if isinstance(item, dict) and item.get("reason"):
-                reasons.append(str(item["reason"]))
-        if error.get("status"):
-            reasons.append(str(error["status"]))
-    elif isinstance(error, str):  # OAuth-style {"error": "invalid_grant", ...}
-        message = str(body.get("error_description") or error) if isinstance(body, dict) else error
-    if not message:
-        message = exc.resp.reason or f"HTTP {status}"
-    retry_after = _parse_retry_after(exc.resp.get("retry-after"))
-    return GoogleAnswer(status, message, tuple(reasons), retry_after)
-
-
-def is_rate_limit(answer: GoogleAnswer) -> bool:
-    """429, or a 403 whose reason is a rate or quota limit: Google did nothing."""
-    if answer.status == 429:
-        return True
-    return answer.status == 403 and any(r in RATE_LIMIT_REASONS for r in answer.reasons)
-
-
-def map_error(
-    status: int,
-    message: str,
-    *,
-    what: str,
-    reasons: tuple[str, ...] = (),
-    forbidden_hint: str = "",
-    attempts: int = 1,
-) -> GoogleError:
-    """Turn one Google error answer into the bot.errors class an admin can read.
-
-    Google's messages echo what was sent (a query, a path): they are escaped for Slack
-    here, where the message is built; `detail` keeps the raw text for the log.
-    """
-    reason = reasons[0] if reasons else None
-    kwargs: dict[str, Any] = {"status": status, "reason": reason, "detail": message}
-    answer = GoogleAnswer(status, message, reasons, None)
-    what, message = esc(what), esc(message)
-    if is_rate_limit(answer):
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        return RateLimited(
-            f"Could not {what}: Google's rate limit is still exceeded{tries}. "
-            "Try again in a minute.",
-            **kwargs,
-        )
-    if status == 400:
-        return BadRequest(f"Could not {what}: Google rejected the request: {message}", **kwargs)
-    if status in (401, 403):
-        hint = f" {forbidden_hint}" if forbidden_hint else ""
-        return Forbidden(
-            f"Could not {what}: Google refused permission ({message}).{hint}", **kwargs
-        )
-    if status == 404:
-        return DeviceNotFound(
-            f"Could not {what}: Google has no such device, command or operation.", **kwargs
-        )
-    if status == 412:
-        if "license" in message.lower():
-            return InsufficientLicenses(
-                f"Could not {what}: there is no free Chrome license for it "
-                "(Google: Insufficient licenses). Free a license, e.g. by deprovisioning a "
-                "retired device, or buy more.",
-                **kwargs,
-            )
-        example = (
-            " For example, a deprovisioned device can be neither disabled nor re-enabled, "
-            "and only a disabled device can be re-enabled."
-            if "transition" in message.lower()
-            else ""
-        )
-        return IllegalTransition(
-            f"Could not {what}: the device's current state does not allow it "
-            f"(Google: {message}).{example}",
-            **kwargs,
-        )
-    if status >= 500:
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        return GoogleUnavailable(
-            f"Could not {what}: Google is unavailable (HTTP {status}){tries}. Try again later.",
-            **kwargs,
-        )
-    return GoogleError(f"Could not {what}: Google answered HTTP {status}: {message}", **kwargs)
-
-
-def map_rpc_status(status: dict[str, Any], *, what: str, forbidden_hint: str = "") -> GoogleError:
-    """Map a google.rpc.Status (per-device result, Operation.error) to a domain error."""
-    code = int(status.get("code") or 0)
-    message = str(status.get("message") or "")
-    shown = esc(message) if message else ""
-    reasons = tuple(
-        str(d["reason"])
-        for d in status.get("details") or []
-        if isinstance(d, dict) and d.get("reason")
-    )
-    kwargs: dict[str, Any] = {"reason": reasons[0] if reasons else None, "detail": message}
-    http_status = {
-        RPC_INVALID_ARGUMENT: 400,
-        RPC_NOT_FOUND: 404,
-        RPC_PERMISSION_DENIED: 403,
-        RPC_UNAUTHENTICATED: 401,
-        RPC_RESOURCE_EXHAUSTED: 429,
-        RPC_FAILED_PRECONDITION: 412,
-        RPC_UNAVAILABLE: 503,
-    }.get(code)
-    if code in (RPC_INTERNAL, RPC_DEADLINE_EXCEEDED):
-        return OutcomeUnknown(
-            f"Could not confirm that Google did {esc(what)} ({shown or 'internal error'}); "
-            "the bot will check the device instead of retrying.",
-            status=None,
-            **kwargs,
-        )
-    if http_status is None:
-        return GoogleError(
-            f"Could not {esc(what)}: {shown or f'Google error code {code}'}", **kwargs
-        )
-    return map_error(
-        http_status, message, what=what, reasons=reasons, forbidden_hint=forbidden_hint
-    )
-
-
 def _network_words(exc: BaseException, timeout: float | None) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s" if timeout else "the request timed out"
     if isinstance(exc, _NOT_SENT):
         return "Google could not be reached"
     return f"the connection failed ({type(exc).__name__})"
-
-
-# ---- no blind resends ---------------------------------------------------------------------
-
-
-class ResendBlocked(ConnectionAbortedError):
-    """httplib2 wanted to send a non-idempotent request a second time; we refused."""
-
-
-class _OneShot:
-    """A connection proxy that lets a request be sent once: a second send raises."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
-        self._sent = False
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:
-        if self._sent:
-            raise ResendBlocked("the connection broke after the request was sent; not resending it")
-        self._sent = True
-        return self._conn.request(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
-class NoResendHttp(httplib2.Http):
-    """httplib2.Http that never resends a POST/PATCH/PUT/DELETE by itself.
-
-    httplib2 silently sends a request again when the first answer is a BadStatusLine or a
-    dropped connection ("the connection just went stale"), whatever the method. For a
-    wipe that could mean twice. Here a mutation is sent at most once per call; the choke
-    point turns the failure into OutcomeUnknown and the caller reads Google back.
-    """
-
-    def _conn_request(
-        self, conn: Any, request_uri: str, method: str, body: Any, headers: Any
-    ) -> Any:
-        if method in ("GET", "HEAD", "OPTIONS"):
-            return super()._conn_request(conn, request_uri, method, body, headers)
-        return super()._conn_request(_OneShot(conn), request_uri, method, body, headers)
 
 
 # ---- the choke point -----------------------------------------------------------------------
@@ -451,103 +224,3 @@ class Executor:
                 detail=f"{type(exc).__name__}: {exc}",
             ) from exc
         return None
-
-
-# ---- per-thread services ------------------------------------------------------------------
-
-
-class ServiceFactory:
-    """Builds one googleapiclient service (and its httplib2.Http) per thread, lazily.
-
-    httplib2.Http and service objects are not thread-safe; only this immutable recipe is
-    shared between threads.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        version: str,
-        *,
-        http_factory: Callable[[], httplib2.Http],
-        endpoint: str | None = None,
-    ) -> None:
-        self.name = name
-        self.version = version
-        self.endpoint = endpoint
-        self._http_factory = http_factory
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self.builds = 0
-        self.build_seconds = 0.0
-
-    def service(self) -> Any:
-        """This thread's service object, built on first use."""
-        service = getattr(self._local, "service", None)
-        if service is None:
-            from googleapiclient.discovery import build
-
-            started = time.perf_counter()
-            http = self._http_factory()
-            options = {"api_endpoint": self.endpoint} if self.endpoint else None
-            service = build(
-                self.name,
-                self.version,
-                http=http,
-                static_discovery=True,
-                cache_discovery=False,
-                client_options=options,
-            )
-            self._local.service = service
-            self._local.http = http
-            with self._lock:
-                self.builds += 1
-                self.build_seconds += time.perf_counter() - started
-        return service
-
-    def resource(self, *path: str) -> Any:
-        """This thread's resource object at `path`, e.g. ("enterprises", "devices"), made once.
-
-        googleapiclient builds a new Resource, with a closure for each of its methods, on
-        every `service.enterprises()` call (0.8–2 ms of CPU per Google call, under the GIL):
-        each thread keeps the ones it made instead.
-        """
-        cache: dict[tuple[str, ...], Any] | None = getattr(self._local, "resources", None)
-        if cache is None:
-            cache = self._local.resources = {}
-        resource = cache.get(path)
-        if resource is None:
-            resource = self.service()
-            for name in path:
-                resource = getattr(resource, name)()
-            cache[path] = resource
-        return resource
-
-    def http(self) -> httplib2.Http:
-        """This thread's (authorized) httplib2.Http, the one its service uses."""
-        self.service()
-        return self._local.http  # type: ignore[no-any-return]
-
-
-# ---- results shared by both platforms -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a list call: its items and the token of the next page (None at the end)."""
-
-    items: list[dict[str, Any]]
-    next_page_token: str | None
-
-
-@dataclass(frozen=True)
-class DeviceResult:
-    """The outcome for one device of a multi-device call (status change, move)."""
-
-    device_id: str
-    ok: bool
-    error: DeviceBotError | None = None
-
-    @property
-    def outcome_unknown(self) -> bool:
-        """Google's answer was lost (timeout, 5xx): the device must be read back, not resent."""
-        return not self.ok and isinstance(self.error, OutcomeUnknown)

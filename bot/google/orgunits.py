@@ -12,7 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from bot.google.client import Executor, ServiceFactory
+from bot.google.client import Executor
+from bot.google.transport import ServiceFactory
 
 #: how long the OU list is kept before Google is asked again
 CACHE_SECONDS = 300.0

@@ -11,7 +11,9 @@ from typing import Any
 
 from bot.errors import ValidationError
 from bot.google import discovery
-from bot.google.client import Executor, Page, ServiceFactory
+from bot.google.client import Executor
+from bot.google.results import Page
+from bot.google.transport import ServiceFactory
 
 _LIST = discovery.method(discovery.REPORTS, "activities.list")
 #: activities.list maxResults bounds, from the discovery document

@@ -22,8 +22,9 @@ from types import FrameType
 from typing import Any
 
 from bot.logs import configure_logging
+from bot.playground.page import Person
 from bot.playground.slack_emulator import SlackEmulator
-from bot.playground.web import Person, Playground
+from bot.playground.web import Playground
 from bot.settings import SettingsError, load_settings
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,8 @@ from types import TracebackType
 from typing import Any
 
 from bot.sandbox import console
-from bot.sandbox.fleet import Fleet, Json
+from bot.sandbox.devices import Json
+from bot.sandbox.fleet import Fleet
 from bot.sandbox.server import App, Faults, RequestLog, serve
 
 __all__ = ["Sandbox"]

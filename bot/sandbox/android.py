@@ -29,18 +29,19 @@ A command-specific status other than SUCCESS(EDED) also ends in an Operation err
 (code 9). A command the device never acknowledges expires after its `duration`
 (default 600s): done with error code 4 (DEADLINE_EXCEEDED), no errorCode. A
 cancelled one: done with error code 1 (CANCELLED), no errorCode.
+Device reads and writes (get, list, patch) are in `bot.sandbox.android_devices`.
 The rules here that are our reading rather than documented fact are listed, with their
 reasons, in `bot/sandbox/ASSUMPTIONS.md`.
 """
 
 from __future__ import annotations
 
-import base64
 import copy
 from typing import Any
 from urllib.parse import unquote
 
 from bot.google import discovery
+from bot.sandbox import android_devices
 from bot.sandbox.api import (
     ApiError,
     Request,
@@ -50,7 +51,9 @@ from bot.sandbox.api import (
     rfc3339,
     rpc_status,
 )
-from bot.sandbox.fleet import PROTECTED_PACKAGES, AndroidOperation, Fleet, Json
+from bot.sandbox.devices import Json
+from bot.sandbox.fleet import AndroidOperation, Fleet
+from bot.sandbox.pools import PROTECTED_PACKAGES
 
 PREFIX = "v1/enterprises/"
 COMMAND_TYPE = "type.googleapis.com/google.android.devicemanagement.v1.Command"
@@ -71,7 +74,6 @@ _ERROR_RPC = {
     "UNSUPPORTED": ("UNIMPLEMENTED", "The device doesn't support the command."),
     "UNKNOWN": ("UNKNOWN", "An unknown error occurred."),
 }
-NOT_FOUND = "Requested entity was not found."
 
 
 def handle(fleet: Fleet, req: Request) -> Response:
@@ -86,7 +88,7 @@ def handle(fleet: Fleet, req: Request) -> Response:
     rest = parts[3:]
     if not rest:
         _method(m, "GET")
-        return _list(fleet, req)
+        return android_devices.list_devices(fleet, req)
     raw = rest[0]
     if len(rest) == 1 and raw.endswith(":issueCommand"):
         _method(m, "POST")
@@ -94,11 +96,11 @@ def handle(fleet: Fleet, req: Request) -> Response:
     name = f"{enterprise}/devices/{unquote(raw)}"
     if len(rest) == 1:
         if m == "GET":
-            return Response(200, _device(fleet, name))
+            return Response(200, android_devices.device(fleet, name))
         if m == "PATCH":
-            return _patch(fleet, req, name)
+            return android_devices.patch(fleet, req, name)
         if m == "DELETE":
-            _device(fleet, name)
+            android_devices.device(fleet, name)
             fleet.remove_android(name)
             return Response(200, {})
         raise ApiError(404, "Method not found.")
@@ -124,73 +126,11 @@ def _method(actual: str, expected: str) -> None:
         raise ApiError(404, "Method not found.")
 
 
-def _device(fleet: Fleet, name: str) -> Json:
-    d = fleet.android_get(name)
-    if d is None:
-        raise ApiError(404, NOT_FOUND)
-    return d
-
-
 def _operation(fleet: Fleet, name: str) -> AndroidOperation:
     op = fleet.operations.get(name)
     if op is None:
-        raise ApiError(404, NOT_FOUND)
+        raise ApiError(404, android_devices.NOT_FOUND)
     return op
-
-
-def _page(req: Request, default: int, maximum: int) -> tuple[int, int]:
-    size = req.int_param("pageSize", default, 0, None) or default
-    size = min(size, maximum)
-    offset = 0
-    token = req.param("pageToken")
-    if token:
-        try:
-            offset = int(
-                base64.urlsafe_b64decode(token.encode() + b"==").decode().removeprefix("o:")
-            )
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "Invalid page token") from None
-    return size, offset
-
-
-def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
-
-
-def _list(fleet: Fleet, req: Request) -> Response:
-    size, offset = _page(req, 10, 100)
-    names = fleet.android_order[offset : offset + size]
-    body: Json = {}
-    if names:
-        body["devices"] = [fleet.android[n] for n in names]
-    if offset + size < len(fleet.android_order):
-        body["nextPageToken"] = _token(offset + size)
-    return Response(200, body)
-
-
-def _patch(fleet: Fleet, req: Request, name: str) -> Response:
-    d = _device(fleet, name)
-    body = req.json()
-    mask = req.param("updateMask")
-    fields = (
-        [f.strip() for f in mask.split(",")] if mask else ["state", "policyName", "disabledReason"]
-    )
-    for f in fields:
-        if f not in ("state", "policyName", "disabledReason"):
-            raise ApiError(400, f"Invalid field in updateMask: {f}")
-        if f not in body:
-            continue
-        if f == "state":
-            if body["state"] not in ("ACTIVE", "DISABLED"):
-                raise ApiError(400, "Only ACTIVE and DISABLED are allowed for state.")
-            d["state"] = d["appliedState"] = body["state"]
-        elif f == "policyName":
-            p = str(body["policyName"])
-            d["policyName"] = p if "/" in p else f"{fleet.enterprise}/policies/{p}"
-        else:
-            d["disabledReason"] = body["disabledReason"]
-    fleet.touch()
-    return Response(200, d)
 
 
 # ------------------------------------------------------------------------------ commands
@@ -265,7 +205,7 @@ def _issue(fleet: Fleet, req: Request, name: str) -> Response:
     body = req.json()
     ctype = validate(body)
     duration = parse_duration(body["duration"]) if body.get("duration") else 600.0
-    d = _device(fleet, name)
+    d = android_devices.device(fleet, name)
     if (
         ctype == "ADD_ESIM"
         and d["ownership"] == "PERSONALLY_OWNED"
@@ -333,7 +273,7 @@ def _cancel(fleet: Fleet, name: str) -> Response:
 
 def _list_operations(fleet: Fleet, req: Request, name: str) -> Response:
     _device_or_known(fleet, name)
-    size, offset = _page(req, 100, 1000)
+    size, offset = android_devices.page(req, 100, 1000)
     names = fleet.device_operations.get(name, [])
     flt = (req.param("filter") or "").replace(" ", "").lower()
     ops = [fleet.operations[n] for n in names]
@@ -345,13 +285,13 @@ def _list_operations(fleet: Fleet, req: Request, name: str) -> Response:
     if page:
         body["operations"] = [operation_view(o) for o in page]
     if offset + size < len(ops):
-        body["nextPageToken"] = _token(offset + size)
+        body["nextPageToken"] = android_devices.token(offset + size)
     return Response(200, body)
 
 
 def _device_or_known(fleet: Fleet, name: str) -> None:
     if fleet.android_get(name) is None and name not in fleet.device_operations:
-        raise ApiError(404, NOT_FOUND)
+        raise ApiError(404, android_devices.NOT_FOUND)
 
 
 def _rule_error(d: Json, ctype: str, op: AndroidOperation) -> str | None:

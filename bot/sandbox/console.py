@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox import chrome, reports
+from bot.sandbox import chrome_commands, chrome_status, reports
 from bot.sandbox.api import ApiError, Request, Response
-from bot.sandbox.fleet import Fleet, Json
+from bot.sandbox.devices import Json
+from bot.sandbox.fleet import Fleet
 
 OUTSIDE_KINDS = ("disable", "reenable", "deprovision", "move", "annotate", "command")
 
@@ -33,7 +34,7 @@ def outside_change(fleet: Fleet, ref: str, kind: str, actor: str, **kw: Any) -> 
             raise ApiError(404, f"No Chrome device {ref!r} in the sandbox.")
         if kind in ("disable", "reenable", "deprovision"):
             reason = kw.get("reason", "retiring_device") if kind == "deprovision" else None
-            chrome.change_status(fleet, d, kind, reason, actor=actor)
+            chrome_status.change_status(fleet, d, kind, reason, actor=actor)
         elif kind == "move":
             ou = fleet.resolve_org_unit(str(kw.get("org_unit") or ""))
             if ou is None:
@@ -57,7 +58,7 @@ def outside_change(fleet: Fleet, ref: str, kind: str, actor: str, **kw: Any) -> 
             reports.record_annotation(fleet, d, field, old, value or None, actor)
         else:
             command_type = str(kw.get("command_type") or "")
-            if command_type not in chrome.COMMAND_TYPES:
+            if command_type not in chrome_commands.COMMAND_TYPES:
                 raise ApiError(400, f"Invalid value for commandType: {command_type}")
             reports.record_command(fleet, d, command_type, actor)
         return fleet.activities[-1][1]

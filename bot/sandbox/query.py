@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bot.sandbox.api import ApiError
-from bot.sandbox.fleet import Fleet, Json
+from bot.sandbox.devices import Json
+from bot.sandbox.fleet import Fleet
 
 _TOKEN = re.compile(r"""(?:([A-Za-z_]+):)?("[^"]*"|'[^']*'|\S+)""")
 _INDEXED = ("id", "user", "asset_id")

@@ -28,7 +28,8 @@ from datetime import datetime
 from urllib.parse import unquote
 
 from bot.sandbox.api import ApiError, Request, Response, rfc3339
-from bot.sandbox.fleet import Fleet, Json
+from bot.sandbox.devices import Json
+from bot.sandbox.fleet import Fleet
 
 PREFIX = "admin/reports/v1/activity/users/"
 MAX_RESULTS = 1000

@@ -10,6 +10,7 @@ The end-to-end tests and the browser playground share this one emulator. One mod
 - ``socket_mode``: Socket Mode tickets, envelopes and acks;
 - ``websocket``: the WebSocket under it (the websockets library's protocol);
 - ``web_api``: the Web API method table and ``response_url``s;
+- ``elements``: the interactive elements of blocks and the ``state.values`` Slack builds;
 - ``gestures``: slash commands, clicks, modal submissions delivered to the bot;
 - ``events``: the Events API (``app_home_opened``, ``function_executed``) and ``functions.*``;
 - ``http_handler``: the HTTP front;
@@ -17,8 +18,8 @@ The end-to-end tests and the browser playground share this one emulator. One mod
 """
 
 from bot.playground.slack_emulator.blockkit import validate_blocks, validate_view
+from bot.playground.slack_emulator.elements import element_state, iter_elements
 from bot.playground.slack_emulator.emulator import SlackEmulator
-from bot.playground.slack_emulator.gestures import element_state, iter_elements
 from bot.playground.slack_emulator.limits import LIMITS
 from bot.playground.slack_emulator.records import (
     JSON,

@@ -147,7 +147,8 @@ def _check_confirm(obj: Any, pointer: str) -> list[str]:
     return errors
 
 
-def _all_options(element: JSON) -> list[Any]:
+def all_options(element: JSON) -> list[Any]:
+    """Every option of a select, flattening option groups."""
     if "option_groups" in element:
         groups = element.get("option_groups") or []
         return [o for g in groups if isinstance(g, dict) for o in g.get("options") or []]
@@ -180,7 +181,7 @@ def _check_menu(el: JSON, kind: str, pointer: str) -> list[str]:
         limit = _max(_OPTION_LIMITS.get(kind, "select_options"))
         errors += _check_options(el.get("options"), pointer + "/options", limit)
     # initial_option(s) "exactly match" one of the options (select menu / checkboxes pages)
-    offered = [o for o in _all_options(el) if isinstance(o, dict)]
+    offered = [o for o in all_options(el) if isinstance(o, dict)]
     chosen = []
     if "initial_option" in el:
         chosen.append(("initial_option", el["initial_option"]))
