@@ -28,6 +28,7 @@ from bot.errors import (
     ValidationError,
 )
 from bot.jobs import JobSpec
+from bot.requests import RequestState
 from bot.roles import MembershipUnknown, Role
 from bot.services import Services
 
@@ -79,7 +80,7 @@ def submit(svc: Services, new: requests.NewRequest) -> str:
                         requests.fingerprint(new.action, new.platform, device_ids, new.params),
                         new.reason,
                         new.requester,
-                        requests.PENDING if needs else requests.APPROVED,
+                        RequestState.PENDING if needs else RequestState.APPROVED,
                         int(needs),
                         now,
                         now,
@@ -108,7 +109,7 @@ def submit(svc: Services, new: requests.NewRequest) -> str:
                     request_id=request_id,
                     platform=new.platform,
                     device_id=device_ids[0] if len(device_ids) == 1 else None,
-                    to_state=requests.PENDING if needs else requests.APPROVED,
+                    to_state=RequestState.PENDING if needs else RequestState.APPROVED,
                     detail={
                         "action": new.action,
                         "params": new.params,
@@ -200,8 +201,8 @@ def approve(svc: Services, request_id: str, approver: str, *, raise_cap: bool = 
     won = requests.transition(
         svc,
         request_id,
-        (requests.PENDING,),
-        requests.APPROVED,
+        (RequestState.PENDING,),
+        RequestState.APPROVED,
         approver,
         detail={
             **({"runs_in": holder} if holder else {}),
@@ -240,8 +241,8 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
     won = requests.transition(
         svc,
         request_id,
-        (requests.PENDING,),
-        requests.DENIED,
+        (RequestState.PENDING,),
+        RequestState.DENIED,
         approver,
         detail={"note": note} if note else None,
         set_={"decided_by": approver, "decided_at": svc.clock(), "decision_note": note or None},
@@ -269,12 +270,12 @@ def cancel(svc: Services, request_id: str, user: str) -> str:
             "cancel",
             "Only the requester or an approver can cancel a request.",
         )
-    if request.state == requests.PENDING:
+    if request.state == RequestState.PENDING:
         if not requests.transition(
             svc,
             request_id,
-            (requests.PENDING,),
-            requests.CANCELLED,
+            (RequestState.PENDING,),
+            RequestState.CANCELLED,
             user,
             set_={"decided_by": user},
         ):
@@ -286,7 +287,11 @@ def cancel(svc: Services, request_id: str, user: str) -> str:
             f"Cancelled by <@{user}> before anyone approved it.",
         )
         return f"Request `{request_id}` is cancelled."
-    if request.state == requests.EXECUTING and request.google_ref and request.platform == "android":
+    if (
+        request.state == RequestState.EXECUTING
+        and request.google_ref
+        and request.platform == "android"
+    ):
         svc.google.require_android().cancel_operation(request.google_ref)
         threads.note(
             svc,
@@ -297,7 +302,7 @@ def cancel(svc: Services, request_id: str, user: str) -> str:
             actor=user,
         )
         return f"Asked Google to cancel the command of `{request_id}`; the thread will say how it ends."
-    if request.state == requests.EXECUTING and request.platform == "chrome":
+    if request.state == RequestState.EXECUTING and request.platform == "chrome":
         raise Conflict(
             "A Chrome command that was sent cannot be cancelled through the API; it expires if not run."
         )
@@ -313,8 +318,8 @@ def expire_request(svc: Services, request_id: str) -> bool:
     if not requests.transition(
         svc,
         request_id,
-        (requests.PENDING,),
-        requests.EXPIRED,
+        (RequestState.PENDING,),
+        RequestState.EXPIRED,
         requests.BOT,
         detail={"why": "approval TTL"},
     ):
@@ -341,7 +346,7 @@ def remind_approvers(svc: Services) -> int:
             "SELECT id FROM requests WHERE state = ? AND approval_ts IS NOT NULL AND created_at <= ?"
             " AND id NOT IN (SELECT request_id FROM audit_events WHERE event = 'reminded'"
             " AND request_id IS NOT NULL)",
-            [requests.PENDING, now - half],
+            [RequestState.PENDING, now - half],
         )
         .fetchall()
     )
@@ -374,7 +379,7 @@ def expire_pending(svc: Services) -> int:
         svc.store.db()
         .execute(
             "SELECT id FROM requests WHERE state = ? AND expires_at < ?",
-            [requests.PENDING, svc.clock()],
+            [RequestState.PENDING, svc.clock()],
         )
         .fetchall()
     )
@@ -503,7 +508,7 @@ def reissue(svc: Services, request_id: str, user: str) -> str:
         user,
         attempt="reissue",
         who="Only the requester or an approver can re-issue a request.",
-        fits=lambda old: old.state == requests.EXPIRED and old.google_ref is not None,
+        fits=lambda old: old.state == RequestState.EXPIRED and old.google_ref is not None,
         unfit="Only a command that expired on the device can be re-issued",
         events=("reissued", "reissue_failed"),
         already="was already re-issued; its thread says as which request.",
@@ -526,7 +531,7 @@ def request_again(svc: Services, request_id: str, user: str) -> str:
         attempt="ask again",
         who="Only the requester or an approver can ask for a request again.",
         fits=lambda old: (
-            old.state == requests.EXPIRED and old.google_ref is None and old.decided_by is None
+            old.state == RequestState.EXPIRED and old.google_ref is None and old.decided_by is None
         ),
         unfit="Only a request that expired before anyone approved it can be asked again",
         events=("asked_again", "ask_again_failed"),

@@ -25,6 +25,7 @@ from bot.errors import DeviceBotError, NotFound, OutcomeUnknown
 from bot.google.android import google_duration
 from bot.google.chrome import CHUNK, StatusAction
 from bot.google.results import DeviceResult
+from bot.requests import RequestState
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def _keep(
 def outcomes_words(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """A finished operation in the words single commands use (outcomes.describe_android)."""
     state, words, detail = outcomes.describe_android(operation)
-    return ("done" if state == requests.SUCCEEDED else state), words, detail
+    return ("done" if state == RequestState.SUCCEEDED else state), words, detail
 
 
 def _outcome(result: DeviceResult) -> Outcome:
@@ -225,7 +226,7 @@ def follow(svc: Services) -> int:
         .execute(
             "SELECT id FROM requests WHERE state = ? AND platform = 'android'"
             " AND result LIKE '%\"waiting\": true%'",
-            [requests.EXECUTING],
+            [RequestState.EXECUTING],
         )
         .fetchall()
     )
@@ -332,7 +333,7 @@ def _end(svc: Services, request: requests.Request, outcomes: dict[str, Outcome])
     threads.finish(
         svc,
         request.id,
-        requests.FAILED if bad else requests.SUCCEEDED,
+        RequestState.FAILED if bad else RequestState.SUCCEEDED,
         text,
         {"done": total - len(bad), "failed": bad[:100]},
     )

@@ -28,6 +28,7 @@ from bot.google.android import google_duration
 from bot.google.chrome import STATUS_AFTER, StatusAction
 from bot.google.results import DeviceResult
 from bot.jobs import process_alive
+from bot.requests import RequestState
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def run_held(svc: Services) -> int:
         .execute(
             "SELECT id FROM requests WHERE state = ? AND secret_holder = ? AND executor = ?"
             " AND decided_at < ?",  # one approved here runs at once; leave it to that thread
-            [requests.APPROVED, owner, owner, svc.clock() - 1],
+            [RequestState.APPROVED, owner, owner, svc.clock() - 1],
         )
         .fetchall()
     )
@@ -80,8 +81,8 @@ def execute(svc: Services, request_id: str, actor: str) -> None:
     if not requests.transition(
         svc,
         request_id,
-        (requests.APPROVED,),
-        requests.EXECUTING,
+        (RequestState.APPROVED,),
+        RequestState.EXECUTING,
         actor,
         set_={"executor": owner, "executing_at": svc.clock()},
     ):
@@ -105,7 +106,7 @@ def execute(svc: Services, request_id: str, actor: str) -> None:
         threads.finish(
             svc,
             request_id,
-            requests.FAILED,
+            RequestState.FAILED,
             f"Failed: {sentence(exc.message)}",
             {"error": exc.code, "detail": exc.detail},
         )
@@ -114,7 +115,7 @@ def execute(svc: Services, request_id: str, actor: str) -> None:
         threads.finish(
             svc,
             request_id,
-            requests.FAILED,
+            RequestState.FAILED,
             "Failed: an unexpected error in the bot (see its log).",
             {"error": type(exc).__name__},
         )
@@ -182,12 +183,12 @@ def _perform(svc: Services, request: requests.Request) -> None:
             threads.finish(
                 svc,
                 request.id,
-                requests.FAILED,
+                RequestState.FAILED,
                 f"Failed: {message}",
                 {"error": getattr(error, "code", "error")},
             )
             return
-        threads.finish(svc, request.id, requests.SUCCEEDED, outcomes.done_words(request), {})
+        threads.finish(svc, request.id, RequestState.SUCCEEDED, outcomes.done_words(request), {})
         return
     if spec.kind == "patch":
         svc.google.require_chrome().patch(request.device_ids[0], catalog.command_body(spec, params))
@@ -195,7 +196,11 @@ def _perform(svc: Services, request: requests.Request) -> None:
         changed = "; ".join(esc(line) for line in annotation.change_lines(params, labels))
         text = f"Done: annotations of {esc(request.target)} updated ({changed})."
         threads.finish(
-            svc, request.id, requests.SUCCEEDED, text, {"changes": annotation.audit_detail(params)}
+            svc,
+            request.id,
+            RequestState.SUCCEEDED,
+            text,
+            {"changes": annotation.audit_detail(params)},
         )
         return
     if spec.kind == "lost_case":
@@ -204,7 +209,7 @@ def _perform(svc: Services, request: requests.Request) -> None:
         threads.finish(
             svc,
             request.id,
-            requests.SUCCEEDED,
+            RequestState.SUCCEEDED,
             "Lost case closed. The device stays disabled: `/device reenable` it when it is back.",
             {},
         )
@@ -254,7 +259,7 @@ def _finish_move(svc: Services, request: requests.Request, results: list[DeviceR
     threads.finish(
         svc,
         request.id,
-        requests.FAILED if bad else requests.SUCCEEDED,
+        RequestState.FAILED if bad else RequestState.SUCCEEDED,
         text,
         {"moved": len(ok), "failed": [r.device_id for r in bad][:100]},
     )
@@ -271,7 +276,7 @@ def recover(svc: Services) -> int:
         svc.store.db()
         .execute(
             "SELECT id, state, executor, reconcile, google_ref FROM requests WHERE state IN (?, ?)",
-            [requests.APPROVED, requests.EXECUTING],
+            [RequestState.APPROVED, RequestState.EXECUTING],
         )
         .fetchall()
     )
@@ -279,11 +284,11 @@ def recover(svc: Services) -> int:
     owner = svc.owner
     for request_id, state, executor, reconcile, google_ref in rows:
         orphan = executor != owner and not process_alive(svc.store, executor, now)
-        if state == requests.APPROVED and orphan:
+        if state == RequestState.APPROVED and orphan:
             requests.set_columns(svc, request_id, executor=owner)
             execute(svc, request_id, actor=requests.BOT)
             handled += 1
-        elif state == requests.EXECUTING and google_ref is None and (orphan or reconcile):
+        elif state == RequestState.EXECUTING and google_ref is None and (orphan or reconcile):
             request = requests.load(svc, request_id)
             # a call still in flight can land until its own timeout: read back only after that
             if now < (request.executing_at or 0) + svc.settings.google_timeout + 1:
@@ -312,7 +317,7 @@ def reconcile_request(svc: Services, request: requests.Request) -> None:
                 threads.finish(
                     svc,
                     request.id,
-                    requests.SUCCEEDED,
+                    RequestState.SUCCEEDED,
                     f"Done: the device is {STATUS_AFTER[spec.google]} (confirmed by reading it back).",
                     {"reconciled": True},
                 )
@@ -320,7 +325,7 @@ def reconcile_request(svc: Services, request: requests.Request) -> None:
                 threads.finish(
                     svc,
                     request.id,
-                    requests.FAILED,
+                    RequestState.FAILED,
                     f"Not done: {sentence(result.error.message if result.error else 'unknown')} Nothing"
                     " was resent. Request it again if still needed.",
                     {"reconciled": True},
@@ -344,7 +349,7 @@ def reconcile_request(svc: Services, request: requests.Request) -> None:
             threads.finish(
                 svc,
                 request.id,
-                requests.FAILED,
+                RequestState.FAILED,
                 "Not done: Google has no such command for the device. The bot stopped before sending it;"
                 " nothing was resent. Request it again if still needed.",
                 {"reconciled": True},
@@ -353,7 +358,7 @@ def reconcile_request(svc: Services, request: requests.Request) -> None:
         threads.finish(
             svc,
             request.id,
-            requests.FAILED,
+            RequestState.FAILED,
             "Outcome unknown: the bot stopped while sending this command and Google keeps no list of"
             " Chrome commands to check. It was not resent; look at the device before asking again.",
             {"reconciled": True},

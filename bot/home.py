@@ -22,7 +22,7 @@ from typing import Any
 
 from slack_bolt import Ack
 
-from bot import ids, request_views
+from bot import ids, request_views, requests
 from bot.blocks import (
     Block,
     actions,
@@ -36,6 +36,7 @@ from bot.blocks import (
 )
 from bot.cards.search import search_modal
 from bot.commands import Commands
+from bot.requests import RequestState
 from bot.roles import MembershipUnknown, Role
 from bot.services import Services
 
@@ -45,9 +46,17 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 5.0
 #: rows shown per list; the rest is counted ("…and 4 more")
 LIST_LIMIT = 10
-OPEN_STATES = ("pending", "approved", "executing")
+OPEN_STATES = requests.OPEN
 #: request states whose arrival or departure changes what approvers see (the pending list)
-PENDING_CHANGES = frozenset({"pending", "approved", "denied", "cancelled", "expired"})
+PENDING_CHANGES = frozenset(
+    {
+        RequestState.PENDING,
+        RequestState.APPROVED,
+        RequestState.DENIED,
+        RequestState.CANCELLED,
+        RequestState.EXPIRED,
+    }
+)
 
 
 # ---- Block Kit -------------------------------------------------------------------------------
@@ -142,8 +151,10 @@ def home_view(
     if not mine:
         blocks.append(context("You have no open requests."))
     for row in mine:
-        cancellable = row["state"] == "pending" or (
-            row["state"] == "executing" and row["platform"] == "android" and row["google_ref"]
+        cancellable = row["state"] == RequestState.PENDING or (
+            row["state"] == RequestState.EXECUTING
+            and row["platform"] == "android"
+            and row["google_ref"]
         )
         accessory = (
             button("Cancel", ids.ActionId.CANCEL_REQUEST, row["id"]) if cancellable else None

@@ -22,6 +22,7 @@ from bot.blocks import esc
 from bot.commands import Commands
 from bot.errors import DeviceBotError, NotFound
 from bot.jobs import JobSpec
+from bot.requests import RequestState
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -204,7 +205,7 @@ def waiting_words(command_type: str, status: str) -> str:
 
 def describe_android(
     operation: dict[str, Any], seen: str | None = None
-) -> tuple[str, str, dict[str, Any]]:
+) -> tuple[RequestState, str, dict[str, Any]]:
     """(final state, words, detail) of a finished AMAPI Operation.
 
     As the reference says, the command-specific status is read first, then `errorCode`,
@@ -219,24 +220,24 @@ def describe_android(
     status = command_status(command)
     waiting = status if status in WAITING else seen if seen in WAITING else None
     if error.get("code") == 1 or "cancel" in (error.get("message") or "").lower():
-        return "cancelled", "Cancelled before the device ran it.", detail
+        return RequestState.CANCELLED, "Cancelled before the device ran it.", detail
     if error.get("code") == 4 or "expire" in (error.get("message") or "").lower():
         if waiting == "PENDING_USER_ACTION":
             detail["waited"] = waiting
             return (
-                "expired",
+                RequestState.EXPIRED,
                 "Expired: the person on the device did not act on it within the command's time limit.",
                 detail,
             )
         if waiting:
             detail["waited"] = waiting
             return (
-                "expired",
+                RequestState.EXPIRED,
                 "Expired while the device still reported it in progress; its outcome is unknown.",
                 detail,
             )
         return (
-            "expired",
+            RequestState.EXPIRED,
             "Expired: the device did not run the command within its time limit.",
             detail,
         )
@@ -246,32 +247,40 @@ def describe_android(
         if code:
             detail["errorCode"] = code
         return (
-            "failed",
+            RequestState.FAILED,
             f"Not confirmed: Google closed the command while the device still reported `{status}`"
             f" ({STILL_WAITING[status]}); check the device.",
             detail,
         )
     lines: list[str] = []
-    state = "failed" if error or code else "succeeded"
+    state = RequestState.FAILED if error or code else RequestState.SUCCEEDED
     specific = "clearAppsDataStatus" in command or status is not None
     if "clearAppsDataStatus" in command:
-        state = "succeeded"
+        state = RequestState.SUCCEEDED
         results = (command["clearAppsDataStatus"] or {}).get("results") or {}
         for package, result in sorted(results.items()):
             outcome = (result or {}).get("clearingResult", "UNKNOWN")
             lines.append(f"• `{esc(package)}`: {CLEARING_RESULTS.get(outcome) or esc(outcome)}")
             if outcome != "SUCCESS":
-                state = "failed"
+                state = RequestState.FAILED
         detail["clearAppsData"] = {k: (v or {}).get("clearingResult") for k, v in results.items()}
     if "startLostModeStatus" in command and status is not None:
         lines.append(LOST_START.get(status) or f"Lost mode: {esc(status)}.")
         detail["lostMode"] = status
-        state = "succeeded" if status in ("SUCCESS", "ALREADY_IN_LOST_MODE") else "failed"
+        state = (
+            RequestState.SUCCEEDED
+            if status in ("SUCCESS", "ALREADY_IN_LOST_MODE")
+            else RequestState.FAILED
+        )
     if "stopLostModeStatus" in command and status is not None:
         lines.append(LOST_STOP.get(status) or f"Lost mode: {esc(status)}.")
         detail["lostMode"] = status
         # NOT_IN_LOST_MODE: what was wanted (a device out of lost mode) holds already
-        state = "succeeded" if status in ("SUCCESS", "NOT_IN_LOST_MODE") else "failed"
+        state = (
+            RequestState.SUCCEEDED
+            if status in ("SUCCESS", "NOT_IN_LOST_MODE")
+            else RequestState.FAILED
+        )
     if "esimStatus" in command and status is not None:
         esim = command["esimStatus"] or {}
         lines.append(ESIM.get(status) or f"eSIM: {esc(status)}.")
@@ -280,7 +289,7 @@ def describe_android(
             parts = [f"{esc(k)}={esc(v)}" for k, v in sorted(internal.items())]
             lines.append("Internal error details: " + ", ".join(parts))
         detail["esim"] = status
-        state = "succeeded" if status == "SUCCESS" else "failed"
+        state = RequestState.SUCCEEDED if status == "SUCCESS" else RequestState.FAILED
     if "requestDeviceInfoStatus" in command and status is not None:
         info = command["requestDeviceInfoStatus"] or {}
         lines.append(DEVICE_INFO.get(status) or f"Device info: {esc(status)}.")
@@ -290,16 +299,16 @@ def describe_android(
         if eids:
             lines.append("EID: " + ", ".join(f"`{esc(e)}`" for e in eids))
         detail["deviceInfo"] = status
-        state = "succeeded" if status == "SUCCEEDED" else "failed"
+        state = RequestState.SUCCEEDED if status == "SUCCEEDED" else RequestState.FAILED
     if code:
         detail["errorCode"] = code
         words = f"{ANDROID_ERRORS.get(code) or esc(code)} (`{esc(code)}`)"
         if not specific:
-            return "failed", f"Failed: {words}.", detail
+            return RequestState.FAILED, f"Failed: {words}.", detail
         lines.append(f"Google's error code: {words}.")
     if error:
         detail["error"] = error.get("message")
-    if state == "succeeded":
+    if state == RequestState.SUCCEEDED:
         head = DONE
     elif lines:
         head = "Failed on the device."
@@ -308,14 +317,18 @@ def describe_android(
     return state, "\n".join([head, *lines]), detail
 
 
-def describe_chrome(command: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+def describe_chrome(command: dict[str, Any]) -> tuple[RequestState, str, dict[str, Any]] | None:
     """(final state, words, detail) of a finished Chrome command; None while it is still going."""
     state = command.get("state")
     detail: dict[str, Any] = {"commandId": command.get("commandId"), "state": state}
     if state == "EXPIRED":
-        return "expired", "Expired: the device did not pick the command up in time.", detail
+        return (
+            RequestState.EXPIRED,
+            "Expired: the device did not pick the command up in time.",
+            detail,
+        )
     if state == "CANCELLED":
-        return "cancelled", "Cancelled before the device ran it.", detail
+        return RequestState.CANCELLED, "Cancelled before the device ran it.", detail
     if state != "EXECUTED_BY_CLIENT":
         return None
     result = command.get("commandResult") or {}
@@ -326,15 +339,15 @@ def describe_chrome(command: dict[str, Any]) -> tuple[str, str, dict[str, Any]] 
         payload = result.get("commandResultPayload")
         if payload:
             text += f"\nResult: `{esc(payload[:500])}`"
-        return "succeeded", text, detail
+        return RequestState.SUCCEEDED, text, detail
     if kind == "IGNORED":
         return (
-            "failed",
+            RequestState.FAILED,
             "The device ignored the command (not applicable in its current session).",
             detail,
         )
     message = result.get("errorMessage") or "no details"
-    return "failed", f"Failed on the device: {esc(message)}", detail
+    return RequestState.FAILED, f"Failed on the device: {esc(message)}", detail
 
 
 # ---- tracking and polling ----------------------------------------------------------------
@@ -457,7 +470,7 @@ def _later(
 def _finish(
     svc: Services,
     row: dict[str, Any],
-    state: str,
+    state: RequestState,
     text: str,
     detail: dict[str, Any],
     files: list[tuple[str, str]] | None = None,
@@ -470,7 +483,7 @@ def _finish(
         request = requests.load(svc, row["request_id"])
     except NotFound:  # no request behind the command (nothing to tell)
         request = None
-    if state == "succeeded" and request is not None:
+    if state == RequestState.SUCCEEDED and request is not None:
         text = in_words(request, text)
     fetched: list[tuple[str, bytes]] = []
     for name, url in files or ():
@@ -510,7 +523,7 @@ def _poll_failed(svc: Services, row: dict[str, Any], error: Any) -> None:
         _finish(
             svc,
             row,
-            "failed",
+            RequestState.FAILED,
             "Google no longer knows this command; its outcome is unknown.",
             {"error": "not_found"},
         )
@@ -521,7 +534,7 @@ def _poll_failed(svc: Services, row: dict[str, Any], error: Any) -> None:
         _finish(
             svc,
             row,
-            "failed",
+            RequestState.FAILED,
             f"Gave up asking Google about the command after {failures} failures.",
             {},
         )
@@ -576,7 +589,7 @@ def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) 
         return
     final, text, detail = described
     links: list[tuple[str, str]] = []
-    if final == "succeeded" and row["command_type"] in DOWNLOAD_COMMANDS:
+    if final == RequestState.SUCCEEDED and row["command_type"] in DOWNLOAD_COMMANDS:
         links = download_links(svc, row["device_id"], command.get("issueTime"))
         if links:
             detail["downloads"] = [url for _, url in links]

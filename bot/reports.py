@@ -25,6 +25,7 @@ from typing import Any
 
 from bot import requests, threads
 from bot.jobs import JobSpec
+from bot.requests import RequestState
 from bot.services import Services
 from bot.store import Store
 
@@ -324,7 +325,7 @@ def _tell_open_requests(svc: Services, rows: list[dict[str, Any]]) -> int:
     open_rows = list(
         svc.store.db().query(
             "SELECT id, device_ids, devices, created_at FROM requests WHERE state IN (?, ?)",
-            [requests.PENDING, requests.APPROVED],
+            [RequestState.PENDING, RequestState.APPROVED],
         )
     )
     if not open_rows:
@@ -341,7 +342,7 @@ def _tell_open_requests(svc: Services, rows: list[dict[str, Any]]) -> int:
             if _epoch(row["time"]) < float(r["created_at"]):
                 continue  # done before the request was made: its card showed the result
             request = requests.load(svc, r["id"])
-            if request.state not in (requests.PENDING, requests.APPROVED):
+            if request.state not in (RequestState.PENDING, RequestState.APPROVED):
                 continue
             threads.tell_threads(svc, request, notice(request, row))
             told += 1

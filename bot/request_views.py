@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot import ids
 from bot.blocks import (
@@ -21,19 +21,17 @@ from bot.blocks import (
 )
 from bot.cards.words import asks, option_words
 from bot.dates import when
-
-if TYPE_CHECKING:
-    from bot.requests import Request
+from bot.requests import Request, RequestState
 
 STATE_WORDS = {
-    "pending": ":hourglass_flowing_sand: Waiting for approval",
-    "approved": ":white_check_mark: Approved",
-    "executing": ":gear: Running",
-    "succeeded": ":white_check_mark: Done",
-    "failed": ":x: Failed",
-    "expired": ":alarm_clock: Expired",
-    "denied": ":no_entry: Denied",
-    "cancelled": ":heavy_multiplication_x: Cancelled",
+    RequestState.PENDING: ":hourglass_flowing_sand: Waiting for approval",
+    RequestState.APPROVED: ":white_check_mark: Approved",
+    RequestState.EXECUTING: ":gear: Running",
+    RequestState.SUCCEEDED: ":white_check_mark: Done",
+    RequestState.FAILED: ":x: Failed",
+    RequestState.EXPIRED: ":alarm_clock: Expired",
+    RequestState.DENIED: ":no_entry: Denied",
+    RequestState.CANCELLED: ":heavy_multiplication_x: Cancelled",
 }
 
 APPROVAL_PROMISE = "Approving runs exactly this; any change needs a new request."
@@ -98,9 +96,9 @@ def _params_text(request: Request) -> str:
             lines.append(f"• *{esc(field.label)}:* {esc(option_words(field, value))}")
     if request.spec.secret_fields():
         if cleared:
-            done = request.state == "succeeded"
+            done = request.state == RequestState.SUCCEEDED
             password = "none: the password " + ("was cleared" if done else "will be cleared")
-        elif request.has_secret or request.state == "pending":
+        elif request.has_secret or request.state == RequestState.PENDING:
             password = "set, never shown"
         else:
             password = "erased"
@@ -129,18 +127,22 @@ def reason_line(request: Request) -> str:
 def _state_line(request: Request) -> str:
     line = STATE_WORDS.get(request.state, request.state)
     decider = f"<@{request.decided_by}>" if request.decided_by else ""
-    if decider and request.state == "denied":
+    if decider and request.state == RequestState.DENIED:
         line += f" by {decider}"
         if request.decision_note:
             line += f": {esc(request.decision_note)}"
-    elif decider and request.state in ("approved", "executing"):
-        line += f" · approved by {decider}" if request.state == "executing" else f" by {decider}"
-    elif decider and request.state in ("succeeded", "failed"):
+    elif decider and request.state in (RequestState.APPROVED, RequestState.EXECUTING):
+        line += (
+            f" · approved by {decider}"
+            if request.state == RequestState.EXECUTING
+            else f" by {decider}"
+        )
+    elif decider and request.state in (RequestState.SUCCEEDED, RequestState.FAILED):
         line += f" · approved by {decider}"
-    elif decider and request.state == "cancelled":
+    elif decider and request.state == RequestState.CANCELLED:
         line += f" by {decider}"
     # the outcome itself is said once, as a reply in the thread (with any file), not here too
-    if request.state == "expired" and not request.result.get("text"):
+    if request.state == RequestState.EXPIRED and not request.result.get("text"):
         line += ": nobody approved it in time. Nothing was done."
     return line
 
@@ -168,11 +170,11 @@ def approval_message(
     if params:
         body.append(section("*Details*\n" + params))
     facts = [APPROVAL_PROMISE, f"Request `{request.id}`"]
-    if request.state == "pending" and request.expires_at:
+    if request.state == RequestState.PENDING and request.expires_at:
         facts.append(f"{hours_left(request.expires_at, now)} ({when(request.expires_at)})")
     body.append(context(" · ".join(facts)))
     body.append(section(_state_line(request)))
-    if request.state == "pending":
+    if request.state == RequestState.PENDING:
         body.append(
             actions(
                 [
@@ -231,9 +233,9 @@ def requester_message(request: Request) -> tuple[str, list[dict[str, Any]]]:
         ),
         section(_state_line(request)),
     ]
-    if request.state == "pending":
+    if request.state == RequestState.PENDING:
         body.append(actions([button("Cancel request", ids.ActionId.CANCEL_REQUEST, request.id)]))
-    elif request.state == "expired" and not request.spec.secret_fields():
+    elif request.state == RequestState.EXPIRED and not request.spec.secret_fields():
         body.append(actions([request_again_button(request)]))
     return text, body
 

@@ -18,6 +18,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from bot import audit, catalog
@@ -30,20 +31,32 @@ from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-PENDING, APPROVED, EXECUTING = "pending", "approved", "executing"
+
+class RequestState(StrEnum):
+    """Where a request is in its life; the value is the text the requests table stores."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
 
 
-SUCCEEDED, FAILED, EXPIRED, DENIED, CANCELLED = (
-    "succeeded",
-    "failed",
-    "expired",
-    "denied",
-    "cancelled",
+#: the states a request never leaves
+FINAL = frozenset(
+    {
+        RequestState.SUCCEEDED,
+        RequestState.FAILED,
+        RequestState.EXPIRED,
+        RequestState.DENIED,
+        RequestState.CANCELLED,
+    }
 )
-
-
-FINAL = frozenset({SUCCEEDED, FAILED, EXPIRED, DENIED, CANCELLED})
-
+#: the states of a request still under way (waiting, approved, or running)
+OPEN = (RequestState.PENDING, RequestState.APPROVED, RequestState.EXECUTING)
 
 BOT = "device-bot"
 
@@ -79,7 +92,7 @@ class Request:
     fingerprint: str
     reason: str
     requester: str
-    state: str
+    state: RequestState
     needs_approval: bool
     created_at: float
     expires_at: float | None
@@ -134,7 +147,7 @@ def load(svc: Services, request_id: str) -> Request:
         fingerprint=r["fingerprint"],
         reason=r["reason"],
         requester=r["requester"],
-        state=r["state"],
+        state=RequestState(r["state"]),
         needs_approval=bool(r["needs_approval"]),
         created_at=r["created_at"],
         expires_at=r["expires_at"],
@@ -157,8 +170,8 @@ def load(svc: Services, request_id: str) -> Request:
 def transition(
     svc: Services,
     request_id: str,
-    from_states: tuple[str, ...],
-    to_state: str,
+    from_states: tuple[RequestState, ...],
+    to_state: RequestState,
     actor: str,
     *,
     detail: dict[str, Any] | None = None,

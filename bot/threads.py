@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from bot import audit, request_views, requests
+from bot.requests import RequestState
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,14 @@ def note(
     tell_threads(svc, request, text)
 
 
-def finish(svc: Services, request_id: str, state: str, text: str, detail: dict[str, Any]) -> bool:
+def finish(
+    svc: Services, request_id: str, state: RequestState, text: str, detail: dict[str, Any]
+) -> bool:
     """executing → a final state, once; the outcome goes into both threads."""
     won = requests.transition(
         svc,
         request_id,
-        (requests.EXECUTING,),
+        (RequestState.EXECUTING,),
         state,
         requests.BOT,
         detail={"outcome": text, **detail},
@@ -81,7 +84,7 @@ def finish(svc: Services, request_id: str, state: str, text: str, detail: dict[s
         return False
     request = requests.load(svc, request_id)
     refresh_messages(svc, request_id)
-    tell_threads(svc, request, text, both=True, reissue=state == requests.EXPIRED)
+    tell_threads(svc, request, text, both=True, reissue=state == RequestState.EXPIRED)
     for hook in svc.finished_hooks:
         try:
             hook(svc, request, state)

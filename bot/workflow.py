@@ -31,6 +31,7 @@ from bot import approvals, capabilities, catalog, ids, requests
 from bot.commands import Commands
 from bot.errors import Ambiguous, DeviceBotError, PermissionDenied, ValidationError
 from bot.jobs import JobSpec
+from bot.requests import RequestState
 from bot.roles import Role
 from bot.services import Services
 
@@ -180,14 +181,14 @@ def request_views_state(request: requests.Request) -> str:
 
 def never_ran(request: requests.Request) -> str:
     """Why a request ended without running, in words for the workflow's user."""
-    if request.state == requests.DENIED:
+    if request.state == RequestState.DENIED:
         note = f" Reason: {request.decision_note}" if request.decision_note else ""
         return (
             f"Request {request.id} was denied by <@{request.decided_by}>.{note} Nothing was done."
         )
-    if request.state == requests.CANCELLED:
+    if request.state == RequestState.CANCELLED:
         return f"Request {request.id} was cancelled by <@{request.decided_by}>. Nothing was done."
-    if request.state == requests.EXPIRED:
+    if request.state == RequestState.EXPIRED:
         return f"Request {request.id} expired: nobody approved it in time. Nothing was done."
     return f"Request {request.id} ended {request.state} without running."
 
