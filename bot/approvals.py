@@ -11,9 +11,7 @@ states and their transitions are in `bot/requests.py`.
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -59,72 +57,7 @@ def submit(svc: Services, new: requests.NewRequest) -> str:
             )  # programming error guard
     # above its bulk cap an action always waits for an approver's explicit raise
     needs = svc.settings.needs_approval(new.action) or above_cap(new, len(new.devices)) is not None
-    device_ids = [d.id for d in new.devices]
-    now = svc.clock()
-    owner = svc.owner
-    for attempt in range(requests.ID_ATTEMPTS):
-        request_id = requests.new_request_id()
-        with svc.store.transaction() as db:
-            try:
-                db.execute(
-                    "INSERT INTO requests(id, action, platform, device_ids, devices, params, fingerprint,"
-                    " reason, requester, state, needs_approval, created_at, updated_at, expires_at,"
-                    " requester_channel, approval_channel, executor) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        request_id,
-                        new.action,
-                        new.platform,
-                        json.dumps(device_ids),
-                        json.dumps([d.summary() for d in new.devices]),
-                        json.dumps(new.params, sort_keys=True),
-                        requests.fingerprint(new.action, new.platform, device_ids, new.params),
-                        new.reason,
-                        new.requester,
-                        RequestState.PENDING if needs else RequestState.APPROVED,
-                        int(needs),
-                        now,
-                        now,
-                        now + svc.settings.approval_ttl if needs else None,
-                        new.channel,
-                        svc.settings.approval_channel if needs else None,
-                        None if needs else owner,
-                    ],
-                )
-            except sqlite3.IntegrityError:  # the id is taken: nothing written, draw another
-                log.warning(
-                    "request id %s is taken (attempt %d); drawing another", request_id, attempt + 1
-                )
-                continue
-            try:
-                if new.secret:  # only now that the row is ours: never onto another request
-                    sealed = svc.secrets.seal(request_id, new.secret)
-                    db.execute(
-                        "UPDATE requests SET secret = ?, secret_holder = ? WHERE id = ?",
-                        [sealed, owner if sealed is None else None, request_id],
-                    )
-                audit.record(
-                    svc.store,
-                    actor=new.requester,
-                    event="requested",
-                    request_id=request_id,
-                    platform=new.platform,
-                    device_id=device_ids[0] if len(device_ids) == 1 else None,
-                    to_state=RequestState.PENDING if needs else RequestState.APPROVED,
-                    detail={
-                        "action": new.action,
-                        "params": new.params,
-                        "reason": new.reason,
-                        "needs_approval": needs,
-                        **({"devices": device_ids} if len(device_ids) > 1 else {}),
-                    },
-                    anchor=spec.destructive,
-                )
-            except BaseException:
-                svc.secrets.forget(request_id)  # the row is rolled back: so is the secret
-                raise
-        break
-    else:
-        raise Conflict("Could not give the request an id; try again.")
+    request_id = requests.create(svc, new, needs_approval=needs)
     request = requests.load(svc, request_id)
     svc.notify("request", request_id=request_id, state=request.state)
     threads.post_requester_message(svc, request)
@@ -340,18 +273,8 @@ def remind_approvers(svc: Services) -> int:
     """At half the approval TTL, once per request: a nudge in the approval thread naming the approvers."""
     now = svc.clock()
     half = svc.settings.approval_ttl / 2
-    rows = (
-        svc.store.db()
-        .execute(
-            "SELECT id FROM requests WHERE state = ? AND approval_ts IS NOT NULL AND created_at <= ?"
-            " AND id NOT IN (SELECT request_id FROM audit_events WHERE event = 'reminded'"
-            " AND request_id IS NOT NULL)",
-            [RequestState.PENDING, now - half],
-        )
-        .fetchall()
-    )
     sent = 0
-    for (request_id,) in rows:
+    for request_id in requests.due_reminders(svc, now - half):
         with svc.store.transaction() as db:
             done = db.execute(
                 "SELECT 1 FROM audit_events WHERE event = 'reminded' AND request_id = ?",
@@ -375,15 +298,9 @@ def remind_approvers(svc: Services) -> int:
 
 def expire_pending(svc: Services) -> int:
     """The TTL job: pending requests past APPROVAL_TTL end as expired."""
-    rows = (
-        svc.store.db()
-        .execute(
-            "SELECT id FROM requests WHERE state = ? AND expires_at < ?",
-            [RequestState.PENDING, svc.clock()],
-        )
-        .fetchall()
+    return sum(
+        expire_request(svc, request_id) for request_id in requests.past_ttl(svc, svc.clock())
     )
-    return sum(expire_request(svc, row[0]) for row in rows)
 
 
 def jobs(svc: Services) -> list[JobSpec]:

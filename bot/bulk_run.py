@@ -221,16 +221,8 @@ def _action_params(params: dict[str, Any]) -> dict[str, Any]:
 def follow(svc: Services) -> int:
     """The poll job: each bulk Android request waiting on its devices, its operations read in
     batches; a device's outcome in the words of a single command; the end when none waits."""
-    rows = (
-        svc.store.db()
-        .execute(
-            "SELECT id FROM requests WHERE state = ? AND platform = 'android'"
-            " AND result LIKE '%\"waiting\": true%'",
-            [RequestState.EXECUTING],
-        )
-        .fetchall()
-    )
-    for (request_id,) in rows:
+    rows = requests.bulk_waiting(svc)
+    for request_id in rows:
         request = requests.load(svc, request_id)
         if request.params.get("bulk") and request.result.get("waiting"):
             _follow_one(svc, request)

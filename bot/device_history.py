@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from bot import blocks, reports
+from bot import requests as request_table  # `requests` here are the rows that name the device
 from bot.cards.history import HISTORY_LIMIT, history_lines, history_page
 from bot.devices import Device, platform_name
 from bot.services import Services
@@ -17,14 +18,6 @@ def remembered_device(svc: Services, ref: str) -> tuple[str, str] | None:
     bot kept: requests' device summaries, lost cases, the audit log. (title, device id) or None."""
     # newest first in each place; the first place that knows the device answers
     places = (
-        (
-            "SELECT json_extract(j.value, '$.id'), json_extract(j.value, '$.serial'), r.platform"
-            " FROM requests r, json_each(r.devices) j"
-            " WHERE upper(json_extract(j.value, '$.serial')) = upper(?)"
-            " OR json_extract(j.value, '$.id') = ? OR json_extract(j.value, '$.id') LIKE ?"
-            " ORDER BY r.created_at DESC LIMIT 1",
-            [ref, ref, "%/" + ref],
-        ),
         (
             "SELECT device_id, serial, platform FROM lost_devices"
             " WHERE upper(serial) = upper(?) OR device_id = ? OR device_id LIKE ?"
@@ -38,7 +31,9 @@ def remembered_device(svc: Services, ref: str) -> tuple[str, str] | None:
         ),
     )
     db = svc.store.db()
-    row = next(filter(None, (db.execute(sql, args).fetchone() for sql, args in places)), None)
+    row = request_table.remembered_device(svc, ref) or next(
+        filter(None, (db.execute(sql, args).fetchone() for sql, args in places)), None
+    )
     if row is None or not row[0]:
         return None
     device_id, serial, platform = str(row[0]), row[1], row[2]
@@ -56,12 +51,7 @@ def device_events(svc: Services, device_id: str) -> tuple[list[dict[str, Any]], 
     that named it (a bulk move records its device ids with the request) — and those requests."""
     db = svc.store.db()
     requests: dict[str, dict[str, Any]] = {}
-    for row in db.query(
-        # instr() first: a cheap text test that spares json_each on almost every row
-        "SELECT r.* FROM requests r WHERE instr(r.device_ids, ?) > 0 AND EXISTS"
-        " (SELECT 1 FROM json_each(r.device_ids) j WHERE j.value = ?)",
-        [json.dumps(device_id), device_id],
-    ):
+    for row in request_table.naming_device(svc, device_id):
         for column in ("device_ids", "devices", "params"):
             row[column] = json.loads(row[column] or "null")
         row.pop("secret", None)

@@ -61,18 +61,10 @@ def run_held(svc: Services) -> int:
     owner = svc.owner
     if owner is None or not svc.secrets.memory_only:
         return 0
-    rows = (
-        svc.store.db()
-        .execute(
-            "SELECT id FROM requests WHERE state = ? AND secret_holder = ? AND executor = ?"
-            " AND decided_at < ?",  # one approved here runs at once; leave it to that thread
-            [RequestState.APPROVED, owner, owner, svc.clock() - 1],
-        )
-        .fetchall()
-    )
-    for (request_id,) in rows:
+    held = requests.held_here(svc, owner, svc.clock() - 1)
+    for request_id in held:
         execute(svc, request_id, actor=requests.BOT)
-    return len(rows)
+    return len(held)
 
 
 def execute(svc: Services, request_id: str, actor: str) -> None:
@@ -145,10 +137,7 @@ def _preflight(svc: Services, request: requests.Request) -> None:
 def secret(svc: Services, request: requests.Request) -> dict[str, Any] | None:
     if not request.spec.secret_fields() or request.params.get("clear_password"):
         return None  # clearing the password is a parameter the approver saw, not a secret
-    row = (
-        svc.store.db().execute("SELECT secret FROM requests WHERE id = ?", [request.id]).fetchone()
-    )
-    sealed = row[0] if row else None
+    sealed = requests.sealed_secret(svc, request.id)
     opened = svc.secrets.open(request.id, sealed)
     if opened is None and sealed is not None:
         raise ValidationError(
@@ -272,17 +261,9 @@ def recover(svc: Services) -> int:
     `executing` without a tracked command is reconciled against Google — never resent.
     """
     now = svc.clock()
-    rows = (
-        svc.store.db()
-        .execute(
-            "SELECT id, state, executor, reconcile, google_ref FROM requests WHERE state IN (?, ?)",
-            [RequestState.APPROVED, RequestState.EXECUTING],
-        )
-        .fetchall()
-    )
     handled = 0
     owner = svc.owner
-    for request_id, state, executor, reconcile, google_ref in rows:
+    for request_id, state, executor, reconcile, google_ref in requests.unfinished(svc):
         orphan = executor != owner and not process_alive(svc.store, executor, now)
         if state == RequestState.APPROVED and orphan:
             requests.set_columns(svc, request_id, executor=owner)

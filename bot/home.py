@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 IDLE_SECONDS = 5.0
 #: rows shown per list; the rest is counted ("…and 4 more")
 LIST_LIMIT = 10
-OPEN_STATES = requests.OPEN
 #: request states whose arrival or departure changes what approvers see (the pending list)
 PENDING_CHANGES = frozenset(
     {
@@ -217,36 +216,16 @@ def render(svc: Services, user: str) -> dict[str, Any]:
 
     role = svc.roles.role_of(user)  # an approver group Slack cannot list now grants nothing
     db = svc.store.db()
-    marks = ",".join("?" * len(OPEN_STATES))
-    mine = list(
-        db.query(
-            f"SELECT * FROM requests WHERE requester = ? AND state IN ({marks})"
-            f" ORDER BY created_at DESC LIMIT {LIST_LIMIT}",
-            [user, *OPEN_STATES],
-        )
-    )
-    mine_total = db.execute(
-        f"SELECT count(*) FROM requests WHERE requester = ? AND state IN ({marks})",
-        [user, *OPEN_STATES],
-    ).fetchone()[0]
+    mine, mine_total = requests.open_of(svc, user, LIST_LIMIT)
     waiting: list[dict[str, Any]] | None = None
     waiting_total = 0
     if role >= Role.APPROVER:
-        waiting = list(
-            db.query(
-                "SELECT * FROM requests WHERE state = 'pending' AND requester != ?"
-                f" ORDER BY created_at LIMIT {LIST_LIMIT}",
-                [user],
-            )
-        )
+        waiting, waiting_total = requests.waiting_for(svc, user, LIST_LIMIT)
         for row in waiting:
             try:
                 row["destructive"] = catalog.action_for(row["action"], row["platform"]).destructive
             except Exception:
                 row["destructive"] = True
-        waiting_total = db.execute(
-            "SELECT count(*) FROM requests WHERE state = 'pending' AND requester != ?", [user]
-        ).fetchone()[0]
     lost_cases = list(
         db.query(
             f"SELECT * FROM lost_devices WHERE state = 'open' ORDER BY reported_at DESC"
@@ -280,9 +259,7 @@ def fleet_summary(svc: Services) -> dict[str, Any]:
         str(state or "UNKNOWN"): int(n)
         for state, n in db.execute("SELECT state, count(*) FROM android_index GROUP BY state")
     }
-    open_requests = db.execute(
-        "SELECT count(*) FROM requests WHERE state IN ('pending', 'approved', 'executing')"
-    ).fetchone()[0]
+    open_requests = requests.count_open(svc)
     lost = db.execute("SELECT count(*) FROM lost_devices WHERE state = 'open'").fetchone()[0]
     return {"android": android, "chrome": chrome, "open": open_requests, "lost": lost}
 
@@ -319,14 +296,7 @@ class HomePublisher:
             return
         if what != "request":
             return
-        row = (
-            self.svc.store.db()
-            .execute(
-                "SELECT requester, decided_by FROM requests WHERE id = ?", [details["request_id"]]
-            )
-            .fetchone()
-        )
-        touched = {u for u in (row or ()) if u}
+        touched = {u for u in requests.people(self.svc, details["request_id"]) if u}
         if details.get("state") in PENDING_CHANGES:
             touched |= {u for u in users if self._approver(u)}
         self.mark([u for u in touched if u in users])

@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot import blocks, capabilities, lookup_buttons, reports, results
+from bot import requests as request_table  # `requests` here is the sub-command
 from bot.cards.device import (
     device_title,
 )
@@ -110,18 +111,7 @@ def requests(inv: Invocation) -> None:
         usage(inv, REQUESTS, "no arguments")
         return
     everyone = inv.role >= Role.APPROVER
-    where, args = "state = 'pending'", []
-    if not everyone:
-        where += " AND requester = ?"
-        args.append(inv.user_id)
-    db = inv.svc.store.db()
-    total = db.execute(f"SELECT count(*) FROM requests WHERE {where}", args).fetchone()[0]
-    rows = list(
-        db.query(
-            f"SELECT * FROM requests WHERE {where} ORDER BY created_at LIMIT {REQUESTS_LIMIT}",
-            args,
-        )
-    )
+    rows, total = request_table.pending(inv.svc, None if everyone else inv.user_id, REQUESTS_LIMIT)
     text = f"{total} pending request{'s' if total != 1 else ''}"
     inv.reply(text, requests_list(rows, everyone=everyone, total=total))
 

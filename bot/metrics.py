@@ -31,6 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bot import requests
 from bot.google import CallRecord
 from bot.store import Store
 
@@ -176,9 +177,7 @@ class StoreCollector(Collector):
         try:
             db = self.store.db()
             states = GaugeMetricFamily("devicebot_requests", "Requests by state", labels=["state"])
-            for state, count in db.execute(
-                "SELECT state, COUNT(*) FROM requests GROUP BY state"
-            ).fetchall():
+            for state, count in requests.count_by_state(self.store):
                 states.add_metric([state], count)
             yield states
             pending = db.execute("SELECT COUNT(*) FROM pending_commands WHERE done = 0").fetchone()

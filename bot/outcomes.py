@@ -375,10 +375,7 @@ def track(
                 now + svc.settings.poll_interval,
             ],
         )
-        db.execute(
-            "UPDATE requests SET google_ref = ?, reconcile = 0 WHERE id = ?",
-            [google_ref, request.id],
-        )
+        requests.mark_sent(svc, request.id, google_ref)
         audit.record(
             svc.store,
             actor="device-bot",

@@ -322,12 +322,7 @@ def _tell_open_requests(svc: Services, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
 
-    open_rows = list(
-        svc.store.db().query(
-            "SELECT id, device_ids, devices, created_at FROM requests WHERE state IN (?, ?)",
-            [RequestState.PENDING, RequestState.APPROVED],
-        )
-    )
+    open_rows = requests.not_yet_running(svc)
     if not open_rows:
         return 0
     told = 0

@@ -250,16 +250,8 @@ def finish_waiting(svc: Services) -> int:
         except SlackApiError as exc:
             log.warning("workflow step %s: %s", execution_id, exc.response.get("error"))
         _close(svc, execution_id, FAILED, error)
-    rows = (
-        svc.store.db()
-        .execute(
-            "SELECT s.request_id FROM workflow_steps s JOIN requests r ON r.id = s.request_id"
-            f" WHERE s.state = ? AND r.state IN ({','.join('?' * len(requests.FINAL))})",
-            [OPEN, *requests.FINAL],
-        )
-        .fetchall()
-    )
-    return sum(finish_step(svc, request_id) for (request_id,) in rows)
+    ended = requests.ended_with_open_step(svc, OPEN)
+    return sum(finish_step(svc, request_id) for request_id in ended)
 
 
 def jobs(svc: Services) -> list[JobSpec]:
