@@ -59,7 +59,6 @@ def submit(svc: Services, new: requests.NewRequest) -> str:
     needs = svc.settings.needs_approval(new.action) or above_cap(new, len(new.devices)) is not None
     request_id = requests.create(svc, new, needs_approval=needs)
     request = requests.load(svc, request_id)
-    svc.notify("request", request_id=request_id, state=request.state)
     threads.post_requester_message(svc, request)
     if needs:
         threads.post_approval_message(svc, request)

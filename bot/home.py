@@ -35,6 +35,7 @@ from bot.blocks import (
     section,
 )
 from bot.cards.search import search_modal
+from bot.changes import Change, LostCaseChanged, RequestFinished
 from bot.commands import Commands
 from bot.requests import RequestState
 from bot.roles import MembershipUnknown, Role
@@ -286,18 +287,18 @@ class HomePublisher:
         )
         self.mark([user])
 
-    def on_change(self, what: str, details: dict[str, Any]) -> None:
-        """A `Services.notify` listener: whose tab the change touches."""
+    def on_change(self, svc: Services, change: Change) -> None:
+        """The hook: whose tab the change touches."""
+        if isinstance(change, RequestFinished):
+            return  # told already as it happened (RequestChanged)
         users = self._home_users()
         if not users:
             return
-        if what == "lost":
+        if isinstance(change, LostCaseChanged):
             self.mark(users)
             return
-        if what != "request":
-            return
-        touched = {u for u in requests.people(self.svc, details["request_id"]) if u}
-        if details.get("state") in PENDING_CHANGES:
+        touched = {u for u in requests.people(self.svc, change.request_id) if u}
+        if change.state in PENDING_CHANGES:
             touched |= {u for u in users if self._approver(u)}
         self.mark([u for u in touched if u in users])
 
@@ -348,7 +349,7 @@ def register(app: Any, svc: Services, commands: Commands) -> None:
     """The app_home_opened listener, the Home tab's own buttons, and the change listener."""
     publisher = HomePublisher(svc)
     svc.extras["home"] = publisher
-    svc.listeners.append(publisher.on_change)
+    svc.hooks.append(publisher.on_change)
 
     def on_home_opened(event: dict[str, Any]) -> None:
         """Someone opened the bot's Home tab (the Messages tab sends this event too)."""

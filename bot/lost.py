@@ -21,6 +21,7 @@ from slack_bolt import App
 from bot import audit, catalog
 from bot.blocks import esc
 from bot.cards.device import lost_post
+from bot.changes import Change, LostCaseChanged, RequestFinished
 from bot.commands import Commands
 from bot.dates import when
 from bot.devices import Device, android_device, chrome_device
@@ -125,7 +126,7 @@ def report(svc: Services, device: Device, reporter: str, *, request: Any = None)
             request_id=getattr(request, "id", None),
             detail={"case": case_id},
         )
-    svc.notify("lost", platform=device.platform, device_id=device.id)
+    svc.changed(LostCaseChanged(device.platform, device.id))
     if channel:
         case = _case(svc, case_id)
         text, blocks = case_message(case, svc.clock())
@@ -157,7 +158,7 @@ def resolve(svc: Services, platform: str, device_id: str, actor: str, how: str) 
             device_id=device_id,
             detail={"case": case["id"], "how": how},
         )
-    svc.notify("lost", platform=platform, device_id=device_id)
+    svc.changed(LostCaseChanged(platform, device_id))
     case = _case(svc, case["id"])
     if case["channel"] and case["ts"]:
         svc.out.post(
@@ -260,7 +261,7 @@ def watch(svc: Services) -> int:
                 device_id=device.id,
                 detail={"at": device.last_seen, "network": _network_words(device)},
             )
-        svc.notify("lost", platform=device.platform, device_id=device.id)
+        svc.changed(LostCaseChanged(device.platform, device.id))
         if case["channel"] and case["ts"]:
             svc.out.post(
                 case["channel"],
@@ -304,4 +305,10 @@ def jobs(svc: Services) -> list[JobSpec]:
 
 def register(app: App, svc: Services, commands: Commands) -> None:
     """Lost devices have no listeners of their own: cases open and close as requests finish."""
-    svc.finished_hooks.append(on_request_finished)
+    svc.hooks.append(on_change)
+
+
+def on_change(svc: Services, change: Change) -> None:
+    """The hook: a request that ran and ended may open or close a lost case."""
+    if isinstance(change, RequestFinished):
+        on_request_finished(svc, change.request, change.request.state)

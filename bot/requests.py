@@ -14,10 +14,12 @@ import json
 import logging
 import secrets
 import sqlite3
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bot import audit, catalog
 from bot.blocks import esc
+from bot.changes import RequestChanged
 from bot.errors import Conflict, NotFound
 from bot.request_model import (  # the names callers know as requests.*
     FINAL,
@@ -121,7 +123,7 @@ def transition(
             detail={**(detail or {}), **({"devices": device_ids} if len(device_ids) > 1 else {})},
             anchor=catalog.action_for(row[3], row[1]).destructive,
         )
-    svc.store.after_commit(lambda: svc.notify("request", request_id=request_id, state=to_state))
+    svc.store.after_commit(lambda: svc.changed(RequestChanged(request_id, to_state)))
     if to_state in FINAL:
         svc.secrets.forget(request_id)
         if row[4] and not svc.store.erase_freed():
@@ -219,6 +221,8 @@ def create(svc: Services, new: NewRequest, *, needs_approval: bool) -> str:
             except BaseException:
                 svc.secrets.forget(request_id)  # the row is rolled back: so is the secret
                 raise
+        made = RequestChanged(request_id, RequestState.PENDING if needs else RequestState.APPROVED)
+        svc.store.after_commit(partial(svc.changed, made))
         return request_id
     raise Conflict("Could not give the request an id; try again.")
 

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 
 from bot import audit_key
 from bot.audit import SlackAnchors
+from bot.changes import Change
 from bot.directory import DeviceDirectory
 from bot.gate import AckGate, GatedExecutor
 from bot.google import GoogleClients
@@ -47,25 +48,22 @@ class Services:
     sandbox: Any = None  # the in-process sandbox Google, when GOOGLE_BACKEND=sandbox
     owns_sandbox: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
-    #: called as hook(svc, request, state) when a request reaches a final state; capabilities
-    #: add theirs at start-up (`register`), so the request code never imports them
-    finished_hooks: list[Callable[..., None]] = field(default_factory=list)
+    #: called as hook(svc, change) with every change (bot/changes.py): capabilities add theirs
+    #: at start-up (`register`), so the request code never imports the App Home, Workflow
+    #: Builder steps or lost cases that follow it
+    hooks: list[Callable[[Services, Change], None]] = field(default_factory=list)
     #: this bot process's id (jobs lease, executor of requests); None: Services built alone
     owner: str | None = None
     metrics: Metrics | None = None  # set by BotServer; None in tests that build Services alone
-    #: called with (what, details) when a request or a lost case changes: the App Home and
-    #: the Workflow Builder steps follow changes through here (see `notify`)
-    listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
 
-    def notify(self, what: str, **details: Any) -> None:
-        """Tell the listeners that something changed ("request": request_id, state; "lost":
-        platform, device_id). A listener's failure is logged and never reaches the caller,
-        whose change is already committed."""
-        for listener in list(self.listeners):
+    def changed(self, change: Change) -> None:
+        """Tell every hook what changed. A hook's failure is logged and never reaches the
+        caller, whose change is already committed."""
+        for hook in list(self.hooks):
             try:
-                listener(what, details)
+                hook(self, change)
             except Exception:
-                log.exception("a listener of %s changes failed", what)
+                log.exception("hook %s failed on %s", getattr(hook, "__name__", hook), change)
 
     def warm(self, threads: int = 32) -> None:
         """Start `threads` pool workers with their Google services and SQLite connection

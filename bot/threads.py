@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from bot import audit, request_views, requests
+from bot.changes import RequestFinished
 from bot.requests import RequestState
 from bot.services import Services
 
@@ -85,11 +86,7 @@ def finish(
     request = requests.load(svc, request_id)
     refresh_messages(svc, request_id)
     tell_threads(svc, request, text, both=True, reissue=state == RequestState.EXPIRED)
-    for hook in svc.finished_hooks:
-        try:
-            hook(svc, request, state)
-        except Exception:
-            log.exception("finished hook %s failed for %s", hook.__name__, request_id)
+    svc.changed(RequestFinished(request))
     return True
 
 

@@ -28,6 +28,7 @@ from slack_bolt import Fail
 from slack_sdk.errors import SlackApiError
 
 from bot import approvals, capabilities, catalog, ids, requests
+from bot.changes import Change, RequestChanged
 from bot.commands import Commands
 from bot.errors import Ambiguous, DeviceBotError, PermissionDenied, ValidationError
 from bot.jobs import JobSpec
@@ -207,13 +208,10 @@ def _close(svc: Services, execution_id: str, state: str, error: str | None) -> N
     )
 
 
-def on_change(svc: Services) -> Any:
-    def listener(what: str, details: dict[str, Any]) -> None:
-        """A `Services.notify` listener: a request that reached a final state ends its step."""
-        if what == "request" and details.get("state") in requests.FINAL:
-            finish_step(svc, details["request_id"])
-
-    return listener
+def on_change(svc: Services, change: Change) -> None:
+    """The hook: a request that reached a final state ends its step."""
+    if isinstance(change, RequestChanged) and change.state in requests.FINAL:
+        finish_step(svc, change.request_id)
 
 
 #: a step still without its request this long after the event: its process stopped mid-way
@@ -261,7 +259,7 @@ def jobs(svc: Services) -> list[JobSpec]:
 
 def register(app: Any, svc: Services, commands: Commands) -> None:
     """The custom step's listener and the listener that ends steps."""
-    svc.listeners.append(on_change(svc))
+    svc.hooks.append(on_change)
 
     def on_step(event: dict[str, Any], inputs: dict[str, Any], fail: Fail) -> None:
         """Workflow Builder ran "Request a device action": create the request (Bolt acked)."""

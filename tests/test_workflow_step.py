@@ -139,19 +139,19 @@ def test_the_emulator_speaks_the_events_api_handshake(bot):
     assert reply.status == 200 and "challenge-123" in reply.body
 
 
-def test_the_job_ends_steps_no_listener_ended(bot, claims):
+def test_the_job_ends_steps_no_hook_ended(bot, claims):
     from bot import approvals
 
     device = claims.chrome("ACTIVE")
     execution_id = run_step(bot, device["serialNumber"])
     request_id = step_request(bot, execution_id)
-    # the process that decided stopped before it could end the step: no listener this time
-    listeners = list(bot.svc.listeners)
-    bot.svc.listeners.clear()
+    # the process that decided stopped before it could end the step: no hook this time
+    hooks = list(bot.svc.hooks)
+    bot.svc.hooks.clear()
     try:
         approvals.deny(bot.svc, request_id, APPROVER1, "not today")
     finally:
-        bot.svc.listeners.extend(listeners)
+        bot.svc.hooks.extend(hooks)
     assert bot.emu.execution(execution_id)["state"] == "running"
     assert workflow.finish_waiting(bot.svc) == 1
     execution = bot.emu.execution(execution_id)
