@@ -151,12 +151,12 @@ def approve(svc: Services, request_id: str, approver: str, *, raise_cap: bool = 
         raise Conflict(_already(requests.load(svc, request_id)))
     if svc.metrics is not None:
         svc.metrics.approval_wait.observe(max(0.0, svc.clock() - request.created_at))
-    threads.refresh_messages(svc, request_id)
-    threads.tell_threads(
-        svc, requests.load(svc, request_id), f"Approved by <@{approver}>. Running it now."
-    )
-    if holder is None:
-        execution.execute(svc, request_id, actor=approver)
+    # approved and executing are told together, once, before the Google call
+    running = holder is None and execution.begin(svc, request_id, approver)
+    request = requests.load(svc, request_id)
+    threads.announce(svc, request, f"Approved by <@{approver}>. Running it now.")
+    if running:
+        execution.run(svc, request)
 
 
 def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
@@ -181,9 +181,8 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
     )
     if not won:
         raise Conflict(_already(requests.load(svc, request_id)))
-    threads.refresh_messages(svc, request_id)
     why = f" Their reason: {esc(sentence(note))}" if note else ""
-    threads.tell_threads(
+    threads.announce(
         svc,
         requests.load(svc, request_id),
         f"<@{request.requester}>, your request was denied by <@{approver}>.{why}"
@@ -212,8 +211,7 @@ def cancel(svc: Services, request_id: str, user: str) -> str:
             set_={"decided_by": user},
         ):
             raise Conflict(_already(requests.load(svc, request_id)))
-        threads.refresh_messages(svc, request_id)
-        threads.tell_threads(
+        threads.announce(
             svc,
             requests.load(svc, request_id),
             f"Cancelled by <@{user}> before anyone approved it.",
@@ -256,9 +254,8 @@ def expire_request(svc: Services, request_id: str) -> bool:
         detail={"why": "approval TTL"},
     ):
         return False
-    threads.refresh_messages(svc, request_id)
     request = requests.load(svc, request_id)
-    threads.tell_threads(
+    threads.announce(
         svc,
         request,
         f"<@{request.requester}>, your request expired: nobody approved it in time."
@@ -290,7 +287,7 @@ def remind_approvers(svc: Services) -> int:
                 svc.out.post(request.approval_channel, text, thread_ts=request.approval_ts)
             except Exception:
                 log.exception("could not remind the approvers of %s", request_id)
-        threads.refresh_messages(svc, request_id)
+        threads.refresh_messages(svc, request)
         sent += 1
     return sent
 

@@ -69,18 +69,29 @@ def run_held(svc: Services) -> int:
 
 def execute(svc: Services, request_id: str, actor: str) -> None:
     """approved → executing (won once), re-check the device, then the one Google call."""
-    owner = svc.owner
-    if not requests.transition(
+    if not begin(svc, request_id, actor):
+        return  # another thread or process runs it
+    request = requests.load(svc, request_id)
+    threads.refresh_messages(svc, request)
+    run(svc, request)
+
+
+def begin(svc: Services, request_id: str, actor: str) -> bool:
+    """approved → executing, once: False when another thread or process won it."""
+    return requests.transition(
         svc,
         request_id,
         (RequestState.APPROVED,),
         RequestState.EXECUTING,
         actor,
-        set_={"executor": owner, "executing_at": svc.clock()},
-    ):
-        return  # another thread or process runs it
-    request = requests.load(svc, request_id)
-    threads.refresh_messages(svc, request_id)
+        set_={"executor": svc.owner, "executing_at": svc.clock()},
+    )
+
+
+def run(svc: Services, request: requests.Request) -> None:
+    """An executing request (`begin` won): re-check the device, then the one Google call;
+    what went wrong ends the request (or sends it to be reconciled), never the caller."""
+    request_id = request.id
     try:
         _preflight(svc, request)
         _perform(svc, request)

@@ -84,8 +84,7 @@ def finish(
     if not won:
         return False
     request = requests.load(svc, request_id)
-    refresh_messages(svc, request_id)
-    tell_threads(svc, request, text, both=True, reissue=state == RequestState.EXPIRED)
+    announce(svc, request, text, reissue=state == RequestState.EXPIRED)
     svc.changed(RequestFinished(request))
     return True
 
@@ -112,9 +111,17 @@ def tell_threads(
                 log.exception("could not post to the thread of %s", request.id)
 
 
-def refresh_messages(svc: Services, request_id: str) -> None:
-    """Edit the approval message and the requester's message to show the current state."""
-    request = requests.load(svc, request_id)
+def announce(svc: Services, request: requests.Request, text: str, *, reissue: bool = False) -> None:
+    """A change of state, told once: both messages edited to show `request` as it now is,
+    and `text` in both threads. Changes made by one click are told together: load the
+    request after the last of them."""
+    refresh_messages(svc, request)
+    tell_threads(svc, request, text, reissue=reissue)
+
+
+def refresh_messages(svc: Services, request: requests.Request) -> None:
+    """Edit the approval message and the requester's message to show `request`'s state."""
+    request_id = request.id
     if request.approval_channel and request.approval_ts:
         text, blocks = approval_view(svc, request)
         try:
