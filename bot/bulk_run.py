@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, cast
 
-from bot import catalog, outcomes, requests, threads
+from bot import catalog, outcome_words, requests, threads
 from bot.blocks import esc, section
 from bot.errors import DeviceBotError, NotFound, OutcomeUnknown
 from bot.google.android import google_duration
@@ -157,8 +157,8 @@ def _keep(
 
 
 def outcomes_words(operation: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    """A finished operation in the words single commands use (outcomes.describe_android)."""
-    state, words, detail = outcomes.describe_android(operation)
+    """A finished operation in the words single commands use (outcome_words.describe_android)."""
+    state, words, detail = outcome_words.describe_android(operation)
     return ("done" if state == RequestState.SUCCEEDED else state), words, detail
 
 

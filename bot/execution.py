@@ -13,6 +13,7 @@ from bot import (
     annotation,
     catalog,
     lost_cases,
+    outcome_words,
     outcomes,
     requests,
     threads,
@@ -188,7 +189,9 @@ def _perform(svc: Services, request: requests.Request) -> None:
                 {"error": getattr(error, "code", "error")},
             )
             return
-        threads.finish(svc, request.id, RequestState.SUCCEEDED, outcomes.done_words(request), {})
+        threads.finish(
+            svc, request.id, RequestState.SUCCEEDED, outcome_words.done_words(request), {}
+        )
         return
     if spec.kind == "patch":
         svc.google.require_chrome().patch(request.device_ids[0], catalog.command_body(spec, params))

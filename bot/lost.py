@@ -18,7 +18,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot import audit, catalog
+from bot import audit, catalog, dates
 from bot.blocks import esc
 from bot.cards.device import lost_post
 from bot.changes import Change, LostCaseChanged, RequestFinished
@@ -33,15 +33,6 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 BOT = "device-bot"
-
-
-def _epoch(value: str | None) -> float:
-    if not value:
-        return 0.0
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
 
 
 # ---- Block Kit -----------------------------------------------------------------------------
@@ -238,7 +229,8 @@ def watch(svc: Services) -> int:
         device = seen.get(case["device_id"])
         if device is None or not device.last_seen:
             continue
-        if _epoch(device.last_seen) <= max(_epoch(case["last_checkin"]), 0.0):
+        last_known = max(dates.epoch_of(case["last_checkin"]) or 0.0, 0.0)
+        if (dates.epoch_of(device.last_seen) or 0.0) <= last_known:
             continue
         summary = {
             **json.loads(case["summary"]),

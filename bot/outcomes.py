@@ -4,20 +4,17 @@ A sent command is stored as pending; the poll job asks Google about every due on
 (Android: batched `operations.get`, ≤ 100 per HTTP request; Chrome: `commands.get`) and,
 once it is done, ends its request with the outcome in words in both threads. Nothing
 pending: no Google call at all. A command that keeps failing to poll backs off.
-
-The words are mrkdwn: whatever the device or Google reported (error messages, eSIM
-details, payloads, file names) is escaped here, where the words are built.
+The words are `bot/outcome_words.py`'s.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from slack_bolt import App
 
-from bot import audit, requests, threads
+from bot import audit, dates, outcome_words, requests, threads
 from bot.blocks import esc
 from bot.commands import Commands
 from bot.errors import DeviceBotError, NotFound
@@ -31,65 +28,6 @@ DEFAULT_DURATION = 600.0  # AMAPI Command.duration default: 10 minutes
 EXPIRY_GRACE = 30.0
 MAX_BACKOFF = 300.0
 MAX_POLL_FAILURES = 20
-DOWNLOAD_COMMANDS = ("TAKE_A_SCREENSHOT", "CAPTURE_LOGS", "FETCH_SUPPORT_PACKET")
-
-ANDROID_ERRORS = {
-    "API_LEVEL": "the device's Android version is too old for this command",
-    "MANAGEMENT_MODE": "the device's management mode does not allow this command"
-    " (for example a work profile on a personal device)",
-    "INVALID_VALUE": "the device refused a parameter (for example a password its policy does not accept)",
-    "UNSUPPORTED": "the device does not support this command; updating Android Device Policy"
-    " on the device to the latest version may resolve this",
-    "UNKNOWN": "the device reported an unknown error",
-}
-CLEARING_RESULTS = {
-    "SUCCESS": "cleared",
-    "APP_NOT_FOUND": "not installed",
-    "APP_PROTECTED": "protected, not cleared",
-    "API_LEVEL": "needs a newer Android version",
-}
-LOST_START = {
-    "SUCCESS": "The device is in lost mode.",
-    "RESET_PASSWORD_RECENTLY": "Not in lost mode: the password was reset recently (Android waits 12 h).",
-    "USER_EXIT_LOST_MODE_RECENTLY": "Not in lost mode: the user left lost mode recently.",
-    "ALREADY_IN_LOST_MODE": "The device was already in lost mode.",
-}
-LOST_STOP = {
-    "SUCCESS": "The device is out of lost mode.",
-    "NOT_IN_LOST_MODE": "The device was not in lost mode.",
-}
-ESIM = {
-    "SUCCESS": "eSIM operation succeeded.",
-    "ERROR_SETUP_IN_PROGRESS": "eSIM failed: the device's setup is still in progress.",
-    "ERROR_USER_DENIED": "eSIM failed: the user declined.",
-    "INTERNAL_ERROR": "eSIM failed with an internal error.",
-    "ERROR_ICC_ID_NOT_FOUND": "eSIM failed: no eSIM with that ICC ID on the device.",
-    "ERROR_MULTIPLE_ACTIVE_ESIMS_NO_AVAILABLE_SLOT": "eSIM failed: no free slot for another active eSIM.",
-}
-DEVICE_INFO = {
-    "SUCCEEDED": "Device info received.",
-    "USER_DECLINED": "The user declined to share the device info.",
-    "UNSUPPORTED": "The device cannot report this information.",
-}
-#: the command-specific status fields, in the reference's order (clearAppsDataStatus has
-#: per-app results instead of one status)
-STATUS_FIELDS = (
-    "startLostModeStatus",
-    "stopLostModeStatus",
-    "esimStatus",
-    "requestDeviceInfoStatus",
-)
-#: statuses with which a command still waits on the device
-WAITING = ("IN_PROGRESS", "PENDING_USER_ACTION")
-STILL_WAITING = {
-    "IN_PROGRESS": "still in progress",
-    "PENDING_USER_ACTION": "waiting for the person on the device",
-}
-CHROME_PROGRESS = {
-    "PENDING": "Waiting for the device to come online.",
-    "SENT_TO_CLIENT": "Sent to the device.",
-    "ACKED_BY_CLIENT": "The device acknowledged the command.",
-}
 
 
 def _seconds(duration: str | None) -> float:
@@ -101,260 +39,14 @@ def _seconds(duration: str | None) -> float:
         return DEFAULT_DURATION
 
 
-def _epoch(timestamp: str | None) -> float | None:
-    if not timestamp:
-        return None
-    try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-# ---- describing outcomes in words --------------------------------------------------------
-
-#: the generic first line of a finished command, replaced by what the action did (done_words)
-DONE = "Done: the device ran the command."
-#: what a succeeded action did, per (platform, action); {target} is the device(s) in words
-DONE_WORDS: dict[tuple[str, str], str] = {
-    ("chrome", "disable"): "{target} is now disabled.",
-    ("chrome", "reenable"): "{target} is enabled again.",
-    ("chrome", "deprovision"): "{target} is deprovisioned; its licence is free again.",
-    ("chrome", "reboot"): "{target} restarted.",
-    ("chrome", "powerwash"): "{target} was powerwashed: it is back to its factory state.",
-    ("chrome", "wipe-users"): "Every user profile was removed from {target}.",
-    ("chrome", "screenshot"): "Screenshot of {target}:",
-    ("chrome", "volume"): "Volume of {target} set to {volume}.",
-    ("chrome", "logs"): "System logs of {target}:",
-    ("chrome", "support-packet"): "Support packet of {target}:",
-    ("android", "lock"): "{target} is locked.",
-    ("android", "reboot"): "{target} restarted.",
-    ("android", "reset-password"): "New password set on {target}.",
-    ("android", "relinquish"): "{target} is relinquished: its work profile is removed and the"
-    " phone is now the person's own.",
-    ("android", "clear-app-data"): "App data cleared on {target}:",
-    ("android", "lost"): "{target} is locked in lost mode; the screen shows your message.",
-    ("android", "found"): "{target} is out of lost mode.",
-    ("android", "add-esim"): "eSIM added to {target}.",
-    ("android", "remove-esim"): "eSIM removed from {target}.",
-    ("android", "device-info"): "{target} shared its eSIM identifier.",
-    ("android", "wipe"): "Phone wiped and removed from management.",
-}
-#: per-command status lines the action's own words already say
-_SAID = {
-    LOST_START["SUCCESS"],
-    LOST_STOP["SUCCESS"],
-    ESIM["SUCCESS"],
-    DEVICE_INFO["SUCCEEDED"],
-}
-
-
-def done_words(request: Any) -> str:
-    """What a succeeded request did to its device(s), in words (mrkdwn-safe)."""
-    target = esc(request.target)
-    params = request.params or {}
-    key = (request.platform, request.action)
-    words = DONE_WORDS.get(key)
-    if words is None:
-        return f"Done: {esc(request.spec.label.lower())} {target}."
-    device = (request.devices or [{}])[0]
-    if key == ("android", "wipe") and device.get("ownership") == "PERSONALLY_OWNED":
-        words = "Work profile removed from {target}; the person's own apps and data stay."
-    elif key == ("android", "reset-password") and params.get("clear_password"):
-        words = "The password of {target} is cleared."
-    elif key == ("android", "lost") and not params.get("message"):
-        words = "{target} is locked in lost mode; the screen shows how to reach you."
-    text = words.format(target=target, volume=esc(params.get("volume")))
-    if key == ("android", "reset-password") and "LOCK_NOW" in (params.get("flags") or ()):
-        text += " The device is locked."
-    return text
-
-
-def in_words(request: Any, text: str) -> str:
-    """A succeeded command's outcome with the action's own words instead of the generic ones."""
-    lines = text.split("\n")
-    if not lines or lines[0] != DONE:
-        return text
-    files = request.spec.google in DOWNLOAD_COMMANDS  # the payload is the file's link
-    rest = [
-        line
-        for line in lines[1:]
-        if line not in _SAID and not (files and line.startswith("Result: "))
-    ]
-    return "\n".join([done_words(request), *rest])
-
-
-def command_status(command: dict[str, Any]) -> str | None:
-    """The command-specific status Google set in a Command (lost mode, eSIM, device info)."""
-    for key in STATUS_FIELDS:
-        if key in command:
-            return str((command[key] or {}).get("status") or "STATUS_UNSPECIFIED")
-    return None
-
-
-def waiting_words(command_type: str, status: str) -> str:
-    """A command waiting on the device, in words (PENDING_USER_ACTION: the person on it)."""
-    if status == "PENDING_USER_ACTION":
-        what = (
-            "allow sharing the device info"
-            if command_type == "REQUEST_DEVICE_INFO"
-            else "confirm the eSIM operation"
-        )
-        return f"Waiting for the person on the device to {what}."
-    return "The device is working on it (in progress)."
-
-
-def describe_android(
-    operation: dict[str, Any], seen: str | None = None
-) -> tuple[RequestState, str, dict[str, Any]]:
-    """(final state, words, detail) of a finished AMAPI Operation.
-
-    As the reference says, the command-specific status is read first, then `errorCode`,
-    then the Operation's generic `error`. `seen` is the last waiting status the poller saw.
-    """
-    command = operation.get("metadata") or {}
-    error = operation.get("error") or {}
-    detail: dict[str, Any] = {"operation": operation.get("name")}
-    code = command.get("errorCode")
-    if code == "COMMAND_ERROR_CODE_UNSPECIFIED":
-        code = None
-    status = command_status(command)
-    waiting = status if status in WAITING else seen if seen in WAITING else None
-    if error.get("code") == 1 or "cancel" in (error.get("message") or "").lower():
-        return RequestState.CANCELLED, "Cancelled before the device ran it.", detail
-    if error.get("code") == 4 or "expire" in (error.get("message") or "").lower():
-        if waiting == "PENDING_USER_ACTION":
-            detail["waited"] = waiting
-            return (
-                RequestState.EXPIRED,
-                "Expired: the person on the device did not act on it within the command's time limit.",
-                detail,
-            )
-        if waiting:
-            detail["waited"] = waiting
-            return (
-                RequestState.EXPIRED,
-                "Expired while the device still reported it in progress; its outcome is unknown.",
-                detail,
-            )
-        return (
-            RequestState.EXPIRED,
-            "Expired: the device did not run the command within its time limit.",
-            detail,
-        )
-    if status in WAITING:
-        # done, yet the device still says it waits: not something to call done
-        detail["status"] = status
-        if code:
-            detail["errorCode"] = code
-        return (
-            RequestState.FAILED,
-            f"Not confirmed: Google closed the command while the device still reported `{status}`"
-            f" ({STILL_WAITING[status]}); check the device.",
-            detail,
-        )
-    lines: list[str] = []
-    state = RequestState.FAILED if error or code else RequestState.SUCCEEDED
-    specific = "clearAppsDataStatus" in command or status is not None
-    if "clearAppsDataStatus" in command:
-        state = RequestState.SUCCEEDED
-        results = (command["clearAppsDataStatus"] or {}).get("results") or {}
-        for package, result in sorted(results.items()):
-            outcome = (result or {}).get("clearingResult", "UNKNOWN")
-            lines.append(f"• `{esc(package)}`: {CLEARING_RESULTS.get(outcome) or esc(outcome)}")
-            if outcome != "SUCCESS":
-                state = RequestState.FAILED
-        detail["clearAppsData"] = {k: (v or {}).get("clearingResult") for k, v in results.items()}
-    if "startLostModeStatus" in command and status is not None:
-        lines.append(LOST_START.get(status) or f"Lost mode: {esc(status)}.")
-        detail["lostMode"] = status
-        state = (
-            RequestState.SUCCEEDED
-            if status in ("SUCCESS", "ALREADY_IN_LOST_MODE")
-            else RequestState.FAILED
-        )
-    if "stopLostModeStatus" in command and status is not None:
-        lines.append(LOST_STOP.get(status) or f"Lost mode: {esc(status)}.")
-        detail["lostMode"] = status
-        # NOT_IN_LOST_MODE: what was wanted (a device out of lost mode) holds already
-        state = (
-            RequestState.SUCCEEDED
-            if status in ("SUCCESS", "NOT_IN_LOST_MODE")
-            else RequestState.FAILED
-        )
-    if "esimStatus" in command and status is not None:
-        esim = command["esimStatus"] or {}
-        lines.append(ESIM.get(status) or f"eSIM: {esc(status)}.")
-        internal = esim.get("internalErrorDetails") or {}
-        if internal:
-            parts = [f"{esc(k)}={esc(v)}" for k, v in sorted(internal.items())]
-            lines.append("Internal error details: " + ", ".join(parts))
-        detail["esim"] = status
-        state = RequestState.SUCCEEDED if status == "SUCCESS" else RequestState.FAILED
-    if "requestDeviceInfoStatus" in command and status is not None:
-        info = command["requestDeviceInfoStatus"] or {}
-        lines.append(DEVICE_INFO.get(status) or f"Device info: {esc(status)}.")
-        eids = [
-            e.get("eid") for e in ((info.get("eidInfo") or {}).get("eids") or []) if e.get("eid")
-        ]
-        if eids:
-            lines.append("EID: " + ", ".join(f"`{esc(e)}`" for e in eids))
-        detail["deviceInfo"] = status
-        state = RequestState.SUCCEEDED if status == "SUCCEEDED" else RequestState.FAILED
-    if code:
-        detail["errorCode"] = code
-        words = f"{ANDROID_ERRORS.get(code) or esc(code)} (`{esc(code)}`)"
-        if not specific:
-            return RequestState.FAILED, f"Failed: {words}.", detail
-        lines.append(f"Google's error code: {words}.")
-    if error:
-        detail["error"] = error.get("message")
-    if state == RequestState.SUCCEEDED:
-        head = DONE
-    elif lines:
-        head = "Failed on the device."
-    else:
-        head = f"Failed: {esc(error.get('message') or 'Google reported an error')}."
-    return state, "\n".join([head, *lines]), detail
-
-
-def describe_chrome(command: dict[str, Any]) -> tuple[RequestState, str, dict[str, Any]] | None:
-    """(final state, words, detail) of a finished Chrome command; None while it is still going."""
-    state = command.get("state")
-    detail: dict[str, Any] = {"commandId": command.get("commandId"), "state": state}
-    if state == "EXPIRED":
-        return (
-            RequestState.EXPIRED,
-            "Expired: the device did not pick the command up in time.",
-            detail,
-        )
-    if state == "CANCELLED":
-        return RequestState.CANCELLED, "Cancelled before the device ran it.", detail
-    if state != "EXECUTED_BY_CLIENT":
-        return None
-    result = command.get("commandResult") or {}
-    kind = result.get("result")
-    detail["result"] = kind
-    if kind == "SUCCESS":
-        text = DONE
-        payload = result.get("commandResultPayload")
-        if payload:
-            text += f"\nResult: `{esc(payload[:500])}`"
-        return RequestState.SUCCEEDED, text, detail
-    if kind == "IGNORED":
-        return (
-            RequestState.FAILED,
-            "The device ignored the command (not applicable in its current session).",
-            detail,
-        )
-    message = result.get("errorMessage") or "no details"
-    return RequestState.FAILED, f"Failed on the device: {esc(message)}", detail
-
-
 # ---- tracking and polling ----------------------------------------------------------------
 
 
 def track(
-    svc: Services, request: Any, google_ref: str, operation: dict[str, Any] | None = None
+    svc: Services,
+    request: requests.Request,
+    google_ref: str,
+    operation: dict[str, Any] | None = None,
 ) -> None:
     """Remember a sent command; the poll job follows it from here."""
     now = svc.clock()
@@ -481,20 +173,21 @@ def _finish(
     except NotFound:  # no request behind the command (nothing to tell)
         request = None
     if state == RequestState.SUCCEEDED and request is not None:
-        text = in_words(request, text)
+        text = outcome_words.in_words(request, text)
     fetched: list[tuple[str, bytes]] = []
     for name, url in files or ():
         try:
             fetched.append((name, svc.google.require_chrome().download(url)))
         except DeviceBotError as exc:
             log.warning("could not fetch %s of %s: %s", name, row["device_id"], exc.message)
-            text += "\n" + download_line(name, url)
+            text += "\n" + outcome_words.download_line(name, url)
     threads.finish(svc, row["request_id"], state, text, detail)
-    for name, content in fetched if request is not None else ():
-        _upload(svc, request, name, content)
+    if request is not None:
+        for name, content in fetched:
+            _upload(svc, request, name, content)
 
 
-def _upload(svc: Services, request: Any, name: str, content: bytes) -> None:
+def _upload(svc: Services, request: requests.Request, name: str, content: bytes) -> None:
     """A command's file, shared in the requester's thread (Slack's external upload flow)."""
     channel, ts = request.requester_channel, request.requester_ts
     if not (channel and ts):
@@ -540,9 +233,9 @@ def _poll_failed(svc: Services, row: dict[str, Any], error: Any) -> None:
 
 
 def _android_result(svc: Services, row: dict[str, Any], operation: dict[str, Any]) -> None:
-    seen = row["state"] if row["state"] in WAITING else None
+    seen = row["state"] if row["state"] in outcome_words.WAITING else None
     if operation.get("done"):
-        state, text, detail = describe_android(operation, seen)
+        state, text, detail = outcome_words.describe_android(operation, seen)
         _finish(svc, row, state, text, detail)
         return
     if svc.clock() > (row["expires_at"] or 0) + EXPIRY_GRACE:
@@ -553,12 +246,14 @@ def _android_result(svc: Services, row: dict[str, Any], operation: dict[str, Any
             "done": True,
         }
         expired["error"] = {"code": 4, "message": "expired"}
-        _finish(svc, row, *describe_android(expired, seen))
+        _finish(svc, row, *outcome_words.describe_android(expired, seen))
         return
-    status = command_status(operation.get("metadata") or {})
-    if status in WAITING and status != row["state"]:
-        _progress(svc, row, "android", status, waiting_words(row["command_type"], status))
-    _later(svc, row, state=status if status in WAITING else None, failures=0)
+    status = outcome_words.command_status(operation.get("metadata") or {})
+    if status in outcome_words.WAITING and status != row["state"]:
+        _progress(
+            svc, row, "android", status, outcome_words.waiting_words(row["command_type"], status)
+        )
+    _later(svc, row, state=status if status in outcome_words.WAITING else None, failures=0)
 
 
 def _progress(svc: Services, row: dict[str, Any], platform: str, state: str, words: str) -> None:
@@ -577,16 +272,16 @@ def _progress(svc: Services, row: dict[str, Any], platform: str, state: str, wor
 
 
 def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) -> None:
-    described = describe_chrome(command)
+    described = outcome_words.describe_chrome(command)
     state = command.get("state", "PENDING")
     if described is None:
-        if state != row["state"] and state in CHROME_PROGRESS:
-            _progress(svc, row, "chrome", state, CHROME_PROGRESS[state])
+        if state != row["state"] and state in outcome_words.CHROME_PROGRESS:
+            _progress(svc, row, "chrome", state, outcome_words.CHROME_PROGRESS[state])
         _later(svc, row, state=state, failures=0)
         return
     final, text, detail = described
     links: list[tuple[str, str]] = []
-    if final == RequestState.SUCCEEDED and row["command_type"] in DOWNLOAD_COMMANDS:
+    if final == RequestState.SUCCEEDED and row["command_type"] in outcome_words.DOWNLOAD_COMMANDS:
         links = download_links(svc, row["device_id"], command.get("issueTime"))
         if links:
             detail["downloads"] = [url for _, url in links]
@@ -595,28 +290,17 @@ def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) 
     _finish(svc, row, final, text, detail, files=links)
 
 
-def download_line(name: str, url: str) -> str:
-    """A file a command produced as a link; Google's URL and file name are quoted safely.
-
-    A URL that could break out of Slack's `<url|text>` (a `|`, `<` or `>` in it, or not
-    http(s)) is shown as text, not as a link.
-    """
-    if url.startswith(("https://", "http://")) and not any(c in url for c in "|<> "):
-        return f"Download: <{url.replace('&', '&amp;')}|{esc(name)}>"
-    return f"Download {esc(name)}: `{esc(url)}`"
-
-
 def download_links(svc: Services, device_id: str, since: str | None) -> list[tuple[str, str]]:
     """Files a screenshot / logs / support-packet command produced (deviceFiles, screenshotFiles)."""
     try:
         raw = svc.google.require_chrome().get(device_id)
     except DeviceBotError:
         return []
-    start = _epoch(since) or 0.0
+    start = dates.epoch_of(since) or 0.0
     links = []
     for key in ("screenshotFiles", "deviceFiles"):
         for item in raw.get(key) or []:
-            created = _epoch(item.get("createTime")) or 0.0
+            created = dates.epoch_of(item.get("createTime")) or 0.0
             if item.get("downloadUrl") and created >= start - 1:
                 links.append(
                     (str(item.get("name") or item.get("type") or key), str(item["downloadUrl"]))
@@ -624,12 +308,12 @@ def download_links(svc: Services, device_id: str, since: str | None) -> list[tup
     return links[:5]
 
 
-def find_operation(svc: Services, request: Any) -> dict[str, Any] | None:
+def find_operation(svc: Services, request: requests.Request) -> dict[str, Any] | None:
     """After a crash: the operation this request created at Google, if it did."""
     since = (request.executing_at or request.created_at) - 5
     for operation in svc.google.require_android().list_operations(request.device_ids[0]):
         command = operation.get("metadata") or {}
-        created = _epoch(command.get("createTime"))
+        created = dates.epoch_of(command.get("createTime"))
         if command.get("type") == request.spec.google and (created is None or created >= since):
             return dict(operation)
     return None

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot import requests, threads
+from bot import dates, requests, threads
 from bot.jobs import JobSpec
 from bot.requests import RequestState
 from bot.services import Services
@@ -81,13 +81,6 @@ def _at(google_time: str) -> str:
     return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _epoch(google_time: str) -> float:
-    try:
-        return datetime.fromisoformat(google_time.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
-
-
 def own_actors(svc: Services) -> frozenset[str]:
     """The admin(s) the bot acts as: events by them are the bot's own changes."""
     names = set()
@@ -139,7 +132,7 @@ def sync(svc: Services, *, page_size: int = PAGE_SIZE) -> SyncResult:
     end = rfc3339(now - svc.settings.reports_lag)
     row = store.db().execute("SELECT value FROM meta WHERE key = ?", [WINDOW_KEY]).fetchone()
     start = row[0] if row and row[0] else rfc3339(now - svc.settings.reports_lag - FIRST_LOOKBACK)
-    if _epoch(start) >= _epoch(end):
+    if (dates.epoch_of(start) or 0.0) >= (dates.epoch_of(end) or 0.0):
         return SyncResult(start, end)  # the clock went back, or the lag grew: nothing new
     own = own_actors(svc)
     pages = stored = skipped = 0
@@ -334,7 +327,7 @@ def _tell_open_requests(svc: Services, rows: list[dict[str, Any]]) -> int:
         for row in sorted(rows, key=lambda x: x["at"]):
             if not (row["serial"] in serials or row["device_id"] in ids):
                 continue
-            if _epoch(row["time"]) < float(r["created_at"]):
+            if (dates.epoch_of(row["time"]) or 0.0) < float(r["created_at"]):
                 continue  # done before the request was made: its card showed the result
             request = requests.load(svc, r["id"])
             if request.state not in (RequestState.PENDING, RequestState.APPROVED):

@@ -365,16 +365,16 @@ ESCAPED = "&lt;!channel&gt; &lt;https://evil.example/|sso-login&gt; &lt;@U0EVIL&
 
 
 def test_outcome_words_escape_what_the_device_reported() -> None:
-    from bot import outcomes
+    from bot import outcome_words
 
-    _, text, _ = outcomes.describe_chrome(
+    _, text, _ = outcome_words.describe_chrome(
         {
             "state": "EXECUTED_BY_CLIENT",
             "commandResult": {"result": "FAILURE", "errorMessage": EVIL},
         }
     )
     assert ESCAPED in text and "<!channel>" not in text
-    _, text, _ = outcomes.describe_chrome(
+    _, text, _ = outcome_words.describe_chrome(
         {
             "state": "EXECUTED_BY_CLIENT",
             "commandResult": {"result": "SUCCESS", "commandResultPayload": EVIL},
@@ -382,7 +382,7 @@ def test_outcome_words_escape_what_the_device_reported() -> None:
     )
     assert ESCAPED in text and "<!channel>" not in text
     esim = {"status": "INTERNAL_ERROR", "internalErrorDetails": {"errorCode": EVIL}}
-    _, text, _ = outcomes.describe_android({"metadata": {"esimStatus": esim}})
+    _, text, _ = outcome_words.describe_android({"metadata": {"esimStatus": esim}})
     assert f"errorCode={ESCAPED}" in text
     for metadata, error in (
         ({"errorCode": EVIL}, {}),
@@ -391,12 +391,12 @@ def test_outcome_words_escape_what_the_device_reported() -> None:
         ({"requestDeviceInfoStatus": {"status": EVIL, "eidInfo": {"eids": [{"eid": EVIL}]}}}, {}),
         ({}, {"code": 9, "message": EVIL}),
     ):
-        _, text, _ = outcomes.describe_android({"metadata": metadata, "error": error})
+        _, text, _ = outcome_words.describe_android({"metadata": metadata, "error": error})
         assert ESCAPED in text and "<!channel>" not in text, text
 
 
 def test_download_links_never_let_google_text_out_of_the_link() -> None:
-    from bot.outcomes import download_line
+    from bot.outcome_words import download_line
 
     assert download_line(EVIL, "https://files.example/a?b=1&c=2") == (
         f"Download: <https://files.example/a?b=1&amp;c=2|{ESCAPED}>"

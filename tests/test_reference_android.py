@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot import approvals, audit, capabilities, catalog, ids, outcomes, requests
+from bot import approvals, audit, capabilities, catalog, ids, outcome_words, requests
 from bot.devices import Device
 from bot.google.android import google_duration
 from bot.sandbox import android as sandbox_android
@@ -303,14 +303,14 @@ def test_describe_android_prefers_the_specific_status() -> None:
         },
         "error": {"code": 2, "message": "An unknown error occurred."},
     }
-    state, text, _ = outcomes.describe_android(op)
+    state, text, _ = outcome_words.describe_android(op)
     assert state == "succeeded" and "already in lost mode" in text
     op["metadata"] = {"type": "LOCK", "errorCode": "API_LEVEL"}
-    assert outcomes.describe_android(op)[0] == "failed"
-    assert "too old" in outcomes.describe_android(op)[1]
+    assert outcome_words.describe_android(op)[0] == "failed"
+    assert "too old" in outcome_words.describe_android(op)[1]
     for waiting in ("IN_PROGRESS", "PENDING_USER_ACTION"):
         op = {"name": "x", "done": True, "metadata": {"esimStatus": {"status": waiting}}}
-        state, text, _ = outcomes.describe_android(op)
+        state, text, _ = outcome_words.describe_android(op)
         assert state == "failed" and not text.startswith("Done") and waiting in text
 
 

@@ -677,27 +677,27 @@ def test_names_the_bot_uses_are_the_documents_names() -> None:
 
 def test_outcome_words_cover_names_of_the_documents() -> None:
     """Each status the bot puts in words is a value of the matching discovery enum."""
-    from bot import outcomes
+    from bot import outcome_words
     from bot.google import discovery
 
     amapi = discovery.AMAPI
     tables = {
-        "Command.errorCode": outcomes.ANDROID_ERRORS,
-        "PerAppResult.clearingResult": outcomes.CLEARING_RESULTS,
-        "StartLostModeStatus.status": outcomes.LOST_START,
-        "StopLostModeStatus.status": outcomes.LOST_STOP,
-        "EsimCommandStatus.status": outcomes.ESIM,
-        "RequestDeviceInfoStatus.status": outcomes.DEVICE_INFO,
+        "Command.errorCode": outcome_words.ANDROID_ERRORS,
+        "PerAppResult.clearingResult": outcome_words.CLEARING_RESULTS,
+        "StartLostModeStatus.status": outcome_words.LOST_START,
+        "StopLostModeStatus.status": outcome_words.LOST_STOP,
+        "EsimCommandStatus.status": outcome_words.ESIM,
+        "RequestDeviceInfoStatus.status": outcome_words.DEVICE_INFO,
     }
     for where, words in tables.items():
         unknown = set(words) - set(discovery.enum(amapi, where))
         assert not unknown, (where, unknown)
-    assert set(outcomes.STATUS_FIELDS) <= set(discovery.fields(amapi, "Command"))
-    for waiting in outcomes.WAITING:
+    assert set(outcome_words.STATUS_FIELDS) <= set(discovery.fields(amapi, "Command"))
+    for waiting in outcome_words.WAITING:
         assert waiting in discovery.enum(amapi, "EsimCommandStatus.status") + discovery.enum(
             amapi, "RequestDeviceInfoStatus.status"
         )
     chrome_types = discovery.enum(
         discovery.DIRECTORY, "DirectoryChromeosdevicesIssueCommandRequest.commandType"
     )
-    assert set(outcomes.DOWNLOAD_COMMANDS) <= set(chrome_types)
+    assert set(outcome_words.DOWNLOAD_COMMANDS) <= set(chrome_types)
