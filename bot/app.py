@@ -29,6 +29,7 @@ from bot import (
     metrics,
     outcomes,
     reports,
+    resubmit,
     stats,
     workflow,
 )
@@ -53,6 +54,7 @@ CAPABILITIES: tuple[ModuleType, ...] = (
     actions,
     bulk,
     approvals,
+    resubmit,
     outcomes,
     lost,
     reports,

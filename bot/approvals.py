@@ -1,18 +1,37 @@
-"""The decisions on a request: submit, approve, deny, cancel, re-issue, and their listeners.
+"""The decisions on a request: submit, approve, deny, cancel, the approval jobs (expiry,
+reminders, recovery) and their listeners. Asking again after an expiry is bot/resubmit.py.
 
 What happens when someone clicks Approve, top to bottom:
-`approve()` here checks who clicks (an approver, never the requester), wins
-`pending → approved` once (`requests.transition`, a conditional write with its audit
-event), and calls `execution.execute()`; that wins `approved → executing` once, reads the
-device again, makes the one Google call, and `threads.finish()` ends the request once and
-tells it in both threads, then runs the finished hooks (lost cases, workflow steps). The
-states and their transitions are in `bot/requests.py`.
+
+1. `register.on_approve` (here) acks the click and calls `approve()`.
+2. `approve()` reads the request (`requests.load`), checks who clicks (an approver, never
+   the requester; above a bulk cap only with the explicit raise; a refusal is audited), and
+   wins `pending → approved` once: `requests.transition` is a conditional write that commits
+   with its audit event, then tells the hooks (`Services.changed`, bot/changes.py).
+3. `execution.begin()` wins `approved → executing` once (unless another live process holds
+   the request's secret in memory: that one runs it, `execution.run_held`).
+4. `threads.announce()` tells both changes at once: the approval message and the
+   requester's message edited once each, one note in each thread (bot/request_views.py).
+5. `execution.run()` re-reads the device and re-checks it (`_preflight`: the fingerprint
+   of what was approved, the device's state), then makes the one Google call (`_perform`,
+   through bot/google/). A lost answer is reconciled by reading Google back, never resent.
+6. A command the device runs later is followed by `outcomes.track()` and the poll job
+   (bot/outcomes.py; the words are bot/outcome_words.py).
+7. `threads.finish()` ends the request once (executing → succeeded, failed, expired or
+   cancelled), tells it the same way, then `Services.changed(RequestFinished(...))`.
+
+The hooks registered at start-up follow the changes: the App Home (bot/home.py) and
+Workflow Builder steps (bot/workflow.py) every `RequestChanged`, lost cases (bot/lost.py)
+each `RequestFinished`.
+
+The flow runs one way, approvals → execution → outcomes → threads → requests →
+request_model; nothing below imports back up. The states are in bot/request_model.py,
+the requests table and the transitions in bot/requests.py.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -27,7 +46,7 @@ from bot.errors import (
 )
 from bot.jobs import JobSpec
 from bot.requests import RequestState
-from bot.roles import MembershipUnknown, Role
+from bot.roles import MembershipUnknown
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -67,7 +86,7 @@ def submit(svc: Services, new: requests.NewRequest) -> str:
     return request_id
 
 
-def _refused(
+def refused(
     svc: Services, user: str, request_id: str, attempt: str, message: str
 ) -> PermissionDenied:
     """Audit a refused attempt on a request; the caller raises what this returns."""
@@ -77,7 +96,7 @@ def _refused(
     return PermissionDenied(message)
 
 
-def _approver(svc: Services, user: str, request_id: str, attempt: str) -> bool:
+def is_approver(svc: Services, user: str, request_id: str, attempt: str) -> bool:
     """Whether `user` may approve. When Slack cannot say (an approver group could not be
     listed and the cached list is too old), the attempt is audited and refused with why."""
     try:
@@ -103,12 +122,12 @@ def approve(svc: Services, request_id: str, approver: str, *, raise_cap: bool = 
     3. The approval message shows who approved; the request runs (`execute`).
     """
     request = requests.load(svc, request_id)
-    if not _approver(svc, approver, request_id, "approve"):
-        raise _refused(
+    if not is_approver(svc, approver, request_id, "approve"):
+        raise refused(
             svc, approver, request_id, "approve", "Only device approvers can approve requests."
         )
     if approver == request.requester:
-        raise _refused(
+        raise refused(
             svc,
             approver,
             request_id,
@@ -120,7 +139,7 @@ def approve(svc: Services, request_id: str, approver: str, *, raise_cap: bool = 
         raise Conflict(f"Request `{request_id}` expired before it was approved.")
     cap = above_cap(request, len(request.device_ids))
     if cap is not None and not raise_cap:
-        raise _refused(
+        raise refused(
             svc,
             approver,
             request_id,
@@ -162,10 +181,8 @@ def approve(svc: Services, request_id: str, approver: str, *, raise_cap: bool = 
 def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
     """An approver turns the request down (optionally saying why)."""
     request = requests.load(svc, request_id)
-    if not _approver(svc, approver, request_id, "deny"):
-        raise _refused(
-            svc, approver, request_id, "deny", "Only device approvers can deny requests."
-        )
+    if not is_approver(svc, approver, request_id, "deny"):
+        raise refused(svc, approver, request_id, "deny", "Only device approvers can deny requests.")
     if approver == request.requester:
         raise PermissionDenied(
             "To withdraw your own request use `/device cancel " + request_id + "`."
@@ -193,8 +210,8 @@ def deny(svc: Services, request_id: str, approver: str, note: str = "") -> None:
 def cancel(svc: Services, request_id: str, user: str) -> str:
     """Withdraw a pending request, or cancel a command the device has not run yet."""
     request = requests.load(svc, request_id)
-    if user != request.requester and not _approver(svc, user, request_id, "cancel"):
-        raise _refused(
+    if user != request.requester and not is_approver(svc, user, request_id, "cancel"):
+        raise refused(
             svc,
             user,
             request_id,
@@ -326,7 +343,7 @@ def jobs(svc: Services) -> list[JobSpec]:
 
 
 def register(app: App, svc: Services, commands: Commands) -> None:
-    """Approve / Deny / Cancel / Re-issue buttons, the deny modal, and `/device cancel`."""
+    """Approve / Deny / Cancel buttons, the deny modal, and `/device cancel`."""
 
     def on_approve(ack: Ack, body: dict[str, Any]) -> None:
         """Approve button in the approvals channel."""
@@ -338,10 +355,8 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         ack()
         request_id = body["actions"][0]["value"]
         user = body["user"]["id"]
-        if not _approver(svc, user, request_id, "deny"):
-            raise _refused(
-                svc, user, request_id, "deny", "Only device approvers can deny requests."
-            )
+        if not is_approver(svc, user, request_id, "deny"):
+            raise refused(svc, user, request_id, "deny", "Only device approvers can deny requests.")
         svc.out.open_view(
             body["trigger_id"], request_views.deny_modal(requests.load(svc, request_id))
         )
@@ -370,20 +385,6 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         message = cancel(svc, body["actions"][0]["value"], body["user"]["id"])
         svc.out.respond(body["response_url"], message) if body.get("response_url") else None
 
-    def on_reissue(ack: Ack, body: dict[str, Any]) -> None:
-        """Re-issue an expired command: a new request, approved again if the action needs it."""
-        ack()
-        new_id = reissue(svc, body["actions"][0]["value"], body["user"]["id"])
-        if body.get("response_url"):
-            svc.out.respond(body["response_url"], f"Asked again as request `{new_id}`.")
-
-    def on_request_again(ack: Ack, body: dict[str, Any]) -> None:
-        """*Request again* on a request that expired unapproved: a new request, approved anew."""
-        ack()
-        new_id = request_again(svc, body["actions"][0]["value"], body["user"]["id"])
-        if body.get("response_url"):
-            svc.out.respond(body["response_url"], f"Asked again as request `{new_id}`.")
-
     def cancel_command(inv: Invocation) -> None:
         """`/device cancel <request>`."""
         if not inv.words:
@@ -395,8 +396,6 @@ def register(app: App, svc: Services, commands: Commands) -> None:
     app.action(ids.ActionId.DENY)(on_deny)
     app.view(ids.CallbackId.DENY)(on_deny_submit)
     app.action(ids.ActionId.CANCEL_REQUEST)(on_cancel_button)
-    app.action(ids.ActionId.REISSUE)(on_reissue)
-    app.action(ids.ActionId.REQUEST_AGAIN)(on_request_again)
     commands.add(
         Subcommand(
             "cancel",
@@ -406,111 +405,3 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             "/device cancel R1A2B3C4D5E6F",
         )
     )
-
-
-def reissue(svc: Services, request_id: str, user: str) -> str:
-    """A new request with the same action, devices and parameters (approved again if needed).
-
-    Only for a request whose command expired on the device (it was sent; the device never
-    ran it), only by its requester or an approver, and only once: the click can be forged
-    or repeated, so the button proves nothing.
-    """
-    return _resubmit(
-        svc,
-        request_id,
-        user,
-        attempt="reissue",
-        who="Only the requester or an approver can re-issue a request.",
-        fits=lambda old: old.state == RequestState.EXPIRED and old.google_ref is not None,
-        unfit="Only a command that expired on the device can be re-issued",
-        events=("reissued", "reissue_failed"),
-        already="was already re-issued; its thread says as which request.",
-        reason=lambda old: f"Re-issue of {old.id}" + (f": {old.reason}" if old.reason else ""),
-        told="Re-issued by <@{user}> as request `{new_id}`.",
-    )
-
-
-def request_again(svc: Services, request_id: str, user: str) -> str:
-    """*Request again*: a request that expired before anyone approved it becomes a new request
-    with the same action, devices, details and reason, which waits for approval again.
-
-    Only such a request (never sent to Google), only by its requester or an approver, and only
-    once: the click can be forged or repeated, so the button proves nothing.
-    """
-    return _resubmit(
-        svc,
-        request_id,
-        user,
-        attempt="ask again",
-        who="Only the requester or an approver can ask for a request again.",
-        fits=lambda old: (
-            old.state == RequestState.EXPIRED and old.google_ref is None and old.decided_by is None
-        ),
-        unfit="Only a request that expired before anyone approved it can be asked again",
-        events=("asked_again", "ask_again_failed"),
-        already="was already asked again; its thread says as which.",
-        reason=lambda old: old.reason or f"Asked again after {old.id} expired",
-        told="<@{user}> asked again: request `{new_id}`.",
-    )
-
-
-def _resubmit(
-    svc: Services,
-    request_id: str,
-    user: str,
-    *,
-    attempt: str,
-    who: str,
-    fits: Callable[[requests.Request], bool],
-    unfit: str,
-    events: tuple[str, str],
-    already: str,
-    reason: Callable[[requests.Request], str],
-    told: str,
-) -> str:
-    """A new request made from an old one, once, by its requester or an approver."""
-    old = requests.load(svc, request_id)
-    if svc.roles.role_of(user) is Role.NONE:
-        raise _refused(svc, user, request_id, attempt, "You are not allowed to use device-bot.")
-    if user != old.requester and not _approver(svc, user, request_id, attempt):
-        raise _refused(svc, user, request_id, attempt, who)
-    if not fits(old):
-        raise Conflict(f"{unfit}; request `{old.id}` is {old.state}. Nothing was done.")
-    if old.spec.secret_fields():
-        raise ValidationError(
-            "This action carries a secret; run it again with `/device " + old.action + "`."
-        )
-    done, failed = events
-    with svc.store.transaction() as db:  # once: a second click hears where the first went
-        row = db.execute(
-            "SELECT sum(event = ?) - sum(event = ?) FROM audit_events WHERE request_id = ?",
-            [done, failed, old.id],
-        ).fetchone()
-        if row[0]:
-            raise Conflict(f"Request `{old.id}` {already}")
-        audit.record(svc.store, actor=user, event=done, request_id=old.id)
-    try:
-        devices = tuple(svc.devices.get(old.platform, device_id) for device_id in old.device_ids)
-        new_id = submit(
-            svc,
-            requests.NewRequest(
-                action=old.action,
-                platform=old.platform,
-                devices=devices,
-                params=old.params,
-                requester=user,
-                reason=reason(old),
-                channel=old.requester_channel,
-            ),
-        )
-    except Exception as exc:
-        audit.record(
-            svc.store,
-            actor=user,
-            event=failed,
-            request_id=old.id,
-            detail={"error": getattr(exc, "code", type(exc).__name__)},
-        )
-        raise
-    threads.tell_threads(svc, old, told.format(user=user, new_id=new_id))
-    return new_id

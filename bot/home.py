@@ -22,7 +22,7 @@ from typing import Any
 
 from slack_bolt import Ack
 
-from bot import ids, request_views, requests
+from bot import catalog, ids, request_views, requests
 from bot.blocks import (
     Block,
     actions,
@@ -64,8 +64,6 @@ PENDING_CHANGES = frozenset(
 
 def _request_line(row: dict[str, Any]) -> str:
     """One request in words: action, devices, who, state."""
-    from bot import catalog
-
     try:
         label = catalog.action_for(row["action"], row["platform"]).label
     except Exception:  # an action renamed since: the raw name still says what it was
@@ -213,8 +211,6 @@ def _fleet_line(fleet: dict[str, Any]) -> str:
 
 def render(svc: Services, user: str) -> dict[str, Any]:
     """`user`'s Home tab from what the store knows now (no Google call)."""
-    from bot import catalog
-
     role = svc.roles.role_of(user)  # an approver group Slack cannot list now grants nothing
     db = svc.store.db()
     mine, mine_total = requests.open_of(svc, user, LIST_LIMIT)

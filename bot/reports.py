@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot import dates, requests, threads
+from bot.blocks import esc
 from bot.jobs import JobSpec
 from bot.requests import RequestState
 from bot.services import Services
@@ -297,8 +298,6 @@ def _moot(request: Any, name: str, params: dict[str, str]) -> bool:
 
 def notice(request: Any, row: dict[str, Any]) -> str:
     """The thread message about an outside change to a device of an open request."""
-    from bot.blocks import esc
-
     params = json.loads(row["params"] or "{}")
     what = describe(row["name"], params)
     device = row.get("serial") or row.get("device_id") or "the device"

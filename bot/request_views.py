@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from bot import ids
+from bot import annotation, ids
 from bot.blocks import (
     actions,
     button,
@@ -77,8 +77,6 @@ def _params_text(request: Request) -> str:
             for k, v in params.items()
         )
     if request.spec.kind == "patch":  # annotate: each changed field as old → new
-        from bot import annotation
-
         labels = {f.name: f.label for f in request.spec.fields}
         return "\n".join(
             f"• {esc(line)}" for line in annotation.change_lines(request.params, labels)
