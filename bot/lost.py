@@ -28,6 +28,7 @@ from bot.devices import Device, android_device, chrome_device
 from bot.errors import DeviceBotError
 from bot.jobs import JobSpec
 from bot.lost_cases import OPEN, RESOLVED, open_case_for
+from bot.request_model import Request
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def case_message(
     return title, lost_post(case, d, time.time() if now is None else now)
 
 
-def _reason(request: Any) -> str | None:
+def _reason(request: Request | None) -> str | None:
     """Why the device was reported: the request's reason, and the disable reason by label."""
     if request is None:
         return None
@@ -68,7 +69,7 @@ def _reason(request: Any) -> str | None:
 # ---- the life of a case ------------------------------------------------------------------------
 
 
-def report(svc: Services, device: Device, reporter: str, *, request: Any = None) -> int:
+def report(svc: Services, device: Device, reporter: str, *, request: Request | None = None) -> int:
     """Open a case (or reuse the open one) and announce it in the lost-devices channel."""
     existing = open_case_for(svc, device.platform, device.id)
     channel = svc.settings.lost_device_channel
@@ -166,7 +167,7 @@ def _case(svc: Services, case_id: int) -> dict[str, Any]:
     return next(svc.store.db().query("SELECT * FROM lost_devices WHERE id = ?", [case_id]))
 
 
-def on_request_finished(svc: Services, request: Any, state: str) -> None:
+def on_request_finished(svc: Services, request: Request, state: str) -> None:
     """Every request's end passes here: lost mode, lost-disable, found and re-enable matter."""
     if state != "succeeded" or request.params.get("bulk"):
         return  # a bulk request's devices are not announced one by one

@@ -287,7 +287,7 @@ def count_for(store: Store, device_id: str | None, serial: str | None) -> int:
 # ---- open requests -------------------------------------------------------------------------
 
 
-def _moot(request: Any, name: str, params: dict[str, str]) -> bool:
+def _moot(request: requests.Request, name: str, params: dict[str, str]) -> bool:
     """Whether the outside change already did what the request asks."""
     if name in STATE_EVENTS:
         return _MOOT_STATES.get(request.action) == params.get("DEVICE_NEW_STATE")
@@ -296,7 +296,7 @@ def _moot(request: Any, name: str, params: dict[str, str]) -> bool:
     return False
 
 
-def notice(request: Any, row: dict[str, Any]) -> str:
+def notice(request: requests.Request, row: dict[str, Any]) -> str:
     """The thread message about an outside change to a device of an open request."""
     params = json.loads(row["params"] or "{}")
     what = describe(row["name"], params)

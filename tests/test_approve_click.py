@@ -89,3 +89,29 @@ def test_one_approve_click_tells_each_change_once(bot, claims, monkeypatch):
     assert "executing" in str(calls[1].args) or "executing" in str(calls[0].args)
     # the request is read twice before the Google call (to decide, then to tell), once after
     assert loads == [False, False, True]
+
+
+def test_every_hook_hears_every_change_and_a_failing_one_stops_none(caplog):
+    from bot.changes import LostCaseChanged, RequestChanged
+    from bot.requests import RequestState
+    from bot.services import Services
+
+    svc = Services(*([None] * 8))  # no store, Slack or Google: only the hooks are used
+    heard: list[tuple[str, Any]] = []
+
+    def broken(svc: Any, change: Any) -> None:
+        raise RuntimeError("a broken hook")
+
+    svc.hooks += [
+        lambda svc, change: heard.append(("first", change)),
+        broken,
+        lambda svc, change: heard.append(("last", change)),
+    ]
+    changes = [RequestChanged("R1", RequestState.APPROVED), LostCaseChanged("android", "d/1")]
+    for change in changes:
+        svc.changed(change)
+    assert heard == [(who, c) for c in changes for who in ("first", "last")]
+    failures = [
+        r for r in caplog.records if r.name == "bot.services" and "hook broken" in r.message
+    ]
+    assert len(failures) == 2
