@@ -28,6 +28,7 @@ from bot.cards.words import DONE_WORDS, asks, option_words
 from bot.catalog import action_for
 from bot.dates import clock, epoch_of, when
 from bot.errors import ValidationError
+from bot.request_model import FINAL, RequestState
 
 HISTORY_LIMIT = 30
 
@@ -142,23 +143,23 @@ def _final_words(
     state = final.get("event")
     at = epoch_of(final.get("at")) or started
     detail = final.get("detail") or {}
-    if state == "succeeded":
+    if state == RequestState.SUCCEEDED:
         if request["action"] == "move" and device_id in (detail.get("failed") or []):
             return f"not moved {clock(at, started)}"
         return f"{DONE_WORDS.get(request['action'], 'done')} {clock(at, started)}"
-    if state == "failed":
+    if state == RequestState.FAILED:
         if request["action"] == "move" and device_id not in (detail.get("failed") or []):
             return f"moved {clock(at, started)} (others failed)"
         outcome = _unescaped(str(detail.get("outcome") or "failed"))
         return f"{esc(clip(outcome, 200))} {clock(at, started)}"
-    if state == "denied":
+    if state == RequestState.DENIED:
         note = detail.get("note")
         return f"{who(final.get('actor'))} denied it" + (
             f" ({esc(clip(str(note), 120))})" if note else ""
         )
-    if state == "cancelled":
+    if state == RequestState.CANCELLED:
         return f"{who(final.get('actor'))} cancelled it"
-    if state == "expired":
+    if state == RequestState.EXPIRED:
         return (
             "expired before anyone approved it"
             if not request.get("decided_by")
@@ -178,11 +179,7 @@ def request_history_line(
     except ValidationError:
         label = str(request["action"])
     ask = f"{who(request.get('requester'))} asked to {asks(request['action'], label, 1 if request['action'] == 'move' else count)}"
-    finals = [
-        e
-        for e in events
-        if e.get("event") in ("succeeded", "failed", "denied", "cancelled", "expired")
-    ]
+    finals = [e for e in events if e.get("event") in FINAL]
     final = finals[-1] if finals else None
     details = _request_details(request, final, device_id)
     if details and request["action"] == "move":
@@ -193,14 +190,14 @@ def request_history_line(
     if said:
         ask += f" ({'; '.join(said)})"
     parts = [when(started), ask]
-    approved = next((e for e in events if e.get("event") == "approved"), None)
+    approved = next((e for e in events if e.get("event") == RequestState.APPROVED), None)
     if approved and approved.get("actor") != request.get("requester"):
         parts.append(f"{who(approved.get('actor'))} approved")
     if final is not None:
         parts.append(_final_words(request, final, device_id, started))
-    elif request.get("state") == "pending":
+    elif request.get("state") == RequestState.PENDING:
         parts.append("waiting for approval")
-    elif request.get("state") in ("approved", "executing"):
+    elif request.get("state") in (RequestState.APPROVED, RequestState.EXECUTING):
         parts.append("running")
     return " · ".join(parts)
 
