@@ -16,19 +16,8 @@ from bot import catalog
 from bot.errors import SettingsError
 
 #: actions that need a second person's Approve click unless APPROVAL_REQUIRED says otherwise
-DEFAULT_APPROVAL_REQUIRED = frozenset(
-    {
-        "deprovision",
-        "disable",
-        "wipe",
-        "relinquish",
-        "reset-password",
-        "clear-app-data",
-        "remove-esim",
-        "powerwash",
-        "wipe-users",
-    }
-)
+#: (each ActionSpec's `approval`)
+DEFAULT_APPROVAL_REQUIRED = catalog.approval_required()
 
 #: bulk actions above this many devices need an approver's explicit raise (BULK_CAPS);
 #: the defaults are the catalog's `bulk_cap` of each action
@@ -37,24 +26,7 @@ DEFAULT_BULK_CAPS = tuple(
 )
 
 #: every action name the bot knows (sub-command names of /device)
-KNOWN_ACTIONS = frozenset(
-    DEFAULT_APPROVAL_REQUIRED
-    | {
-        "reenable",
-        "move",
-        "annotate",
-        "lock",
-        "reboot",
-        "lost",
-        "found",
-        "add-esim",
-        "device-info",
-        "screenshot",
-        "volume",
-        "logs",
-        "support-packet",
-    }
-)
+KNOWN_ACTIONS = frozenset(catalog.names())
 
 SLACK_API_URL_DEFAULT = "https://slack.com/api/"
 

@@ -1,5 +1,8 @@
 """What an action does to *this* device: the fields and flags that apply there, the
 consequence in words, values preset from the device, and parameters refused on it.
+
+The functions here are an ActionSpec's `Fit` (see the table in bot/catalog.py): the
+Android wipe (a factory reset or only the work profile) and the eSIM activation state.
 """
 
 from __future__ import annotations
@@ -8,9 +11,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from bot.blocks import esc
+from bot.catalog.params import WIPE_FLAG_TEXT, flag_hint
+from bot.catalog.specs import FieldSpec, Fit
 from bot.errors import ValidationError
-from bot.params import WIPE_FLAG_TEXT, flag_hint
-from bot.specs import ActionSpec, FieldSpec
 
 if TYPE_CHECKING:
     from bot.devices import Device
@@ -49,13 +52,11 @@ def wipe_flags_for(device: Device) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def fields_for(spec: ActionSpec, device: Device | None) -> tuple[FieldSpec, ...]:
-    """The inputs `spec` asks for on `device`: only the flags and fields that apply there."""
-    if spec.name != "wipe" or spec.platform != "android" or device is None:
-        return spec.fields
+def wipe_fields(fields: tuple[FieldSpec, ...], device: Device) -> tuple[FieldSpec, ...]:
+    """The wipe's inputs on `device`: only the flags and fields that apply there."""
     flags = wipe_flags_for(device)
     out: list[FieldSpec] = []
-    for f in spec.fields:
+    for f in fields:
         if f.name == "flags":
             if not flags:
                 continue
@@ -68,34 +69,43 @@ def fields_for(spec: ActionSpec, device: Device | None) -> tuple[FieldSpec, ...]
     return tuple(out)
 
 
-def consequence(spec: ActionSpec, device: Device) -> str | None:
-    """What `spec` does to this very device, in words (mrkdwn), or None if nothing to add."""
-    if spec.name == "wipe" and spec.platform == "android":
-        if personal_work_profile(device):
-            text = (
-                "*What happens to this phone:* it is personally owned, so only its *work profile"
-                " is removed*: work apps and their data are deleted; the person's own apps,"
-                " photos and accounts stay."
-            )
-            if _has_esim(device) and int(device.api_level or 0) >= ESIM_ALWAYS_WIPED_API:
-                text += " Managed eSIMs always go with the work profile on Android 16 and later."
-        else:
-            text = (
-                "*What happens to this phone:* it is company-owned, so it gets a *full factory"
-                " reset*: everything on it is erased, and it leaves management."
-            )
-        return (
-            text + " The wipe happens when the device acknowledges the command; until then it"
-            " can be cancelled."
+def wipe_consequence(device: Device) -> str | None:
+    """What a wipe does to this very device, in words (mrkdwn)."""
+    if personal_work_profile(device):
+        text = (
+            "*What happens to this phone:* it is personally owned, so only its *work profile"
+            " is removed*: work apps and their data are deleted; the person's own apps,"
+            " photos and accounts stay."
         )
-    return None
+        if _has_esim(device) and int(device.api_level or 0) >= ESIM_ALWAYS_WIPED_API:
+            text += " Managed eSIMs always go with the work profile on Android 16 and later."
+    else:
+        text = (
+            "*What happens to this phone:* it is company-owned, so it gets a *full factory"
+            " reset*: everything on it is erased, and it leaves management."
+        )
+    return (
+        text + " The wipe happens when the device acknowledges the command; until then it"
+        " can be cancelled."
+    )
 
 
-def device_initial(spec: ActionSpec, ownership: str | None) -> dict[str, Any]:
-    """Field values preset from the target device (add-esim: its activation state by ownership)."""
-    if spec.name == "add-esim":
-        return {"activation_state": esim_activation_default(ownership)}
-    return {}
+def wipe_check(params: dict[str, Any], ownership: str | None, device: Device | None) -> None:
+    """Refuse wipe flags and a reason that do nothing on this device (naming the field)."""
+    if device is None:
+        return
+    allowed = wipe_flags_for(device)
+    extra = [f for f in params.get("flags") or () if f not in allowed]
+    if extra:
+        raise ValidationError(
+            f"{esc(', '.join(extra))} does not apply to this device; leave it unticked.",
+            field="flags",
+        )
+    if params.get("wipe_reason") and not personal_work_profile(device):
+        raise ValidationError(
+            "A reason shown to the user has no effect on a company-owned device; leave it empty.",
+            field="wipe_reason",
+        )
 
 
 def esim_activation_default(ownership: str | None) -> str:
@@ -103,34 +113,18 @@ def esim_activation_default(ownership: str | None) -> str:
     return "NOT_ACTIVATED" if ownership == "PERSONALLY_OWNED" else "ACTIVATED"
 
 
-def check_device(
-    spec: ActionSpec,
-    params: dict[str, Any],
-    ownership: str | None,
-    device: Device | None = None,
-) -> None:
-    """Refuse parameters Google rejects, or that do nothing, on this device (naming the field)."""
-    if device is not None and spec.name == "wipe" and spec.platform == "android":
-        allowed = wipe_flags_for(device)
-        extra = [f for f in params.get("flags") or () if f not in allowed]
-        if extra:
-            raise ValidationError(
-                f"{esc(', '.join(extra))} does not apply to this device; leave it unticked.",
-                field="flags",
-            )
-        if params.get("wipe_reason") and not personal_work_profile(device):
-            raise ValidationError(
-                "A reason shown to the user has no effect on a company-owned device; leave it"
-                " empty.",
-                field="wipe_reason",
-            )
-    if (
-        spec.name == "add-esim"
-        and ownership == "PERSONALLY_OWNED"
-        and params.get("activation_state") == "ACTIVATED"
-    ):
+def esim_check(params: dict[str, Any], ownership: str | None, device: Device | None) -> None:
+    """Google refuses an activated eSIM on a personally owned device."""
+    if ownership == "PERSONALLY_OWNED" and params.get("activation_state") == "ACTIVATED":
         raise ValidationError(
             "This device is personally owned: Google refuses Activated there. Choose Not activated;"
             " the person then activates the eSIM on the device.",
             field="activation_state",
         )
+
+
+WIPE = Fit(fields=wipe_fields, consequence=wipe_consequence, check=wipe_check)
+ADD_ESIM = Fit(
+    initial=lambda ownership: {"activation_state": esim_activation_default(ownership)},
+    check=esim_check,
+)

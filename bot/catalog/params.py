@@ -8,7 +8,9 @@ import re
 from typing import Any
 
 from bot.blocks import esc
+from bot.catalog.specs import FieldSpec
 from bot.errors import ValidationError
+from bot.google import discovery
 
 #: the Directory API's deprovision reasons with the reference's description of each
 DEPROVISION_REASON_TEXT = {
@@ -25,25 +27,18 @@ DEPROVISION_REASONS = tuple(DEPROVISION_REASON_TEXT)
 DISABLE_REASONS = ("lost_or_stolen", "other")
 SET_PASSWORD, CLEAR_PASSWORD = "SET_A_NEW_PASSWORD", "CLEAR_THE_PASSWORD"
 PASSWORD_CHOICES = (SET_PASSWORD, CLEAR_PASSWORD)
-#: ResetPasswordFlag, each with the reference's words (amapi-devices-issueCommand)
-RESET_PASSWORD_FLAG_TEXT = {
-    "REQUIRE_ENTRY": "Don't allow other admins to change the password again until the user has"
-    " entered it.",
-    "DO_NOT_ASK_CREDENTIALS_ON_BOOT": "Don't ask for user credentials on device boot.",
-    "LOCK_NOW": "Lock the device after password reset.",
-}
+#: ResetPasswordFlag and WipeDataFlag, each with the description of androidmanagement v1's
+#: discovery document (the reference's words)
+RESET_PASSWORD_FLAG_TEXT = discovery.described(discovery.AMAPI, "Command.resetPasswordFlags")
 RESET_PASSWORD_FLAGS = tuple(RESET_PASSWORD_FLAG_TEXT)
-#: WipeDataFlag, each with the enum description of androidmanagement v1's discovery document
-WIPE_FLAG_TEXT = {
-    "PRESERVE_RESET_PROTECTION_DATA": "Preserve the factory reset protection data on the device.",
-    "WIPE_EXTERNAL_STORAGE": "Additionally wipe the device's external storage (such as SD cards).",
-    "WIPE_ESIMS": "For company-owned devices, this removes all eSIMs from the device when the"
-    " device is wiped. In personally-owned devices, this will remove managed eSIMs (eSIMs which"
-    " are added via the ADD_ESIM command) on the devices and no personally owned eSIMs will be"
-    " removed.",
-}
+WIPE_FLAG_TEXT = discovery.described(discovery.AMAPI, "WipeParams.wipeDataFlags")
 WIPE_FLAGS = tuple(WIPE_FLAG_TEXT)
-ESIM_ACTIVATION_STATES = ("ACTIVATED", "NOT_ACTIVATED")
+ESIM_ACTIVATION_STATES = discovery.enum(discovery.AMAPI, "AddEsimParams.activationState")
+
+#: the free-text reason a request gives (kept with the request, shown to the approver)
+REASON = FieldSpec(
+    "reason", "Reason", "multiline", max_length=500, placeholder="Ticket, what happened"
+)
 
 _PACKAGE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")
 _ICCID = re.compile(r"^[0-9]{18,22}$")
