@@ -15,8 +15,8 @@ import pytest
 
 from bot import approvals, audit, capabilities, catalog, ids, outcomes, requests
 from bot.catalog import params
-from bot.errors import ValidationError
 from bot.devices import Device
+from bot.errors import ValidationError
 from bot.google.android import google_duration
 from bot.sandbox import android as sandbox_android
 from bot.sandbox.api import ApiError, parse_duration

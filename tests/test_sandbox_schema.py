@@ -678,11 +678,9 @@ def test_names_the_bot_uses_are_the_documents_names() -> None:
 
 def test_outcome_words_cover_names_of_the_documents() -> None:
     """Each status the bot puts in words is a value of the matching discovery enum."""
-    from bot import outcomes
-    from bot.google import discovery
-
-    from bot import catalog
+    from bot import catalog, outcomes
     from bot.catalog import statuses
+    from bot.google import discovery
 
     amapi = discovery.AMAPI
     tables = {
