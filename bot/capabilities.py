@@ -58,7 +58,7 @@ def facts_for(svc: Services, device: Device) -> Facts:
 
 def refusal(spec: ActionSpec, f: Facts) -> str | None:
     """Why `spec` cannot run on the device, in words; None when it can."""
-    for rule in (_state(spec), *spec.rules):
+    for rule in (_state(spec), *(spec.rules or ())):
         reason = rule(f)
         if reason:
             return reason

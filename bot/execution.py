@@ -403,13 +403,16 @@ class KindBehaviour:
     reconcile: Callable[[Services, requests.Request], None]
     #: re-read the one device before the call (a move and a lost case report per device)
     preflight: bool = True
+    #: a success is told in the spec's `done` words (a patch lists the changed fields and a
+    #: move counts the devices moved instead)
+    done_words: bool = True
 
 
 #: every Kind of the catalog (bot/catalog/specs.py) with its behaviour
 KINDS: dict[Kind, KindBehaviour] = {
     "status": KindBehaviour(_perform_status, _reconcile_status),
-    "patch": KindBehaviour(_perform_patch, _reconcile_unlisted),
-    "move": KindBehaviour(_perform_move, _reconcile_move, preflight=False),
+    "patch": KindBehaviour(_perform_patch, _reconcile_unlisted, done_words=False),
+    "move": KindBehaviour(_perform_move, _reconcile_move, preflight=False, done_words=False),
     "lost_case": KindBehaviour(_close_lost_case, _reconcile_unlisted, preflight=False),
     "chrome_command": KindBehaviour(_send_chrome_command, _reconcile_unlisted),
     "android_command": KindBehaviour(_send_android_command, _reconcile_android),

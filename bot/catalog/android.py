@@ -72,6 +72,7 @@ ANDROID: tuple[ActionSpec, ...] = (
         bulk=True,
         done="{target} is locked.",
         past="locked",
+        rules=(),
     ),
     _android(
         "reset-password",
@@ -288,6 +289,7 @@ ANDROID: tuple[ActionSpec, ...] = (
         done="Phone wiped and removed from management.",
         done_as=_wipe_words,
         past="wiped",
+        rules=(),
     ),
     _android(
         "reboot",

@@ -54,6 +54,7 @@ CHROME: tuple[ActionSpec, ...] = (
         lost=LostCase(opens=True, when=lambda p: p.get("why") == "lost_or_stolen"),
         done="{target} is now disabled.",
         past="disabled",
+        rules=(),
     ),
     _chrome(
         "reenable",
@@ -68,6 +69,7 @@ CHROME: tuple[ActionSpec, ...] = (
         done="{target} is enabled again.",
         asks="re-enable it",
         past="re-enabled",
+        rules=(),
     ),
     _chrome(
         "deprovision",
@@ -93,6 +95,7 @@ CHROME: tuple[ActionSpec, ...] = (
         build=lambda p: {"deprovisionReason": p["deprovision_reason"]},
         done="{target} is deprovisioned; its licence is free again.",
         past="deprovisioned",
+        rules=(),
     ),
     _chrome(
         "reboot",
@@ -115,6 +118,7 @@ CHROME: tuple[ActionSpec, ...] = (
         fields=(REASON,),
         done="{target} was powerwashed: it is back to its factory state.",
         past="powerwashed",
+        rules=(),
     ),
     _chrome(
         "wipe-users",
@@ -128,6 +132,7 @@ CHROME: tuple[ActionSpec, ...] = (
         done="Every user profile was removed from {target}.",
         asks="wipe its users",
         past="users wiped",
+        rules=(),
     ),
     _chrome(
         "screenshot",
@@ -179,6 +184,7 @@ CHROME: tuple[ActionSpec, ...] = (
         done="Support packet of {target}:",
         asks="fetch a support packet",
         past="support packet fetched",
+        rules=(),
     ),
     _chrome(
         "annotate",
@@ -201,6 +207,7 @@ CHROME: tuple[ActionSpec, ...] = (
         },
         asks="change its annotations",
         past="annotations changed",
+        rules=(),
     ),
     _chrome(
         "move",
@@ -224,6 +231,7 @@ CHROME: tuple[ActionSpec, ...] = (
         build=lambda p: {"orgUnitPath": p["ou"]},
         asks="move it",
         past="moved",
+        rules=(),
     ),
     # no Google call: a lost case closes; re-enabling the device is separate
     _chrome(

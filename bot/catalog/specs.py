@@ -132,8 +132,10 @@ class ActionSpec:
     #: a second person approves it unless APPROVAL_REQUIRED says otherwise (per name: an
     #: action on both platforms says the same on both)
     approval: bool = False
-    #: why it cannot run on a device, beyond `states` (bot/rules.py); () when it fits any
-    rules: tuple[Rule, ...] = ()
+    #: why it cannot run on a device, beyond `states` (bot/catalog/rules.py): every action
+    #: says so, `()` when it fits every device in its states (None: not said yet, which
+    #: tests/test_catalog.py refuses)
+    rules: tuple[Rule, ...] | None = None
     fit: Fit = Fit()
     #: what a succeeded request did, "{target} is locked." ({target}: the device(s) in
     #: words; {<param>}: a parameter, escaped)
