@@ -220,3 +220,8 @@ def test_a_new_android_command_needs_only_the_catalog_and_the_sandbox(
     sent = [o for o in bot.sandbox.fleet.operations.values() if o.device_name == phone["name"]]
     assert [o.command["type"] for o in sent] == ["LOCK"]
     assert _request(bot, phone["name"])["state"] == "succeeded"
+
+
+def test_specs_can_be_keys() -> None:
+    """The help and the card key their lines by spec: every spec is hashable."""
+    assert len({spec: spec.name for spec in SPECS}) == len(SPECS)

@@ -63,7 +63,7 @@ class LostCase:
         return self.when is None or self.when(params)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed as itself: its words are a dict
 class CommandStatus:
     """An Android command's own status field in the Command Google returns, in words.
 
