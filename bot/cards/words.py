@@ -8,6 +8,7 @@ from typing import Any
 from bot import catalog
 from bot.catalog import FieldSpec, option_label
 
+
 def asks(action: str, label: str, count: int = 1) -> str:
     """What a request asks for, as the end of "… asked to …"."""
     if count > 1:
