@@ -65,6 +65,7 @@ def check_table(specs: list[ActionSpec]) -> None:
 
 
 def names_of(specs: list[ActionSpec]) -> list[str]:
+    """The sub-command names of `specs`, once each, in order."""
     return list(dict.fromkeys(s.name for s in specs))
 
 
@@ -155,7 +156,8 @@ def command_body(
 def android_command(command_type: str) -> ActionSpec | None:
     """The Android action that sends `command_type` (LOCK, WIPE, …), if the bot has one."""
     return next(
-        (s for s in ANDROID if s.kind == "android_command" and s.google == command_type), None
+        (s for s in CATALOG.values() if s.kind == "android_command" and s.google == command_type),
+        None,
     )
 
 
