@@ -19,7 +19,7 @@ from bot import catalog, execution, ids, outcomes
 from bot.catalog import rules
 from bot.catalog.specs import ActionSpec, Kind
 from bot.sandbox import android as sandbox_android
-from bot.sandbox import chrome as sandbox_chrome
+from bot.sandbox import chrome_commands as sandbox_chrome
 from tests.conftest import (
     APPROVALS,
     APPROVER1,
