@@ -35,12 +35,6 @@ log = logging.getLogger(__name__)
 DRAFT_TTL = 3600.0
 MAX_DRAFTS = 500
 
-#: sub-commands whose argument list is not just `<device>`
-USAGE = {
-    "volume": "/device volume <0-100> <device>",
-    "move": "/device move <ou> <device…>",
-}
-SUMMARY = {"reboot": "Reboot a Chrome OS or Android device"}
 #: where a move over MAX_DEVICES_PER_COMMAND devices is sent (`/device bulk <action>`)
 BULK_MOVE = "/device bulk move"
 
@@ -87,16 +81,6 @@ class Drafts:
         if item is None or self.clock() - item[0] > self.ttl:
             return None
         return item[1]
-
-
-def usage(name: str) -> str:
-    """The usage line of an action sub-command."""
-    return USAGE.get(name, f"/device {name} <device>")
-
-
-def action_names() -> list[str]:
-    """Every action sub-command, in catalog order (`reboot` once for both platforms)."""
-    return list(catalog.ACTIONS)
 
 
 def register(app: App, svc: Services, commands: Commands) -> None:
@@ -187,10 +171,10 @@ def register(app: App, svc: Services, commands: Commands) -> None:
             preset["volume"] = words[0]
             words = words[1:]
         if len(words) != 1:
-            inv.reply(f"Usage: `{usage(inv.name)}` (one device per command).")
+            inv.reply(f"Usage: `{catalog.usage(inv.name)}` (one device per command).")
             return
         ref = words[0]
-        title = _title_for(inv.name)
+        title = catalog.label(inv.name)
         view_id = svc.out.open_view(
             inv.trigger_id, modals.loading_view(title, f"Looking up `{esc(ref)}`…")
         )
@@ -200,7 +184,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         """`/device move <ou> <ref…>`: every reference resolved exactly, then the list to confirm."""
         words = inv.words
         if len(words) < 2:
-            inv.reply(f"Usage: `{usage('move')}`")
+            inv.reply(f"Usage: `{catalog.usage('move')}`")
             return
         ou, refs = words[0], list(dict.fromkeys(words[1:]))
         limit = svc.settings.max_devices_per_command
@@ -246,7 +230,7 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         if svc.roles.role_of(user) < Role.OPERATOR:
             refuse(svc, user, f"button {name}")
         platform, _, device_id = str(action.get("value") or "").partition("|")
-        title = _title_for(name)
+        title = catalog.label(name)
         loading = modals.loading_view(title, "Reading the device…")
         container = body.get("container") or {}
         preset: dict[str, str] = {}
@@ -329,15 +313,14 @@ def register(app: App, svc: Services, commands: Commands) -> None:
         )
         log.info("request %s: %s on %d device(s) by %s", request_id, spec.name, len(devices), user)
 
-    for name in action_names():
-        spec = catalog.ACTIONS[name]
+    for name in catalog.names():
         commands.add(
             Subcommand(
                 name=name,
                 handler=move_command if name == "move" else action_command,
-                usage=usage(name),
-                summary=SUMMARY.get(name, spec.summary),
-                example=spec.example,
+                usage=catalog.usage(name),
+                summary=catalog.summary(name),
+                example=catalog.specs_named(name)[0].example,
                 min_role=Role.OPERATOR,
             )
         )
@@ -363,8 +346,3 @@ def _annotation_changes(
         raise ValidationError("That form expired before it was submitted; run the command again.")
     clear = values.get(ids.BlockId.CLEAR_FIELDS) or []
     return annotation.changes(spec.fields, devices[0].raw, params, clear)
-
-
-def _title_for(name: str) -> str:
-    spec = catalog.ACTIONS.get(name)
-    return spec.label if spec else name.capitalize()

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Literal, cast
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
 
 from bot import (
     annotation,
@@ -19,6 +21,7 @@ from bot import (
     threads,
 )
 from bot.blocks import esc, plural, sentence
+from bot.catalog.specs import Kind
 from bot.errors import (
     DeviceBotError,
     GoogleError,
@@ -135,7 +138,7 @@ def _preflight(svc: Services, request: requests.Request) -> None:
             "The stored request no longer matches what was approved; not running it."
         )
     spec = request.spec
-    if spec.kind in ("move", "lost_case") or request.params.get("bulk"):
+    if not KINDS[spec.kind].preflight or request.params.get("bulk"):
         return  # per-device results say what happened (a bulk run re-checks each device)
     device = svc.devices.get(request.platform, request.device_ids[0])
     if spec.states and device.status not in spec.states:
@@ -165,75 +168,77 @@ def secret(svc: Services, request: requests.Request) -> dict[str, Any] | None:
 
 def _perform(svc: Services, request: requests.Request) -> None:
     """The Google call of this request, and what its answer means."""
-    spec = request.spec
-    params = request.params
-    if params.get("bulk"):
+    if request.params.get("bulk"):
         bulk_runner.perform(svc, request)
         return
-    if spec.kind == "status":
-        chrome = svc.google.require_chrome()
-        status_action = cast(Literal["DISABLE", "REENABLE", "DEPROVISION"], spec.google)
-        results = chrome.change_status(
-            request.device_ids, status_action, params.get("deprovision_reason")
-        )
-        _raise_if_unknown(results)  # the reconcile path reads the device back
-        failed = [r for r in results if not r.ok]
-        if failed:
-            error = failed[0].error
-            message = error.message if error else "unknown error"
-            threads.finish(
-                svc,
-                request.id,
-                RequestState.FAILED,
-                f"Failed: {message}",
-                {"error": getattr(error, "code", "error")},
-            )
-            return
-        threads.finish(
-            svc, request.id, RequestState.SUCCEEDED, outcome_words.done_words(request), {}
-        )
-        return
-    if spec.kind == "patch":
-        svc.google.require_chrome().patch(request.device_ids[0], catalog.command_body(spec, params))
-        labels = {f.name: f.label for f in spec.fields}
-        changed = "; ".join(esc(line) for line in annotation.change_lines(params, labels))
-        text = f"Done: annotations of {esc(request.target)} updated ({changed})."
+    KINDS[request.spec.kind].perform(svc, request)
+
+
+def _perform_status(svc: Services, request: requests.Request) -> None:
+    """Disable, re-enable or deprovision: Google answers at once, per device."""
+    status_action = cast(StatusAction, request.spec.google)
+    results = svc.google.require_chrome().change_status(
+        request.device_ids, status_action, request.params.get("deprovision_reason")
+    )
+    _raise_if_unknown(results)  # the reconcile path reads the device back
+    failed = [r for r in results if not r.ok]
+    if failed:
+        error = failed[0].error
+        message = error.message if error else "unknown error"
         threads.finish(
             svc,
             request.id,
-            RequestState.SUCCEEDED,
-            text,
-            {"changes": annotation.audit_detail(params)},
+            RequestState.FAILED,
+            f"Failed: {message}",
+            {"error": getattr(error, "code", "error")},
         )
         return
-    if spec.kind == "lost_case":
-        if lost_cases.open_case_for(svc, request.platform, request.device_ids[0]) is None:
-            raise ValidationError("This device has no open lost case.")
-        threads.finish(
-            svc,
-            request.id,
-            RequestState.SUCCEEDED,
-            "Lost case closed. The device stays disabled: `/device reenable` it when it is back.",
-            {},
-        )
-        return
-    if spec.kind == "move":
-        results = svc.google.require_chrome().move(request.device_ids, params["ou"])
-        if any(r.outcome_unknown for r in results):
-            # keep what is known; the reconcile path reads the others' OU back
-            known = {r.device_id: _known(r) for r in results if not r.outcome_unknown}
-            requests.set_columns(svc, request.id, result=json.dumps({"known": known}))
-            _raise_if_unknown(results)
-        _finish_move(svc, request, results)
-        return
-    body = catalog.command_body(spec, params, secret(svc, request))
-    if spec.kind == "chrome_command":
-        payload = json.loads(body["payload"]) if "payload" in body else None
-        command_id = svc.google.require_chrome().issue_command(
-            request.device_ids[0], spec.google, payload
-        )
-        outcomes.track(svc, request, command_id)
-        return
+    threads.finish(svc, request.id, RequestState.SUCCEEDED, outcome_words.done_words(request), {})
+
+
+def _perform_patch(svc: Services, request: requests.Request) -> None:
+    """Annotate: one patch with only the changed fields."""
+    spec, params = request.spec, request.params
+    svc.google.require_chrome().patch(request.device_ids[0], catalog.command_body(spec, params))
+    labels = {f.name: f.label for f in spec.fields}
+    changed = "; ".join(esc(line) for line in annotation.change_lines(params, labels))
+    text = f"Done: annotations of {esc(request.target)} updated ({changed})."
+    threads.finish(
+        svc, request.id, RequestState.SUCCEEDED, text, {"changes": annotation.audit_detail(params)}
+    )
+
+
+def _close_lost_case(svc: Services, request: requests.Request) -> None:
+    """`found` on Chrome: no Google call; the finished hook closes the case (bot/lost.py)."""
+    if lost_cases.open_case_for(svc, request.platform, request.device_ids[0]) is None:
+        raise ValidationError("This device has no open lost case.")
+    threads.finish(svc, request.id, RequestState.SUCCEEDED, outcome_words.done_words(request), {})
+
+
+def _perform_move(svc: Services, request: requests.Request) -> None:
+    """Move to an OU, 50 devices per call; a lost answer keeps what is known."""
+    results = svc.google.require_chrome().move(request.device_ids, request.params["ou"])
+    if any(r.outcome_unknown for r in results):
+        # keep what is known; the reconcile path reads the others' OU back
+        known = {r.device_id: _known(r) for r in results if not r.outcome_unknown}
+        requests.set_columns(svc, request.id, result=json.dumps({"known": known}))
+        _raise_if_unknown(results)
+    _finish_move(svc, request, results)
+
+
+def _send_chrome_command(svc: Services, request: requests.Request) -> None:
+    """A Chrome remote command: sent, then followed by the poll job (bot/outcomes.py)."""
+    body = catalog.command_body(request.spec, request.params, secret(svc, request))
+    payload = json.loads(body["payload"]) if "payload" in body else None
+    command_id = svc.google.require_chrome().issue_command(
+        request.device_ids[0], request.spec.google, payload
+    )
+    outcomes.track(svc, request, command_id)
+
+
+def _send_android_command(svc: Services, request: requests.Request) -> None:
+    """An Android command: sent with its time limit, then followed by the poll job."""
+    body = catalog.command_body(request.spec, request.params, secret(svc, request))
     body["duration"] = google_duration(svc.settings.command_duration)
     operation = svc.google.require_android().issue_command(request.device_ids[0], body)
     outcomes.track(svc, request, operation["name"], operation)
@@ -295,71 +300,77 @@ def recover(svc: Services) -> int:
 
 def reconcile_request(svc: Services, request: requests.Request) -> None:
     """Find out from Google what happened to a request whose answer was lost."""
-    spec = request.spec
     try:
         if request.params.get("bulk"):
             bulk_runner.reconcile(svc, request)
             return
-        if spec.kind == "status":
-            lost_answer = OutcomeUnknown("Google's answer to the status change was lost.")
-            [result] = svc.google.require_chrome().confirm_status(
-                [DeviceResult(request.device_ids[0], False, lost_answer)],
-                cast(StatusAction, spec.google),
-            )
-            if result.outcome_unknown:
-                raise lost_answer  # the device could not be read: the next run tries again
-            if result.ok:
-                threads.finish(
-                    svc,
-                    request.id,
-                    RequestState.SUCCEEDED,
-                    f"Done: the device is {STATUS_AFTER[spec.google]} (confirmed by reading it back).",
-                    {"reconciled": True},
-                )
-            else:
-                threads.finish(
-                    svc,
-                    request.id,
-                    RequestState.FAILED,
-                    f"Not done: {sentence(result.error.message if result.error else 'unknown')} Nothing"
-                    " was resent. Request it again if still needed.",
-                    {"reconciled": True},
-                )
-            return
-        if spec.kind == "move":
-            _reconcile_move(svc, request)
-            return
-        if spec.kind == "android_command":
-            operation = outcomes.find_operation(svc, request)
-            if operation is not None:
-                threads.note(
-                    svc,
-                    request,
-                    "reconciled",
-                    {"operation": operation["name"]},
-                    "After a restart the bot found the command at Google and follows it (it was not sent again).",
-                )
-                outcomes.track(svc, request, operation["name"], operation)
-                return
-            threads.finish(
-                svc,
-                request.id,
-                RequestState.FAILED,
-                "Not done: Google has no such command for the device. The bot stopped before sending it;"
-                " nothing was resent. Request it again if still needed.",
-                {"reconciled": True},
-            )
-            return
+        KINDS[request.spec.kind].reconcile(svc, request)
+    except DeviceBotError as exc:
+        log.warning("reconciling %s failed: %s", request.id, exc.message)
+
+
+def _reconcile_status(svc: Services, request: requests.Request) -> None:
+    """A status change whose answer was lost: the device's status read back."""
+    spec = request.spec
+    lost_answer = OutcomeUnknown("Google's answer to the status change was lost.")
+    [result] = svc.google.require_chrome().confirm_status(
+        [DeviceResult(request.device_ids[0], False, lost_answer)],
+        cast(StatusAction, spec.google),
+    )
+    if result.outcome_unknown:
+        raise lost_answer  # the device could not be read: the next run tries again
+    if result.ok:
+        threads.finish(
+            svc,
+            request.id,
+            RequestState.SUCCEEDED,
+            f"Done: the device is {STATUS_AFTER[spec.google]} (confirmed by reading it back).",
+            {"reconciled": True},
+        )
+    else:
         threads.finish(
             svc,
             request.id,
             RequestState.FAILED,
-            "Outcome unknown: the bot stopped while sending this command and Google keeps no list of"
-            " Chrome commands to check. It was not resent; look at the device before asking again.",
+            f"Not done: {sentence(result.error.message if result.error else 'unknown')} Nothing"
+            " was resent. Request it again if still needed.",
             {"reconciled": True},
         )
-    except DeviceBotError as exc:
-        log.warning("reconciling %s failed: %s", request.id, exc.message)
+
+
+def _reconcile_android(svc: Services, request: requests.Request) -> None:
+    """An Android command whose answer was lost: found among the device's operations, or not."""
+    operation = outcomes.find_operation(svc, request)
+    if operation is not None:
+        threads.note(
+            svc,
+            request,
+            "reconciled",
+            {"operation": operation["name"]},
+            "After a restart the bot found the command at Google and follows it (it was not sent again).",
+        )
+        outcomes.track(svc, request, operation["name"], operation)
+        return
+    threads.finish(
+        svc,
+        request.id,
+        RequestState.FAILED,
+        "Not done: Google has no such command for the device. The bot stopped before sending it;"
+        " nothing was resent. Request it again if still needed.",
+        {"reconciled": True},
+    )
+
+
+def _reconcile_unlisted(svc: Services, request: requests.Request) -> None:
+    """Google keeps no list to check (Chrome commands, patches): said, never resent."""
+    threads.finish(
+        svc,
+        request.id,
+        RequestState.FAILED,
+        "Outcome unknown: the bot stopped while sending this command and Google keeps no list of"
+        " Chrome commands to check. It was not resent; look at the device before asking again.",
+        {"reconciled": True},
+    )
 
 
 def _reconcile_move(svc: Services, request: requests.Request) -> None:
@@ -376,3 +387,27 @@ def _reconcile_move(svc: Services, request: requests.Request) -> None:
     if any(r.outcome_unknown for r in results):
         raise unknown  # a device could not be read: the next recovery run tries again
     _finish_move(svc, request, results)
+
+
+@dataclass(frozen=True)
+class KindBehaviour:
+    """What one kind of action does at Google, and how its lost answer is found out."""
+
+    perform: Callable[[Services, requests.Request], None]
+    reconcile: Callable[[Services, requests.Request], None]
+    #: re-read the one device before the call (a move and a lost case report per device)
+    preflight: bool = True
+    #: a success is told in the spec's `done` words (a patch lists the changed fields and a
+    #: move counts the devices moved instead)
+    done_words: bool = True
+
+
+#: every Kind of the catalog (bot/catalog/specs.py) with its behaviour
+KINDS: dict[Kind, KindBehaviour] = {
+    "status": KindBehaviour(_perform_status, _reconcile_status),
+    "patch": KindBehaviour(_perform_patch, _reconcile_unlisted, done_words=False),
+    "move": KindBehaviour(_perform_move, _reconcile_move, preflight=False, done_words=False),
+    "lost_case": KindBehaviour(_close_lost_case, _reconcile_unlisted, preflight=False),
+    "chrome_command": KindBehaviour(_send_chrome_command, _reconcile_unlisted),
+    "android_command": KindBehaviour(_send_android_command, _reconcile_android),
+}

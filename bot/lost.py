@@ -168,22 +168,19 @@ def _case(svc: Services, case_id: int) -> dict[str, Any]:
 
 
 def on_request_finished(svc: Services, request: Request, state: str) -> None:
-    """Every request's end passes here: lost mode, lost-disable, found and re-enable matter."""
+    """Every request's end passes here: an action whose spec names a lost case (`spec.lost`)
+    opens or closes one."""
     if state != "succeeded" or request.params.get("bulk"):
         return  # a bulk request's devices are not announced one by one
-    spec = request.spec
+    effect = request.spec.lost
+    if effect is None or not effect.applies(request.params):
+        return
     try:
-        if spec.google == "START_LOST_MODE" or (
-            spec.google == "DISABLE" and request.params.get("why") == "lost_or_stolen"
-        ):
+        if effect.opens:
             device = svc.devices.get(request.platform, request.device_ids[0])
             report(svc, device, request.requester, request=request)
-        elif spec.google in ("STOP_LOST_MODE", "REENABLE", "CLOSE_LOST_CASE"):
-            how = {
-                "STOP_LOST_MODE": "lost mode stopped",
-                "REENABLE": "device re-enabled",
-                "CLOSE_LOST_CASE": "marked found",
-            }[spec.google]
+        else:
+            how = effect.closes
             if request.result.get("lostMode") == "NOT_IN_LOST_MODE":
                 how = "the device was not in lost mode any more"
             resolve(

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot import catalog
 from bot.blocks import esc
+from bot.catalog.specs import CommandStatus
 from bot.request_model import Request, RequestState
 
-DOWNLOAD_COMMANDS = ("TAKE_A_SCREENSHOT", "CAPTURE_LOGS", "FETCH_SUPPORT_PACKET")
+#: commands whose result is files on the device (each spec's `files`)
+DOWNLOAD_COMMANDS = frozenset(s.google for s in catalog.all_specs() if s.files)
 
 ANDROID_ERRORS = {
     "API_LEVEL": "the device's Android version is too old for this command",
@@ -25,43 +28,8 @@ ANDROID_ERRORS = {
     " on the device to the latest version may resolve this",
     "UNKNOWN": "the device reported an unknown error",
 }
-CLEARING_RESULTS = {
-    "SUCCESS": "cleared",
-    "APP_NOT_FOUND": "not installed",
-    "APP_PROTECTED": "protected, not cleared",
-    "API_LEVEL": "needs a newer Android version",
-}
-LOST_START = {
-    "SUCCESS": "The device is in lost mode.",
-    "RESET_PASSWORD_RECENTLY": "Not in lost mode: the password was reset recently (Android waits 12 h).",
-    "USER_EXIT_LOST_MODE_RECENTLY": "Not in lost mode: the user left lost mode recently.",
-    "ALREADY_IN_LOST_MODE": "The device was already in lost mode.",
-}
-LOST_STOP = {
-    "SUCCESS": "The device is out of lost mode.",
-    "NOT_IN_LOST_MODE": "The device was not in lost mode.",
-}
-ESIM = {
-    "SUCCESS": "eSIM operation succeeded.",
-    "ERROR_SETUP_IN_PROGRESS": "eSIM failed: the device's setup is still in progress.",
-    "ERROR_USER_DENIED": "eSIM failed: the user declined.",
-    "INTERNAL_ERROR": "eSIM failed with an internal error.",
-    "ERROR_ICC_ID_NOT_FOUND": "eSIM failed: no eSIM with that ICC ID on the device.",
-    "ERROR_MULTIPLE_ACTIVE_ESIMS_NO_AVAILABLE_SLOT": "eSIM failed: no free slot for another active eSIM.",
-}
-DEVICE_INFO = {
-    "SUCCEEDED": "Device info received.",
-    "USER_DECLINED": "The user declined to share the device info.",
-    "UNSUPPORTED": "The device cannot report this information.",
-}
-#: the command-specific status fields, in the reference's order (clearAppsDataStatus has
-#: per-app results instead of one status)
-STATUS_FIELDS = (
-    "startLostModeStatus",
-    "stopLostModeStatus",
-    "esimStatus",
-    "requestDeviceInfoStatus",
-)
+#: the command-specific status fields, in the catalog's order (bot/catalog/statuses.py)
+STATUS_FIELDS = catalog.status_fields()
 #: statuses with which a command still waits on the device
 WAITING = ("IN_PROGRESS", "PENDING_USER_ACTION")
 STILL_WAITING = {
@@ -77,59 +45,27 @@ CHROME_PROGRESS = {
 
 #: the generic first line of a finished command, replaced by what the action did (done_words)
 DONE = "Done: the device ran the command."
-#: what a succeeded action did, per (platform, action); {target} is the device(s) in words
-DONE_WORDS: dict[tuple[str, str], str] = {
-    ("chrome", "disable"): "{target} is now disabled.",
-    ("chrome", "reenable"): "{target} is enabled again.",
-    ("chrome", "deprovision"): "{target} is deprovisioned; its licence is free again.",
-    ("chrome", "reboot"): "{target} restarted.",
-    ("chrome", "powerwash"): "{target} was powerwashed: it is back to its factory state.",
-    ("chrome", "wipe-users"): "Every user profile was removed from {target}.",
-    ("chrome", "screenshot"): "Screenshot of {target}:",
-    ("chrome", "volume"): "Volume of {target} set to {volume}.",
-    ("chrome", "logs"): "System logs of {target}:",
-    ("chrome", "support-packet"): "Support packet of {target}:",
-    ("android", "lock"): "{target} is locked.",
-    ("android", "reboot"): "{target} restarted.",
-    ("android", "reset-password"): "New password set on {target}.",
-    ("android", "relinquish"): "{target} is relinquished: its work profile is removed and the"
-    " phone is now the person's own.",
-    ("android", "clear-app-data"): "App data cleared on {target}:",
-    ("android", "lost"): "{target} is locked in lost mode; the screen shows your message.",
-    ("android", "found"): "{target} is out of lost mode.",
-    ("android", "add-esim"): "eSIM added to {target}.",
-    ("android", "remove-esim"): "eSIM removed from {target}.",
-    ("android", "device-info"): "{target} shared its eSIM identifier.",
-    ("android", "wipe"): "Phone wiped and removed from management.",
-}
-#: per-command status lines the action's own words already say
-_SAID = {
-    LOST_START["SUCCESS"],
-    LOST_STOP["SUCCESS"],
-    ESIM["SUCCESS"],
-    DEVICE_INFO["SUCCEEDED"],
-}
+
+
+class _Words(dict[str, str]):
+    """The values a spec's done words may name: {target}, and each parameter (escaped)."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
 
 
 def done_words(request: Request) -> str:
-    """What a succeeded request did to its device(s), in words (mrkdwn-safe)."""
+    """What a succeeded request did to its device(s), in the spec's words (mrkdwn-safe)."""
+    spec = request.spec
     target = esc(request.target)
     params = request.params or {}
-    key = (request.platform, request.action)
-    words = DONE_WORDS.get(key)
-    if words is None:
-        return f"Done: {esc(request.spec.label.lower())} {target}."
+    if not spec.done:
+        return f"Done: {esc(spec.label.lower())} {target}."
     device = (request.devices or [{}])[0]
-    if key == ("android", "wipe") and device.get("ownership") == "PERSONALLY_OWNED":
-        words = "Work profile removed from {target}; the person's own apps and data stay."
-    elif key == ("android", "reset-password") and params.get("clear_password"):
-        words = "The password of {target} is cleared."
-    elif key == ("android", "lost") and not params.get("message"):
-        words = "{target} is locked in lost mode; the screen shows how to reach you."
-    text = words.format(target=target, volume=esc(params.get("volume")))
-    if key == ("android", "reset-password") and "LOCK_NOW" in (params.get("flags") or ()):
-        text += " The device is locked."
-    return text
+    words = (spec.done_as(params, device) if spec.done_as else None) or spec.done
+    values = _Words({k: esc(v) for k, v in params.items() if isinstance(v, str | int)})
+    values["target"] = target
+    return words.format_map(values)
 
 
 def in_words(request: Request, text: str) -> str:
@@ -137,31 +73,37 @@ def in_words(request: Request, text: str) -> str:
     lines = text.split("\n")
     if not lines or lines[0] != DONE:
         return text
-    files = request.spec.google in DOWNLOAD_COMMANDS  # the payload is the file's link
+    files = request.spec.files  # the payload is the file's link
+    said = {s.said for s in catalog.command_statuses()}
     rest = [
         line
         for line in lines[1:]
-        if line not in _SAID and not (files and line.startswith("Result: "))
+        if line not in said and not (files and line.startswith("Result: "))
     ]
     return "\n".join([done_words(request), *rest])
 
 
+def _own_status(command: dict[str, Any]) -> tuple[CommandStatus, dict[str, Any]] | None:
+    """The command-specific status object Google set in a Command, with how it reads."""
+    for known in catalog.command_statuses():
+        if known.key in command:
+            return known, command[known.key] or {}
+    return None
+
+
 def command_status(command: dict[str, Any]) -> str | None:
     """The command-specific status Google set in a Command (lost mode, eSIM, device info)."""
-    for key in STATUS_FIELDS:
-        if key in command:
-            return str((command[key] or {}).get("status") or "STATUS_UNSPECIFIED")
-    return None
+    found = _own_status(command)
+    if found is None or found[0].read is not None:
+        return None  # per-item results (cleared apps) have no single status
+    return str(found[1].get("status") or "STATUS_UNSPECIFIED")
 
 
 def waiting_words(command_type: str, status: str) -> str:
     """A command waiting on the device, in words (PENDING_USER_ACTION: the person on it)."""
     if status == "PENDING_USER_ACTION":
-        what = (
-            "allow sharing the device info"
-            if command_type == "REQUEST_DEVICE_INFO"
-            else "confirm the eSIM operation"
-        )
+        spec = catalog.android_command(command_type)
+        what = spec.status.waiting if spec and spec.status and spec.status.waiting else "act on it"
         return f"Waiting for the person on the device to {what}."
     return "The device is working on it (in progress)."
 
@@ -217,52 +159,19 @@ def describe_android(
         )
     lines: list[str] = []
     state = RequestState.FAILED if error or code else RequestState.SUCCEEDED
-    specific = "clearAppsDataStatus" in command or status is not None
-    if "clearAppsDataStatus" in command:
-        state = RequestState.SUCCEEDED
-        results = (command["clearAppsDataStatus"] or {}).get("results") or {}
-        for package, result in sorted(results.items()):
-            outcome = (result or {}).get("clearingResult", "UNKNOWN")
-            lines.append(f"• `{esc(package)}`: {CLEARING_RESULTS.get(outcome) or esc(outcome)}")
-            if outcome != "SUCCESS":
-                state = RequestState.FAILED
-        detail["clearAppsData"] = {k: (v or {}).get("clearingResult") for k, v in results.items()}
-    if "startLostModeStatus" in command and status is not None:
-        lines.append(LOST_START.get(status) or f"Lost mode: {esc(status)}.")
-        detail["lostMode"] = status
-        state = (
-            RequestState.SUCCEEDED
-            if status in ("SUCCESS", "ALREADY_IN_LOST_MODE")
-            else RequestState.FAILED
-        )
-    if "stopLostModeStatus" in command and status is not None:
-        lines.append(LOST_STOP.get(status) or f"Lost mode: {esc(status)}.")
-        detail["lostMode"] = status
-        # NOT_IN_LOST_MODE: what was wanted (a device out of lost mode) holds already
-        state = (
-            RequestState.SUCCEEDED
-            if status in ("SUCCESS", "NOT_IN_LOST_MODE")
-            else RequestState.FAILED
-        )
-    if "esimStatus" in command and status is not None:
-        esim = command["esimStatus"] or {}
-        lines.append(ESIM.get(status) or f"eSIM: {esc(status)}.")
-        internal = esim.get("internalErrorDetails") or {}
-        if internal:
-            parts = [f"{esc(k)}={esc(v)}" for k, v in sorted(internal.items())]
-            lines.append("Internal error details: " + ", ".join(parts))
-        detail["esim"] = status
-        state = RequestState.SUCCEEDED if status == "SUCCESS" else RequestState.FAILED
-    if "requestDeviceInfoStatus" in command and status is not None:
-        info = command["requestDeviceInfoStatus"] or {}
-        lines.append(DEVICE_INFO.get(status) or f"Device info: {esc(status)}.")
-        eids = [
-            e.get("eid") for e in ((info.get("eidInfo") or {}).get("eids") or []) if e.get("eid")
-        ]
-        if eids:
-            lines.append("EID: " + ", ".join(f"`{esc(e)}`" for e in eids))
-        detail["deviceInfo"] = status
-        state = RequestState.SUCCEEDED if status == "SUCCEEDED" else RequestState.FAILED
+    own = _own_status(command)
+    specific = own is not None
+    if own is not None:
+        known, obj = own
+        if known.read is not None:
+            ok, lines, more = known.read(obj)
+        else:
+            status = str(obj.get("status") or "STATUS_UNSPECIFIED")
+            lines = [known.words.get(status) or f"{known.other}: {esc(status)}."]
+            lines += known.more(obj) if known.more else []
+            ok, more = status in known.ok, {known.detail: status}
+        detail.update(more)
+        state = RequestState.SUCCEEDED if ok else RequestState.FAILED
     if code:
         detail["errorCode"] = code
         words = f"{ANDROID_ERRORS.get(code) or esc(code)} (`{esc(code)}`)"
@@ -285,11 +194,7 @@ def describe_chrome(command: dict[str, Any]) -> tuple[RequestState, str, dict[st
     state = command.get("state")
     detail: dict[str, Any] = {"commandId": command.get("commandId"), "state": state}
     if state == "EXPIRED":
-        return (
-            RequestState.EXPIRED,
-            "Expired: the device did not pick the command up in time.",
-            detail,
-        )
+        return RequestState.EXPIRED, "Expired: the device did not pick the command up in time.", detail
     if state == "CANCELLED":
         return RequestState.CANCELLED, "Cancelled before the device ran it.", detail
     if state != "EXECUTED_BY_CLIENT":

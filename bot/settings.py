@@ -9,52 +9,23 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot import catalog
 from bot.errors import SettingsError
 
-#: actions that need a second person's Approve click unless APPROVAL_REQUIRED says otherwise
-DEFAULT_APPROVAL_REQUIRED = frozenset(
-    {
-        "deprovision",
-        "disable",
-        "wipe",
-        "relinquish",
-        "reset-password",
-        "clear-app-data",
-        "remove-esim",
-        "powerwash",
-        "wipe-users",
-    }
-)
+# The action names, the actions that need a second person's Approve click unless
+# APPROVAL_REQUIRED says otherwise (each ActionSpec's `approval`) and the bulk caps (each
+# spec's `bulk_cap`, overridden by BULK_CAPS) are read from the catalog when settings load.
 
-#: bulk actions above this many devices need an approver's explicit raise (BULK_CAPS);
-#: the defaults are the catalog's `bulk_cap` of each action
-DEFAULT_BULK_CAPS = tuple(
-    sorted({(s.name, s.bulk_cap) for s in catalog.all_specs() if s.bulk_cap is not None})
-)
 
-#: every action name the bot knows (sub-command names of /device)
-KNOWN_ACTIONS = frozenset(
-    DEFAULT_APPROVAL_REQUIRED
-    | {
-        "reenable",
-        "move",
-        "annotate",
-        "lock",
-        "reboot",
-        "lost",
-        "found",
-        "add-esim",
-        "device-info",
-        "screenshot",
-        "volume",
-        "logs",
-        "support-packet",
-    }
-)
+def default_bulk_caps() -> tuple[tuple[str, int], ...]:
+    """Bulk actions above this many devices need an approver's explicit raise."""
+    return tuple(
+        sorted({(s.name, s.bulk_cap) for s in catalog.all_specs() if s.bulk_cap is not None})
+    )
+
 
 SLACK_API_URL_DEFAULT = "https://slack.com/api/"
 
@@ -110,7 +81,7 @@ class Settings:
     device_approvers: tuple[str, ...] = ()
     approval_channel: str | None = None
     lost_device_channel: str | None = None
-    approval_required: frozenset[str] = DEFAULT_APPROVAL_REQUIRED
+    approval_required: frozenset[str] = field(default_factory=catalog.approval_required)
     approval_ttl: int = 24 * 3600
     poll_interval: float = 10.0
     lost_watch_interval: float = 300.0
@@ -134,7 +105,7 @@ class Settings:
     max_devices_per_command: int = 100
     stats_cache_seconds: float = 3600.0  # how long /device stats reuses its fleet pass
     #: devices a bulk action may touch without an approver's explicit raise (BULK_CAPS)
-    bulk_caps: tuple[tuple[str, int], ...] = DEFAULT_BULK_CAPS
+    bulk_caps: tuple[tuple[str, int], ...] = field(default_factory=default_bulk_caps)
 
     def bulk_cap(self, action: str) -> int | None:
         """The most devices a bulk `action` touches on a plain approval; None: no cap."""
@@ -230,14 +201,14 @@ def _bulk_caps(env: Mapping[str, str]) -> tuple[tuple[str, int], ...]:
     """BULK_CAPS="deprovision=1,wipe=1": per action, the devices one plain approval covers."""
     raw = env.get("BULK_CAPS", "").strip().lower()
     if not raw:
-        return DEFAULT_BULK_CAPS
+        return default_bulk_caps()
     if raw == "none":
         return ()
     caps: dict[str, int] = {}
     for item in (i.strip() for i in raw.split(",") if i.strip()):
         name, _, number = item.partition("=")
         name = name.strip()
-        if name not in KNOWN_ACTIONS or not number.strip().isdigit() or int(number) < 1:
+        if name not in catalog.names() or not number.strip().isdigit() or int(number) < 1:
             raise SettingsError(
                 "BULK_CAPS",
                 f"expected 'none' or action=count pairs like deprovision=1,wipe=1, got {item!r}",
@@ -311,17 +282,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     approval_raw = env.get("APPROVAL_REQUIRED", "").strip().lower()
     if not approval_raw:
-        approval_required = DEFAULT_APPROVAL_REQUIRED
+        approval_required = catalog.approval_required()
     elif approval_raw == "none":
         approval_required = frozenset()
     else:
         names = [n for n in re.split(r"[\s,]+", approval_raw) if n]
-        unknown = sorted(set(names) - KNOWN_ACTIONS)
+        known = catalog.names()
+        unknown = sorted(set(names) - set(known))
         if unknown:
             raise SettingsError(
                 "APPROVAL_REQUIRED",
                 f"unknown action {unknown[0]!r}; expected 'none' or a list of: "
-                + ", ".join(sorted(KNOWN_ACTIONS)),
+                + ", ".join(sorted(known)),
             )
         approval_required = frozenset(names)
 

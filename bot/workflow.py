@@ -94,9 +94,9 @@ def _new_request(svc: Services, inputs: dict[str, Any]) -> requests.NewRequest:
             f"<@{user}> is not a device operator, so the workflow cannot ask for `{name}`"
             " on their behalf."
         )
-    if name not in catalog.ACTIONS:
+    if name not in catalog.names():
         raise ValidationError(
-            f"`{name}` is not a device action. Known: {', '.join(catalog.ACTIONS)}."
+            f"`{name}` is not a device action. Known: {', '.join(catalog.names())}."
         )
     try:
         device = svc.devices.resolve(ref)

@@ -13,7 +13,7 @@ from bot.errors import ValidationError
 from tests.conftest import OPERATOR, Bot, Claims, flatten, wait_until
 from tests.test_actions import run, serial
 
-SPEC = catalog.ACTIONS["annotate"]
+SPEC = catalog.action_for("annotate", "chrome")
 
 
 def patch_bodies(bot: Bot, device_id: str) -> list[dict[str, Any]]:

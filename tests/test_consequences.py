@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot import catalog
+from bot.catalog import params
 from tests.conftest import OPERATOR, Bot, Claims, flatten
 from tests.test_actions import inputs, request_rows, run, serial
 
@@ -58,7 +58,7 @@ def test_wipe_on_a_company_phone_is_a_factory_reset_with_its_flags(
     assert "*full factory reset*" in text
     assert "wipe_reason" not in inputs(view)  # "no effect on company owned devices"
     assert flag_options(view) == ["PRESERVE_RESET_PROTECTION_DATA", "WIPE_EXTERNAL_STORAGE"]
-    assert catalog.WIPE_FLAG_TEXT["WIPE_EXTERNAL_STORAGE"] in text
+    assert params.WIPE_FLAG_TEXT["WIPE_EXTERNAL_STORAGE"] in text
     # a flag the modal did not offer is refused next to the flags, and nothing is asked
     forged = {
         "type": "checkboxes",
@@ -90,10 +90,10 @@ def test_reset_password_flags_and_deprovision_reasons_are_explained(
 ) -> None:
     view = run(bot, f"reset-password {serial(claims.fitting('reset-password', 'android'))}")
     text = flatten(view)
-    for words in catalog.RESET_PASSWORD_FLAG_TEXT.values():
+    for words in params.RESET_PASSWORD_FLAG_TEXT.values():
         assert words in text
     bot.emu.close_view(OPERATOR)
     view = run(bot, f"deprovision {serial(claims.chrome())}")
     text = flatten(view)
-    for words in catalog.DEPROVISION_REASON_TEXT.values():
+    for words in params.DEPROVISION_REASON_TEXT.values():
         assert words in text

@@ -50,7 +50,7 @@ EXAMPLES = settings(
     database=None,  # no .hypothesis/ directory in the work tree; a failure prints its example
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-ALL_SPECS = [*catalog.ACTIONS.values(), catalog.ANDROID_REBOOT, catalog.CHROME_FOUND]
+ALL_SPECS = catalog.all_specs()
 
 
 # ---- the bot, listeners called directly -----------------------------------------------------
@@ -361,9 +361,9 @@ def test_digits_that_are_not_ascii_are_refused_in_words() -> None:
     """Found by the property above: "²".isdigit() is true, and int("²") raises."""
     for raw in ("²", "١٢", "４０"):
         with pytest.raises(ValidationError):
-            catalog.ACTIONS["volume"].parse({"volume": raw})
+            catalog.action_for("volume", "chrome").parse({"volume": raw})
     with pytest.raises(ValidationError) as caught:
-        catalog.ACTIONS["remove-esim"].parse({"iccid": "١" * 20, "reason": "x"})
+        catalog.action_for("remove-esim", "android").parse({"iccid": "١" * 20, "reason": "x"})
     assert caught.value.field == "iccid"
 
 

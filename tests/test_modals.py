@@ -11,7 +11,7 @@ from bot.devices import Device
 from bot.errors import ValidationError
 from bot.playground.slack_emulator import element_state, iter_elements, validate_view
 
-ALL_SPECS = [*catalog.ACTIONS.values(), catalog.ANDROID_REBOOT]
+ALL_SPECS = catalog.all_specs()
 
 
 def device(platform: str = "chrome", n: int = 0, **kw: object) -> Device:
@@ -69,7 +69,7 @@ def test_submit_label_marks_destructive_actions(spec: catalog.ActionSpec) -> Non
 
 
 def test_secret_never_in_private_metadata_or_prefilled() -> None:
-    spec = catalog.ACTIONS["reset-password"]
+    spec = catalog.action_for("reset-password", "android")
     view = modals.action_view(
         spec, [device("android")], channel="C1", initial={"new_password": "hunter2hunter2"}
     )
@@ -80,7 +80,7 @@ def test_secret_never_in_private_metadata_or_prefilled() -> None:
 
 
 def test_annotate_prefills_current_values() -> None:
-    spec = catalog.ACTIONS["annotate"]
+    spec = catalog.action_for("annotate", "chrome")
     view = modals.action_view(
         spec,
         [device()],
@@ -94,7 +94,7 @@ def test_annotate_prefills_current_values() -> None:
 
 def test_device_strings_are_escaped() -> None:
     evil = device(user="<!channel>", org_unit="/a&b", serial="<http://x|y>")
-    view = modals.action_view(catalog.ACTIONS["disable"], [evil], channel=None)
+    view = modals.action_view(catalog.action_for("disable", "chrome"), [evil], channel=None)
     text = json.dumps([b for b in view["blocks"] if b["type"] != "input"])
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "<http" not in text and "/a&amp;b" in text
@@ -103,7 +103,7 @@ def test_device_strings_are_escaped() -> None:
 def test_bulk_move_lists_devices_and_asks_for_the_count() -> None:
     devices = [device(n=i) for i in range(600)]
     view = modals.action_view(
-        catalog.ACTIONS["move"], devices, channel="C1", initial={"ou": "/Sales"}
+        catalog.action_for("move", "chrome"), devices, channel="C1", initial={"ou": "/Sales"}
     )
     assert validate_view(view) == []
     blocks = {b.get("block_id") for b in view["blocks"]}
@@ -115,7 +115,7 @@ def test_bulk_move_lists_devices_and_asks_for_the_count() -> None:
 
 
 def test_ten_devices_need_no_count_eleven_do() -> None:
-    spec = catalog.ACTIONS["move"]
+    spec = catalog.action_for("move", "chrome")
     ten = modals.action_view(spec, [device(n=i) for i in range(10)], channel=None)
     eleven = modals.action_view(spec, [device(n=i) for i in range(11)], channel=None)
     assert ids.BlockId.CONFIRM_COUNT not in {b.get("block_id") for b in ten["blocks"]}

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from bot import approvals, audit, capabilities, catalog, ids, outcome_words, requests
+from bot.catalog import params
 from bot.devices import Device
+from bot.errors import ValidationError
 from bot.google.android import google_duration
 from bot.sandbox import android as sandbox_android
 from bot.sandbox.api import ApiError, parse_duration
@@ -195,14 +197,14 @@ def test_lost_mode_needs_a_contact_other_than_the_organization(bot: Bot, claims:
     ],
 )
 def test_lost_mode_at_least_one_rule(values: dict[str, str], ok: bool) -> None:
-    spec = catalog.ACTIONS["lost"]
+    spec = catalog.action_for("lost", "android")
     if ok:
         body = catalog.command_body(spec, spec.parse(values))
         assert body["type"] == "START_LOST_MODE"
         if "email" in values:
             assert body["startLostModeParams"]["lostEmailAddress"] == values["email"]
     else:
-        with pytest.raises(catalog.ValidationError):
+        with pytest.raises(ValidationError):
             spec.parse(values)
 
 
@@ -391,15 +393,15 @@ def test_add_esim_on_a_personal_device_defaults_to_not_activated_and_refuses_act
 # ---- deprovision: every reason, with the reference's words ------------------------------------
 
 
-@pytest.mark.parametrize("reason", catalog.DEPROVISION_REASONS)
+@pytest.mark.parametrize("reason", params.DEPROVISION_REASONS)
 def test_deprovision_each_reason_through_slack(bot: Bot, claims: Claims, reason: str) -> None:
     device = claims.chrome("ACTIVE")
     view = open_modal(bot, f"deprovision {device['serialNumber']}")
     hint = block(view, "deprovision_reason")["hint"]["text"]
-    for name, text in catalog.DEPROVISION_REASON_TEXT.items():
+    for name, text in params.DEPROVISION_REASON_TEXT.items():
         assert f"{name.replace('_', ' ').capitalize()}: {text}" in hint
     options = [o["value"] for o in element(view, "deprovision_reason")["options"]]
-    assert options == list(catalog.DEPROVISION_REASONS)
+    assert options == list(params.DEPROVISION_REASONS)
     reply = bot.emu.submit_view(
         OPERATOR, view["id"], {"deprovision_reason": reason, "reason": "ticket 7"}
     )
@@ -431,7 +433,7 @@ def test_refusal_on_a_deprovisioned_device_uses_the_label(bot: Bot, claims: Clai
 
 def test_every_refusal_names_the_action_by_its_label() -> None:
     device = Device(platform="chrome", id="x", serial="5CD0", status="DEPROVISIONED")
-    specs = [s for s in catalog.ACTIONS.values() if s.states and "DEPROVISIONED" not in s.states]
+    specs = [s for s in catalog.all_specs() if s.states and "DEPROVISIONED" not in s.states]
     assert specs
     for spec in specs:
         message = capabilities.refusal(spec, capabilities.facts(device))

@@ -649,24 +649,25 @@ def test_lost_mode_with_only_an_email_reaches_the_device(direct: Any, claims: An
 def test_names_the_bot_uses_are_the_documents_names() -> None:
     """The bot's option lists and field names are members of the discovery documents' enums."""
     from bot import catalog
+    from bot.catalog import params
     from bot.google import chrome, discovery
 
     batch = "BatchChangeChromeOsDeviceStatusRequest"
     reasons = discovery.enum(discovery.DIRECTORY, f"{batch}.deprovisionReason")
-    for short in (*chrome.DEPROVISION_REASONS, *catalog.DEPROVISION_REASONS):
+    for short in (*chrome.DEPROVISION_REASONS, *params.DEPROVISION_REASONS):
         assert f"DEPROVISION_REASON_{short.upper()}" in reasons, short
-    assert set(catalog.RESET_PASSWORD_FLAGS) <= set(
+    assert set(params.RESET_PASSWORD_FLAGS) <= set(
         discovery.enum(discovery.AMAPI, "Command.resetPasswordFlags")
     )
-    assert set(catalog.WIPE_FLAGS) <= set(
+    assert set(params.WIPE_FLAGS) <= set(
         discovery.enum(discovery.AMAPI, "WipeParams.wipeDataFlags")
     )
-    assert set(catalog.ESIM_ACTIVATION_STATES) <= set(
+    assert set(params.ESIM_ACTIVATION_STATES) <= set(
         discovery.enum(discovery.AMAPI, "AddEsimParams.activationState", unspecified=True)
     )
     documented = set(discovery.fields(discovery.DIRECTORY, "ChromeOsDevice"))
     assert chrome.PATCHABLE_FIELDS.issubset(documented)
-    for spec in catalog.ACTIONS.values():
+    for spec in catalog.all_specs():
         if spec.kind == "chrome_command":
             assert spec.google in chrome.COMMAND_TYPES, spec.name
         elif spec.kind == "android_command":
@@ -677,18 +678,24 @@ def test_names_the_bot_uses_are_the_documents_names() -> None:
 
 def test_outcome_words_cover_names_of_the_documents() -> None:
     """Each status the bot puts in words is a value of the matching discovery enum."""
-    from bot import outcome_words
+    from bot import catalog, outcome_words
+    from bot.catalog import statuses
     from bot.google import discovery
 
     amapi = discovery.AMAPI
     tables = {
         "Command.errorCode": outcome_words.ANDROID_ERRORS,
-        "PerAppResult.clearingResult": outcome_words.CLEARING_RESULTS,
-        "StartLostModeStatus.status": outcome_words.LOST_START,
-        "StopLostModeStatus.status": outcome_words.LOST_STOP,
-        "EsimCommandStatus.status": outcome_words.ESIM,
-        "RequestDeviceInfoStatus.status": outcome_words.DEVICE_INFO,
+        "PerAppResult.clearingResult": statuses.CLEARING_RESULTS,
     }
+    command = discovery.schema(amapi, "Command")["properties"]
+    for status in catalog.command_statuses():
+        assert status.key in command, status.key
+        if status.read is None:  # one status each: its schema's `status` enum
+            tables[command[status.key]["$ref"] + ".status"] = status.words
+            assert set(status.ok) <= set(
+                discovery.enum(amapi, command[status.key]["$ref"] + ".status")
+            )
+    assert len(tables) == 6, tables.keys()  # lost start, lost stop, eSIM, device info
     for where, words in tables.items():
         unknown = set(words) - set(discovery.enum(amapi, where))
         assert not unknown, (where, unknown)

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
+from bot import catalog
 from bot.settings import (
-    DEFAULT_APPROVAL_REQUIRED,
     Secret,
     SettingsError,
     load_settings,
@@ -23,7 +23,7 @@ BASE = {
 def test_defaults():
     s = load_settings(BASE)
     assert s.port == 3000
-    assert s.approval_required == DEFAULT_APPROVAL_REQUIRED
+    assert s.approval_required == catalog.approval_required()
     assert s.approval_ttl == 24 * 3600
     assert s.poll_interval == 10
     assert s.device_approvers == ("U0APPROVER1", "S0APPROVERS")

@@ -24,7 +24,7 @@ from bot.blocks import (
     sections_of,
     who,
 )
-from bot.cards.words import DONE_WORDS, asks, option_words
+from bot.cards.words import asks, option_words, past
 from bot.catalog import action_for
 from bot.dates import clock, epoch_of, when
 from bot.errors import ValidationError
@@ -87,7 +87,7 @@ def change_words(changes: Any) -> str:
     """An audit `changes` detail ({field: "old → new"}, [old, new] or {old, new}) in words."""
     if not isinstance(changes, dict):
         return esc(_unescaped(_short(changes)))
-    labels = {f.name: f.label for f in catalog.ACTIONS["annotate"].fields}
+    labels = {f.name: f.label for f in catalog.action_for("annotate", "chrome").fields}
     parts = []
     for name, value in changes.items():
         old: Any
@@ -146,7 +146,7 @@ def _final_words(
     if state == RequestState.SUCCEEDED:
         if request["action"] == "move" and device_id in (detail.get("failed") or []):
             return f"not moved {clock(at, started)}"
-        return f"{DONE_WORDS.get(request['action'], 'done')} {clock(at, started)}"
+        return f"{past(request['action'])} {clock(at, started)}"
     if state == RequestState.FAILED:
         if request["action"] == "move" and device_id not in (detail.get("failed") or []):
             return f"moved {clock(at, started)} (others failed)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httplib2
 
@@ -36,7 +36,9 @@ from bot.google.orgunits import ORGUNIT_FORBIDDEN_HINT, OrgUnitsApi
 from bot.google.reports import REPORTS_FORBIDDEN_HINT, ReportsApi
 from bot.google.results import DeviceResult, Page
 from bot.google.transport import NoResendHttp, ServiceFactory
-from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 __all__ = [
     "AndroidApi",

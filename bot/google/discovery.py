@@ -83,6 +83,19 @@ def enum(api: tuple[str, str], where: str, *, unspecified: bool = False) -> tupl
     return tuple(v for v in values if not v.endswith("_UNSPECIFIED"))
 
 
+def described(api: tuple[str, str], where: str) -> dict[str, str]:
+    """The enum values of `where` (as `enum`) with the document's description of each."""
+    if "?" in where:
+        dotted, param = where.split("?", 1)
+        prop = method(api, dotted)["parameters"][param]
+    else:
+        name, field = where.split(".", 1)
+        prop = schema(api, name)["properties"][field]
+    prop = prop.get("items", prop)
+    texts = dict(zip(prop["enum"], prop.get("enumDescriptions") or (), strict=False))
+    return {v: texts.get(v, "") for v in enum(api, where)}
+
+
 def fields(api: tuple[str, str], name: str) -> tuple[str, ...]:
     """The property names of a schema."""
     return tuple(schema(api, name)["properties"])

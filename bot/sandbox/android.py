@@ -294,6 +294,26 @@ def _device_or_known(fleet: Fleet, name: str) -> None:
         raise ApiError(404, android_devices.NOT_FOUND)
 
 
+#: the command types whose device-side behaviour this sandbox models (`validate`,
+#: `_rule_error`, `_execute`); the catalog's Android commands must all be here
+#: (tests/test_catalog.py), so a new command comes with its behaviour in the sandbox
+COMMANDS = frozenset(
+    {
+        "LOCK",
+        "RESET_PASSWORD",
+        "REBOOT",
+        "RELINQUISH_OWNERSHIP",
+        "CLEAR_APP_DATA",
+        "START_LOST_MODE",
+        "STOP_LOST_MODE",
+        "ADD_ESIM",
+        "REMOVE_ESIM",
+        "REQUEST_DEVICE_INFO",
+        "WIPE",
+    }
+)
+
+
 def _rule_error(d: Json, ctype: str, op: AndroidOperation) -> str | None:
     api = int(d["apiLevel"])
     mode, owner = d["managementMode"], d["ownership"]
