@@ -15,7 +15,7 @@ from typing import Any, get_args
 
 import pytest
 
-from bot import catalog, execution, ids, outcomes
+from bot import catalog, execution, ids, outcome_words
 from bot.catalog import rules
 from bot.catalog.specs import ActionSpec, Kind
 from bot.sandbox import android as sandbox_android
@@ -74,7 +74,7 @@ def test_the_derived_lists_follow_the_table() -> None:
     names = {s.name for s in SPECS}
     assert set(catalog.names()) == names
     assert catalog.approval_required() == {s.name for s in SPECS if s.approval}
-    assert {s.google for s in SPECS if s.files} == outcomes.DOWNLOAD_COMMANDS
+    assert {s.google for s in SPECS if s.files} == outcome_words.DOWNLOAD_COMMANDS
     # a status field each command reads is one of the Command's fields (bot/catalog/statuses.py)
     for status in catalog.command_statuses():
         assert any(s.status is status for s in SPECS)
