@@ -194,7 +194,11 @@ def describe_chrome(command: dict[str, Any]) -> tuple[RequestState, str, dict[st
     state = command.get("state")
     detail: dict[str, Any] = {"commandId": command.get("commandId"), "state": state}
     if state == "EXPIRED":
-        return RequestState.EXPIRED, "Expired: the device did not pick the command up in time.", detail
+        return (
+            RequestState.EXPIRED,
+            "Expired: the device did not pick the command up in time.",
+            detail,
+        )
     if state == "CANCELLED":
         return RequestState.CANCELLED, "Cancelled before the device ran it.", detail
     if state != "EXECUTED_BY_CLIENT":
