@@ -22,6 +22,7 @@ inside `Store.transaction()` the thread keeps one until COMMIT.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import re
@@ -187,7 +188,7 @@ class Pool:
 
     def get(self, timeout: float = 30.0) -> psycopg.Connection[Any]:
         if not self._slots.acquire(timeout=timeout):
-            raise TimeoutError("no database connection free within %.0f s" % timeout)
+            raise TimeoutError(f"no database connection free within {timeout:.0f} s")
         try:
             while True:
                 try:
@@ -213,25 +214,19 @@ class Pool:
     def _discard(self, conn: psycopg.Connection[Any]) -> None:
         with self._lock:
             self._all.discard(conn)
-        try:
+        with contextlib.suppress(Exception):
             conn.close()
-        except Exception:
-            pass
 
     def close(self) -> None:
         self.closed = True
         with self._lock:
             conns, self._all = list(self._all), set()
         for conn in conns:
-            try:
+            with contextlib.suppress(Exception):
                 conn.close()
-            except Exception:
-                pass
 
 
-def _run(
-    conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] | None
-) -> Result:
+def _run(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] | None) -> Result:
     text, returning = translate(sql)
     with conn.cursor() as cur:
         cur.execute(text, list(params or ()))  # type: ignore[arg-type]

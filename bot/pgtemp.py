@@ -8,6 +8,7 @@ as the `postgres` user the package creates, which then owns the directory.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -112,12 +113,23 @@ class TempCluster:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def drop_database(self, url: str) -> None:
+        """Drop a database made by `new_database` (its connections are ended)."""
+        name = url.rsplit("/", 1)[-1]
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def stop(self) -> None:
         if self.dir is None:
             return
-        try:
-            self._run(str(self._bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
-        except (ClusterUnavailable, AttributeError, subprocess.TimeoutExpired):
-            pass
+        with contextlib.suppress(ClusterUnavailable, AttributeError, subprocess.TimeoutExpired):
+            self._run(
+                str(self._bindir / "pg_ctl"),
+                "-D",
+                str(self.dir / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            )
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None

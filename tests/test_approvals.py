@@ -18,8 +18,10 @@ from conftest import (
 )
 
 from bot import approvals, audit, ids
-from bot.errors import Conflict
+from bot.errors import Conflict, SettingsError
 from bot.requests import NewRequest
+
+BOTH_STORES = True  # each test runs on SQLite and on PostgreSQL (conftest)
 
 
 def request_row(bot: Any, request_id: str) -> dict[str, Any]:
@@ -251,9 +253,13 @@ def test_no_approval_needed_runs_at_once(tmp_path, sandbox, emu, claims, approva
 
 
 def test_without_a_secret_key_a_restart_ends_a_password_request_clearly(
-    tmp_path, sandbox, emu, claims
+    tmp_path, sandbox, emu, claims, backend
 ):
     db = str(tmp_path / "nokey.db")
+    if backend == "postgresql":  # replicas share secrets only sealed: the key is required
+        with pytest.raises(SettingsError, match="BOT_SECRET_KEY: is required with DATABASE_URL"):
+            start_bot(tmp_path, sandbox, emu, BOT_SECRET_KEY="", DATABASE_PATH=db)
+        return
     device = claims.android()
     bot = start_bot(tmp_path, sandbox, emu, BOT_SECRET_KEY="", DATABASE_PATH=db)
     try:

@@ -10,6 +10,8 @@ from typing import Any
 
 from conftest import OPERATOR, flatten, wait_until
 
+BOTH_STORES = True  # each test runs on SQLite and on PostgreSQL (conftest)
+
 
 def serial(device: dict[str, Any]) -> str:
     return str(device["serialNumber"])

@@ -11,6 +11,8 @@ from test_approvals import request_row, submit, thread_texts, wait_state
 
 from bot import ids, outcomes
 
+BOTH_STORES = True  # each test runs on SQLite and on PostgreSQL (conftest)
+
 
 @pytest.fixture
 def direct(tmp_path, sandbox, emu):
