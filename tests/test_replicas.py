@@ -19,7 +19,7 @@ from test_resilience import (
     BotProcess,
     approval_message,
     process_env,
-    processes,  # noqa: F401 (fixture)
+    processes,  # noqa: F401, F811 (the fixture)
     state_of,
     submit_from_test,
 )
@@ -81,7 +81,11 @@ class Balancer:
 
 @pytest.fixture
 def replicas(
-    request: pytest.FixtureRequest, tmp_path: Any, sandbox: Any, emu: Any, processes: Any
+    request: pytest.FixtureRequest,
+    tmp_path: Any,
+    sandbox: Any,
+    emu: Any,
+    processes: Any,  # noqa: F811
 ) -> Iterator[tuple[dict[str, str], list[BotProcess], Balancer]]:
     url = postgres_url(request)  # skips without PostgreSQL (fails under CI)
     env = process_env(tmp_path, sandbox, emu, DATABASE_URL=url, LEASE_SECONDS="2")
