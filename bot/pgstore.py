@@ -301,9 +301,8 @@ class PgDatabase:
     def begin(self, lock: bool = True) -> None:
         conn = self.pool.get()
         try:
-            conn.execute("BEGIN")
-            if lock:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+            # one round trip (no parameters: the simple protocol takes both statements)
+            conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})" if lock else "BEGIN")
         except BaseException:
             self.pool.put(conn)
             raise
