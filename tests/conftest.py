@@ -61,12 +61,14 @@ def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
 # A test module with `BOTH_STORES = True` runs each of its tests that starts a bot or a
 # store on SQLite and on PostgreSQL (a throwaway cluster, one database per test). Without
 # PostgreSQL those runs skip saying why; under CI (CI=true) they fail instead.
+# TEST_BOTH_STORES=1 runs every test module so (slower: for a change to the store itself).
 
 _database: dict[str, str | None] = {"url": None}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "backend" in metafunc.fixturenames and getattr(metafunc.module, "BOTH_STORES", False):
+    both = getattr(metafunc.module, "BOTH_STORES", False) or os.environ.get("TEST_BOTH_STORES") == "1"
+    if "backend" in metafunc.fixturenames and both:
         metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
 
