@@ -69,8 +69,14 @@ class TempCluster:
             raise ClusterUnavailable(
                 "PostgreSQL is not installed (no initdb; Debian: apt-get install postgresql)"
             )
-        self.dir = Path(tempfile.mkdtemp(prefix="device-bot-pg-"))
-        if os.geteuid() == 0:  # the server will not run as root
+        root = os.geteuid() == 0
+        # as root: under /tmp, which the postgres user can reach whatever TMPDIR says
+        self.dir = Path(
+            tempfile.mkdtemp(
+                prefix="device-bot-pg-", dir="/tmp" if root and os.path.isdir("/tmp") else None
+            )
+        )
+        if root:  # the server will not run as root
             try:
                 user = pwd.getpwnam("postgres")
             except KeyError as exc:

@@ -67,7 +67,9 @@ _database: dict[str, str | None] = {"url": None}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    both = getattr(metafunc.module, "BOTH_STORES", False) or os.environ.get("TEST_BOTH_STORES") == "1"
+    both = (
+        getattr(metafunc.module, "BOTH_STORES", False) or os.environ.get("TEST_BOTH_STORES") == "1"
+    )
     if "backend" in metafunc.fixturenames and both:
         metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
