@@ -160,6 +160,11 @@ class Result:
         self._next += 1
         return self._rows[self._next - 1]
 
+    def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
+        rows = self._rows[self._next : self._next + size]
+        self._next += len(rows)
+        return rows
+
     def fetchall(self) -> list[tuple[Any, ...]]:
         rows, self._next = self._rows[self._next :], len(self._rows)
         return rows
