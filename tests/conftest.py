@@ -58,8 +58,8 @@ def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
 
 
 # ---- the two stores ---------------------------------------------------------------------
-# A test module with `BOTH_STORES = True` runs each of its tests that starts a bot or a
-# store on SQLite and on PostgreSQL (a throwaway cluster, one database per test). Without
+# A test module with `BOTH_STORES = True`, or a test marked `both_stores`, runs on SQLite
+# and on PostgreSQL (a throwaway cluster, one database per test). Without
 # PostgreSQL those runs skip saying why; under CI (CI=true) they fail instead.
 # TEST_BOTH_STORES=1 runs every test module so (slower: for a change to the store itself).
 
@@ -68,7 +68,9 @@ _database: dict[str, str | None] = {"url": None}
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     both = (
-        getattr(metafunc.module, "BOTH_STORES", False) or os.environ.get("TEST_BOTH_STORES") == "1"
+        getattr(metafunc.module, "BOTH_STORES", False)
+        or metafunc.definition.get_closest_marker("both_stores") is not None
+        or os.environ.get("TEST_BOTH_STORES") == "1"
     )
     if "backend" in metafunc.fixturenames and both:
         metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
@@ -219,7 +221,7 @@ def _slack_accepts_our_block_kit(request: pytest.FixtureRequest) -> Iterator[Non
 def sandbox() -> Iterator[Any]:
     from bot.sandbox import Sandbox
 
-    sb = Sandbox(devices=400, seed=7, command_delay=0.3).start()
+    sb = Sandbox(devices=440, seed=7, command_delay=0.3).start()  # room for both stores' runs
     yield sb
     sb.stop()
 
