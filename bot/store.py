@@ -30,6 +30,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from bot.audit_key import Anchor, AuditKey, adopt_key, anchor_file_for, legacy_boundary, load_key
+from bot.errors import SettingsError
 from bot.pgstore import PgDatabase
 
 BUSY_TIMEOUT_MS = 10_000
@@ -353,7 +354,15 @@ class Store:
         _migrating.audit_key = self.audit_key
         try:
             if self._pg is not None:
-                self._migrate_postgres()
+                try:
+                    self._migrate_postgres()
+                except psycopg.OperationalError as exc:  # the message names host and port only
+                    first = (
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    )
+                    raise SettingsError(
+                        "DATABASE_URL", f"cannot reach PostgreSQL: {first}"
+                    ) from exc
             else:
                 migrations.apply(db)
         finally:
