@@ -248,6 +248,7 @@ class PgDatabase:
     def __init__(self, url: str, size: int = POOL_SIZE) -> None:
         self.pool = Pool(url, size)
         self._local = threading.local()
+        self._writer = threading.Lock()  # this process's queue for the write lock
 
     @property
     def conn(self) -> PgDatabase:  # `db.conn.execute(...)` as with sqlite_utils
@@ -304,14 +305,26 @@ class PgDatabase:
 
     # ---- transactions (Store.transaction) -----------------------------------------------
     def begin(self, lock: bool = True) -> None:
-        conn = self.pool.get()
+        """BEGIN, then the write lock. The threads of this process queue for it on a local
+        lock first, holding no connection meanwhile: the pool stays free for readers."""
+        if lock:
+            self._writer.acquire()
         try:
-            # one round trip (no parameters: the simple protocol takes both statements)
-            conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})" if lock else "BEGIN")
+            conn = self.pool.get()
+            try:
+                # one round trip (no parameters: the simple protocol takes both statements)
+                conn.execute(
+                    f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})" if lock else "BEGIN"
+                )
+            except BaseException:
+                self.pool.put(conn)
+                raise
         except BaseException:
-            self.pool.put(conn)
+            if lock:
+                self._writer.release()
             raise
         self._local.conn = conn
+        self._local.locked = lock
 
     def end(self, commit: bool) -> None:
         conn = self.pinned
@@ -322,6 +335,9 @@ class PgDatabase:
                 conn.execute("COMMIT" if commit else "ROLLBACK")
         finally:
             self.pool.put(conn)
+            if getattr(self._local, "locked", False):
+                self._local.locked = False
+                self._writer.release()
 
     def close(self) -> None:
         self.pool.close()
