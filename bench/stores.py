@@ -71,7 +71,7 @@ def _approval_path(h: Any, n: int) -> tuple[list[float], list[float]]:
         t0 = time.perf_counter()
         emu.click(APPROVER, ids.ActionId.APPROVE, value=request_id, message=message)
         wait_until(
-            lambda rid=request_id: requests.load(svc, rid).state == requests.SUCCEEDED,
+            lambda rid=request_id: requests.load(svc, rid).state == "succeeded",
             30,
             "the request to succeed",
         )
