@@ -25,6 +25,7 @@ BENCHMARKS = (
     "stats",
     "bulk",
     "polling",
+    "stores",
     "memory",
     "startup",
 )

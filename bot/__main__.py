@@ -95,14 +95,15 @@ def audit_main(argv: Sequence[str]) -> int:
     from bot.store import Store
 
     path = Path(args.database or os.environ.get("DATABASE_PATH") or "device-bot.db")
-    if not path.is_file():
+    url = os.environ.get("DATABASE_URL", "").strip() or None  # PostgreSQL
+    if url is None and not path.is_file():
         print(
             f"device-bot: no database at {path} (nothing to read; none was created)",
             file=sys.stderr,
         )
         return 2
     if not args.verify:
-        store = Store(path, migrate=False)
+        store = Store(path, migrate=False, url=url)
         for chunk in audit.export(store, since=args.since, fmt=args.format):
             sys.stdout.write(chunk)
         return 0
@@ -116,7 +117,7 @@ def audit_main(argv: Sequence[str]) -> int:
         return 2
     anchors = args.anchors or os.environ.get("AUDIT_ANCHOR_FILE", "").strip() or None
     store = Store(
-        path, audit_key=key, anchor_file=Path(anchors) if anchors else None, migrate=False
+        path, audit_key=key, anchor_file=Path(anchors) if anchors else None, migrate=False, url=url
     )
     result = audit.verify(store, anchors_required=not args.no_anchors)
     if result.ok:

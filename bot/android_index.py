@@ -70,7 +70,7 @@ class AndroidIndex:
         self.ensure()
         rows = self.store.db().execute(
             # exact: `_` and `%` in a reference are characters, not wildcards
-            "SELECT name FROM android_index WHERE serial = ? COLLATE NOCASE"
+            "SELECT name FROM android_index WHERE upper(serial) = upper(?)"
             " OR name LIKE ? ESCAPE '\\'",
             [ref, f"%/devices/{escape_like(ref)}"],
         )

@@ -314,10 +314,7 @@ class Verification:
 
 
 def _applied(store: Store, name: str) -> bool:
-    db = store.db()
-    if "_sqlite_migrations" not in db.table_names():
-        return False
-    return bool(db.execute("SELECT 1 FROM _sqlite_migrations WHERE name = ?", [name]).fetchone())
+    return store.migration_applied(name)
 
 
 def verify(
@@ -394,11 +391,8 @@ def verify(
             checked,
             f"events after {last_seq} are missing: event {latest.seq} was anchored at {latest.at}",
         )
-    last = (
-        store.db()
-        .conn.execute("SELECT seq FROM sqlite_sequence WHERE name='audit_events'")
-        .fetchone()
-    )
+    sequence = store.audit_sequence()
+    last = None if sequence is None else (sequence,)
     if last and expected_seq is not None and last[0] >= expected_seq:
         return Verification(False, checked, f"events after {expected_seq - 1} are missing")
     if last and expected_seq is None and last[0] > 0:

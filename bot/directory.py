@@ -278,7 +278,7 @@ class DeviceDirectory:
         elif self.google.android is None and first and plan.android is not None:
             notes.append("Android is not configured.")
         if android_api is not None and android_total is None:  # a later page: count anyway
-            android_total = self.android_index.count(plan.android or ("1", []))
+            android_total = self.android_index.count(plan.android or ("1 = 1", []))
         chrome_devices: list[Device] = []
         next_chrome: str | None = None
         chrome_total: int | None = None

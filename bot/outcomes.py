@@ -98,12 +98,7 @@ def _row(svc: Services, platform: str, google_ref: str) -> dict[str, Any]:
 def poll(svc: Services) -> int:
     """One poll cycle over every due pending command; returns how many were asked about."""
     now = svc.clock()
-    rows = list(
-        svc.store.db().query(
-            "SELECT * FROM pending_commands WHERE done = 0 AND next_poll_at <= ? ORDER BY next_poll_at LIMIT 2000",
-            [now],
-        )
-    )
+    rows = svc.store.claim_due_commands(now, hold=2 * svc.settings.google_timeout, limit=2000)
     if not rows:
         return 0
     android = [r for r in rows if r["platform"] == "android"]
@@ -321,7 +316,9 @@ def find_operation(svc: Services, request: requests.Request) -> dict[str, Any] |
 
 def jobs(svc: Services) -> list[JobSpec]:
     """The poll job."""
-    return [JobSpec("poll-outcomes", poll, svc.settings.poll_interval)]
+    # PostgreSQL: every replica polls, claiming its rows; SQLite: the lease holder alone
+    shared = svc.store.shared_polling
+    return [JobSpec("poll-outcomes", poll, svc.settings.poll_interval, needs_lease=not shared)]
 
 
 def register(app: App, svc: Services, commands: Commands) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import sqlite3
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from bot.request_model import (  # the names callers know as requests.*
     RequestState,
     fingerprint,
 )
+from bot.store import IntegrityErrors
 
 if TYPE_CHECKING:  # annotations only: the metrics that Services holds read this table
     from bot.services import Services
@@ -189,7 +189,7 @@ def create(svc: Services, new: NewRequest, *, needs_approval: bool) -> str:
                         None if needs else owner,
                     ],
                 )
-            except sqlite3.IntegrityError:  # the id is taken: nothing written, draw another
+            except IntegrityErrors:  # the id is taken: nothing written, draw another
                 log.warning(
                     "request id %s is taken (attempt %d); drawing another", request_id, attempt + 1
                 )

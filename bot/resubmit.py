@@ -117,7 +117,8 @@ def _resubmit(
     done, failed = events
     with svc.store.transaction() as db:  # once: a second click hears where the first went
         row = db.execute(
-            "SELECT sum(event = ?) - sum(event = ?) FROM audit_events WHERE request_id = ?",
+            "SELECT sum(CASE WHEN event = ? THEN 1 WHEN event = ? THEN -1 ELSE 0 END)"
+            " FROM audit_events WHERE request_id = ?",
             [done, failed, old.id],
         ).fetchone()
         if row[0]:

@@ -274,7 +274,7 @@ def android_filter(query: str) -> tuple[str, list[Any]] | None:
             )
             pattern = "%" + escape_like(term) + "%"
             args.extend([pattern, pattern, pattern])
-    return (" AND ".join(clauses) or "1", args)
+    return (" AND ".join(clauses) or "1 = 1", args)
 
 
 def escape_like(value: str) -> str:

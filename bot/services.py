@@ -87,6 +87,8 @@ class Services:
             if isinstance(listener, SlackAnchors):
                 listener.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.store.dialect == "postgresql":
+            self.store.close()  # its connection pool
         if self.sandbox is not None and self.owns_sandbox:
             self.sandbox.stop()
 
@@ -99,7 +101,12 @@ def open_store(settings: Settings) -> Store:
         settings.database_path,
         create=True,
     )
-    store = Store(settings.database_path, audit_key=key, anchor_file=settings.audit_anchor_file)
+    store = Store(
+        settings.database_path,
+        audit_key=key,
+        anchor_file=settings.audit_anchor_file,
+        url=settings.database_url.get() if settings.database_url else None,
+    )
     production = not settings.sandbox and not settings.google_api_endpoint  # Google itself
     if settings.audit_key is None and production:
         log.warning(

@@ -70,6 +70,7 @@ class Settings:
     port: int = 3000
     host: str = "0.0.0.0"
     database_path: Path = Path("device-bot.db")
+    database_url: Secret | None = None  # postgresql://…: PostgreSQL instead of the SQLite file
     google_application_credentials: Path | None = None
     google_admin_email: str | None = None
     google_customer_id: str = "my_customer"
@@ -324,6 +325,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if secret_key_raw and len(secret_key_raw) < 16:
         raise SettingsError("BOT_SECRET_KEY", "expected at least 16 characters")
 
+    database_url = env.get("DATABASE_URL", "").strip() or None
+    if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError("DATABASE_URL", "expected postgresql://user:password@host/database")
+    if database_url and not secret_key_raw:
+        raise SettingsError(
+            "BOT_SECRET_KEY",
+            "is required with DATABASE_URL: replicas share pending secrets only sealed with it",
+        )
+
     audit_key_raw = env.get("AUDIT_KEY", "").strip()
     if audit_key_raw and len(audit_key_raw) < 32:
         raise SettingsError("AUDIT_KEY", "expected at least 32 characters")
@@ -350,6 +360,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port=_int(env, "PORT", 3000, 0, 65535),
         host=env.get("HOST", "0.0.0.0").strip() or "0.0.0.0",
         database_path=Path(env.get("DATABASE_PATH", "").strip() or "device-bot.db"),
+        database_url=Secret(database_url) if database_url else None,
         google_application_credentials=creds,
         google_admin_email=admin_email,
         google_customer_id=env.get("GOOGLE_CUSTOMER_ID", "").strip() or "my_customer",

@@ -1,9 +1,16 @@
-"""SQLite state through sqlite-utils: one connection per thread, WAL, busy timeout, migrations.
+"""The bot's state: SQLite through sqlite-utils (the default), or PostgreSQL (DATABASE_URL).
 
-Never share a connection between threads (sqlite3 refuses it): `store.db()` gives the
-calling thread its own. Writes that decide something (a state transition, a lease)
-go through `store.transaction()`, which takes the write lock up front (BEGIN IMMEDIATE)
-so that two threads or two processes cannot both read-then-write.
+SQLite: one connection per thread, WAL, busy timeout. Never share a connection between
+threads (sqlite3 refuses it): `store.db()` gives the calling thread its own. Writes that
+decide something (a state transition, a lease) go through `store.transaction()`, which
+takes the write lock up front (BEGIN IMMEDIATE) so that two threads or two processes
+cannot both read-then-write.
+
+PostgreSQL (bot/pgstore.py): the same SQL, translated; `store.db()` is shared by the
+threads and borrows a pooled connection per statement; `store.transaction()` takes one
+advisory lock first (`pg_advisory_xact_lock`), so write transactions of every replica
+run one at a time exactly as on SQLite. One schema and one set of migrations serve both
+(a migration asks `is_postgres(db)` where the dialects differ).
 """
 
 from __future__ import annotations
@@ -16,11 +23,15 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import sqlite_utils
 from sqlite_utils import Migrations
 
 from bot.audit_key import Anchor, AuditKey, adopt_key, anchor_file_for, legacy_boundary, load_key
+from bot.errors import SettingsError
+from bot.pgstore import PgDatabase
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -35,6 +46,54 @@ def utcnow() -> str:
 
 def epoch() -> float:
     return time.time()
+
+
+#: the integrity errors of both databases (a duplicate key)
+IntegrityErrors: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+def is_postgres(db: object) -> bool:
+    return isinstance(db, PgDatabase)
+
+
+def _audit_append_only(db: Any) -> None:
+    """The database itself refuses UPDATE and DELETE on audit_events; on PostgreSQL it also
+    numbers the events from a counter row (rolled back with its transaction, unlike a
+    sequence, so the numbers stay gapless, and never lowered when events are deleted: the
+    equivalent of SQLite's sqlite_sequence for `audit.verify`)."""
+    if not is_postgres(db):
+        db.executescript(
+            """
+            CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events
+                BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+            CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events
+                BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
+            """
+        )
+        return
+    db.execute(
+        "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit_events"
+        " FOR EACH ROW EXECUTE FUNCTION audit_append_only()"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit_events"
+        " FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"
+    )
+    db.execute("CREATE TABLE audit_sequence (last_seq BIGINT NOT NULL)")
+    db.execute("INSERT INTO audit_sequence(last_seq) VALUES (0)")
+    db.execute(
+        "CREATE FUNCTION audit_next_seq() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " UPDATE audit_sequence SET last_seq = last_seq + 1 RETURNING last_seq INTO NEW.seq;"
+        " RETURN NEW; END $$"
+    )
+    db.execute(
+        "CREATE TRIGGER audit_seq BEFORE INSERT ON audit_events"
+        " FOR EACH ROW EXECUTE FUNCTION audit_next_seq()"
+    )
 
 
 @migrations()
@@ -89,10 +148,6 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         );
         CREATE INDEX audit_device ON audit_events(device_id);
         CREATE INDEX audit_request ON audit_events(request_id);
-        CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events
-            BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
-        CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events
-            BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
 
         CREATE TABLE pending_commands (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -162,6 +217,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         );
         """
     )
+    _audit_append_only(db)
 
 
 @migrations()
@@ -259,6 +315,7 @@ def m006_search_pages(db: sqlite_utils.Database) -> None:
 
 
 SCHEMA_VERSION = len(migrations._migrations)
+PG_MIGRATIONS = "_migrations"  # PostgreSQL's record of applied migrations
 
 
 class Store:
@@ -271,12 +328,17 @@ class Store:
         audit_key: AuditKey | None = None,
         anchor_file: Path | None = None,
         migrate: bool = True,
+        url: str | None = None,
     ) -> None:
         """Open (and migrate) the database. `audit_key` keys the audit chain (default: the
         key file beside the database, see `audit.load_key`); `anchor_file` is where the
         chain's head is anchored (default: beside the database). `migrate=False` opens an
-        existing file as it is (for `audit --verify`)."""
+        existing file as it is (for `audit --verify`). With `url` (postgresql://…) the
+        state is in PostgreSQL; `path` then only places the default key and anchor files."""
         self.path = Path(path)
+        self.url = url
+        self.dialect = "postgresql" if url else "sqlite"
+        self._pg = PgDatabase(url) if url else None
         self._local = threading.local()
         self.anchor_file = anchor_file or anchor_file_for(self.path)
         self.anchor_listeners: list[Callable[[Anchor], None]] = []
@@ -291,12 +353,46 @@ class Store:
         self.audit_key = audit_key or load_key(None, self.path, create=True)
         _migrating.audit_key = self.audit_key
         try:
-            migrations.apply(db)
+            if self._pg is not None:
+                try:
+                    self._migrate_postgres()
+                except psycopg.OperationalError as exc:  # the message names host and port only
+                    first = (
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    )
+                    raise SettingsError(
+                        "DATABASE_URL", f"cannot reach PostgreSQL: {first}"
+                    ) from exc
+            else:
+                migrations.apply(db)
         finally:
             _migrating.audit_key = None
         key = self.audit_key
         assert key is not None  # created above when missing
         adopt_key(key, self.meta_default("audit_key_check", key.check))
+
+    def _migrate_postgres(self) -> None:
+        """The same migrations, recorded in `_migrations`; under the write lock, so that of
+        two replicas starting at once one migrates and the other then finds it done."""
+        with self.transaction() as db:
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {PG_MIGRATIONS} (migration_set TEXT NOT NULL,"
+                " name TEXT NOT NULL, applied_at TEXT NOT NULL, PRIMARY KEY (migration_set, name))"
+            )
+            done = {
+                row[0]
+                for row in db.execute(
+                    f"SELECT name FROM {PG_MIGRATIONS} WHERE migration_set = ?", [migrations.name]
+                )
+            }
+            for migration in migrations._migrations:
+                if migration.name not in done:
+                    migration.fn(db)  # type: ignore[arg-type]
+                    db.execute(
+                        f"INSERT INTO {PG_MIGRATIONS}(migration_set, name, applied_at)"
+                        " VALUES (?, ?, ?)",
+                        [migrations.name, migration.name, utcnow()],
+                    )
 
     def connect(self) -> sqlite_utils.Database:
         """A new connection, autocommit, with busy timeout: transactions are explicit."""
@@ -313,7 +409,9 @@ class Store:
         return sqlite_utils.Database(conn)
 
     def db(self) -> sqlite_utils.Database:
-        """This thread's connection (created on first use)."""
+        """This thread's connection (created on first use); on PostgreSQL the shared pool."""
+        if self._pg is not None:
+            return self._pg  # type: ignore[return-value]
         db = getattr(self._local, "db", None)
         if db is None:
             db = self.connect()
@@ -325,7 +423,10 @@ class Store:
         """BEGIN IMMEDIATE … COMMIT: the write lock is taken first, so read-then-write is safe.
 
         Work registered with `after_commit` inside it runs once it committed (never after
-        a rollback)."""
+        a rollback). On PostgreSQL: BEGIN, then the advisory write lock."""
+        if self._pg is not None:
+            yield from self._pg_transaction(self._pg)
+            return
         db = self.db()
         if db.conn.in_transaction:  # nested: join the outer transaction
             yield db
@@ -344,6 +445,49 @@ class Store:
             hooks, self._local.after_commit = self._local.after_commit, []
             for hook in hooks:
                 hook()
+
+    def _pg_transaction(self, db: PgDatabase, lock: bool = True) -> Iterator[Any]:
+        if db.in_transaction:  # nested: join the outer transaction
+            yield db
+            return
+        db.begin(lock=lock)
+        self._local.after_commit = []
+        try:
+            yield db
+        except BaseException:
+            self._local.after_commit = []
+            db.end(commit=False)
+            raise
+        else:
+            db.end(commit=True)
+            hooks, self._local.after_commit = self._local.after_commit, []
+            for hook in hooks:
+                hook()
+
+    def claim_due_commands(self, now: float, hold: float, limit: int) -> list[dict[str, Any]]:
+        """Pending commands due for a poll. On PostgreSQL the rows are claimed (`FOR UPDATE
+        SKIP LOCKED`, their next poll moved `hold` seconds on), so that replicas share the
+        polling and never ask about one command twice; SQLite has one poller (the lease)."""
+        if self._pg is None:
+            return list(
+                self.db().query(
+                    "SELECT * FROM pending_commands WHERE done = 0 AND next_poll_at <= ?"
+                    " ORDER BY next_poll_at LIMIT ?",
+                    [now, limit],
+                )
+            )
+        rows = self._pg.query(
+            "UPDATE pending_commands SET next_poll_at = ? WHERE id IN (SELECT id FROM"
+            " pending_commands WHERE done = 0 AND next_poll_at <= ? ORDER BY next_poll_at"
+            " LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *",
+            [now + hold, now, limit],
+        )
+        return sorted(rows, key=lambda r: r["id"])
+
+    @property
+    def shared_polling(self) -> bool:
+        """Whether every process polls (claiming rows) instead of the lease holder alone."""
+        return self._pg is not None
 
     def after_commit(self, hook: Callable[[], object]) -> None:
         """Run `hook` when the calling thread's transaction commits (now, if none is open)."""
@@ -368,7 +512,11 @@ class Store:
         """Make erased data unrecoverable from the files: secure_delete zeroes freed space
         in the pages, and a TRUNCATE checkpoint copies the last version of every page into
         the database and empties the -wal, where older versions (a secret before it was
-        erased) would otherwise survive. False if readers kept it from finishing."""
+        erased) would otherwise survive. False if readers kept it from finishing.
+        PostgreSQL: nothing to do here (its secrets are always sealed with BOT_SECRET_KEY,
+        whose key is not in the database)."""
+        if self._pg is not None:
+            return True
         for _ in range(attempts):
             busy, _log, _done = self.db().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if not busy and self.wal_size() == 0:
@@ -376,11 +524,33 @@ class Store:
         return False
 
     def wal_size(self) -> int:
+        if self._pg is not None:
+            return 0
         wal = Path(str(self.path) + "-wal")
         return wal.stat().st_size if wal.exists() else 0
 
     def schema_version(self) -> int:
+        if self._pg is not None:
+            return len(self._pg.execute(f"SELECT name FROM {PG_MIGRATIONS}").fetchall())
         return len(migrations.applied(self.db()))
+
+    def migration_applied(self, name: str) -> bool:
+        table = PG_MIGRATIONS if self._pg is not None else migrations.migrations_table
+        if table not in self.db().table_names():
+            return False
+        return bool(self.db().execute(f"SELECT 1 FROM {table} WHERE name = ?", [name]).fetchone())
+
+    def audit_sequence(self) -> int | None:
+        """The highest audit event number ever given (deleting events does not lower it)."""
+        if self._pg is not None:
+            row = self._pg.execute("SELECT last_seq FROM audit_sequence").fetchone()
+        else:
+            row = (
+                self.db()
+                .conn.execute("SELECT seq FROM sqlite_sequence WHERE name='audit_events'")
+                .fetchone()
+            )
+        return int(row[0]) if row else None
 
     def first_delivery(self, key: str) -> bool:
         """Record a Slack delivery; False when it was seen before (a retry)."""
@@ -393,6 +563,10 @@ class Store:
         self.db().conn.execute("DELETE FROM deliveries WHERE at < ?", (epoch() - older_than,))
 
     def close(self) -> None:
+        """Close this thread's connection (SQLite); on PostgreSQL, every pooled one."""
+        if self._pg is not None:
+            self._pg.close()
+            return
         db = getattr(self._local, "db", None)
         if db is not None:
             db.close()

@@ -10,6 +10,7 @@ devices so that no two tests touch the same one, whatever the order.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,8 +51,74 @@ def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
         "HOST": "127.0.0.1",
         "PORT": "0",
     }
+    if _database["url"]:  # the test runs on PostgreSQL (see `backend`)
+        env["DATABASE_URL"] = _database["url"]
     env.update(overrides)
     return env
+
+
+# ---- the two stores ---------------------------------------------------------------------
+# A test module with `BOTH_STORES = True`, or a test marked `both_stores`, runs on SQLite
+# and on PostgreSQL (a throwaway cluster, one database per test). Without
+# PostgreSQL those runs skip saying why; under CI (CI=true) they fail instead.
+# TEST_BOTH_STORES=1 runs every test module so (slower: for a change to the store itself).
+
+_database: dict[str, str | None] = {"url": None}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    both = (
+        getattr(metafunc.module, "BOTH_STORES", False)
+        or metafunc.definition.get_closest_marker("both_stores") is not None
+        or os.environ.get("TEST_BOTH_STORES") == "1"
+    )
+    if "backend" in metafunc.fixturenames and both:
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Any]:
+    from bot.pgtemp import ClusterUnavailable, TempCluster
+
+    cluster = TempCluster()
+    try:
+        cluster.start()
+    except ClusterUnavailable as exc:
+        cluster.stop()
+        yield exc
+        return
+    yield cluster
+    cluster.stop()
+
+
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """A fresh PostgreSQL database for this test; skips (fails under CI) without PostgreSQL."""
+    cluster = request.getfixturevalue("pg_cluster")
+    if isinstance(cluster, Exception):
+        reason = f"PostgreSQL unavailable: {cluster}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason + " (CI must run the PostgreSQL tests)")
+        pytest.skip(reason)
+    return str(cluster.new_database())
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The store this test runs on: "sqlite", or "postgresql" in a BOTH_STORES module."""
+    name = getattr(request, "param", "sqlite")
+    if name == "postgresql":
+        _database["url"] = postgres_url(request)
+    try:
+        yield name
+    finally:
+        if _database["url"]:
+            request.getfixturevalue("pg_cluster").drop_database(_database["url"])
+        _database["url"] = None
+
+
+def store_url() -> str | None:
+    """The PostgreSQL URL of the running test (None on SQLite): `Store(path, url=store_url())`."""
+    return _database["url"]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, message: str = "") -> Any:
@@ -154,7 +221,7 @@ def _slack_accepts_our_block_kit(request: pytest.FixtureRequest) -> Iterator[Non
 def sandbox() -> Iterator[Any]:
     from bot.sandbox import Sandbox
 
-    sb = Sandbox(devices=400, seed=7, command_delay=0.3).start()
+    sb = Sandbox(devices=440, seed=7, command_delay=0.3).start()  # room for both stores' runs
     yield sb
     sb.stop()
 

@@ -18,7 +18,7 @@ from conftest import (
 )
 
 from bot import approvals, audit, ids
-from bot.errors import Conflict
+from bot.errors import Conflict, SettingsError
 from bot.requests import NewRequest
 
 
@@ -72,6 +72,7 @@ def thread_texts(bot: Any, channel: str, ts: str) -> str:
     return "\n".join(flatten(m) for m in bot.emu.messages(channel, thread_ts=ts))
 
 
+@pytest.mark.both_stores
 def test_approve_runs_the_action_and_reports_in_both_threads(bot, claims):
     device = claims.chrome("ACTIVE")
     request_id = submit(bot, "disable", device["serialNumber"], {"why": "other"})
@@ -141,6 +142,7 @@ def test_self_approval_and_non_approver_are_refused(bot, claims):
     assert bot.sandbox.fleet.chrome[device["deviceId"]]["status"] == "ACTIVE"
 
 
+@pytest.mark.both_stores
 def test_ttl_expiry(tmp_path, sandbox, emu, claims):
     bot = start_bot(tmp_path, sandbox, emu, APPROVAL_TTL="1")
     try:
@@ -158,6 +160,7 @@ def test_ttl_expiry(tmp_path, sandbox, emu, claims):
         bot.server.stop()
 
 
+@pytest.mark.both_stores
 def test_cancel_pending_request(bot, claims):
     device = claims.chrome("ACTIVE")
     request_id = submit(bot, "disable", device["serialNumber"], {"why": "other"})
@@ -169,6 +172,7 @@ def test_cancel_pending_request(bot, claims):
     bot.wait_ephemeral("cancelled", user=APPROVER2)
 
 
+@pytest.mark.both_stores
 def test_twenty_concurrent_approvals_make_one_google_call(bot, claims):
     device = claims.chrome("ACTIVE")
     request_id = submit(bot, "disable", device["serialNumber"], {"why": "other"})
@@ -208,6 +212,7 @@ def test_twenty_concurrent_approvals_make_one_google_call(bot, claims):
     assert len(approved) == 1
 
 
+@pytest.mark.both_stores
 def test_same_click_delivered_twice_acts_once(bot, claims):
     device = claims.chrome("ACTIVE")
     request_id = submit(bot, "disable", device["serialNumber"], {"why": "other"})
@@ -250,10 +255,15 @@ def test_no_approval_needed_runs_at_once(tmp_path, sandbox, emu, claims, approva
         bot.server.stop()
 
 
+@pytest.mark.both_stores
 def test_without_a_secret_key_a_restart_ends_a_password_request_clearly(
-    tmp_path, sandbox, emu, claims
+    tmp_path, sandbox, emu, claims, backend
 ):
     db = str(tmp_path / "nokey.db")
+    if backend == "postgresql":  # replicas share secrets only sealed: the key is required
+        with pytest.raises(SettingsError, match="BOT_SECRET_KEY: is required with DATABASE_URL"):
+            start_bot(tmp_path, sandbox, emu, BOT_SECRET_KEY="", DATABASE_PATH=db)
+        return
     device = claims.android()
     bot = start_bot(tmp_path, sandbox, emu, BOT_SECRET_KEY="", DATABASE_PATH=db)
     try:

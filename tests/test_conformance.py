@@ -663,5 +663,5 @@ def test_action_conforms(cbot: Bot, devices: Devices, case: Case) -> None:
 
 
 def test_devices_used_stay_reasonable(devices: Devices) -> None:
-    """The sandbox has 400 devices shared by every test: the conformance run takes few of them."""
+    """The sandbox has 440 devices shared by every test: the conformance run takes few of them."""
     assert devices.used <= 60, devices.used

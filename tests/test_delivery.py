@@ -6,6 +6,8 @@ import urllib.parse
 
 from conftest import OPERATOR, flatten, wait_until
 
+BOTH_STORES = True  # each test runs on SQLite and on PostgreSQL (conftest)
+
 
 def test_redelivered_slash_command_is_answered_once(bot):
     reply = bot.slash("help")

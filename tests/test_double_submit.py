@@ -8,6 +8,7 @@ import copy
 import threading
 from typing import Any
 
+import pytest
 from conftest import OPERATOR, flatten, wait_until
 
 
@@ -71,6 +72,7 @@ def test_a_form_submitted_twice_makes_one_request(bot, claims):
     assert len([r for r in rows if serial(device) in r["devices"]]) == 1
 
 
+@pytest.mark.both_stores
 def test_simultaneous_submissions_make_one_request(bot, claims):
     device = claims.chrome()
     view = run(bot, f"disable {serial(device)}")

@@ -42,6 +42,7 @@ def serial(device: dict[str, Any]) -> str:
     return device.get("serialNumber") or device["hardwareInfo"]["serialNumber"]
 
 
+@pytest.mark.both_stores
 def test_android_lock_succeeds_and_is_told_in_the_thread(direct, claims):
     device = android(claims)
     request_id = submit(direct, "lock", serial(device))
@@ -144,6 +145,7 @@ def test_device_info_eid(direct, claims):
     assert "EID:" in row["result"]
 
 
+@pytest.mark.both_stores
 def test_chrome_command_states_and_screenshot_link(direct, claims):
     device = claims.chrome_kiosk()
     fleet = direct.sandbox.fleet
@@ -169,6 +171,7 @@ def test_chrome_command_failure(direct, claims):
     assert "volume control locked" in row["result"]
 
 
+@pytest.mark.both_stores
 def test_never_acknowledged_command_expires_and_offers_reissue(tmp_path, sandbox, emu, claims):
     bot = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none", COMMAND_DURATION="1")
     try:
@@ -206,6 +209,7 @@ def test_never_acknowledged_command_expires_and_offers_reissue(tmp_path, sandbox
         bot.server.stop()
 
 
+@pytest.mark.both_stores
 def test_cancel_a_command_not_yet_run(tmp_path, sandbox, emu, claims):
     bot = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none")
     try:
@@ -221,6 +225,7 @@ def test_cancel_a_command_not_yet_run(tmp_path, sandbox, emu, claims):
         bot.server.stop()
 
 
+@pytest.mark.both_stores
 def test_poll_makes_no_google_call_when_nothing_is_pending(bot):
     bot.settle()
     bot.sandbox.log.clear()
@@ -229,6 +234,7 @@ def test_poll_makes_no_google_call_when_nothing_is_pending(bot):
     assert bot.sandbox.log.count() == 0
 
 
+@pytest.mark.both_stores
 def test_batch_poll_uses_one_request_per_hundred(bot, claims):
     """250 pending Android commands are polled in ceil(250/100) = 3 HTTP requests."""
     devices = [android(claims) for _ in range(5)]
@@ -267,6 +273,7 @@ def test_batch_poll_uses_one_request_per_hundred(bot, claims):
     assert bot.sandbox.log.count() == 3
 
 
+@pytest.mark.both_stores
 def test_approval_thread_gets_the_outcome(bot, claims):
     device = android(claims, ownership="PERSONALLY_OWNED", mode="PROFILE_OWNER")
     request_id = submit(bot, "wipe", serial(device), {"wipe_reason": "left the company"})

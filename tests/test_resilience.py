@@ -20,6 +20,24 @@ from bot.requests import NewRequest
 from bot.services import build_services
 from bot.settings import load_settings
 
+BOTH_STORES = True  # each test runs on SQLite and on PostgreSQL (conftest)
+
+
+def _one(env: dict[str, str], sql: str, params: list[Any]) -> Any:
+    """One row from the database the processes share, read behind their backs."""
+    if env.get("DATABASE_URL"):
+        import psycopg
+
+        with psycopg.connect(env["DATABASE_URL"]) as pg:
+            return pg.execute(sql.replace("?", "%s"), params).fetchone()
+    import sqlite3
+
+    conn = sqlite3.connect(env["DATABASE_PATH"], timeout=10)
+    try:
+        return conn.execute(sql, params).fetchone()
+    finally:
+        conn.close()
+
 
 class BotProcess:
     """`python -m bot` in a child process, its log collected line by line."""
@@ -127,14 +145,8 @@ def submit_from_test(
 
 
 def state_of(env: dict[str, str], request_id: str) -> str:
-    import sqlite3
-
-    conn = sqlite3.connect(env["DATABASE_PATH"], timeout=10)
-    try:
-        row = conn.execute("SELECT state FROM requests WHERE id = ?", [request_id]).fetchone()
-        return row[0] if row else ""
-    finally:
-        conn.close()
+    row = _one(env, "SELECT state FROM requests WHERE id = ?", [request_id])
+    return row[0] if row else ""
 
 
 def approval_message(emu: Any, request_id: str) -> dict[str, Any]:
@@ -184,14 +196,12 @@ def test_killed_after_approval_never_sends_twice(tmp_path, sandbox, emu, claims,
 
 
 def _lease_owner(env: dict[str, str]) -> str | None:
-    import sqlite3
+    row = _one(env, "SELECT owner FROM leases WHERE name = 'jobs'", [])
+    return row[0] if row else None
 
-    conn = sqlite3.connect(env["DATABASE_PATH"], timeout=10)
-    try:
-        row = conn.execute("SELECT owner FROM leases WHERE name = 'jobs'").fetchone()
-        return row[0] if row else None
-    finally:
-        conn.close()
+
+#: a job only the lease holder runs (on PostgreSQL every process polls outcomes)
+LEASED = "job lost-watch ran"
 
 
 def test_two_processes_one_runs_the_jobs_and_the_other_takes_over(
@@ -204,20 +214,20 @@ def test_two_processes_one_runs_the_jobs_and_the_other_takes_over(
     owner = wait_until(lambda: _lease_owner(env), 10)
     holder = pids[int(owner.split(":")[1])]
     other = b if holder is a else a
-    wait_until(
-        lambda: holder.log.count("job poll-outcomes ran") >= 5, 15, "jobs to run in the holder"
-    )
-    assert "job poll-outcomes ran" not in other.log
+    wait_until(lambda: holder.log.count(LEASED) >= 5, 15, "jobs to run in the holder")
+    assert LEASED not in other.log
     holder.kill()
     started = __import__("time").monotonic()
-    wait_until(lambda: "job poll-outcomes ran" in other.log, 10, "the other process to take over")
+    wait_until(lambda: LEASED in other.log, 10, "the other process to take over")
     assert (
         __import__("time").monotonic() - started <= 2 * 1.0 + 1.0
     )  # two lease periods (+ a poll tick)
     assert str(other.proc.pid) in (_lease_owner(env) or "")
 
 
-def test_a_new_password_never_leaves_plaintext(tmp_path, sandbox, emu, claims, processes):
+def test_a_new_password_never_leaves_plaintext(
+    tmp_path, sandbox, emu, claims, processes, backend, request
+):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -274,6 +284,14 @@ def test_a_new_password_never_leaves_plaintext(tmp_path, sandbox, emu, claims, p
     secret_bytes = password.encode()
     for path in db_dir.iterdir():
         assert secret_bytes not in path.read_bytes(), f"password found in {path.name}"
+    if backend == "postgresql":  # every file of the cluster, its WAL included
+        import psycopg
+
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as pg:
+            pg.execute("CHECKPOINT")
+        for path in Path(request.getfixturevalue("pg_cluster").dir).rglob("*"):
+            if path.is_file():
+                assert secret_bytes not in path.read_bytes(), f"password found in {path}"
     assert password not in bot.log
     assert "DEBUG" in bot.log  # logging really was at DEBUG
     for call in emu.calls:

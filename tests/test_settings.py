@@ -128,3 +128,18 @@ def test_python_m_bot_exits_2_with_one_line(env, variable, tmp_path):
     assert len(lines) == 1, result.stderr
     assert variable in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_database_url_selects_postgresql_and_needs_the_secret_key(tmp_path):
+    url = "postgresql://bot:pw-in-url@db.internal:5432/bot"
+    with pytest.raises(SettingsError, match="BOT_SECRET_KEY: is required with DATABASE_URL"):
+        load_settings({**BASE, "DATABASE_URL": url})
+    with pytest.raises(SettingsError, match="DATABASE_URL: expected postgresql://"):
+        load_settings({**BASE, "DATABASE_URL": "mysql://h/db", "BOT_SECRET_KEY": "k" * 16})
+    s = load_settings({**BASE, "DATABASE_URL": url, "BOT_SECRET_KEY": "k" * 16})
+    assert s.database_url is not None and s.database_url.get() == url
+    assert "pw-in-url" not in repr(s)  # the URL may carry a password
+    from bot.store import Store
+
+    with pytest.raises(SettingsError, match="DATABASE_URL: cannot reach PostgreSQL"):
+        Store(tmp_path / "x.db", url="postgresql://bot@127.0.0.1:1/bot")

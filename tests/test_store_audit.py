@@ -1,30 +1,50 @@
+import os
 import sqlite3
 import subprocess
 import sys
 import threading
 
+import psycopg
 import pytest
+from conftest import store_url
 
 from bot import audit
 from bot.store import SCHEMA_VERSION, Store
 
+BOTH_STORES = True
+
+
+def _store(path):
+    return Store(path, url=store_url())
+
+
+def _cli_env():
+    env = dict(os.environ)
+    env.pop("DATABASE_URL", None)
+    if store_url():
+        env["DATABASE_URL"] = store_url()
+    return env
+
 
 @pytest.fixture
 def store(tmp_path):
-    s = Store(tmp_path / "bot.db")
+    s = _store(tmp_path / "bot.db")
     yield s
     s.close()
 
 
-def test_schema_versioned_and_wal(store, tmp_path):
+def test_schema_versioned_and_wal(store, tmp_path, backend):
     assert store.schema_version() == SCHEMA_VERSION
-    assert store.db().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    if backend == "sqlite":
+        assert store.db().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     # re-opening applies nothing twice
-    again = Store(tmp_path / "bot.db")
+    again = _store(tmp_path / "bot.db")
     assert again.schema_version() == SCHEMA_VERSION
 
 
-def test_connection_per_thread(store):
+def test_connection_per_thread(store, backend):
+    if backend == "postgresql":
+        pytest.skip("PostgreSQL: the threads share a pool, a transaction pins one connection")
     seen = []
 
     def worker():
@@ -38,9 +58,10 @@ def test_connection_per_thread(store):
 
 def test_audit_rejects_update_and_delete(store):
     audit.record(store, actor="U1", event="requested", device_id="d1")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    refused = (sqlite3.DatabaseError, psycopg.Error)
+    with pytest.raises(refused, match="append-only"):
         store.db().execute("UPDATE audit_events SET actor = 'U2'")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+    with pytest.raises(refused, match="append-only"):
         store.db().execute("DELETE FROM audit_events")
     assert audit.events(store)[0]["actor"] == "U1"
 
@@ -58,6 +79,10 @@ def test_chain_verifies_and_export_round_trips(store):
 
 
 def _tamper(path, sql):
+    if store_url():  # a superuser switches the triggers off
+        with psycopg.connect(store_url(), autocommit=True) as pg:
+            pg.execute("ALTER TABLE audit_events DISABLE TRIGGER USER;" + sql)
+        return
     conn = sqlite3.connect(path)
     conn.executescript("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;" + sql)
     conn.commit()
@@ -79,12 +104,12 @@ def _tamper(path, sql):
 )
 def test_verify_catches_tampering_behind_the_bots_back(tmp_path, sql, problem):
     path = tmp_path / "bot.db"
-    store = Store(path)
+    store = _store(path)
     for i in range(3):
         audit.record(store, actor=f"U{i}", event="e")
     store.close()
     _tamper(path, sql)
-    result = audit.verify(Store(path))
+    result = audit.verify(_store(path))
     assert not result.ok
     assert problem in result.problem
     cli = subprocess.run(
@@ -92,6 +117,7 @@ def test_verify_catches_tampering_behind_the_bots_back(tmp_path, sql, problem):
         capture_output=True,
         text=True,
         timeout=60,
+        env=_cli_env(),
     )
     assert cli.returncode == 1
     assert "BROKEN" in cli.stderr
@@ -99,7 +125,7 @@ def test_verify_catches_tampering_behind_the_bots_back(tmp_path, sql, problem):
 
 def test_audit_cli_export(tmp_path):
     path = tmp_path / "bot.db"
-    store = Store(path)
+    store = _store(path)
     audit.record(store, actor="U1", event="requested", detail={"a": 1})
     audit.anchor_head(store)
     store.close()
@@ -109,6 +135,7 @@ def test_audit_cli_export(tmp_path):
         text=True,
         timeout=60,
         check=True,
+        env=_cli_env(),
     ).stdout
     assert audit.parse_export(out, "csv")[0]["actor"] == "U1"
     ok = subprocess.run(
@@ -116,6 +143,7 @@ def test_audit_cli_export(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
+        env=_cli_env(),
     )
     assert ok.returncode == 0 and "1 events" in ok.stdout
 
@@ -127,11 +155,11 @@ def test_deliveries_dedupe(store):
 
 def test_transaction_serialises_writers(tmp_path):
     path = tmp_path / "bot.db"
-    Store(path)
+    _store(path)
     errors = []
 
     def worker(n):
-        s = Store(path)
+        s = _store(path)
         try:
             for i in range(20):
                 audit.record(s, actor=f"W{n}", event=str(i))
@@ -144,5 +172,5 @@ def test_transaction_serialises_writers(tmp_path):
     for t in threads:
         t.join()
     assert not errors
-    s = Store(path)
+    s = _store(path)
     assert audit.verify(s).ok and audit.verify(s).checked == 80
