@@ -24,6 +24,11 @@ def epoch_of(value: str | float | None) -> float | None:
         return None
 
 
+def utc_minute(epoch: float) -> str:
+    """An epoch as plain text to the minute in UTC: `2024-05-01 09:30 UTC`."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def when(value: str | float | None, *, missing: str = "—") -> str:
     """A time as a Slack date token (`2024-05-01 09:30 UTC` as its fallback text).
 
@@ -33,8 +38,7 @@ def when(value: str | float | None, *, missing: str = "—") -> str:
     epoch = epoch_of(value)
     if epoch is None:
         return esc(value)
-    fallback = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{fallback}>"
+    return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{utc_minute(epoch)}>"
 
 
 def clock(epoch: float, same_day_as: float | None = None) -> str:

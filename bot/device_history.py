@@ -13,9 +13,11 @@ from bot.devices import Device, platform_name
 from bot.services import Services
 
 
-def remembered_device(svc: Services, ref: str) -> tuple[str, str] | None:
+def remembered_device(svc: Services, ref: str) -> tuple[str, str, str] | None:
     """A device Google no longer returns (wiped, deleted), found by serial or id in what the
-    bot kept: requests' device summaries, lost cases, the audit log. (title, device id) or None."""
+    bot kept: requests' device summaries, lost cases, the audit log.
+
+    (title, device id, platform: "chrome", "android" or "" when not kept) or None."""
     # newest first in each place; the first place that knows the device answers
     places = (
         (
@@ -36,9 +38,9 @@ def remembered_device(svc: Services, ref: str) -> tuple[str, str] | None:
     )
     if row is None or not row[0]:
         return None
-    device_id, serial, platform = str(row[0]), row[1], row[2]
+    device_id, serial, platform = str(row[0]), row[1], str(row[2] or "")
     name = serial or device_id.rsplit("/", 1)[-1]
-    return f"{platform_name(platform or '')} {name} (no longer at Google)".strip(), device_id
+    return f"{platform_name(platform)} {name} (no longer at Google)".strip(), device_id, platform
 
 
 def chrome_serial(device: Device) -> str | None:

@@ -32,6 +32,7 @@ from bot import audit
 from bot.background import BackgroundRuns, DMProgress
 from bot.blocks import esc
 from bot.commands import Commands, Invocation, Subcommand
+from bot.dates import utc_minute
 from bot.devices import android_device
 from bot.errors import DeviceBotError, ValidationError
 from bot.google.chrome import MAX_LIST_RESULTS
@@ -233,7 +234,7 @@ def run(svc: Services, user: str, query: str) -> None:
     synced = svc.devices.android_index_synced_at() if counts.android else None
     note = (
         "Android rows come from the bot's device index, refreshed "
-        + datetime.fromtimestamp(synced, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        + utc_minute(synced)
         + "."
         if synced
         else ""

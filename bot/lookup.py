@@ -22,7 +22,7 @@ from bot.cards.pending import REQUESTS_LIMIT, requests_list
 from bot.cards.search import PICKER_LIMIT, closest_picker, picker, search_modal
 from bot.commands import Commands, Invocation, Subcommand
 from bot.device_history import chrome_serial, history_blocks, remembered_device
-from bot.devices import Device
+from bot.devices import ANDROID, Device
 from bot.errors import Ambiguous, NotFound, ValidationError
 from bot.lookup_buttons import card_for
 from bot.roles import Role
@@ -92,9 +92,9 @@ def history(inv: Invocation) -> None:
         if found is None:
             if not reports.count_for(inv.svc.store, ref, ref):
                 raise
-            found = (ref, ref)
-        title, device_id = found
-        serial = None if title.startswith("Android") else ref  # outside events: Chrome only
+            found = (ref, ref, "")
+        title, device_id, platform = found
+        serial = None if platform == ANDROID else ref  # outside events: Chrome only
         inv.reply(history_text(title), history_blocks(inv.svc, title, device_id, serial=serial))
         return
     if device is not None:

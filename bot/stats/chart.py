@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
+from bot.dates import utc_minute
 from bot.stats.counts import (
     PATCH_AGES,
     PATCH_OLD,
@@ -118,7 +118,7 @@ def render(stats: FleetStats) -> bytes:
 
     fig = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI)
     FigureCanvasAgg(fig)
-    stamp = datetime.fromtimestamp(stats.taken_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = utc_minute(stats.taken_at)
     fig.suptitle(
         f"Fleet: {stats.chrome_total:,} Chrome OS, {stats.android_total:,} Android · {stamp}",
         fontsize=HEAD,

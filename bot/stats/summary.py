@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from bot.blocks import context, section
+from bot.dates import utc_minute
 from bot.stats.counts import (
     CHROME_DEVICE_FIELDS,
     PATCH_AGES,
@@ -93,20 +93,16 @@ def summary_lines(stats: FleetStats) -> list[str]:
 
 def source_note(stats: FleetStats, cached_until: float | None) -> str:
     """Where the numbers come from and how fresh they are."""
-
-    def at(t: float) -> str:
-        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-    parts = [f"Counted {at(stats.taken_at)}"]
+    parts = [f"Counted {utc_minute(stats.taken_at)}"]
     if stats.chrome_configured:
         parts.append(
             f"Chrome OS: {stats.chrome_pages:,} pages of the Directory API"
             f" (projection=BASIC, {len(CHROME_DEVICE_FIELDS)} fields)"
         )
     if stats.android_configured and stats.android_synced_at:
-        parts.append(f"Android: the bot's device index, refreshed {at(stats.android_synced_at)}")
+        parts.append(f"Android: the bot's device index, refreshed {utc_minute(stats.android_synced_at)}")
     if cached_until is not None:
-        parts.append(f"kept until {at(cached_until)}")
+        parts.append(f"kept until {utc_minute(cached_until)}")
     return ". ".join(parts) + "."
 
 
