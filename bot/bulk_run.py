@@ -44,6 +44,15 @@ class Outcome:
     detail: str = ""
 
 
+def _threads_of(request: requests.Request) -> list[tuple[str, str]]:
+    """The (channel, thread ts) of the request's threads that exist: the requester's, the approval."""
+    pairs = (
+        (request.requester_channel, request.requester_ts),
+        (request.approval_channel, request.approval_ts),
+    )
+    return [(channel, ts) for channel, ts in pairs if channel and ts]
+
+
 class Progress:
     """One message per thread of the request, edited in place: "120 of 400 done, 2 failed"."""
 
@@ -59,17 +68,13 @@ class Progress:
         if posted is not None:
             return  # the messages of an earlier run (a command followed by the poll job)
         text = self._text({})
-        for channel, ts in (
-            (request.requester_channel, request.requester_ts),
-            (request.approval_channel, request.approval_ts),
-        ):
-            if channel and ts:
-                try:
-                    self.posted.append(
-                        (channel, svc.out.post(channel, text, [section(text)], thread_ts=ts))
-                    )
-                except Exception:
-                    log.exception("could not post the progress of %s", request.id)
+        for channel, ts in _threads_of(request):
+            try:
+                self.posted.append(
+                    (channel, svc.out.post(channel, text, [section(text)], thread_ts=ts))
+                )
+            except Exception:
+                log.exception("could not post the progress of %s", request.id)
 
     def _text(self, outcomes: dict[str, Outcome]) -> str:
         label = self.request.spec.label.lower()
@@ -301,22 +306,18 @@ def _end(svc: Services, request: requests.Request, outcomes: dict[str, Outcome])
     total = len(request.device_ids)
     bad = [d for d, o in outcomes.items() if o.state != "done"]
     data = results_csv(request, outcomes)
-    for channel, ts in (
-        (request.requester_channel, request.requester_ts),
-        (request.approval_channel, request.approval_ts),
-    ):
-        if channel and ts:
-            try:
-                svc.out.upload(
-                    channel,
-                    f"bulk-{spec.name}-{request.id}-results.csv",
-                    data,
-                    title=f"Results of bulk {spec.name} {request.id}",
-                    comment="Per-device results.",
-                    thread_ts=ts,
-                )
-            except Exception:
-                log.exception("could not upload the results of %s", request.id)
+    for channel, ts in _threads_of(request):
+        try:
+            svc.out.upload(
+                channel,
+                f"bulk-{spec.name}-{request.id}-results.csv",
+                data,
+                title=f"Results of bulk {spec.name} {request.id}",
+                comment="Per-device results.",
+                thread_ts=ts,
+            )
+        except Exception:
+            log.exception("could not upload the results of %s", request.id)
     text = f"Bulk {spec.label.lower()}: {total - len(bad)} of {total} devices done"
     if bad:
         first = outcomes[bad[0]].detail or "unknown error"

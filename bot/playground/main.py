@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from bot.logs import configure_logging
-from bot.playground.page import Person
+from bot.playground.page import Page, Person
 from bot.playground.slack_emulator import SlackEmulator
 from bot.playground.web import Playground
 from bot.settings import SettingsError, load_settings
@@ -155,11 +155,13 @@ def start_playground(
             secret_key=secrets.token_urlsafe(24),
         )
         web = Playground(
-            emulator,
-            PEOPLE,
-            default_channel=HELPDESK,
-            hints=example_commands(sandbox),
-            topics=TOPICS,
+            Page(
+                emulator,
+                PEOPLE,
+                default_channel=HELPDESK,
+                hints=example_commands(sandbox),
+                topics=TOPICS,
+            )
         )
         server = BotServer(load_settings(env), sandbox=sandbox, extra=web)
         url = server.start(port=port)

@@ -38,8 +38,8 @@ from functools import partial
 from importlib import resources
 from typing import Any
 
-from bot.playground.page import BadRequest, Page, Person
-from bot.playground.slack_emulator import JSON, SlackEmulator
+from bot.playground.page import BadRequest, Page
+from bot.playground.slack_emulator import JSON
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +68,8 @@ SECURITY_HEADERS = [
 class Playground:
     """The WSGI app of the playground page (mount it with ``BotServer(..., extra=...)``)."""
 
-    def __init__(
-        self,
-        emulator: SlackEmulator,
-        people: Iterable[Person],
-        *,
-        default_channel: str = "C0HELPDESK",
-        hints: Iterable[str] = (),
-        topics: dict[str, str] | None = None,
-        title: str = "device-bot playground",
-    ) -> None:
-        self.page = Page(
-            emulator,
-            people,
-            default_channel=default_channel,
-            hints=hints,
-            topics=topics,
-            title=title,
-        )
+    def __init__(self, page: Page) -> None:
+        self.page = page
         self._closing = False
         self._streams = 0
 

@@ -58,6 +58,20 @@ def view(d: Json, projection: str | None) -> Json:
     return {k: v for k, v in d.items() if k not in FULL_ONLY}
 
 
+def _org_unit_param(fleet: Fleet, req: Request) -> tuple[str | None, bool]:
+    """(the OU path that `orgUnitPath` names or None, whether `includeChildOrgunits`)."""
+    ou_param = req.param("orgUnitPath")
+    include_children = req.bool_param("includeChildOrgunits")
+    org_unit: str | None = None
+    if ou_param:
+        org_unit = fleet.resolve_org_unit(ou_param)
+        if org_unit is None:
+            raise ApiError(400, "Invalid Input: Inconsistent Orgunit id and path")
+    elif include_children:
+        raise ApiError(400, "Invalid Input: includeChildOrgunits requires orgUnitPath")
+    return org_unit, include_children
+
+
 def list_devices(fleet: Fleet, req: Request) -> Response:
     max_results = req.int_param("maxResults", 100, 1, MAX_RESULTS)
     projection = req.param("projection")
@@ -71,15 +85,7 @@ def list_devices(fleet: Fleet, req: Request) -> Response:
     sort_order = (req.param("sortOrder") or "ASCENDING").upper()
     if sort_order not in ("ASCENDING", "DESCENDING"):
         raise ApiError(400, f"Invalid value for sortOrder: {req.param('sortOrder')}")
-    ou_param = req.param("orgUnitPath")
-    include_children = req.bool_param("includeChildOrgunits")
-    org_unit: str | None = None
-    if ou_param:
-        org_unit = fleet.resolve_org_unit(ou_param)
-        if org_unit is None:
-            raise ApiError(400, "Invalid Input: Inconsistent Orgunit id and path")
-    elif include_children:
-        raise ApiError(400, "Invalid Input: includeChildOrgunits requires orgUnitPath")
+    org_unit, include_children = _org_unit_param(fleet, req)
     query = req.param("query") or ""
 
     key_src = json.dumps([query, org_unit, include_children, order_by, sort_order])
@@ -128,15 +134,7 @@ def list_devices(fleet: Fleet, req: Request) -> Response:
 def count(fleet: Fleet, req: Request) -> Response:
     """customer.devices.chromeos.countChromeOsDevices: how many devices match `filter`
     (the list's query language) in `orgUnitPath` (and its children)."""
-    ou_param = req.param("orgUnitPath")
-    include_children = req.bool_param("includeChildOrgunits")
-    org_unit: str | None = None
-    if ou_param:
-        org_unit = fleet.resolve_org_unit(ou_param)
-        if org_unit is None:
-            raise ApiError(400, "Invalid Input: Inconsistent Orgunit id and path")
-    elif include_children:
-        raise ApiError(400, "Invalid Input: includeChildOrgunits requires orgUnitPath")
+    org_unit, include_children = _org_unit_param(fleet, req)
     found = search(
         fleet, req.param("filter") or "", org_unit=org_unit, include_children=include_children
     )

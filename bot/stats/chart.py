@@ -109,6 +109,19 @@ def _empty(ax: Any, text: str) -> None:
     ax.set_yticks([])
 
 
+def _legend(ax: Any, ncols: int, **more: Any) -> None:
+    """A panel's legend in the chart's style: top left, unframed, `ncols` entries a row."""
+    ax.legend(
+        fontsize=TEXT,
+        loc="upper left",
+        frameon=False,
+        ncols=ncols,
+        handlelength=1,
+        columnspacing=0.8,
+        **more,
+    )
+
+
 def render(stats: FleetStats) -> bytes:
     """The overview as a WIDTH × HEIGHT PNG, drawn in memory (matplotlib's Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -188,15 +201,7 @@ def render(stats: FleetStats) -> bytes:
         _label_bars(ax_expiry, drawn)
         ax_expiry.tick_params(axis="x", rotation=45)
         ax_expiry.set_ylim(0, max(b[1] for b in expiry) * 1.3)
-        ax_expiry.legend(
-            handles=[Patch(color=c, label=t) for t, c in EXPIRY_LEGEND],
-            fontsize=TEXT,
-            loc="upper left",
-            frameon=False,
-            ncols=3,
-            handlelength=1,
-            columnspacing=0.8,
-        )
+        _legend(ax_expiry, 3, handles=[Patch(color=c, label=t) for t, c in EXPIRY_LEGEND])
     else:
         _empty(ax_expiry, "no Chrome OS devices")
 
@@ -217,14 +222,7 @@ def render(stats: FleetStats) -> bytes:
         totals_bars = ax_android.bar(versions, bottom, fill=False, linewidth=0)
         _label_bars(ax_android, totals_bars)
         ax_android.set_ylim(0, max(bottom) * 1.3)
-        ax_android.legend(
-            fontsize=TEXT,
-            loc="upper left",
-            frameon=False,
-            ncols=4,
-            handlelength=1,
-            columnspacing=0.8,
-        )
+        _legend(ax_android, 4)
     else:
         _empty(ax_android, "no Android devices")
 

@@ -34,16 +34,20 @@ def _by_count(counts: Counter[str]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def _stale_line(what: str, stale: int, active: int) -> str:
+    """`• <what> in STALE_DAYS days: *n* of m active (p %)`."""
+    return (
+        f"• {what} in {STALE_DAYS} days: *{stale:,}* of {active:,} active ({_pct(stale, active)})"
+    )
+
+
 def summary_lines(stats: FleetStats) -> list[str]:
     """The text beside the chart: every count it draws, in words."""
     lines: list[str] = []
     if stats.chrome_configured:
         lines.append(f"*Chrome OS: {stats.chrome_total:,} devices*")
         lines.append("• by status: " + _listing(_by_count(stats.chrome_status)))
-        lines.append(
-            f"• not synced in {STALE_DAYS} days: *{stats.chrome_stale:,}* of"
-            f" {stats.chrome_active:,} active ({_pct(stats.chrome_stale, stats.chrome_active)})"
-        )
+        lines.append(_stale_line("not synced", stats.chrome_stale, stats.chrome_active))
         newest = sorted(stats.chrome_milestones.items(), key=lambda kv: -kv[0])
         lines.append(
             "• versions in service: "
@@ -71,10 +75,7 @@ def summary_lines(stats: FleetStats) -> list[str]:
     if stats.android_configured:
         lines.append(f"*Android: {stats.android_total:,} devices*")
         lines.append("• by state: " + _listing(_by_count(stats.android_status)))
-        lines.append(
-            f"• no status report in {STALE_DAYS} days: *{stats.android_stale:,}* of"
-            f" {stats.android_active:,} active ({_pct(stats.android_stale, stats.android_active)})"
-        )
+        lines.append(_stale_line("no status report", stats.android_stale, stats.android_active))
         versions = sorted(
             stats.android_versions.items(), key=lambda kv: version_key(kv[0]), reverse=True
         )
@@ -100,7 +101,9 @@ def source_note(stats: FleetStats, cached_until: float | None) -> str:
             f" (projection=BASIC, {len(CHROME_DEVICE_FIELDS)} fields)"
         )
     if stats.android_configured and stats.android_synced_at:
-        parts.append(f"Android: the bot's device index, refreshed {utc_minute(stats.android_synced_at)}")
+        parts.append(
+            f"Android: the bot's device index, refreshed {utc_minute(stats.android_synced_at)}"
+        )
     if cached_until is not None:
         parts.append(f"kept until {utc_minute(cached_until)}")
     return ". ".join(parts) + "."

@@ -133,6 +133,13 @@ def _check_options(options: Any, pointer: str, max_items: int) -> list[str]:
     return errors
 
 
+def _check_image(obj: dict[str, Any], pointer: str) -> list[str]:
+    """An image element's or block's alt_text and image_url lengths."""
+    return _check_len(
+        obj.get("alt_text"), pointer + "/alt_text", _max("image_alt_text")
+    ) + _check_len(obj.get("image_url"), pointer + "/image_url", _max("image_url"))
+
+
 def _check_confirm(obj: Any, pointer: str) -> list[str]:
     if not isinstance(obj, dict):
         return [error_at("must be an object", pointer)]
@@ -236,8 +243,7 @@ def _check_element(el: Any, pointer: str) -> list[str]:
         if el.get("style") not in (None, "primary", "danger"):
             errors.append(error_at("must be a valid enum value", pointer + "/style"))
     if kind == "image":
-        errors += _check_len(el.get("alt_text"), pointer + "/alt_text", _max("image_alt_text"))
-        errors += _check_len(el.get("image_url"), pointer + "/image_url", _max("image_url"))
+        errors += _check_image(el, pointer)
     if "placeholder" in el:
         errors += _check_text(
             el["placeholder"], pointer + "/placeholder", _max("placeholder"), plain_only=True
@@ -318,8 +324,7 @@ def _check_block(block: JSON, p: str, surface: str) -> list[str]:
         else:
             errors += _check_element(element, p + "/element")
     elif kind == "image":
-        errors += _check_len(block.get("alt_text"), p + "/alt_text", _max("image_alt_text"))
-        errors += _check_len(block.get("image_url"), p + "/image_url", _max("image_url"))
+        errors += _check_image(block, p)
         if "title" in block:
             errors += _check_text(
                 block["title"], p + "/title", _max("image_title"), plain_only=True

@@ -125,21 +125,14 @@ class FileUploads:
                 file_id = str(item["id"])
                 pending = self._pending.pop(file_id)
                 name = pending["filename"]
-                mimetype, filetype = _mimetype(name)
-                url = f"{self.emu.base_url}{FILES_PATH}{file_id}/{name}"
-                file: JSON = {
-                    "id": file_id,
-                    "created": int(self.emu.clock()),
-                    "name": name,
-                    "title": str(item.get("title") or name),
-                    "mimetype": mimetype,
-                    "filetype": filetype,
-                    "user": BOT_USER_ID,
-                    "size": len(pending["data"]),
-                    "url_private": url,
-                    "url_private_download": url,
-                    "channels": [channel] if channel else [],
-                }
+                file = self._file_object(
+                    file_id,
+                    name,
+                    title=str(item.get("title") or name),
+                    user=BOT_USER_ID,
+                    size=len(pending["data"]),
+                    channels=[channel] if channel else [],
+                )
                 self._files[file_id] = file
                 self._content[file_id] = pending["data"]
                 done.append(file)
@@ -159,25 +152,33 @@ class FileUploads:
         the submitted view's state carries it. Downloading it needs the bot token, as on Slack."""
         with self.emu._lock:
             file_id = self.emu._new_id("F")
-            mimetype, filetype = _mimetype(name)
-            url = f"{self.emu.base_url}{FILES_PATH}{file_id}/{name}"
-            file: JSON = {
-                "id": file_id,
-                "created": int(self.emu.clock()),
-                "name": name,
-                "title": name,
-                "mimetype": mimetype,
-                "filetype": filetype,
-                "user": user,
-                "size": len(data),
-                "url_private": url,
-                "url_private_download": url,
-                "channels": [],
-            }
+            file = self._file_object(
+                file_id, name, title=name, user=user, size=len(data), channels=[]
+            )
             self._files[file_id] = file
             self._content[file_id] = data
             self._private.add(file_id)
             return dict(file)
+
+    def _file_object(
+        self, file_id: str, name: str, *, title: str, user: str, size: int, channels: list[str]
+    ) -> JSON:
+        """A file object as Slack's Web API returns it (its URLs served by the emulator)."""
+        mimetype, filetype = _mimetype(name)
+        url = f"{self.emu.base_url}{FILES_PATH}{file_id}/{name}"
+        return {
+            "id": file_id,
+            "created": int(self.emu.clock()),
+            "name": name,
+            "title": title,
+            "mimetype": mimetype,
+            "filetype": filetype,
+            "user": user,
+            "size": size,
+            "url_private": url,
+            "url_private_download": url,
+            "channels": channels,
+        }
 
     def info(self, args: JSON) -> JSON:
         """`files.info` (``file``): the file object."""
