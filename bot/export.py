@@ -233,9 +233,7 @@ def run(svc: Services, user: str, query: str) -> None:
     took = time.monotonic() - started
     synced = svc.devices.android_index_synced_at() if counts.android else None
     note = (
-        "Android rows come from the bot's device index, refreshed "
-        + utc_minute(synced)
-        + "."
+        "Android rows come from the bot's device index, refreshed " + utc_minute(synced) + "."
         if synced
         else ""
     )

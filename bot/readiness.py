@@ -9,13 +9,13 @@ minute at most.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from bot.errors import DeviceBotError
 from bot.services import Services
+from bot.ttl import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,7 @@ class Readiness:
     def __init__(self, svc: Services, ttl: float = READY_TTL) -> None:
         self.svc = svc
         self.ttl = ttl
-        self._lock = threading.Lock()
-        self._cached: dict[str, tuple[float, str | None]] = {}
+        self._checks: TtlCache[str, str | None] = TtlCache()
 
     def check(self) -> tuple[bool, str]:
         """(ready, the body): each part `ok` or what is wrong with it."""
@@ -44,15 +43,7 @@ class Readiness:
         return ready, ("ready\n" if ready else "not ready\n") + "\n".join(lines)
 
     def _cached_check(self, name: str, check: Callable[[], str | None]) -> str | None:
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cached.get(name)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
-        problem = _run(check)
-        with self._lock:
-            self._cached[name] = (now, problem)
-        return problem
+        return self._checks.get(name, self.ttl, lambda: _run(check))
 
     def _store(self) -> str | None:
         with self.svc.store.transaction() as db:

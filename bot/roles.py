@@ -11,7 +11,6 @@ keep approving because Slack's API is down.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from enum import IntEnum
@@ -20,6 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import PermissionDenied
+from bot.ttl import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +70,7 @@ class Roles:
         self.cache_seconds = cache_seconds
         self.approver_cache_seconds = approver_cache_seconds
         self.clock = clock
-        self._cache: dict[str, tuple[float, frozenset[str]]] = {}
-        self._lock = threading.Lock()
+        self._groups: TtlCache[str, frozenset[str]] = TtlCache(lambda: self.clock())
 
     def role_of(self, user_id: str) -> Role:
         """The user's role; an approver group that cannot be checked grants nothing."""
@@ -114,24 +113,26 @@ class Roles:
         self, group_id: str, lifetime: float, *, stale_ok: bool
     ) -> tuple[frozenset[str] | None, str]:
         """The group's members (None if unknown) and, when listing failed, Slack's error."""
-        now = self.clock()
-        with self._lock:
-            cached = self._cache.get(group_id)
-        if cached and now - cached[0] < lifetime:
-            return cached[1], ""
         try:
-            users = frozenset(self.client.usergroups_users_list(usergroup=group_id)["users"] or [])
+            users = self._groups.get(
+                group_id,
+                lifetime,
+                lambda: frozenset(
+                    self.client.usergroups_users_list(usergroup=group_id)["users"] or []
+                ),
+            )
         except SlackApiError as exc:
             error = str(exc.response.get("error") or "error")
             log.warning("usergroups.users.list %s failed: %s", group_id, error)
-            if stale_ok:
-                return (cached[1] if cached else frozenset()), error
-            return None, error
+            return self._stale(group_id, stale_ok), error
         except Exception as exc:  # network: Slack unreachable
             log.warning("usergroups.users.list %s failed: %s", group_id, type(exc).__name__)
-            if stale_ok:
-                return (cached[1] if cached else frozenset()), type(exc).__name__
-            return None, type(exc).__name__
-        with self._lock:
-            self._cache[group_id] = (now, users)
+            return self._stale(group_id, stale_ok), type(exc).__name__
         return users, ""
+
+    def _stale(self, group_id: str, stale_ok: bool) -> frozenset[str] | None:
+        """What a failed listing stands on: the last members known (none if never listed)
+        when a stale answer will do, else None (unknown)."""
+        if not stale_ok:
+            return None
+        return self._groups.last(group_id) or frozenset()

@@ -8,12 +8,12 @@ Reference: https://developers.google.com/workspace/admin/directory/reference/res
 from __future__ import annotations
 
 import difflib
-import threading
 import time
 from collections.abc import Callable
 
 from bot.google.client import Executor
 from bot.google.transport import ServiceFactory
+from bot.ttl import TtlCache
 
 #: how long the OU list is kept before Google is asked again
 CACHE_SECONDS = 300.0
@@ -44,17 +44,15 @@ class OrgUnitsApi:
         self.executor = executor
         self.ttl = ttl
         self.clock = clock
-        self._lock = threading.Lock()
-        self._cached: tuple[float, tuple[str, ...]] | None = None
+        self._paths: TtlCache[str, tuple[str, ...]] = TtlCache(lambda: self.clock())
 
     def paths(self, *, max_age: float | None = None) -> tuple[str, ...]:
         """Every OU path, the root `/` first then sorted; from the cache when fresh (younger
         than `max_age` seconds if given, else than the cache's time to live)."""
         limit = self.ttl if max_age is None else min(max_age, self.ttl)
-        with self._lock:
-            cached = self._cached
-        if cached is not None and self.clock() - cached[0] < limit:
-            return cached[1]
+        return self._paths.get("all", limit, self._list)
+
+    def _list(self) -> tuple[str, ...]:
         request = self.services.resource("orgunits").list(customerId=self.customer_id, type="all")
         response = self.executor.execute(request, mutation=False, what="list organisational units")
         found = {
@@ -63,15 +61,11 @@ class OrgUnitsApi:
             if ou.get("orgUnitPath")
         }
         found.discard("/")
-        paths = ("/", *sorted(found, key=str.lower))
-        with self._lock:
-            self._cached = (self.clock(), paths)
-        return paths
+        return ("/", *sorted(found, key=str.lower))
 
     def forget(self) -> None:
         """Drop the cached list (the next call asks Google)."""
-        with self._lock:
-            self._cached = None
+        self._paths.forget()
 
     def find(self, path: str) -> str | None:
         """The OU path as Google spells it, matched without regard to case; None if unknown.
