@@ -10,6 +10,7 @@ devices so that no two tests touch the same one, whatever the order.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bot.sandbox import Sandbox
 from bot.sandbox.testing import wait_for
 
 SIGNING_SECRET = "e2e-signing-secret"
@@ -219,8 +221,6 @@ def _slack_accepts_our_block_kit(request: pytest.FixtureRequest) -> Iterator[Non
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Any]:
-    from bot.sandbox import Sandbox
-
     sb = Sandbox(devices=440, seed=7, command_delay=0.3).start()  # room for both stores' runs
     yield sb
     sb.stop()
@@ -328,3 +328,97 @@ def bot(tmp_path: Any, sandbox: Any, emu: Any) -> Iterator[Bot]:
     running = start_bot(tmp_path, sandbox, emu)
     yield running
     running.server.stop()
+
+
+@pytest.fixture
+def direct(tmp_path: Any, sandbox: Any, emu: Any) -> Iterator[Bot]:
+    """A bot where nothing needs approval: commands run as soon as they are asked for."""
+    running = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none")
+    yield running
+    running.server.stop()
+
+
+@pytest.fixture
+def fleet_bot(tmp_path: Any, emu: Any) -> Iterator[Bot]:
+    """A bot over a sandbox of its own (650 Chromebooks, 60 phones), its start-up jobs done
+    and its scheduler paused: every Google call from here on is the test's."""
+    sandbox = Sandbox(chrome=650, android=60, seed=11, command_delay=0.3).start()
+    running = start_bot(tmp_path, sandbox, emu)
+    running.settle()
+    yield running
+    running.server.stop()
+    sandbox.stop()
+
+
+# ---- helpers the end-to-end tests share ---------------------------------------------------
+
+
+def serial(device: dict[str, Any]) -> str:
+    """The serial of a sandbox device (Chrome or Android JSON)."""
+    return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
+
+
+def request_row(bot: Bot, request_id: str) -> dict[str, Any]:
+    """The request's row in the store, column by column."""
+    return dict(next(bot.store.db().query("SELECT * FROM requests WHERE id = ?", [request_id])))
+
+
+def request_rows(bot: Bot, action: str) -> list[dict[str, Any]]:
+    """Every stored request for `action`."""
+    return [
+        dict(r) for r in bot.store.db().query("SELECT * FROM requests WHERE action = ?", [action])
+    ]
+
+
+def wait_state(bot: Bot, request_id: str, *states: str, timeout: float = 20) -> dict[str, Any]:
+    """The request's row once its state is one of `states`."""
+    row: dict[str, Any] = wait_until(
+        lambda: (r := request_row(bot, request_id))["state"] in states and r,
+        timeout,
+        f"request {request_id} to reach {states}",
+    )
+    return row
+
+
+def approval_message(bot: Bot, request_id: str) -> dict[str, Any]:
+    """The request's message in the approval channel (waits for it)."""
+    found: dict[str, Any] = wait_until(
+        lambda: next((m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None),
+        10,
+        f"approval message of {request_id}",
+    )
+    return found
+
+
+def thread_message(bot: Bot, request_id: str, needle: str, what: str = "") -> dict[str, Any]:
+    """The first message in the requester's thread of the request that contains `needle`
+    (in its text or its blocks' JSON, e.g. an action id); waits for it."""
+    row = request_row(bot, request_id)
+
+    def find() -> dict[str, Any] | None:
+        messages = bot.emu.messages(row["requester_channel"], thread_ts=row["requester_ts"])
+        return next((m for m in messages if needle in json.dumps(m)), None)
+
+    found: dict[str, Any] = wait_until(find, 10, what or f"{needle!r} in the thread")
+    return found
+
+
+def settled(bot: Bot, user: str, view_id: str) -> dict[str, Any] | None:
+    """The user's modal `view_id` once it no longer shows the loading state."""
+    view = bot.emu.open_view(user)
+    if not view or view["id"] != view_id or ":hourglass" in flatten(view):
+        return None
+    return dict(view)
+
+
+def open_modal(bot: Bot, text: str, user: str = OPERATOR) -> dict[str, Any]:
+    """Type `/device <text>`; the modal must open at once, then settle with its real content."""
+    mark = bot.emu.mark()
+    bot.slash(text, user=user)
+    opened = bot.emu.wait_for_call("views.open", since=mark)
+    assert opened.ok, opened
+    view_id = opened.response["view"]["id"]
+    view: dict[str, Any] = wait_until(
+        lambda: settled(bot, user, view_id), 15, f"the modal of {text!r}"
+    )
+    return view

@@ -12,7 +12,23 @@ from typing import Any
 import pytest
 
 from bot import catalog, ids
-from tests.conftest import APPROVALS, HELPDESK, OPERATOR, OUTSIDER, Bot, Claims, flatten, wait_until
+from tests.conftest import (
+    APPROVALS,
+    HELPDESK,
+    OPERATOR,
+    OUTSIDER,
+    Bot,
+    Claims,
+    flatten,
+    open_modal,
+    request_rows,
+    serial,
+    settled,
+    wait_until,
+)
+
+run = open_modal  # what the action tests (and modules importing from here) call it
+
 
 LOADING = str(ids.CallbackId.LOADING)
 ACTION = str(ids.CallbackId.ACTION)
@@ -21,38 +37,8 @@ ACTION = str(ids.CallbackId.ACTION)
 # ---- helpers ----------------------------------------------------------------------------------
 
 
-def serial(device: dict[str, Any]) -> str:
-    """The serial of a sandbox device (Chrome or Android JSON)."""
-    return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
-
-
-def settled(bot: Bot, user: str, view_id: str) -> dict[str, Any] | None:
-    """The user's modal `view_id` once it no longer shows the loading state."""
-    view = bot.emu.open_view(user)
-    if not view or view["id"] != view_id or ":hourglass" in flatten(view):
-        return None
-    return view
-
-
-def run(bot: Bot, text: str, user: str = OPERATOR) -> dict[str, Any]:
-    """Type `/device <text>`; the modal must open at once, then settle with its real content."""
-    mark = bot.emu.mark()
-    bot.slash(text, user=user)
-    opened = bot.emu.wait_for_call("views.open", since=mark)
-    assert opened.ok, opened
-    view_id = opened.response["view"]["id"]
-    view: dict[str, Any] = wait_until(lambda: settled(bot, user, view_id), 15, f"modal of {text!r}")
-    return view
-
-
 def inputs(view: dict[str, Any]) -> list[str]:
     return [b["block_id"] for b in view["blocks"] if b["type"] == "input"]
-
-
-def request_rows(bot: Bot, action: str) -> list[dict[str, Any]]:
-    rows = bot.store.db().execute("SELECT * FROM requests WHERE action = ?", [action]).fetchall()
-    cols = [c[0] for c in bot.store.db().execute("SELECT * FROM requests LIMIT 0").description]
-    return [dict(zip(cols, row, strict=True)) for row in rows]
 
 
 def chrome_ref(claims: Claims) -> str:

@@ -12,18 +12,17 @@ from conftest import (
     APPROVER2,
     HELPDESK,
     OPERATOR,
+    approval_message,
     flatten,
+    request_row,
     start_bot,
+    wait_state,
     wait_until,
 )
 
 from bot import approvals, audit, ids
 from bot.errors import Conflict, SettingsError
 from bot.requests import NewRequest
-
-
-def request_row(bot: Any, request_id: str) -> dict[str, Any]:
-    return next(bot.store.db().query("SELECT * FROM requests WHERE id = ?", [request_id]))
 
 
 def submit(
@@ -49,22 +48,6 @@ def submit(
             secret=secret,
             channel=HELPDESK,
         ),
-    )
-
-
-def approval_message(bot: Any, request_id: str) -> dict[str, Any]:
-    return wait_until(
-        lambda: next((m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None),
-        10,
-        f"approval message of {request_id}",
-    )
-
-
-def wait_state(bot: Any, request_id: str, *states: str, timeout: float = 15) -> dict[str, Any]:
-    return wait_until(
-        lambda: (row := request_row(bot, request_id))["state"] in states and row,
-        timeout,
-        f"request {request_id} to reach {states}",
     )
 
 

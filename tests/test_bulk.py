@@ -13,23 +13,21 @@ from typing import Any
 
 from bot import bulk_list, ids
 from tests.conftest import (
-    APPROVALS,
     APPROVER1,
     HELPDESK,
     OPERATOR,
     Bot,
     Claims,
+    approval_message,
     flatten,
+    request_row,
+    serial,
     start_bot,
     wait_until,
 )
 
 LIST = str(ids.CallbackId.BULK_LIST)
 CONFIRM = str(ids.CallbackId.BULK_CONFIRM)
-
-
-def serial(device: dict[str, Any]) -> str:
-    return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
 
 
 def disabled(claims: Claims) -> dict[str, Any]:
@@ -76,13 +74,6 @@ def csv_file(bot: Bot, rows: list[list[str]]) -> dict[str, Any]:
     return file
 
 
-def request_row(bot: Bot, request_id: str) -> dict[str, Any]:
-    db = bot.store.db()
-    row = db.execute("SELECT * FROM requests WHERE id = ?", [request_id]).fetchone()
-    cols = [c[0] for c in db.execute("SELECT * FROM requests LIMIT 0").description]
-    return dict(zip(cols, row, strict=True))
-
-
 def the_request(bot: Bot, action: str) -> dict[str, Any]:
     def find() -> dict[str, Any] | None:
         row = (
@@ -91,15 +82,6 @@ def the_request(bot: Bot, action: str) -> dict[str, Any]:
         return request_row(bot, row[0]) if row else None
 
     found: dict[str, Any] = wait_until(find, 15, f"the bulk {action} request")
-    return found
-
-
-def approval_message(bot: Bot, request_id: str) -> dict[str, Any]:
-    found: dict[str, Any] = wait_until(
-        lambda: next((m for m in bot.emu.messages(APPROVALS) if request_id in flatten(m)), None),
-        10,
-        f"approval message of {request_id}",
-    )
     return found
 
 

@@ -16,12 +16,15 @@ from bot.sandbox.api import ApiError
 from bot.sandbox.chrome_commands import session_refusal
 from bot.sandbox.chrome_status import change_status
 from bot.sandbox.fleet import AndroidOperation, Fleet
-from tests.conftest import APPROVALS, OPERATOR, Bot, Claims, flatten
+from tests.conftest import (
+    APPROVALS,
+    OPERATOR,
+    Bot,
+    Claims,
+    flatten,
+    serial,
+)
 from tests.test_actions import run
-
-
-def serial(device: dict[str, Any]) -> str:
-    return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
 
 
 def offered(device: Device, **kw: Any) -> set[str]:

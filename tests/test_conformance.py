@@ -47,6 +47,8 @@ from tests.conftest import (
     Bot,
     Claims,
     flatten,
+    request_row,
+    serial,
     start_bot,
     wait_until,
 )
@@ -287,10 +289,6 @@ def cbot(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot
     assert [c for c in emulator.calls if not c.ok] == [] and emulator.problems == []
 
 
-def serial(device: dict[str, Any]) -> str:
-    return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
-
-
 def device_id(device: dict[str, Any]) -> str:
     return str(device.get("deviceId") or device["name"])
 
@@ -504,12 +502,6 @@ def request_ids(bot: Bot, action: str, device: str) -> list[str]:
         [action, f"%{device}%"],
     )
     return [r[0] for r in rows.fetchall()]
-
-
-def request_row(bot: Bot, request_id: str) -> dict[str, Any]:
-    cursor = bot.store.db().execute("SELECT * FROM requests WHERE id = ?", [request_id])
-    cols = [c[0] for c in cursor.description]
-    return dict(zip(cols, cursor.fetchone(), strict=True))
 
 
 def click_card_button(bot: Bot, spec: ActionSpec, device: dict[str, Any]) -> None:

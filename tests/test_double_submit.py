@@ -9,32 +9,14 @@ import threading
 from typing import Any
 
 import pytest
-from conftest import OPERATOR, flatten, wait_until
-
-
-def serial(device: dict[str, Any]) -> str:
-    return str(device["serialNumber"])
-
-
-def run(bot: Any, text: str) -> dict[str, Any]:
-    """Type `/device <text>` and wait for the modal to settle with its form."""
-    mark = bot.emu.mark()
-    bot.slash(text)
-    view_id = bot.emu.wait_for_call("views.open", since=mark).response["view"]["id"]
-    return wait_until(
-        lambda: (
-            (v := bot.emu.open_view(OPERATOR))
-            and v["id"] == view_id
-            and ":hourglass" not in flatten(v)
-            and v
-        ),
-        15,
-        f"the modal of {text!r}",
-    )
-
-
-def request_rows(bot: Any, action: str) -> list[dict[str, Any]]:
-    return list(bot.store.db().query("SELECT * FROM requests WHERE action = ?", [action]))
+from conftest import (
+    OPERATOR,
+    flatten,
+    open_modal,
+    request_rows,
+    serial,
+    wait_until,
+)
 
 
 def dm_texts(bot: Any, user: str) -> list[str]:
@@ -50,7 +32,7 @@ def resubmit(bot: Any, payload: dict[str, Any]) -> Any:
 
 def test_a_form_submitted_twice_makes_one_request(bot, claims):
     device = claims.chrome()
-    view = run(bot, f"disable {serial(device)}")
+    view = open_modal(bot, f"disable {serial(device)}")
     reply = bot.emu.submit_view(OPERATOR, view["id"], {"why": "other", "reason": "INC-7"})
     assert reply.status == 200
     payload = next(d for d in reversed(bot.emu.deliveries) if d.kind == "view_submission").payload
@@ -75,7 +57,7 @@ def test_a_form_submitted_twice_makes_one_request(bot, claims):
 @pytest.mark.both_stores
 def test_simultaneous_submissions_make_one_request(bot, claims):
     device = claims.chrome()
-    view = run(bot, f"disable {serial(device)}")
+    view = open_modal(bot, f"disable {serial(device)}")
     # capture what a submission looks like, then send it twice at once with two trigger ids
     state = {"why": "other", "reason": "INC-8"}
     template: dict[str, Any] = {

@@ -8,27 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from bot import audit, export
-from bot.sandbox import Sandbox
-from tests.conftest import OPERATOR, OUTSIDER, Bot, flatten, start_bot, wait_until
+from tests.conftest import OPERATOR, OUTSIDER, Bot, flatten, wait_until
 
 DM = "D" + OPERATOR[1:]
-
-
-@pytest.fixture
-def fleet_bot(tmp_path: Any, emu: Any) -> Iterator[Bot]:
-    sandbox = Sandbox(chrome=650, android=60, seed=11, command_delay=0.3).start()
-    running = start_bot(tmp_path, sandbox, emu)
-    running.settle()
-    yield running
-    running.server.stop()
-    sandbox.stop()
 
 
 def chrome_list_calls(bot: Bot) -> list[dict[str, list[str]]]:

@@ -19,16 +19,8 @@ import pytest
 
 from bot import ids
 from bot.sandbox.testing import wait_for
-from tests.conftest import APPROVER1, Claims, flatten, start_bot
+from tests.conftest import APPROVER1, Claims, flatten
 from tests.test_approvals import approval_message, request_row, submit, wait_state
-
-
-@pytest.fixture
-def direct(tmp_path: Any, sandbox: Any, emu: Any) -> Any:
-    """A bot where nothing needs approval."""
-    running = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none")
-    yield running
-    running.server.stop()
 
 
 def thread(bot: Any, request_id: str, approval: bool = False) -> list[dict[str, Any]]:

@@ -6,18 +6,18 @@ import json
 from typing import Any
 
 import pytest
-from conftest import APPROVALS, OPERATOR, flatten, start_bot, wait_until
+from conftest import (
+    APPROVALS,
+    OPERATOR,
+    flatten,
+    serial,
+    start_bot,
+    thread_message,
+    wait_until,
+)
 from test_approvals import request_row, submit, thread_texts, wait_state
 
 from bot import ids, outcomes
-
-
-@pytest.fixture
-def direct(tmp_path, sandbox, emu):
-    """A bot where nothing needs approval: commands run as soon as they are asked for."""
-    running = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none")
-    yield running
-    running.server.stop()
 
 
 def requester_thread(bot: Any, request_id: str) -> str:
@@ -36,10 +36,6 @@ def android(claims: Any, **where: Any) -> dict[str, Any]:
         )
 
     return claims.android(match)
-
-
-def serial(device: dict[str, Any]) -> str:
-    return device.get("serialNumber") or device["hardwareInfo"]["serialNumber"]
 
 
 @pytest.mark.both_stores
@@ -179,19 +175,7 @@ def test_never_acknowledged_command_expires_and_offers_reissue(tmp_path, sandbox
         sandbox.fleet.set_never_ack(device["name"])
         request_id = submit(bot, "lock", serial(device))
         wait_state(bot, request_id, "expired", timeout=20)
-        row = request_row(bot, request_id)
-        note = wait_until(
-            lambda: next(
-                (
-                    m
-                    for m in emu.messages(row["requester_channel"], thread_ts=row["requester_ts"])
-                    if ids.ActionId.REISSUE in json.dumps(m)
-                ),
-                None,
-            ),
-            10,
-            "a Re-issue button in the thread",
-        )
+        note = thread_message(bot, request_id, ids.ActionId.REISSUE, "a Re-issue button")
         sandbox.fleet.set_never_ack(device["name"], on=False)
         emu.click(OPERATOR, ids.ActionId.REISSUE, message=note)
         new_id = wait_until(

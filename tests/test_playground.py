@@ -17,24 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_until
 from slack_sdk import WebClient
 
 from bot.playground.main import APPROVALS, APPROVER1, HELPDESK, OPERATOR, start_playground
 
 ALEX = "U0APPROVER1"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def wait_until(predicate: Any, timeout: float = 10.0, message: str = "") -> Any:
-    """Poll until truthy or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message or predicate}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

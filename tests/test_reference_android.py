@@ -28,31 +28,15 @@ from tests.conftest import (
     Bot,
     Claims,
     flatten,
+    open_modal,
+    request_row,
+    serial,
     start_bot,
+    wait_state,
     wait_until,
 )
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-
-def serial(device: dict[str, Any]) -> str:
-    return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
-
-
-def open_modal(bot: Bot, text: str, user: str = OPERATOR) -> dict[str, Any]:
-    """Type `/device <text>`; returns the modal once it shows its real content."""
-    mark = bot.emu.mark()
-    bot.slash(text, user=user)
-    view_id = bot.emu.wait_for_call("views.open", since=mark).response["view"]["id"]
-
-    def settled() -> dict[str, Any] | None:
-        view = bot.emu.open_view(user)
-        if not view or view["id"] != view_id or ":hourglass" in flatten(view):
-            return None
-        return view
-
-    view: dict[str, Any] = wait_until(settled, 15, f"the modal of {text!r}")
-    return view
 
 
 def element(view: dict[str, Any], block_id: str) -> dict[str, Any]:
@@ -79,20 +63,8 @@ def submitted_request(bot: Bot, action: str, device_id: str) -> dict[str, Any]:
     return rows[-1]
 
 
-def row(bot: Bot, request_id: str) -> dict[str, Any]:
-    return dict(next(bot.store.db().query("SELECT * FROM requests WHERE id = ?", [request_id])))
-
-
-def wait_state(bot: Bot, request_id: str, *states: str, timeout: float = 20) -> dict[str, Any]:
-    return wait_until(
-        lambda: (r := row(bot, request_id))["state"] in states and r,
-        timeout,
-        f"request {request_id} to reach {states}",
-    )
-
-
 def thread(bot: Bot, request_id: str) -> str:
-    r = row(bot, request_id)
+    r = request_row(bot, request_id)
     return "\n".join(
         flatten(m) for m in bot.emu.messages(r["requester_channel"], thread_ts=r["requester_ts"])
     )
@@ -107,7 +79,7 @@ def wait_told(bot: Bot, request_id: str, words: str, timeout: float = 15) -> str
 
 
 def operation(bot: Bot, request_id: str) -> Any:
-    ref = wait_until(lambda: row(bot, request_id)["google_ref"], 10, "the command sent")
+    ref = wait_until(lambda: request_row(bot, request_id)["google_ref"], 10, "the command sent")
     return bot.sandbox.fleet.operations[ref]
 
 
@@ -161,7 +133,7 @@ def test_lost_mode_email_is_a_plain_string_and_the_message_field_fits_slack(
     wait_told(
         bot, request_id, f"{serial(device)} is locked in lost mode; the screen shows your message."
     )
-    r = row(bot, request_id)
+    r = request_row(bot, request_id)
     parent = flatten(bot.emu.message(r["requester_channel"], r["requester_ts"]))
     # in words a person would write, never a made-up verb ("asked to lost mode")
     assert f"asked to *put it in lost mode*: {serial(device)}" in parent
@@ -226,7 +198,7 @@ def test_waiting_for_the_person_is_told_and_retold_when_it_changes(
     sandbox_android.set_command_status(bot.sandbox.fleet, op.name, "SUCCESS")
     result = json.loads(wait_state(bot, request_id, "succeeded")["result"])
     assert result["text"].startswith(f"eSIM added to {serial(device)}.")
-    r = row(bot, request_id)
+    r = request_row(bot, request_id)
     notes = bot.emu.messages(r["requester_channel"], thread_ts=r["requester_ts"])
     waiting = [m for m in notes if "Waiting for the person on the device" in flatten(m)]
     assert len(waiting) == 1  # told once per change, however often it was polled
@@ -460,6 +432,6 @@ def test_add_esim_activated_on_a_personal_device_never_reaches_google(
     )
     result = json.loads(wait_state(bot, request_id, "failed")["result"])
     assert "personally owned" in result["text"]
-    assert row(bot, request_id)["google_ref"] is None
+    assert request_row(bot, request_id)["google_ref"] is None
     assert not bot.sandbox.fleet.device_operations.get(device["name"])
     wait_told(bot, request_id, "personally owned")

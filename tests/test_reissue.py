@@ -5,10 +5,17 @@ a payload anyone can forge."""
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
-from conftest import APPROVALS, APPROVER1, OPERATOR, flatten, start_bot, wait_until
+from conftest import (
+    APPROVALS,
+    APPROVER1,
+    OPERATOR,
+    flatten,
+    start_bot,
+    thread_message,
+    wait_until,
+)
 from test_approvals import request_row, submit, wait_state
 
 from bot import approvals, audit, ids
@@ -96,18 +103,7 @@ def test_expired_command_is_reissued_once_by_its_requester(tmp_path, sandbox, em
         request_id = submit(bot, "lock", device["hardwareInfo"]["serialNumber"])
         wait_state(bot, request_id, "expired", timeout=20)
         row = request_row(bot, request_id)
-        note = wait_until(
-            lambda: next(
-                (
-                    m
-                    for m in emu.messages(row["requester_channel"], thread_ts=row["requester_ts"])
-                    if ids.ActionId.REISSUE in json.dumps(m)
-                ),
-                None,
-            ),
-            10,
-            "a Re-issue button in the thread",
-        )
+        note = thread_message(bot, request_id, ids.ActionId.REISSUE, "a Re-issue button")
         sandbox.fleet.set_never_ack(device["name"], on=False)
         emu.click(OTHER_OPERATOR, ids.ActionId.REISSUE, message=note)
         bot.wait_ephemeral("Only the requester or an approver", OTHER_OPERATOR)

@@ -567,16 +567,6 @@ def test_validator_types() -> None:
 # ---- through Slack: what the bot sends meets the documents; the reference's errors reach people ---
 
 
-@pytest.fixture
-def direct(tmp_path: Any, sandbox: Any, emu: Any) -> Iterator[Any]:
-    """A bot where nothing needs approval: a submitted modal runs at once."""
-    from conftest import start_bot
-
-    running = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none")
-    yield running
-    running.server.stop()
-
-
 def _serial(device: dict[str, Any]) -> str:
     return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
 

@@ -23,16 +23,20 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import ids
-from tests.conftest import OPERATOR, Bot, Claims, flatten, start_bot, wait_until
+from tests.conftest import (
+    OPERATOR,
+    Bot,
+    Claims,
+    flatten,
+    serial,
+    start_bot,
+    wait_until,
+)
 
 APP_TOKEN = "xapp-1-test"
 
 
 # ---- helpers ----------------------------------------------------------------------------------
-
-
-def serial(device: dict[str, Any]) -> str:
-    return str(device.get("serialNumber") or device["hardwareInfo"]["serialNumber"])
 
 
 def http_status(url: str, data: bytes | None = None) -> int:

@@ -8,7 +8,6 @@ The bot runs against its own sandbox (650 Chrome devices: three pages of 300; 60
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,16 +20,6 @@ from bot.stats.cache import OverviewCache
 from tests.conftest import APPROVER1, OPERATOR, OUTSIDER, Bot, flatten, start_bot, wait_until
 
 DM = "D" + OPERATOR[1:]
-
-
-@pytest.fixture
-def fleet_bot(tmp_path: Any, emu: Any) -> Iterator[Bot]:
-    sandbox = Sandbox(chrome=650, android=60, seed=11, command_delay=0.3).start()
-    running = start_bot(tmp_path, sandbox, emu)
-    running.settle()  # the scheduler is paused: every Google call from here on is ours
-    yield running
-    running.server.stop()
-    sandbox.stop()
 
 
 def chrome_lists(entries: list[tuple[str, str]]) -> list[dict[str, list[str]]]:
