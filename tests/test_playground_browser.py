@@ -622,14 +622,7 @@ def play_disable_flow(page: Page, pg: Any) -> dict[str, Any]:
         ),
         message="Approve",
     )
-    page.confirm_if_asked()
-    page.until(
-        lambda d: (
-            (pg.sandbox.fleet.chrome_get(device["deviceId"]) or {}).get("status") == "DISABLED"
-        ),
-        timeout=15,
-        message="the sandbox device to be disabled",
-    )
+    confirm_until_disabled(page, pg, device)
     page.click(  # found again if the message re-renders (its reply count changes) meanwhile
         lambda: next(iter(page.css(f'#messages .msg[data-ts="{ts}"] .thread-link')), None),
         timeout=15,
@@ -700,6 +693,18 @@ def run_step_in_home(page: Page, device: dict[str, Any], reason: str) -> None:
     page.css('button[type="submit"]', form)[0].click()
 
 
+def confirm_until_disabled(page: Page, pg: Any, device: dict[str, Any]) -> None:
+    """Confirm the approval if asked, then wait until the sandbox has disabled the device."""
+    page.confirm_if_asked()
+    page.until(
+        lambda d: (
+            (pg.sandbox.fleet.chrome_get(device["deviceId"]) or {}).get("status") == "DISABLED"
+        ),
+        timeout=15,
+        message="the sandbox device to be disabled",
+    )
+
+
 def home_text(page: Page) -> str:
     return "\n".join(e.text for e in page.css(".home-view"))
 
@@ -733,14 +738,7 @@ def test_home_tab_and_the_workflow_step_in_the_browser(page: Page, pg: Any) -> N
         timeout=15,
         message="Approve on the approver's Home tab",
     )
-    page.confirm_if_asked()
-    page.until(
-        lambda d: (
-            (pg.sandbox.fleet.chrome_get(device["deviceId"]) or {}).get("status") == "DISABLED"
-        ),
-        timeout=15,
-        message="the sandbox device to be disabled",
-    )
+    confirm_until_disabled(page, pg, device)
     page.switch_user(OPERATOR)
     done = page.until(
         lambda d: next(iter(page.css(".step.completed")), None),

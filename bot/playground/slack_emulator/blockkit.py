@@ -264,6 +264,15 @@ def _check_element(el: Any, pointer: str) -> list[str]:
     return errors
 
 
+def _elements(block: JSON, p: str, limit: int) -> tuple[list[Any], list[str]]:
+    """A context or actions block's elements, or none and the error when they are not an
+    array of 1 to `limit` items."""
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= limit:
+        return [], [error_at(f"must be an array of 1 to {limit} items", p + "/elements")]
+    return elements, []
+
+
 def _check_block(block: JSON, p: str, surface: str) -> list[str]:
     kind = block["type"]
     errors: list[str] = []
@@ -285,33 +294,27 @@ def _check_block(block: JSON, p: str, surface: str) -> list[str]:
     elif kind == "header":
         errors += _check_text(block.get("text"), p + "/text", _max("header_text"), plain_only=True)
     elif kind == "context":
-        elements = block.get("elements")
-        limit = _max("context_elements")
-        if not isinstance(elements, list) or not 1 <= len(elements) <= limit:
-            errors.append(error_at(f"must be an array of 1 to {limit} items", p + "/elements"))
-        else:
-            for e, el in enumerate(elements):
-                ep = f"{p}/elements/{e}"
-                if isinstance(el, dict) and el.get("type") == "image":
-                    errors += _check_element(el, ep)
-                else:
-                    errors += _check_text(el, ep, _max("text"))
+        elements, problems = _elements(block, p, _max("context_elements"))
+        errors += problems
+        for e, el in enumerate(elements):
+            ep = f"{p}/elements/{e}"
+            if isinstance(el, dict) and el.get("type") == "image":
+                errors += _check_element(el, ep)
+            else:
+                errors += _check_text(el, ep, _max("text"))
     elif kind == "actions":
-        elements = block.get("elements")
-        limit = _max("actions_elements")
-        if not isinstance(elements, list) or not 1 <= len(elements) <= limit:
-            errors.append(error_at(f"must be an array of 1 to {limit} items", p + "/elements"))
-        else:
-            seen_actions: set[str] = set()
-            for e, el in enumerate(elements):
-                errors += _check_element(el, f"{p}/elements/{e}")
-                action_id = el.get("action_id") if isinstance(el, dict) else None
-                if isinstance(action_id, str):
-                    if action_id in seen_actions:
-                        errors.append(
-                            error_at(f"duplicate action_id {action_id!r}", f"{p}/elements/{e}")
-                        )
-                    seen_actions.add(action_id)
+        elements, problems = _elements(block, p, _max("actions_elements"))
+        errors += problems
+        seen_actions: set[str] = set()
+        for e, el in enumerate(elements):
+            errors += _check_element(el, f"{p}/elements/{e}")
+            action_id = el.get("action_id") if isinstance(el, dict) else None
+            if isinstance(action_id, str):
+                if action_id in seen_actions:
+                    errors.append(
+                        error_at(f"duplicate action_id {action_id!r}", f"{p}/elements/{e}")
+                    )
+                seen_actions.add(action_id)
     elif kind == "input":
         errors += _check_text(
             block.get("label"), p + "/label", _max("input_label"), plain_only=True
