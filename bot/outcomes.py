@@ -176,14 +176,38 @@ def _finish(
         except DeviceBotError as exc:
             log.warning("could not fetch %s of %s: %s", name, row["device_id"], exc.message)
             text += "\n" + outcome_words.download_line(name, url)
-    threads.finish(svc, row["request_id"], state, text, detail)
+    pointer = None
+    if fetched and request is not None and request.approval_ts:
+        pointer = file_pointer(svc, request, text, [name for name, _ in fetched])
+    threads.finish(svc, row["request_id"], state, text, detail, approval_text=pointer)
     if request is not None:
         for name, content in fetched:
             _upload(svc, request, name, content)
 
 
+def file_pointer(svc: Services, request: requests.Request, text: str, names: list[str]) -> str:
+    """The approval thread's outcome of a command that produced files: the same words, and
+    where the files are instead of the files.
+
+    A screenshot or logs go to the person who asked for them, in their thread, and nowhere
+    else: a kiosk's screen and a device's system logs can show people's data, and the
+    approvers of a shared channel need to know that it ran, not what it captured.
+    """
+    first, *rest = text.split("\n")
+    files = ", ".join(f"`{esc(n)}`" for n in names)
+    channel, ts = request.requester_channel, request.requester_ts
+    direct = channel == request.requester or str(channel).startswith("D")
+    link = None if direct or not (channel and ts) else svc.out.permalink(channel, ts)
+    if link:
+        where = f"is in <@{request.requester}>'s thread (<{link}|open it>), not copied here."
+    else:
+        where = f"was sent to <@{request.requester}> only, not copied here."
+    return "\n".join([f"{first.rstrip(':')}: {files} {where}", *rest])
+
+
 def _upload(svc: Services, request: requests.Request, name: str, content: bytes) -> None:
-    """A command's file, shared in the requester's thread (Slack's external upload flow)."""
+    """A command's file, shared in the requester's thread only (Slack's external upload flow;
+    the approval thread has a pointer to it, see file_pointer)."""
     channel, ts = request.requester_channel, request.requester_ts
     if not (channel and ts):
         return
@@ -199,7 +223,7 @@ def _upload(svc: Services, request: requests.Request, name: str, content: bytes)
         log.exception("could not upload %s to the thread of %s", name, request.id)
 
         threads.tell_threads(
-            svc, request, f"The file `{esc(name)}` could not be shared here.", approval=False
+            svc, request, f"The file `{esc(name)}` could not be shared in the requester's thread."
         )
 
 

@@ -69,9 +69,16 @@ def note(
 
 
 def finish(
-    svc: Services, request_id: str, state: RequestState, text: str, detail: dict[str, Any]
+    svc: Services,
+    request_id: str,
+    state: RequestState,
+    text: str,
+    detail: dict[str, Any],
+    *,
+    approval_text: str | None = None,
 ) -> bool:
-    """executing → a final state, once; the outcome goes into both threads."""
+    """executing → a final state, once; the outcome goes into both threads (`approval_text`,
+    when given, is what the approval thread reads instead of `text`)."""
     won = requests.transition(
         svc,
         request_id,
@@ -84,7 +91,9 @@ def finish(
     if not won:
         return False
     request = requests.load(svc, request_id)
-    announce(svc, request, text, reissue=state == RequestState.EXPIRED)
+    announce(
+        svc, request, text, reissue=state == RequestState.EXPIRED, approval_text=approval_text
+    )
     svc.changed(RequestFinished(request))
     return True
 
@@ -97,26 +106,35 @@ def tell_threads(
     approval: bool = True,
     both: bool = True,
     reissue: bool = False,
+    approval_text: str | None = None,
 ) -> None:
-    """Say something in the request's threads (the requester's, and the approval one)."""
-    blocks = request_views.thread_note(request, text, reissue=reissue)
-    targets = [(request.requester_channel, request.requester_ts)]
+    """Say something in the request's threads (the requester's, and the approval one, which
+    reads `approval_text` instead when it is given)."""
+    targets = [(request.requester_channel, request.requester_ts, text)]
     if approval and both:
-        targets.append((request.approval_channel, request.approval_ts))
-    for channel, ts in targets:
+        targets.append((request.approval_channel, request.approval_ts, approval_text or text))
+    for channel, ts, words in targets:
         if channel and ts:
+            blocks = request_views.thread_note(request, words, reissue=reissue)
             try:
-                svc.out.post(channel, text, blocks, thread_ts=ts)
+                svc.out.post(channel, words, blocks, thread_ts=ts)
             except Exception:
                 log.exception("could not post to the thread of %s", request.id)
 
 
-def announce(svc: Services, request: requests.Request, text: str, *, reissue: bool = False) -> None:
+def announce(
+    svc: Services,
+    request: requests.Request,
+    text: str,
+    *,
+    reissue: bool = False,
+    approval_text: str | None = None,
+) -> None:
     """A change of state, told once: both messages edited to show `request` as it now is,
     and `text` in both threads. Changes made by one click are told together: load the
     request after the last of them."""
     refresh_messages(svc, request)
-    tell_threads(svc, request, text, reissue=reissue)
+    tell_threads(svc, request, text, reissue=reissue, approval_text=approval_text)
 
 
 def refresh_messages(svc: Services, request: requests.Request) -> None:
