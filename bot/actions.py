@@ -297,7 +297,8 @@ def register(app: App, svc: Services, commands: Commands) -> None:
                 )
             devices = tuple(svc.devices.get(meta.platform, d) for d in meta.device_ids)
         secret = {name: params.pop(name) for name in spec.secret_fields() if name in params}
-        reason = str(params.pop("reason", "") or "")
+        # the action's own reason field, or the one the form adds when approval is needed
+        reason = str(params.pop("reason", "") or values.get("reason") or "").strip()[:500]
         request_id = approvals.submit(
             svc,
             requests.NewRequest(

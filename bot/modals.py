@@ -252,6 +252,12 @@ def _element(spec: FieldSpec, initial: Any) -> dict[str, Any]:
     return element
 
 
+#: the reason asked of an action that has none of its own when APPROVAL_REQUIRED names it
+APPROVAL_REASON = FieldSpec(
+    "reason", "Reason", "multiline", max_length=500, placeholder="Ticket, what happened"
+)
+
+
 def input_block(spec: FieldSpec, initial: Any = None) -> Block:
     """One input for one FieldSpec: block_id and action_id are the field's name."""
     block: Block = {
@@ -385,6 +391,8 @@ def action_view(
         out.append(section(effect))
     summary = device_summary(devices)
     fields = catalog.fields_for(spec, one)
+    if needs_approval and not any(f.name == "reason" for f in fields):
+        fields = (*fields, APPROVAL_REASON)  # the approver reads why, as for every such action
     inputs = [input_block(f, initial.get(f.name)) for f in fields]
     if spec.kind == "patch" and (clear := clear_block(spec.fields, initial)) is not None:
         inputs.append(clear)

@@ -144,8 +144,8 @@ class SlackOut:
         files_upload_v2 does the three steps: files.getUploadURLExternal, a POST of the bytes
         to the upload_url it answers, then files.completeUploadExternal with channel_id.
         """
-        if self.sandbox:
-            comment = f"[SANDBOX] {comment}".strip()
+        if self.sandbox:  # the same sandbox line as every other message (not a bare "[SANDBOX]")
+            comment = f"{comment}\n{SANDBOX_MARK}".strip()
         response = self.client.files_upload_v2(
             channel=channel,
             filename=filename,

@@ -46,7 +46,8 @@ def test_every_action_renders_a_valid_modal(spec: catalog.ActionSpec) -> None:
     assert all(len(a) <= 255 for a in ids_in(view))
     assert view["callback_id"] == ids.CallbackId.ACTION
     inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
-    assert set(inputs) == {f.name for f in catalog.fields_for(spec, target[0])}
+    # an action waiting for approval always asks why, in its own field or the form's
+    assert set(inputs) == {f.name for f in catalog.fields_for(spec, target[0])} | {"reason"}
     for block_id, block in inputs.items():
         assert block["element"]["action_id"] == block_id
     meta = modals.Metadata.from_json(view["private_metadata"])

@@ -23,7 +23,8 @@ from google.oauth2.credentials import Credentials
 from bot import ids, outcomes
 from bot.google import NoResendHttp
 from bot.sandbox.testing import wait_for
-from tests.conftest import APPROVALS, APPROVER1, HELPDESK, Claims, flatten, start_bot
+from tests.conftest import APPROVALS, APPROVER1, HELPDESK, OPERATOR, Claims, flatten, start_bot
+from tests.test_actions import inputs, request_rows, run
 from tests.test_approvals import approval_message, request_row, submit, wait_state
 
 #: the bearer token the bot's Google client carries in this module (a service account's
@@ -135,7 +136,6 @@ def test_an_approved_file_command_shares_the_file_once_and_points_the_approvers_
     fetched = [h for target, h in bot.extras["downloads"] if device["deviceId"] in target]
     assert len(fetched) == 1, fetched
     assert fetched[0].get("authorization") == f"Bearer {TOKEN}"
-    # …and the API calls carry the same credentials (the download is no different)
     assert bot.sandbox.log.count("GET", f"sandbox/files/{device['deviceId']}/") == 1
 
 
@@ -191,3 +191,24 @@ def test_the_pointer_to_a_direct_message_has_no_link() -> None:
         "Screenshot of 5CD1<b>: `shot&lt;1&gt;.png` was sent to <@U0OPERATOR> only,"
         " not copied here.\nline two"
     )
+
+
+def test_a_command_that_needs_approval_asks_why_and_the_approver_reads_it(
+    approving: Any, claims: Claims
+) -> None:
+    """A screenshot has no reason field of its own; once it needs approval, its form asks
+    for one, and the approval card shows it (the reason everywhere)."""
+    bot = approving
+    device = claims.chrome_kiosk()
+    view = run(bot, f"screenshot {device['serialNumber']}")
+    assert "reason" in inputs(view)
+    reply = bot.emu.submit_view(OPERATOR, view["id"], {"reason": "INC-6022 blank kiosk"})
+    assert reply.status == 200
+    rows = wait_for(lambda: request_rows(bot, "screenshot"), 10, "the request")
+    assert [r["reason"] for r in rows] == ["INC-6022 blank kiosk"]
+    assert "INC-6022 blank kiosk" in flatten(approval_message(bot, rows[0]["id"]))
+
+
+def test_a_command_that_needs_no_approval_asks_no_reason(bot: Any, claims: Claims) -> None:
+    view = run(bot, f"screenshot {claims.chrome_kiosk()['serialNumber']}")
+    assert "reason" not in inputs(view)

@@ -413,3 +413,21 @@ def test_a_modal_menu_of_the_bots_options_is_filled_through_block_suggestion(pg:
     assert pg.emulator.deliveries[-1].kind == "block_suggestion"
     status, body = post(pg, "/api/suggest", {"user": OPERATOR, "action_id": "ou"})
     assert status == 400
+
+
+def test_a_file_the_bot_shared_is_served_from_the_page_origin_and_a_persons_is_not(
+    pg: Any,
+) -> None:
+    """The page shows a shared image from its own origin (its CSP allows no other); a file a
+    person picked in a form is not served there (on the emulator it needs the bot token)."""
+    client = WebClient(token=pg.server.settings.slack_bot_token.get(), base_url=pg.emulator.api_url)
+    png = b"\x89PNG\r\n\x1a\nnot really the rest"
+    shared = client.files_upload_v2(
+        channel=HELPDESK, filename="shot.png", content=png, title="Screenshot"
+    )["file"]
+    status, headers, body = get(pg, f"/files/{shared['id']}/shot.png")
+    assert (status, headers["Content-Type"], body) == (200, "image/png", png)
+    assert "img-src 'self'" in headers["Content-Security-Policy"]
+    private = pg.emulator.uploads.user_upload(OPERATOR, "devices.csv", b"device\nX1\n")
+    assert get(pg, f"/files/{private['id']}/devices.csv")[0] == 404
+    assert get(pg, "/files/FNOSUCH/x.png")[0] == 404

@@ -123,10 +123,30 @@ class Playground:
                 ],
             )
             return self._events(user)
+        if path.startswith("/files/"):
+            return self._file(path, start_response)
         if path == "/favicon.ico":
             start_response("204 No Content", [])
             return [b""]
         return _plain(start_response, "404 Not Found", "not found\n")
+
+    def _file(self, path: str, start_response: StartResponse) -> list[bytes]:
+        """`GET /files/<id>/<name>`: a file the bot shared, from this page's own origin (the page
+        shows an image inline; its CSP keeps images to its origin). A person's own upload needs
+        the bot token on the emulator, and is not served here."""
+        status, body, ctype = self.emu.uploads.download(path)
+        if status != 200:
+            return _plain(start_response, "404 Not Found", "not found\n")
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", ctype),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+                *SECURITY_HEADERS,
+            ],
+        )
+        return [body]
 
     def _post(
         self, path: str, environ: dict[str, Any], start_response: StartResponse

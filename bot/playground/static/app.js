@@ -814,7 +814,11 @@
       body.append(a);
     }
     for (const f of m.files || []) {
-      // a file shared by files.completeUploadExternal: a download link served by the emulator
+      // a file shared by files.completeUploadExternal: a download link served by the emulator;
+      // an image is shown too, as Slack does, from the page's own origin (/files/<id>/<name>)
+      if (/^image\/(png|jpeg|gif)$/.test(f.mimetype || "") && /^F[A-Z0-9]+$/.test(f.id || "")) {
+        body.append(el("img", { className: "file-image", src: `/files/${f.id}/${encodeURIComponent(f.name || "image")}`, alt: f.title || f.name || "image" }));
+      }
       body.append(el("a", { className: "file", href: f.url_private, download: f.name, text: `📄 ${f.title || f.name} (${f.size} bytes)` }));
     }
     if (opts.replies) {
