@@ -9,6 +9,8 @@ edits it in place (chat.update, at most every PROGRESS_EVERY seconds) while it r
   the CSV's columns: `fields=chromeosdevices(deviceId,…,meid),nextPageToken`. The
   projection is FULL only because `recentUsers` (a list field) is not in BASIC; the
   `fields` selector already cuts each device down to the columns.
+  A person's search (an email, bare or `user:`) reads the same union the search page
+  shows: `user:x`, `recent_user:x` (devices.person_queries), each device once.
 - Android: the local index (AMAPI has no server-side filter; the index is refreshed by its
   job), so no Google call at all.
 
@@ -36,7 +38,7 @@ from bot.dates import utc_minute
 from bot.devices import android_device
 from bot.errors import DeviceBotError, ValidationError
 from bot.google.chrome import MAX_LIST_RESULTS
-from bot.search_query import plan_query
+from bot.search_query import PERSON_CAP, person_queries, plan_query
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -145,6 +147,10 @@ def chrome_rows(
     if chrome is None or query_or_none is None:  # a filter left Chrome out (platform:, status:)
         return
     query = query_or_none
+    persons = person_queries(query)
+    if persons is not None:  # a person: the same union the search shows
+        yield from _person_rows(svc, persons, counts, on_page)
+        return
     token: str | None = None
     while True:
         page = chrome.list_devices(
@@ -162,6 +168,43 @@ def chrome_rows(
         token = page.next_page_token
         if not token:
             return
+
+
+def _person_rows(
+    svc: Services, queries: list[str], counts: Counts, on_page: Callable[[Counts], None]
+) -> Iterator[list[str]]:
+    """A person's Chrome devices as their search page lists them (devices.person_queries):
+    the union of `user:x`, `recent_user:x` (and the bare email), each read up to
+    PERSON_CAP devices as the search does, every device once, by serial."""
+    chrome = svc.google.require_chrome()
+    found: dict[str, dict[str, Any]] = {}
+    for query in queries:
+        token: str | None = None
+        read = 0
+        while read < PERSON_CAP:
+            page = chrome.list_devices(
+                query,
+                projection="FULL",
+                max_results=PAGE_SIZE,
+                page_token=token,
+                fields=CHROME_FIELDS,
+            )
+            counts.pages += 1
+            for raw in page.items[: PERSON_CAP - read]:
+                found.setdefault(str(raw.get("deviceId") or ""), raw)
+            read += len(page.items)
+            counts.chrome = len(found)
+            on_page(counts)
+            token = page.next_page_token
+            if not token:
+                break
+    yield from (
+        chrome_row(raw)
+        for raw in sorted(
+            found.values(),
+            key=lambda r: (str(r.get("serialNumber") or "").upper(), str(r.get("deviceId"))),
+        )
+    )
 
 
 def android_rows(svc: Services, query: str, counts: Counts) -> Iterator[list[str]]:
