@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 
 from bot import ids
+from tests import test_find_people as people
 from tests.conftest import OPERATOR, Bot, wait_until
-from tests.test_find_people import person, shown_devices, slack  # noqa: F401 (fixtures)
 from tests.test_lookup import ephemeral
+
+#: the person (three devices of one new email) and the checked bot of test_find_people
+person, slack, shown_devices = people.person, people.slack, people.shown_devices
 
 PLATFORMS = {"Chrome OS": "chrome", "Android": "android"}
 
@@ -36,7 +39,7 @@ def export_of(bot: Bot, page: dict[str, Any]) -> list[dict[str, str]]:
 @pytest.mark.parametrize("form", ["{email}", "user:{email}"])
 def test_the_export_of_a_persons_search_holds_exactly_the_devices_it_shows(
     slack: Bot,
-    person: dict[str, Any],  # noqa: F811
+    person: dict[str, Any],
     form: str,
 ) -> None:
     query = form.format(email=person["email"])
