@@ -28,10 +28,11 @@ from typing import Any
 
 import pytest
 
-from bot import capabilities, cards, catalog, ids, lost_cases
+from bot import capabilities, catalog, ids
 from bot.devices import Device
 from bot.errors import DeviceBotError
 from bot.google.android import google_duration
+from bot.lookup_buttons import card_for
 from bot.sandbox import Sandbox
 from bot.sandbox.testing import wait_for
 from tests.conftest import APPROVALS, OPERATOR, Bot, flatten, start_bot
@@ -68,11 +69,7 @@ def fleet_bot(tmp_path: Any, emu: Any) -> Iterator[Bot]:
 
 def card_buttons(bot: Bot, device: Device) -> set[str]:
     """The actions on the device's card, as `/device info` builds it."""
-    blocks = cards.device_card(
-        device,
-        lost_case=lost_cases.open_case_for(bot.svc, device.platform, device.id),
-        kiosk_org_units=bot.svc.settings.kiosk_org_units,
-    )
+    _, blocks = card_for(bot.svc, device)
     return {
         e["action_id"].removeprefix(PREFIX)
         for b in blocks
