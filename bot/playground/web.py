@@ -134,7 +134,7 @@ class Playground:
         """`GET /files/<id>/<name>`: a file the bot shared, from this page's own origin (the page
         shows an image inline; its CSP keeps images to its origin). A person's own upload needs
         the bot token on the emulator, and is not served here."""
-        status, body, ctype = self.emu.uploads.download(path)
+        status, body, ctype = self.page.emu.uploads.download(path)
         if status != 200:
             return _plain(start_response, "404 Not Found", "not found\n")
         start_response(
