@@ -91,9 +91,7 @@ def finish(
     if not won:
         return False
     request = requests.load(svc, request_id)
-    announce(
-        svc, request, text, reissue=state == RequestState.EXPIRED, approval_text=approval_text
-    )
+    announce(svc, request, text, reissue=state == RequestState.EXPIRED, approval_text=approval_text)
     svc.changed(RequestFinished(request))
     return True
 
