@@ -10,9 +10,7 @@ import json
 from typing import Any
 
 import pytest
-
-from bot import catalog, ids
-from tests.conftest import (
+from conftest import (
     APPROVALS,
     HELPDESK,
     OPERATOR,
@@ -26,6 +24,8 @@ from tests.conftest import (
     settled,
     wait_until,
 )
+
+from bot import catalog, ids
 
 run = open_modal  # what the action tests (and modules importing from here) call it
 

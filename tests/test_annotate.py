@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 import pytest
+from conftest import OPERATOR, Bot, Claims, flatten, wait_until
 
 from bot import annotation, audit, catalog, ids, modals
 from bot.devices import chrome_device
 from bot.errors import ValidationError
-from tests.conftest import OPERATOR, Bot, Claims, flatten, wait_until
 from tests.test_actions import run, serial
 
 SPEC = catalog.action_for("annotate", "chrome")

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APPROVALS, APPROVER1, flatten, wait_until
-from test_approvals import approval_message, submit, wait_state
+from conftest import APPROVALS, APPROVER1, approval_message, flatten, wait_state, wait_until
+from test_approvals import submit
 
 from bot import audit, audit_key, ids
 from bot.store import Store, migrations

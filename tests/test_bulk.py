@@ -11,8 +11,7 @@ import io
 import json
 from typing import Any
 
-from bot import bulk_list, ids
-from tests.conftest import (
+from conftest import (
     APPROVER1,
     HELPDESK,
     OPERATOR,
@@ -25,6 +24,8 @@ from tests.conftest import (
     start_bot,
     wait_until,
 )
+
+from bot import bulk_list, ids
 
 LIST = str(ids.CallbackId.BULK_LIST)
 CONFIRM = str(ids.CallbackId.BULK_CONFIRM)
@@ -440,8 +441,9 @@ def test_two_references_to_one_device_and_an_ambiguous_asset_id_are_left_out(
 
 
 def test_bulk_caps_setting() -> None:
+    from conftest import base_env
+
     from bot.settings import SettingsError, load_settings
-    from tests.conftest import base_env
 
     def caps(raw: str) -> Any:
         return load_settings(base_env("x.db", "http://127.0.0.1:1/api/", BULK_CAPS=raw)).bulk_caps

@@ -7,6 +7,14 @@ import copy
 from typing import Any
 
 import pytest
+from conftest import (
+    APPROVALS,
+    OPERATOR,
+    Bot,
+    Claims,
+    flatten,
+    serial,
+)
 
 from bot import capabilities, catalog, ids
 from bot.cards.device import device_card
@@ -16,14 +24,6 @@ from bot.sandbox.api import ApiError
 from bot.sandbox.chrome_commands import session_refusal
 from bot.sandbox.chrome_status import change_status
 from bot.sandbox.fleet import AndroidOperation, Fleet
-from tests.conftest import (
-    APPROVALS,
-    OPERATOR,
-    Bot,
-    Claims,
-    flatten,
-    serial,
-)
 from tests.test_actions import run
 
 

@@ -14,13 +14,7 @@ from dataclasses import replace
 from typing import Any, get_args
 
 import pytest
-
-from bot import catalog, execution, ids, outcome_words
-from bot.catalog import rules
-from bot.catalog.specs import ActionSpec, Kind
-from bot.sandbox import android as sandbox_android
-from bot.sandbox import chrome_commands as sandbox_chrome
-from tests.conftest import (
+from conftest import (
     APPROVALS,
     APPROVER1,
     OPERATOR,
@@ -30,6 +24,12 @@ from tests.conftest import (
     start_bot,
     wait_until,
 )
+
+from bot import catalog, execution, ids, outcome_words
+from bot.catalog import rules
+from bot.catalog.specs import ActionSpec, Kind
+from bot.sandbox import android as sandbox_android
+from bot.sandbox import chrome_commands as sandbox_chrome
 from tests.test_actions import serial, settled
 
 SPECS = catalog.all_specs()

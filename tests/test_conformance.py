@@ -30,14 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-from bot import catalog, ids
-from bot.catalog import ActionSpec, FieldSpec
-from bot.devices import Device, android_device
-from bot.errors import ValidationError
-from bot.sandbox import android as sandbox_android
-from bot.sandbox.server import Answer
-from tests.conftest import (
+from conftest import (
     APPROVALS,
     APPROVER1,
     APPROVER2,
@@ -52,6 +45,13 @@ from tests.conftest import (
     start_bot,
     wait_until,
 )
+
+from bot import catalog, ids
+from bot.catalog import ActionSpec, FieldSpec
+from bot.devices import Device, android_device
+from bot.errors import ValidationError
+from bot.sandbox import android as sandbox_android
+from bot.sandbox.server import Answer
 
 #: Slack's own limit on a plain_text_input without max_length
 SLACK_TEXT_MAX = 3000

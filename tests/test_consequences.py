@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from conftest import OPERATOR, Bot, Claims, flatten
+
 from bot.catalog import params
-from tests.conftest import OPERATOR, Bot, Claims, flatten
 from tests.test_actions import inputs, request_rows, run, serial
 
 

@@ -17,9 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from conftest import base_env
 
 from bot.google import CallRecord
-from tests.conftest import base_env
 
 LATENCY = 0.5
 

@@ -21,9 +21,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import APPROVALS, APPROVER1, LOST, OPERATOR, flatten, start_bot, wait_until
+from conftest import (
+    APPROVALS,
+    APPROVER1,
+    LOST,
+    OPERATOR,
+    approval_message,
+    flatten,
+    request_row,
+    start_bot,
+    wait_state,
+    wait_until,
+)
 from test_actions import run
-from test_approvals import approval_message, request_row, submit, thread_texts, wait_state
+from test_approvals import submit, thread_texts
 
 from bot import ids, lost
 from bot.sandbox.api import rfc3339

@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import OPERATOR, OUTSIDER, Bot, flatten, wait_until
 
 from bot import audit, export
-from tests.conftest import OPERATOR, OUTSIDER, Bot, flatten, wait_until
 
 DM = "D" + OPERATOR[1:]
 

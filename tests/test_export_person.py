@@ -12,10 +12,10 @@ import io
 from typing import Any
 
 import pytest
+import test_find_people as people
+from conftest import OPERATOR, Bot, wait_until
 
 from bot import ids
-from tests import test_find_people as people
-from tests.conftest import OPERATOR, Bot, wait_until
 from tests.test_lookup import ephemeral
 
 #: the person (three devices of one new email) and the checked bot of test_find_people

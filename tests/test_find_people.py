@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import OPERATOR, Bot, Claims, flatten, wait_until
 
 from bot import ids
 from bot.search_query import person_queries
-from tests.conftest import OPERATOR, Bot, Claims, flatten, wait_until
 from tests.test_lookup import assert_slack_accepted_everything, buttons, ephemeral
 
 

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from conftest import APPROVALS, OPERATOR, Bot, flatten, start_bot
 
 from bot import capabilities, catalog, ids
 from bot.devices import Device
@@ -35,7 +36,6 @@ from bot.google.android import google_duration
 from bot.lookup_buttons import card_for
 from bot.sandbox import Sandbox
 from bot.sandbox.testing import wait_for
-from tests.conftest import APPROVALS, OPERATOR, Bot, flatten, start_bot
 from tests.test_actions import run
 
 PREFIX = f"{ids.ActionId.DEVICE_ACTION}:"

@@ -16,11 +16,14 @@ from conftest import (
     LOST,
     OPERATOR,
     OUTSIDER,
+    approval_message,
     flatten,
+    request_row,
     start_bot,
+    wait_state,
     wait_until,
 )
-from test_approvals import approval_message, request_row, submit, wait_state
+from test_approvals import submit
 
 from bot import approvals, audit, ids, request_views
 from bot.requests import NewRequest

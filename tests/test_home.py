@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import APPROVER1, APPROVER2, OPERATOR, OUTSIDER, flatten, wait_until
-from test_approvals import submit, wait_state
+from conftest import APPROVER1, APPROVER2, OPERATOR, OUTSIDER, flatten, wait_state, wait_until
+from test_approvals import submit
 
 from bot import home, ids
 from bot.roles import Role

@@ -21,6 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from conftest import (
+    APPROVER1,
+    APPROVER2,
+    BOT_TOKEN,
+    OPERATOR,
+    OUTSIDER,
+    SIGNING_SECRET,
+    base_env,
+    flatten,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,16 +41,6 @@ from bot.errors import ValidationError
 from bot.listeners import GuardedApp, guard
 from bot.playground.slack_emulator import validate_blocks, validate_view
 from bot.slack_out import SlackOut
-from tests.conftest import (
-    APPROVER1,
-    APPROVER2,
-    BOT_TOKEN,
-    OPERATOR,
-    OUTSIDER,
-    SIGNING_SECRET,
-    base_env,
-    flatten,
-)
 
 HELPDESK = "C0HELPDESK"
 UNEXPECTED = "Something went wrong on our side"

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import OPERATOR, Bot, flatten, start_bot, wait_until
 
 from bot import ids
-from tests.conftest import OPERATOR, Bot, flatten, start_bot, wait_until
 
 LATENCY = 5.0
 ACK_BUDGET = 1.5  # well under Slack's 3 seconds

@@ -9,10 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from bot import audit, ids
-from bot.store import epoch
-from tests.conftest import (
+from conftest import (
     APPROVER1,
     APPROVER2,
     OPERATOR,
@@ -22,6 +19,9 @@ from tests.conftest import (
     flatten,
     wait_until,
 )
+
+from bot import audit, ids
+from bot.store import epoch
 
 EVIL = "<!channel> & <https://evil|click>"
 EVIL_ESCAPED = "&lt;!channel&gt; &amp; &lt;https://evil|click&gt;"

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import OPERATOR, Bot, flatten, start_bot, wait_until
 
 from bot import ids
 from bot.playground.slack_emulator import validate_blocks
-from tests.conftest import OPERATOR, Bot, flatten, start_bot, wait_until
 
 
 @pytest.fixture(scope="module")

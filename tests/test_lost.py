@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from conftest import LOST, OPERATOR, flatten, start_bot, wait_until
-from test_approvals import submit, wait_state
+from conftest import LOST, OPERATOR, flatten, start_bot, wait_state, wait_until
+from test_approvals import submit
 
 from bot import lost
 

@@ -17,12 +17,16 @@ from conftest import (
     HELPDESK,
     LOST,
     OPERATOR,
+    approval_message,
     flatten,
+    request_rows,
+    serial,
     start_bot,
+    wait_state,
     wait_until,
 )
-from test_actions import request_rows, run, serial
-from test_approvals import approval_message, thread_texts, wait_state
+from test_actions import run
+from test_approvals import thread_texts
 
 from bot import ids, lost
 

@@ -10,10 +10,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import Bot
 from slack_sdk import WebClient
 
 from bot import ids
-from tests.conftest import Bot
 
 yaml = pytest.importorskip("yaml")
 

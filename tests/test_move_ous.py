@@ -12,9 +12,10 @@ import json
 import uuid
 from typing import Any
 
+from conftest import OPERATOR, OUTSIDER, Bot, Claims, flatten, wait_until
+
 from bot import moves
 from bot.sandbox.pools import ORG_UNITS
-from tests.conftest import OPERATOR, OUTSIDER, Bot, Claims, flatten, wait_until
 from tests.test_actions import ACTION, request_rows, run, serial
 
 

@@ -8,8 +8,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from conftest import APPROVER1, OPERATOR, Bot, Claims, start_bot, wait_until
+
 from bot import ids
-from tests.conftest import APPROVER1, OPERATOR, Bot, Claims, start_bot, wait_until
 from tests.test_approvals import approval_message, submit, wait_state
 from tests.test_resilience import BotProcess, process_env
 

@@ -18,12 +18,12 @@ from typing import Any
 import google_auth_httplib2
 import httplib2
 import pytest
+from conftest import APPROVALS, APPROVER1, HELPDESK, OPERATOR, Claims, flatten, start_bot
 from google.oauth2.credentials import Credentials
 
 from bot import ids, outcomes
 from bot.google import NoResendHttp
 from bot.sandbox.testing import wait_for
-from tests.conftest import APPROVALS, APPROVER1, HELPDESK, OPERATOR, Claims, flatten, start_bot
 from tests.test_actions import inputs, request_rows, run
 from tests.test_approvals import approval_message, request_row, submit, wait_state
 

@@ -16,10 +16,10 @@ import zipfile
 from typing import Any
 
 import pytest
+from conftest import APPROVER1, Claims, flatten
 
 from bot import ids
 from bot.sandbox.testing import wait_for
-from tests.conftest import APPROVER1, Claims, flatten
 from tests.test_approvals import approval_message, request_row, submit, wait_state
 
 

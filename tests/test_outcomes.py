@@ -10,12 +10,14 @@ from conftest import (
     APPROVALS,
     OPERATOR,
     flatten,
+    request_row,
     serial,
     start_bot,
     thread_message,
+    wait_state,
     wait_until,
 )
-from test_approvals import request_row, submit, thread_texts, wait_state
+from test_approvals import submit, thread_texts
 
 from bot import ids, outcomes
 

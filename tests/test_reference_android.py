@@ -12,15 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
-from bot import approvals, audit, capabilities, catalog, ids, outcome_words, requests
-from bot.catalog import params
-from bot.devices import Device
-from bot.errors import ValidationError
-from bot.google.android import google_duration
-from bot.sandbox import android as sandbox_android
-from bot.sandbox.api import ApiError, parse_duration
-from tests.conftest import (
+from conftest import (
     APPROVALS,
     APPROVER1,
     HELPDESK,
@@ -35,6 +27,14 @@ from tests.conftest import (
     wait_state,
     wait_until,
 )
+
+from bot import approvals, audit, capabilities, catalog, ids, outcome_words, requests
+from bot.catalog import params
+from bot.devices import Device
+from bot.errors import ValidationError
+from bot.google.android import google_duration
+from bot.sandbox import android as sandbox_android
+from bot.sandbox.api import ApiError, parse_duration
 
 # ---- helpers ----------------------------------------------------------------------------------
 

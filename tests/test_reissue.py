@@ -12,11 +12,13 @@ from conftest import (
     APPROVER1,
     OPERATOR,
     flatten,
+    request_row,
     start_bot,
     thread_message,
+    wait_state,
     wait_until,
 )
-from test_approvals import request_row, submit, wait_state
+from test_approvals import submit
 
 from bot import approvals, audit, ids
 

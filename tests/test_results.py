@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import OPERATOR, Bot, flatten, wait_until
 
 from bot import ids
 from bot.sandbox.query import search
 from bot.search_query import plan_query
-from tests.conftest import OPERATOR, Bot, flatten, wait_until
 from tests.test_lookup import assert_slack_accepted_everything, buttons, ephemeral, stored
 
 

@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import OPERATOR, Bot, flatten, wait_until
 
 from bot import ids
 from bot.search_query import Sort
-from tests.conftest import OPERATOR, Bot, flatten, wait_until
 from tests.test_lookup import assert_slack_accepted_everything, buttons, ephemeral, stored
 
 

@@ -11,8 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APPROVALS, APPROVER1, OPERATOR, flatten, start_bot, wait_until
-from test_approvals import request_row, submit, wait_state
+from conftest import (
+    APPROVALS,
+    APPROVER1,
+    OPERATOR,
+    flatten,
+    request_row,
+    start_bot,
+    wait_state,
+    wait_until,
+)
+from test_approvals import submit
 from test_resilience import BotProcess, process_env, state_of
 
 from bot import execution, ids, requests

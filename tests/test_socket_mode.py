@@ -19,11 +19,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-
-from bot import ids
-from tests.conftest import (
+from conftest import (
     OPERATOR,
     Bot,
     Claims,
@@ -32,6 +28,10 @@ from tests.conftest import (
     start_bot,
     wait_until,
 )
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import ids
 
 APP_TOKEN = "xapp-1-test"
 

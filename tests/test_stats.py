@@ -13,11 +13,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import APPROVER1, OPERATOR, OUTSIDER, Bot, flatten, start_bot, wait_until
 
 from bot.sandbox import Sandbox
 from bot.stats import chart, command, counts
 from bot.stats.cache import OverviewCache
-from tests.conftest import APPROVER1, OPERATOR, OUTSIDER, Bot, flatten, start_bot, wait_until
 
 DM = "D" + OPERATOR[1:]
 

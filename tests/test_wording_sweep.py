@@ -13,9 +13,10 @@ import json
 import re
 from typing import Any
 
+from conftest import APPROVER1, APPROVER2, OPERATOR, OUTSIDER, Bot, Claims, flatten
+
 from bot import ids
 from bot.slack_out import SANDBOX_MARK
-from tests.conftest import APPROVER1, APPROVER2, OPERATOR, OUTSIDER, Bot, Claims, flatten
 from tests.test_actions import run
 from tests.test_approvals import approval_message, submit, wait_state
 

@@ -13,11 +13,12 @@ from conftest import (
     APPROVER2,
     OPERATOR,
     OUTSIDER,
+    approval_message,
     flatten,
     start_bot,
+    wait_state,
     wait_until,
 )
-from test_approvals import approval_message, wait_state
 
 from bot import ids, workflow
 
