@@ -16,6 +16,7 @@ from typing import Any
 from waitress.server import create_server
 
 from bot import metrics as metrics_mod
+from bot import requests
 from bot.app import create_app, job_specs, warm_listeners
 from bot.ingress import SlackIngress
 from bot.jobs import Jobs, new_owner_id
@@ -45,7 +46,9 @@ class BotServer:
         self.settings = settings
         self.svc: Services = build_services(settings, sandbox=sandbox)
         self.svc.owner = self.svc.owner or new_owner_id()
-        self.metrics = self.svc.metrics = Metrics(self.svc.store, self.svc.owner)
+        self.metrics = self.svc.metrics = Metrics(
+            self.svc.store, self.svc.owner, requests.count_by_state
+        )
         self.svc.google.on_call = self.metrics.observe_google
         self.readiness = Readiness(self.svc)
         self.app = create_app(self.svc)
