@@ -16,7 +16,8 @@ from conftest import APPROVALS, APPROVER1, approval_message, flatten, wait_state
 from test_approvals import submit
 
 from bot import audit, audit_key, ids
-from bot.store import Store, migrations
+from bot.migrations import migrations
+from bot.store import Store
 
 KEY = "audit-key-for-tests-0123456789abcdef"
 

@@ -9,7 +9,8 @@ import pytest
 from conftest import store_url
 
 from bot import audit
-from bot.store import SCHEMA_VERSION, Store
+from bot.migrations import SCHEMA_VERSION
+from bot.store import Store
 
 BOTH_STORES = True
 
