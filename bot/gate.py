@@ -3,8 +3,8 @@
 Slack gives the bot 3 seconds to acknowledge, and one Python process has one GIL: during
 a burst, the work that follows each ack (building Google requests, parsing answers)
 competes for the CPU with the acks still to be sent. The gate counts Slack requests not
-yet answered; work waits (briefly, bounded) until there are none, so a burst is
-acknowledged first and worked on right after.
+yet answered; work waits (briefly, bounded) until there are none and no more are coming,
+so a burst is acknowledged first and worked on right after.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import itertools
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -23,15 +22,25 @@ from bot.pool import FairExecutor
 
 T = TypeVar("T")
 MAX_WAIT = 0.5  # never hold work back longer than this
-#: how long work also waits after another request's arrival (a burst's tail). Off: measured
-#: at 20 ms it showed no clear gain, and it reorders work — an earlier request's work waits
-#: for a later one's arrival while the latest request's does not (two modals of one user
-#: opened in the wrong order).
-SETTLE = 0.0
+#: a burst is over when no request arrived for this long. A burst's requests do not reach
+#: the bot at the same instant (on 2 busy cores, up to ~15 ms apart), and work started in
+#: a gap competes with the acknowledgements of the requests still to come.
+SETTLE = 0.03
 
 
 class AckGate:
-    """The Slack requests still waiting for their acknowledgement, by token."""
+    """The Slack requests still waiting for their acknowledgement, by token.
+
+    Work for a request (after its ack) starts once no other acknowledgement is pending and
+    the burst it belongs to has settled — no request arrived for `settle` seconds. Three
+    rules keep the order of sequential requests:
+
+    - a request that arrived alone (none in the `settle` before it) and was followed by none
+      starts its work at once, before the next request can even arrive;
+    - held work is released oldest request first;
+    - work done before a request's own ack (options computed for the answer) is never held
+      for the settle: it is part of that acknowledgement.
+    """
 
     HEADER = (
         "X-Device-Bot-Request"  # set by the server on each request (any client value is replaced)
@@ -39,18 +48,32 @@ class AckGate:
 
     def __init__(self, settle: float = SETTLE) -> None:
         self._pending: set[str] = set()
+        self._acked: set[str] = set()  # pending, but the listener has acknowledged
         self._quiet = threading.Condition()
         self._next = itertools.count()
         self.settle = settle
-        self._arrivals: deque[tuple[float, str]] = deque(maxlen=2)  # the latest two
+        self._last = -math.inf  # monotonic time of the latest arrival
+        self._latest: str | None = None  # its token
+        self._latest_alone = False  # whether it arrived `settle` after the one before
+        self._waiting: dict[int, int] = {}  # held work by request token, for release in order
 
     def enter(self) -> str:
         """A request arrived; returns its token."""
         token = str(next(self._next))
         with self._quiet:
             self._pending.add(token)
-            self._arrivals.append((time.monotonic(), token))
+            now = time.monotonic()
+            self._latest_alone = now - self._last >= self.settle
+            self._last, self._latest = now, token
         return token
+
+    def acked(self, token: str | None) -> None:
+        """The request's listener has acknowledged (its answer is on its way)."""
+        if token is None:
+            return
+        with self._quiet:
+            if token in self._pending:
+                self._acked.add(token)
 
     def leave(self, token: str | None) -> None:
         """The request's answer has been written."""
@@ -58,6 +81,7 @@ class AckGate:
             return
         with self._quiet:
             self._pending.discard(token)
+            self._acked.discard(token)
             if not self._pending:
                 self._quiet.notify_all()
 
@@ -65,15 +89,17 @@ class AckGate:
     def pending(self) -> int:
         return len(self._pending)
 
+    def _before_ack(self, own: str | None) -> bool:
+        return own is not None and own in self._pending and own not in self._acked
+
     def _calm_in(self, own: str | None) -> float:
-        """Seconds until the gate is quiet for `own`'s work; 0: quiet now; inf: an ack is
-        pending (caller holds the lock)."""
+        """Seconds until the gate is quiet for `own`'s work; 0: quiet now; inf: another
+        acknowledgement is pending (caller holds the lock)."""
         if self._pending - {own}:
             return math.inf
-        others = [at for at, token in self._arrivals if token != own]
-        if not others:
+        if self._before_ack(own) or (own == self._latest and self._latest_alone):
             return 0.0
-        return max(0.0, max(others) + self.settle - time.monotonic())
+        return max(0.0, self._last + self.settle - time.monotonic())
 
     def quiet(self) -> bool:
         """No acknowledgement pending and none arrived in the last `settle` seconds."""
@@ -81,10 +107,8 @@ class AckGate:
             return self._calm_in(None) == 0.0
 
     def wait_quiet(self, timeout: float = MAX_WAIT) -> None:
-        """Return once no other request's acknowledgement is pending and no other request
-        arrived in the last `settle` seconds — a burst's requests do not all arrive at the
-        same instant, and work started between two of them would delay the later ones'
-        answers (or after `timeout`).
+        """Return once no other request's acknowledgement is pending and the burst has
+        settled (see the class), or after `timeout`.
 
         "Other": the request this thread works for (see `working_for`) does not count —
         its own answer never holds its own work back.
@@ -92,8 +116,25 @@ class AckGate:
         own = getattr(_local, "token", None)
         deadline = time.monotonic() + timeout
         with self._quiet:
-            while (wait := min(self._calm_in(own), deadline - time.monotonic())) > 0:
-                self._quiet.wait(wait)
+            rank = int(own) if own is not None and own.isdigit() else -1
+            ordered = rank >= 0 and not self._before_ack(own)
+            if ordered:
+                self._waiting[rank] = self._waiting.get(rank, 0) + 1
+            try:
+                while (left := deadline - time.monotonic()) > 0:
+                    wait = self._calm_in(own)
+                    if wait == 0.0 and ordered and min(self._waiting) < rank:
+                        wait = left  # an older request's work goes first (it notifies)
+                    if wait <= 0.0:
+                        break
+                    self._quiet.wait(min(wait, left))
+            finally:
+                if ordered:
+                    if self._waiting[rank] == 1:
+                        del self._waiting[rank]
+                    else:
+                        self._waiting[rank] -= 1
+                    self._quiet.notify_all()
 
 
 _local = threading.local()
@@ -139,6 +180,7 @@ def gated_ack(
 
     def acknowledge(*args: Any, **kwargs: Any) -> Any:
         result = ack(*args, **kwargs)
+        gate.acked(token)
         working_for(token)
         gate.wait_quiet()
         if then is not None:

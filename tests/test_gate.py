@@ -89,27 +89,92 @@ def test_a_listener_knows_its_request(bot):
         gate_module.working_for = original
 
 
-def test_work_waits_until_a_burst_has_settled():
-    """A burst's requests do not arrive at once: work waits until none arrived for `settle`,
-    but a request's own arrival never holds its own work back."""
+def _work_for(gate: AckGate, token: str | None, done: list[str], name: str) -> threading.Thread:
+    """A listener thread's work for `token`, started once the gate lets it (appends `name`)."""
     from bot.gate import working_for
 
-    working_for(None)  # this thread works for no request (earlier tests may have set one)
+    def run() -> None:
+        working_for(token)
+        try:
+            gate.wait_quiet(timeout=5)
+            done.append(name)
+        finally:
+            working_for(None)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_work_waits_until_a_burst_has_settled():
+    """A burst's requests do not arrive at once: an answered request's work waits until
+    none arrived for `settle`, the latest request's work too."""
     gate = AckGate(settle=0.3)
-    other = gate.enter()
-    gate.leave(other)  # answered, but it arrived just now: more may follow
+    first = gate.enter()
+    second = gate.enter()  # arrived right after: a burst
+    for token in (first, second):
+        gate.acked(token)
+        gate.leave(token)
+    done: list[str] = []
     t = time.monotonic()
-    gate.wait_quiet()
+    threads = [_work_for(gate, first, done, "first"), _work_for(gate, second, done, "second")]
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - t >= 0.25  # both held for the settle after the second arrival
+    assert sorted(done) == ["first", "second"]
+
+
+def test_a_request_that_came_alone_starts_its_work_at_once():
+    """Its own arrival never holds its own work back (sequential requests keep their order:
+    the first one's work starts before the next one can arrive)."""
+    gate = AckGate(settle=0.3)
+    token = gate.enter()
+    gate.acked(token)
+    done: list[str] = []
+    t = time.monotonic()
+    _work_for(gate, token, done, "alone").join()
+    assert time.monotonic() - t < 0.2 and done == ["alone"]
+    gate.leave(token)
+    later = gate.enter()  # a request right after: it is held, the earlier one no longer is
+    gate.leave(later)
+    t = time.monotonic()
+    _work_for(gate, later, done, "later").join()
     assert time.monotonic() - t >= 0.25
-    own = gate.enter()
-    working_for(own)
-    try:
-        t = time.monotonic()
-        gate.wait_quiet()
-        assert time.monotonic() - t < 0.2
-    finally:
-        working_for(None)
-        gate.leave(own)
+
+
+def test_held_work_is_released_oldest_request_first():
+    """The work of a burst's requests starts in their order of arrival, whichever listener
+    asked first."""
+    gate = AckGate(settle=0.2)
+    tokens = [gate.enter() for _ in range(4)]
+    for token in tokens:
+        gate.leave(token)
+    done: list[str] = []
+    threads = []
+    for token in reversed(tokens):  # the newest asks first
+        threads.append(_work_for(gate, token, done, token))
+        time.sleep(0.02)  # each is waiting before the next asks
+    for thread in threads:
+        thread.join()
+    assert done == tokens
+
+
+def test_work_before_the_own_ack_is_not_held_for_the_settle():
+    """What a listener computes for its answer (options of a select) is part of its
+    acknowledgement: only other pending acknowledgements hold it, never the settle."""
+    gate = AckGate(settle=0.5)
+    earlier = gate.enter()
+    gate.leave(earlier)
+    own = gate.enter()  # not alone: a burst, but its ack is still to be sent
+    done: list[str] = []
+    t = time.monotonic()
+    _work_for(gate, own, done, "options").join()
+    assert time.monotonic() - t < 0.3 and done == ["options"]
+    gate.acked(own)  # after the ack the same request's work is held
+    t = time.monotonic()
+    _work_for(gate, own, done, "after").join()
+    assert time.monotonic() - t >= 0.2
+    gate.leave(own)
 
 
 def test_the_collector_runs_between_bursts_not_during_them():
