@@ -173,14 +173,21 @@ class GatedExecutor(FairExecutor):
 
 
 def gated_ack(
-    gate: AckGate, ack: Any, token: str | None = None, then: Callable[[], None] | None = None
+    gate: AckGate,
+    ack: Any,
+    token: str | None = None,
+    then: Callable[[], None] | None = None,
+    sent: Callable[[], None] | None = None,
 ) -> Any:
-    """Wrap Bolt's ack: acknowledge, let the other pending acknowledgements go first, then
-    run `then` (what must precede the listener's work but not its answer; it may raise)."""
+    """Wrap Bolt's ack: acknowledge, call `sent` (the answer may go out now), let the other
+    pending acknowledgements go first, then run `then` (what must precede the listener's
+    work but not its answer; it may raise)."""
 
     def acknowledge(*args: Any, **kwargs: Any) -> Any:
         result = ack(*args, **kwargs)
         gate.acked(token)
+        if sent is not None:
+            sent()
         working_for(token)
         gate.wait_quiet()
         if then is not None:

@@ -18,7 +18,9 @@ import inspect
 import json
 import logging
 import re
+import threading
 import uuid
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import App
@@ -40,13 +42,14 @@ class GuardedApp:
     error handler instead, after the ack has gone out.
     """
 
-    def __init__(self, app: App, svc: Services) -> None:
+    def __init__(self, app: App, svc: Services, executor: Executor | None = None) -> None:
         self.app = app
         self.svc = svc
+        self.executor = executor
 
     def _wrap(self, register: Any) -> Any:
         def decorator(func: Any) -> Any:
-            return register(guard(self.svc, func))
+            return register(guard(self.svc, func, self.executor))
 
         return decorator
 
@@ -92,13 +95,23 @@ class Redelivered(BaseException):
     Exception` may swallow it and go on working.)"""
 
 
-def guard(svc: Services, func: Any) -> Any:
+#: how long the HTTP thread waits for a listener's ack (Slack gives up after 3 s; so does
+#: Bolt's own runner)
+ACK_TIMEOUT = 3.0
+
+
+def guard(svc: Services, func: Any, executor: Executor | None = None) -> Any:
     """Run a listener; any exception goes to `report_error` (the one error handler).
 
     Its ack is wrapped by the ack gate (bot/gate.py), which needs the request: Bolt injects
     arguments by the listener's signature, so the wrapper declares `request` as well. After
     the acknowledgement has gone out, ack() claims the gesture's delivery key: a
     re-delivery stops there (`Redelivered`), so its work is done once.
+
+    With an `executor` (the App runs listeners before it answers, process_before_response)
+    the listener runs there and the wrapper returns as soon as it has acknowledged: Bolt
+    answers Slack at that instant instead of at its runner's next 10 ms poll, and the
+    listener works on after the answer.
     """
     signature = inspect.signature(func)
     wants_request = "request" in signature.parameters
@@ -106,39 +119,49 @@ def guard(svc: Services, func: Any) -> Any:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         request = kwargs.get("request") if wants_request else kwargs.pop("request", None)
         body = kwargs.get("body") or {}
-        key = delivery_key(body)
-
         claimed: list[bool] = []
 
         def claim() -> None:  # once, whoever calls ack() again
-            if key is None or claimed:
+            if claimed:
                 return
             claimed.append(True)
-            if not svc.store.first_delivery(key):
+            key = delivery_key(body)
+            if key is not None and not svc.store.first_delivery(key):
                 raise Redelivered(key)
 
+        answered = threading.Event()
         if "ack" in kwargs:
             token = _gate_token(request)
-            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token, then=claim)
-        try:
-            if "ack" not in kwargs:  # nothing to answer first: claim before the work
-                claim()
-            with logs.bind(**_about(body)):
-                return func(*args, **kwargs)
-        except Redelivered:
-            log.info("duplicate delivery %s ignored", (key or "")[:12])
+            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token, then=claim, sent=answered.set)
+
+        def run() -> None:
+            try:
+                if "ack" not in kwargs:  # nothing to answer first: claim before the work
+                    claim()
+                with logs.bind(**_about(body)):
+                    func(*args, **kwargs)
+            except Redelivered as again:
+                log.info("duplicate delivery %s ignored", str(again)[:12])
+            except Exception as error:
+                ack = kwargs.get("ack")
+                if ack is not None and getattr(ack, "response", None) is None:
+                    try:
+                        ack()  # never leave Slack without an answer
+                    except Redelivered:  # the first delivery reports its own error
+                        return
+                report_error(svc, error, body)
+            finally:
+                working_for(None)  # listener threads are reused: forget the request
+                answered.set()
+
+        if executor is None:
+            run()
             return None
-        except Exception as error:
-            ack = kwargs.get("ack")
-            if ack is not None and getattr(ack, "response", None) is None:
-                try:
-                    ack()  # never leave Slack without an answer
-                except Redelivered:  # the first delivery reports its own error
-                    return None
-            report_error(svc, error, body)
-            return None
-        finally:
-            working_for(None)  # listener threads are reused: forget the request
+        if "ack" not in kwargs:
+            answered.set()  # Bolt acknowledges an event itself once the listener is handed over
+        executor.submit(run)
+        answered.wait(ACK_TIMEOUT)
+        return None
 
     functools.update_wrapper(guarded, func)
     del guarded.__wrapped__  # type: ignore[attr-defined]  # Bolt must read the signature below
