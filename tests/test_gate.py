@@ -210,3 +210,46 @@ def test_the_collector_runs_between_bursts_not_during_them():
         collector.stop()
         gc.callbacks.remove(note)
     assert gc.isenabled()
+
+
+def test_a_full_collection_runs_at_most_every_full_interval():
+    """Python's counts ask for a full collection every ten middle ones; the collector runs
+    the middle one instead until `full_interval` has passed since the last full one."""
+    import gc
+
+    from bot.gate import Collector
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(12):
+            gc.collect(1)  # each counts towards the full collection
+        for _ in range(12):
+            gc.collect(0)  # each counts towards the middle one
+        young = [[] for _ in range(2000)]  # over the first generation's threshold
+        assert gc.get_count()[2] >= gc.get_threshold()[2]
+        assert Collector(AckGate(), full_interval=3600).due() == 1
+        assert Collector(AckGate(), full_interval=0).due() == 2
+        del young
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_requests_waiting_for_an_http_thread_hold_work_back():
+    """A request the server has received but not yet handed to a thread counts as pending:
+    work waits until it has entered and left the gate."""
+    from bot.gate import working_for
+
+    working_for(None)
+    gate = AckGate(settle=0.0)
+    queued = [1]
+    gate.watch(lambda: len(queued))
+    done: list[str] = []
+    worker = _work_for(gate, None, done, "work")
+    assert not threading.Event().wait(0.2) and not done  # held while one waits for a thread
+    queued.clear()
+    token = gate.enter()  # the server's thread takes it
+    gate.leave(token)
+    worker.join(5)
+    assert done == ["work"]
