@@ -117,7 +117,7 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
         bolt_log.setLevel(level)
     app.use(_note_kind)
     app.error(_error_handler(svc))
-    guarded = GuardedApp(app, svc, executor)
+    guarded = GuardedApp(app, svc, executor, route=True)
     commands = Commands()
     # first: Bolt tries its listeners in order, each matcher costing CPU before the ack, and
     # most requests are `/device` (the sub-commands are looked up when one is typed)

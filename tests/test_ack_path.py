@@ -4,6 +4,7 @@ works on after the answer, and a gesture Slack delivers twice is still acted on 
 from __future__ import annotations
 
 import threading
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
@@ -163,3 +164,87 @@ def test_bolt_runs_the_wrapper_before_it_answers(bot):
     assert bot.server.app.process_before_response
     assert bot.slash("help").status == 200
     wait_until(lambda: any("sub-commands" in flatten(r.body) for r in bot.emu.responses))
+
+
+def _routed_app(svc: Any) -> tuple[Any, Any]:
+    import re
+
+    from fakes import SyncExecutor
+    from slack_bolt import App
+    from slack_bolt.authorization import AuthorizeResult
+
+    from bot.listeners import GuardedApp
+
+    app = App(
+        signing_secret="unused",
+        token_verification_enabled=False,
+        request_verification_enabled=False,
+        process_before_response=True,
+        authorize=lambda **_: AuthorizeResult(enterprise_id=None, team_id="T1", bot_token="xoxb-1"),
+    )
+    return app, GuardedApp(app, svc, SyncExecutor(), route=True), re
+
+
+def _click(app: Any, action_id: str) -> Any:
+    import json
+
+    from slack_bolt import BoltRequest
+
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1"},
+        "user": {"id": OPERATOR},
+        "trigger_id": f"{action_id}.1.2",
+        "actions": [{"action_id": action_id, "block_id": "b", "action_ts": "1"}],
+    }
+    body = "payload=" + urllib.parse.quote(json.dumps(payload))
+    return app.dispatch(BoltRequest(body=body, headers={}))
+
+
+def test_exact_ids_share_one_bolt_listener_and_reach_their_own():
+    """Buttons registered by exact id go through one Bolt listener that picks theirs; a
+    pattern listener keeps its requests; an id nobody registered is Bolt's 404."""
+    svc, _ = _svc()
+    app, guarded, re = _routed_app(svc)
+    ran: list[str] = []
+
+    def listener(name: str) -> Any:
+        def run(ack: Any, body: Any, action: Any) -> None:
+            ack()
+            ran.append(f"{name}:{action['action_id']}")
+
+        return run
+
+    guarded.action("approve")(listener("approve"))
+    guarded.action(re.compile(r"^device_action:"))(listener("pattern"))
+    guarded.action("deny")(listener("deny"))
+    guarded.view("form")(listener("form"))
+    assert len(app._listeners) == 3  # the action router, the pattern, the view router
+
+    for action_id in ("deny", "approve", "device_action:wipe"):
+        assert _click(app, action_id).status == 200
+    assert _click(app, "nobody").status == 404
+    assert ran == ["deny:deny", "approve:approve", "pattern:device_action:wipe"]
+
+
+def test_a_pattern_registered_first_keeps_the_ids_it_matches():
+    """Bolt runs the first listener that matches: an exact id registered after a pattern
+    that matches it is not routed, so the pattern still takes it."""
+    svc, _ = _svc()
+    app, guarded, re = _routed_app(svc)
+    ran: list[str] = []
+
+    def listener(name: str) -> Any:
+        def run(ack: Any) -> None:
+            ack()
+            ran.append(name)
+
+        return run
+
+    guarded.action("first")(listener("exact-first"))  # the router exists from here
+    guarded.action(re.compile(r"^shared"))(listener("pattern"))
+    guarded.action("shared_id")(listener("exact-later"))  # Bolt would never run it
+    guarded.action("other")(listener("exact-other"))
+    for action_id in ("shared_id", "other", "first"):
+        _click(app, action_id)
+    assert ran == ["pattern", "exact-other", "exact-first"]
