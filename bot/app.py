@@ -14,7 +14,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 
 from bot import (
@@ -26,7 +26,6 @@ from bot import (
     ids,
     lookup,
     lost,
-    metrics,
     outcomes,
     reports,
     resubmit,
@@ -115,7 +114,6 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
         )
     finally:
         bolt_log.setLevel(level)
-    app.use(_note_kind)
     app.error(_error_handler(svc))
     guarded = GuardedApp(app, svc, executor, route=True)
     commands = Commands()
@@ -145,12 +143,6 @@ def warm_listeners(app: App) -> None:
 
     for _ in range(size):
         pool.submit(hold)
-
-
-def _note_kind(body: dict[str, Any], next: Any) -> BoltResponse | None:
-    """Name the request's kind for the metrics (runs only after Bolt checked the signature)."""
-    metrics.note_kind(metrics.request_kind(body))
-    return next()  # type: ignore[no-any-return]
 
 
 def _error_handler(svc: Services) -> Any:
