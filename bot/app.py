@@ -119,7 +119,8 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
     commands = Commands()
     # first: Bolt tries its listeners in order, each matcher costing CPU before the ack, and
     # most requests are `/device` (the sub-commands are looked up when one is typed)
-    guarded.command(ids.SLASH_COMMAND)(commands.listener(svc))
+    # its listener acks before anything else, with nothing in the answer: sent at once
+    guarded.command(ids.SLASH_COMMAND, ack_at_once=True)(commands.listener(svc))
     for module in CAPABILITIES:
         module.register(guarded, svc, commands)
     return app

@@ -21,6 +21,7 @@ import logging
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -64,8 +65,11 @@ class GuardedApp:
         self._after_router: dict[str, list[Any]] = {}  # kind -> Bolt's own constraints since
 
     def _register(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        at_once = kwargs.pop("ack_at_once", False)
+
         def decorator(func: Any) -> Any:
-            target = guard(self.svc, func, self.executor)
+            answer_first = _is_click if kind == "action" else (_always if at_once else None)
+            target = guard(self.svc, func, self.executor, ack_at_once=answer_first)
             constraint = args[0] if len(args) == 1 else None
             if self.route and kind in _ROUTED and isinstance(constraint, str) and not kwargs:
                 key = constraint.value if isinstance(constraint, enum.Enum) else str(constraint)
@@ -105,6 +109,18 @@ class GuardedApp:
 
 
 _ROUTED = ("action", "view")
+
+
+def _is_click(body: dict[str, Any]) -> bool:
+    """A block action: Slack reads nothing in its acknowledgement (a dialog's could carry
+    errors)."""
+    return body.get("type") == "block_actions"
+
+
+def _always(body: dict[str, Any]) -> bool:
+    return True
+
+
 _ANY = re.compile(r"(?s).*")  # every id: Bolt's matcher still checks the payload type
 
 
@@ -168,7 +184,13 @@ class Redelivered(BaseException):
 ACK_TIMEOUT = 3.0
 
 
-def guard(svc: Services, func: Any, executor: Executor | None = None) -> Any:
+def guard(
+    svc: Services,
+    func: Any,
+    executor: Executor | None = None,
+    *,
+    ack_at_once: Callable[[dict[str, Any]], bool] | None = None,
+) -> Any:
     """Run a listener; any exception goes to `report_error` (the one error handler).
 
     Its ack is wrapped by the ack gate (bot/gate.py), which needs the request: Bolt injects
@@ -180,6 +202,11 @@ def guard(svc: Services, func: Any, executor: Executor | None = None) -> Any:
     the listener runs there and the wrapper returns as soon as it has acknowledged: Bolt
     answers Slack at that instant instead of at its runner's next 10 ms poll, and the
     listener works on after the answer.
+
+    `ack_at_once(body)` true: the listener's ack carries nothing Slack reads (a button
+    click; a command whose listener acks before anything else), so the wrapper sends it
+    itself before handing the listener over, and the listener's own ack() only returns
+    the answer. The gate's wait and the claim then run on the pool before the listener.
     """
     signature = inspect.signature(func)
     wants_request = "request" in signature.parameters
@@ -198,13 +225,23 @@ def guard(svc: Services, func: Any, executor: Executor | None = None) -> Any:
                 raise Redelivered(key)
 
         answered = threading.Event()
-        if "ack" in kwargs:
-            token = _gate_token(request)
+        early = executor is not None and "ack" in kwargs and ack_at_once and ack_at_once(body)
+        token = _gate_token(request)
+        if early:
+            bolt_ack = kwargs["ack"]
+            bolt_ack()  # Bolt answers Slack as soon as this wrapper returns
+            svc.gate.acked(token)
+            kwargs["ack"] = _Answered(bolt_ack)
+        elif "ack" in kwargs:
             kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token, then=claim, sent=answered.set)
 
         def run() -> None:
             try:
-                if "ack" not in kwargs:  # nothing to answer first: claim before the work
+                if early:  # answered already: wait for the other answers, then claim
+                    working_for(token)
+                    svc.gate.wait_quiet()
+                    claim()
+                elif "ack" not in kwargs:  # nothing to answer first: claim before the work
                     claim()
                 with logs.bind(**_about(body)):
                     func(*args, **kwargs)
@@ -225,8 +262,8 @@ def guard(svc: Services, func: Any, executor: Executor | None = None) -> Any:
         if executor is None:
             run()
             return None
-        if "ack" not in kwargs:
-            answered.set()  # Bolt acknowledges an event itself once the listener is handed over
+        if early or "ack" not in kwargs:
+            answered.set()  # answered, or Bolt acknowledges (an event) once it is handed over
         executor.submit(run)
         answered.wait(ACK_TIMEOUT)
         return None
@@ -241,6 +278,21 @@ def guard(svc: Services, func: Any, executor: Executor | None = None) -> Any:
         rest = [p for p in params if p.kind is p.KEYWORD_ONLY]
         guarded.__signature__ = signature.replace(parameters=[*positional, extra, *rest])  # type: ignore[attr-defined]
     return guarded
+
+
+class _Answered:
+    """The ack a listener gets when the wrapper has answered for it: calling it only
+    returns the answer."""
+
+    def __init__(self, ack: Any) -> None:
+        self._ack = ack
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ack.response
+
+    @property
+    def response(self) -> Any:
+        return self._ack.response
 
 
 _REQUEST_ID = re.compile(r"^R[0-9A-F]{6,32}$")

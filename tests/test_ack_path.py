@@ -248,3 +248,96 @@ def test_a_pattern_registered_first_keeps_the_ids_it_matches():
     for action_id in ("shared_id", "other", "first"):
         _click(app, action_id)
     assert ran == ["pattern", "exact-other", "exact-first"]
+
+
+CLICK = dict(BODY, type="block_actions", actions=[{"action_id": "x", "action_ts": "1"}])
+
+
+def test_a_click_is_answered_before_its_listener_starts():
+    """A block action's ack carries nothing Slack reads: the wrapper answers, then hands the
+    listener over; the listener's own ack() only returns the answer."""
+    from bot.listeners import _is_click
+
+    svc, _ = _svc()
+    release, started, done = threading.Event(), threading.Event(), threading.Event()
+    seen: list[Any] = []
+
+    def listener(ack: Any, body: Any) -> None:
+        started.set()
+        release.wait(10)
+        seen.append(ack())
+        done.set()
+
+    with ThreadPoolExecutor(2) as pool:
+        ack = FakeAck()
+        guard(svc, listener, pool, ack_at_once=_is_click)(ack=ack, body=CLICK)
+        assert ack.calls == 1 and ack.response == "answered"  # before the listener got far
+        release.set()
+        assert done.wait(5)
+    assert started.is_set() and seen == ["answered"] and ack.calls == 1
+
+
+def test_a_click_delivered_twice_at_once_is_answered_twice_and_acted_on_once():
+    from bot.listeners import _is_click
+
+    svc, _ = _svc()
+    runs: list[int] = []
+    both_in = threading.Barrier(2)
+
+    def listener(ack: Any, body: Any) -> None:
+        ack()
+        runs.append(1)
+
+    acks = [FakeAck(), FakeAck()]
+    with ThreadPoolExecutor(4) as pool:
+        wrapped = guard(svc, listener, pool, ack_at_once=_is_click)
+
+        def deliver(ack: FakeAck) -> None:
+            both_in.wait(5)
+            wrapped(ack=ack, body=CLICK)
+
+        threads = [threading.Thread(target=deliver, args=(a,)) for a in acks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert [a.calls for a in acks] == [1, 1]
+    assert runs == [1]
+
+
+def test_a_click_whose_listener_fails_is_reported_once_and_not_answered_again():
+    from bot.listeners import _is_click
+
+    svc, told = _svc()
+
+    def listener(ack: Any, body: Any) -> None:
+        raise RuntimeError("boom")
+
+    with ThreadPoolExecutor(2) as pool:
+        ack = FakeAck()
+        guard(svc, listener, pool, ack_at_once=_is_click)(ack=ack, body=CLICK)
+        wait_until(lambda: told, 5, "the error told to the user")
+    assert ack.calls == 1 and len(told) == 1
+
+
+def test_an_ack_with_content_is_left_to_its_listener():
+    """Anything but a block action (a dialog's ack can carry errors) is answered by the
+    listener's own ack(), with what it passes."""
+    from bot.listeners import _is_click
+
+    svc, _ = _svc()
+    got: list[Any] = []
+
+    class Recording(FakeAck):
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            got.append(kwargs)
+            return super().__call__(*args, **kwargs)
+
+    def listener(ack: Any, body: Any) -> None:
+        ack(errors=[{"name": "x", "error": "bad"}])
+
+    with ThreadPoolExecutor(2) as pool:
+        guard(svc, listener, pool, ack_at_once=_is_click)(
+            ack=Recording(), body=dict(BODY, type="dialog_submission")
+        )
+    assert got == [{"errors": [{"name": "x", "error": "bad"}]}]

@@ -69,9 +69,11 @@ def test_the_server_tags_each_request_and_listeners_release_it(bot):
 
 
 def test_a_listener_knows_its_request(bot):
-    """The server tags each request; the listener's ack wrapper gets that token."""
+    """The server tags each request; the listener's wrapper gets that token (the ack
+    wrapper, or the guard when it answers a click or a command itself)."""
     seen: list[str | None] = []
     import bot.gate as gate_module
+    import bot.listeners as listeners_module
 
     original = gate_module.working_for
 
@@ -80,6 +82,7 @@ def test_a_listener_knows_its_request(bot):
         original(token)
 
     gate_module.working_for = spy
+    listeners_module.working_for = spy
     try:
         bot.slash("help")
         from conftest import wait_until
@@ -87,6 +90,7 @@ def test_a_listener_knows_its_request(bot):
         wait_until(lambda: any(t is not None for t in seen), 5)
     finally:
         gate_module.working_for = original
+        listeners_module.working_for = original
 
 
 def _work_for(gate: AckGate, token: str | None, done: list[str], name: str) -> threading.Thread:
