@@ -95,14 +95,12 @@ class AckGate:
             self._pending.discard(token)
             self._acked.discard(token)
             if not self._pending:
-                self._wake()
-
-    def _wake(self) -> None:
-        """Wake the waiters that may go now (caller holds the lock)."""
-        if self._held:
-            self._held[0][2].set()
-        for event in self._loose:
-            event.set()
+                for event in self._loose:
+                    event.set()
+                # the held work's first waiter wakes itself when the burst settles; waking
+                # it now would only cost this thread (answering a burst) the GIL
+                if self._held and time.monotonic() >= self._last + self.settle:
+                    self._held[0][2].set()
 
     @property
     def pending(self) -> int:
@@ -149,6 +147,8 @@ class AckGate:
                     wait = self._calm_in(own)
                     if ranked and self._held[0] is not entry:
                         wait = math.inf  # an older request's work goes first; it wakes this
+                    elif ranked and wait == math.inf:
+                        wait = max(self.settle, 0.005)  # answers pending: look again later
                     if wait <= 0.0 or left <= 0.0:
                         return
                     event.clear()
