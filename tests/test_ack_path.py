@@ -35,7 +35,7 @@ def _svc() -> Any:
         first.add(key)
         return new
 
-    out = SimpleNamespace(respond=lambda url, text: told.append(text))
+    out = SimpleNamespace(respond=lambda url, text, *a, **k: told.append(text))
     return SimpleNamespace(
         gate=AckGate(settle=0.0), store=SimpleNamespace(first_delivery=first_delivery), out=out
     ), told
