@@ -14,7 +14,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 
 from bot import (
@@ -26,7 +26,6 @@ from bot import (
     ids,
     lookup,
     lost,
-    metrics,
     outcomes,
     reports,
     resubmit,
@@ -40,7 +39,7 @@ from bot.services import Services
 
 log = logging.getLogger(__name__)
 
-#: Bolt runs each listener on this pool and answers Slack as soon as ack() is called, so it
+#: each listener runs on this pool and Slack is answered as soon as it calls ack(), so it
 #: must be large enough that a slow Google never leaves a new request waiting for a thread.
 LISTENER_THREADS = 200
 
@@ -77,6 +76,11 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
 
     `listener_executor` runs the listeners (default: a pool of LISTENER_THREADS); a test
     passes one that runs them inline, so `app.dispatch` returns when the listener is done.
+
+    Bolt's own runner answers Slack at the first of its 10 ms polls after ack(); here Bolt
+    runs the listener wrapper before it answers (process_before_response), and the wrapper
+    (bot/listeners.py: guard) hands the listener to the pool and returns the instant it
+    acknowledges.
     """
     settings = svc.settings
     token = settings.slack_bot_token.get()
@@ -94,6 +98,9 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
     # Bolt warns that SLACK_BOT_TOKEN "will be ignored" when `authorize` is given: the token
     # is used, by `authorize` above; keep that false alarm out of every start-up log.
     bolt_log.setLevel(logging.ERROR)
+    executor = listener_executor or ThreadPoolExecutor(
+        max_workers=LISTENER_THREADS, thread_name_prefix="bolt"
+    )
     try:
         app = App(
             signing_secret=settings.slack_signing_secret.get() or None,
@@ -101,19 +108,19 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
             authorize=authorize,
             token_verification_enabled=False,
             request_verification_enabled=not settings.socket_mode,
-            listener_executor=listener_executor
-            or ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt"),
+            process_before_response=True,
+            listener_executor=executor,
             logger=logging.getLogger("bot.bolt"),
         )
     finally:
         bolt_log.setLevel(level)
-    app.use(_note_kind)
     app.error(_error_handler(svc))
-    guarded = GuardedApp(app, svc)
+    guarded = GuardedApp(app, svc, executor, route=True)
     commands = Commands()
     # first: Bolt tries its listeners in order, each matcher costing CPU before the ack, and
     # most requests are `/device` (the sub-commands are looked up when one is typed)
-    guarded.command(ids.SLASH_COMMAND)(commands.listener(svc))
+    # its listener acks before anything else, with nothing in the answer: sent at once
+    guarded.command(ids.SLASH_COMMAND, ack_at_once=True)(commands.listener(svc))
     for module in CAPABILITIES:
         module.register(guarded, svc, commands)
     return app
@@ -137,12 +144,6 @@ def warm_listeners(app: App) -> None:
 
     for _ in range(size):
         pool.submit(hold)
-
-
-def _note_kind(body: dict[str, Any], next: Any) -> BoltResponse | None:
-    """Name the request's kind for the metrics (runs only after Bolt checked the signature)."""
-    metrics.note_kind(metrics.request_kind(body))
-    return next()  # type: ignore[no-any-return]
 
 
 def _error_handler(svc: Services) -> Any:

@@ -3,18 +3,18 @@
 Slack gives the bot 3 seconds to acknowledge, and one Python process has one GIL: during
 a burst, the work that follows each ack (building Google requests, parsing answers)
 competes for the CPU with the acks still to be sent. The gate counts Slack requests not
-yet answered; work waits (briefly, bounded) until there are none, so a burst is
-acknowledged first and worked on right after.
+yet answered; work waits (briefly, bounded) until there are none and no more are coming,
+so a burst is acknowledged first and worked on right after.
 """
 
 from __future__ import annotations
 
+import bisect
 import gc
 import itertools
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -23,15 +23,25 @@ from bot.pool import FairExecutor
 
 T = TypeVar("T")
 MAX_WAIT = 0.5  # never hold work back longer than this
-#: how long work also waits after another request's arrival (a burst's tail). Off: measured
-#: at 20 ms it showed no clear gain, and it reorders work — an earlier request's work waits
-#: for a later one's arrival while the latest request's does not (two modals of one user
-#: opened in the wrong order).
-SETTLE = 0.0
+#: a burst is over when no request arrived for this long. A burst's requests do not reach
+#: the bot at the same instant (on 2 busy cores, up to ~15 ms apart), and work started in
+#: a gap competes with the acknowledgements of the requests still to come.
+SETTLE = 0.03
 
 
 class AckGate:
-    """The Slack requests still waiting for their acknowledgement, by token."""
+    """The Slack requests still waiting for their acknowledgement, by token.
+
+    Work for a request (after its ack) starts once no other acknowledgement is pending and
+    the burst it belongs to has settled — no request arrived for `settle` seconds. Three
+    rules keep the order of sequential requests:
+
+    - a request that arrived alone (none in the `settle` before it) and was followed by none
+      starts its work at once, before the next request can even arrive;
+    - held work is released oldest request first;
+    - work done before a request's own ack (options computed for the answer) is never held
+      for the settle: it is part of that acknowledgement.
+    """
 
     HEADER = (
         "X-Device-Bot-Request"  # set by the server on each request (any client value is replaced)
@@ -39,18 +49,43 @@ class AckGate:
 
     def __init__(self, settle: float = SETTLE) -> None:
         self._pending: set[str] = set()
-        self._quiet = threading.Condition()
+        self._acked: set[str] = set()  # pending, but the listener has acknowledged
+        self._quiet = threading.Lock()
         self._next = itertools.count()
         self.settle = settle
-        self._arrivals: deque[tuple[float, str]] = deque(maxlen=2)  # the latest two
+        self._last = -math.inf  # monotonic time of the latest arrival
+        self._latest: str | None = None  # its token
+        self._latest_alone = False  # whether it arrived `settle` after the one before
+        # held work after an ack, oldest request first: only the first is woken (it wakes
+        # the next as it goes), so a burst's hundred waiters do not all wake at every change
+        self._held: list[tuple[int, int, threading.Event]] = []
+        self._loose: set[threading.Event] = set()  # other waiters: woken when nothing is pending
+        self._seq = itertools.count()
+        self._backlog: Callable[[], int] = lambda: 0
+
+    def watch(self, backlog: Callable[[], int]) -> None:
+        """Count `backlog()` requests (received, waiting for an HTTP thread) as pending too:
+        a request the server holds before it reaches the gate is an acknowledgement to come.
+        Each of them enters and leaves the gate in turn, which wakes the waiters."""
+        self._backlog = backlog
 
     def enter(self) -> str:
         """A request arrived; returns its token."""
         token = str(next(self._next))
         with self._quiet:
             self._pending.add(token)
-            self._arrivals.append((time.monotonic(), token))
+            now = time.monotonic()
+            self._latest_alone = now - self._last >= self.settle
+            self._last, self._latest = now, token
         return token
+
+    def acked(self, token: str | None) -> None:
+        """The request's listener has acknowledged (its answer is on its way)."""
+        if token is None:
+            return
+        with self._quiet:
+            if token in self._pending:
+                self._acked.add(token)
 
     def leave(self, token: str | None) -> None:
         """The request's answer has been written."""
@@ -58,22 +93,30 @@ class AckGate:
             return
         with self._quiet:
             self._pending.discard(token)
+            self._acked.discard(token)
             if not self._pending:
-                self._quiet.notify_all()
+                for event in self._loose:
+                    event.set()
+                # the held work's first waiter wakes itself when the burst settles; waking
+                # it now would only cost this thread (answering a burst) the GIL
+                if self._held and time.monotonic() >= self._last + self.settle:
+                    self._held[0][2].set()
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
+    def _before_ack(self, own: str | None) -> bool:
+        return own is not None and own in self._pending and own not in self._acked
+
     def _calm_in(self, own: str | None) -> float:
-        """Seconds until the gate is quiet for `own`'s work; 0: quiet now; inf: an ack is
-        pending (caller holds the lock)."""
-        if self._pending - {own}:
+        """Seconds until the gate is quiet for `own`'s work; 0: quiet now; inf: another
+        acknowledgement is pending (caller holds the lock)."""
+        if self._pending - {own} or self._backlog():
             return math.inf
-        others = [at for at, token in self._arrivals if token != own]
-        if not others:
+        if self._before_ack(own) or (own == self._latest and self._latest_alone):
             return 0.0
-        return max(0.0, max(others) + self.settle - time.monotonic())
+        return max(0.0, self._last + self.settle - time.monotonic())
 
     def quiet(self) -> bool:
         """No acknowledgement pending and none arrived in the last `settle` seconds."""
@@ -81,19 +124,43 @@ class AckGate:
             return self._calm_in(None) == 0.0
 
     def wait_quiet(self, timeout: float = MAX_WAIT) -> None:
-        """Return once no other request's acknowledgement is pending and no other request
-        arrived in the last `settle` seconds — a burst's requests do not all arrive at the
-        same instant, and work started between two of them would delay the later ones'
-        answers (or after `timeout`).
+        """Return once no other request's acknowledgement is pending and the burst has
+        settled (see the class), or after `timeout`.
 
         "Other": the request this thread works for (see `working_for`) does not count —
         its own answer never holds its own work back.
         """
-        own = getattr(_local, "token", None)
+        own: str | None = getattr(_local, "token", None)
         deadline = time.monotonic() + timeout
+        event = threading.Event()
         with self._quiet:
-            while (wait := min(self._calm_in(own), deadline - time.monotonic())) > 0:
-                self._quiet.wait(wait)
+            ranked = own is not None and own.isdigit() and not self._before_ack(own)
+            entry = (int(own) if ranked and own is not None else -1, next(self._seq), event)
+            if ranked:
+                bisect.insort(self._held, entry)
+            else:
+                self._loose.add(event)
+        try:
+            while True:
+                with self._quiet:
+                    left = deadline - time.monotonic()
+                    wait = self._calm_in(own)
+                    if ranked and self._held[0] is not entry:
+                        wait = math.inf  # an older request's work goes first; it wakes this
+                    elif ranked and wait == math.inf:
+                        wait = max(self.settle, 0.005)  # answers pending: look again later
+                    if wait <= 0.0 or left <= 0.0:
+                        return
+                    event.clear()
+                event.wait(min(wait, left))
+        finally:
+            with self._quiet:
+                if ranked:
+                    self._held.remove(entry)
+                    if self._held:
+                        self._held[0][2].set()  # the next may go (it checks)
+                else:
+                    self._loose.discard(event)
 
 
 _local = threading.local()
@@ -132,13 +199,21 @@ class GatedExecutor(FairExecutor):
 
 
 def gated_ack(
-    gate: AckGate, ack: Any, token: str | None = None, then: Callable[[], None] | None = None
+    gate: AckGate,
+    ack: Any,
+    token: str | None = None,
+    then: Callable[[], None] | None = None,
+    sent: Callable[[], None] | None = None,
 ) -> Any:
-    """Wrap Bolt's ack: acknowledge, let the other pending acknowledgements go first, then
-    run `then` (what must precede the listener's work but not its answer; it may raise)."""
+    """Wrap Bolt's ack: acknowledge, call `sent` (the answer may go out now), let the other
+    pending acknowledgements go first, then run `then` (what must precede the listener's
+    work but not its answer; it may raise)."""
 
     def acknowledge(*args: Any, **kwargs: Any) -> Any:
         result = ack(*args, **kwargs)
+        gate.acked(token)
+        if sent is not None:
+            sent()
         working_for(token)
         gate.wait_quiet()
         if then is not None:
@@ -169,15 +244,30 @@ class Collector:
     A collection holds the GIL: a full one over the bot's objects (per-thread Google
     services, the index) takes 100–450 ms on a busy 2-core machine, and when it falls
     inside a burst every acknowledgement of the burst waits for it. `start()` turns the
-    automatic collector off; a thread then runs the same generational collections
-    (Python's thresholds) whenever no acknowledgement is pending, and regardless once
-    one has been held back for `max_delay` seconds.
+    automatic collector off; a thread then runs the young collections Python's thresholds
+    ask for whenever no acknowledgement is pending (and regardless once one has been held
+    back for `max_delay` seconds).
+
+    It looks every `interval` (10 ms), so that what it collects stays as small as the
+    automatic collector's batches: looking every 50 ms left piles whose collection held
+    the GIL for 20–250 ms. A full collection runs at most every `full_interval` seconds:
+    the automatic collector skips most of those its count asks for (it runs one only once
+    the long-lived objects grew by a quarter, which Python does not expose), and the bot
+    makes next to no cyclic garbage.
     """
 
-    def __init__(self, gate: AckGate, interval: float = 0.05, max_delay: float = 2.0) -> None:
+    def __init__(
+        self,
+        gate: AckGate,
+        interval: float = 0.01,
+        max_delay: float = 2.0,
+        full_interval: float = 60.0,
+    ) -> None:
         self.gate = gate
         self.interval = interval
         self.max_delay = max_delay
+        self.full_interval = full_interval
+        self._last_full = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -193,7 +283,8 @@ class Collector:
         gc.enable()
 
     def due(self) -> int | None:
-        """The generation the automatic collector would collect now, if any."""
+        """The generation to collect now, if any: what Python's thresholds ask for, but a
+        full collection only `full_interval` after the last one (the middle one before)."""
         counts, thresholds = gc.get_count(), gc.get_threshold()
         due = None
         for generation in range(3):
@@ -201,6 +292,8 @@ class Collector:
                 due = generation
             else:
                 break
+        if due == 2 and time.monotonic() - self._last_full < self.full_interval:
+            due = 1
         return due
 
     def _run(self) -> None:
@@ -215,4 +308,6 @@ class Collector:
             if not self.gate.quiet() and now - waiting_since < self.max_delay:
                 continue
             gc.collect(generation)
+            if generation == 2:
+                self._last_full = time.monotonic()
             waiting_since = None

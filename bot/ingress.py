@@ -30,6 +30,7 @@ from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.request import BoltRequest
 
+from bot import metrics
 from bot.gate import AckGate
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,9 @@ class SlackIngress:
             headers[AckGate.HEADER.lower()] = token  # replaces any value the client sent
             try:
                 request = parse(body, headers, environ.get("QUERY_STRING", ""))
+                # the kind for the metrics, here rather than in a Bolt middleware: each
+                # middleware costs its argument building before every acknowledgement
+                metrics.note_kind(metrics.request_kind(request.body))
                 answer = self.app.dispatch(request)
             finally:
                 self.gate.leave(token)

@@ -12,16 +12,22 @@ gesture's delivery key in the store — before the listener does any work, so it
 
 from __future__ import annotations
 
+import enum
 import functools
 import hashlib
 import inspect
 import json
 import logging
 import re
+import threading
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import App
+from slack_bolt.kwargs_injection.args import Args
+from slack_bolt.util.utils import get_arg_names_of_callable
 
 from bot import logs
 from bot.errors import DeviceBotError
@@ -38,38 +44,119 @@ class GuardedApp:
     Bolt loses the HTTP response when a listener raises after ack() (its runner then
     resets the ack), so errors must not escape a listener: `guard` hands them to the one
     error handler instead, after the ack has gone out.
+
+    With `route`, the buttons and forms registered by their exact id (`action("id")`,
+    `view("callback")`) share one Bolt listener per kind that finds theirs in a dict. Bolt
+    tries its listeners in order and each try costs CPU before the ack (its matcher builds
+    every listener argument): an *Approve* click went through sixteen, now through two.
+    Listeners with a pattern, a dict or matchers stay Bolt's own, in their order; an id that
+    one of them registered before it would match is not routed, so the first registration
+    still wins as in Bolt.
     """
 
-    def __init__(self, app: App, svc: Services) -> None:
+    def __init__(
+        self, app: App, svc: Services, executor: Executor | None = None, *, route: bool = False
+    ) -> None:
         self.app = app
         self.svc = svc
+        self.executor = executor
+        self.route = route
+        self._routes: dict[str, dict[str, tuple[Any, list[str]]]] = {}  # kind -> id -> listener
+        self._after_router: dict[str, list[Any]] = {}  # kind -> Bolt's own constraints since
 
-    def _wrap(self, register: Any) -> Any:
+    def _register(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        at_once = kwargs.pop("ack_at_once", False)
+
         def decorator(func: Any) -> Any:
-            return register(guard(self.svc, func))
+            answer_first = _is_click if kind == "action" else (_always if at_once else None)
+            target = guard(self.svc, func, self.executor, ack_at_once=answer_first)
+            constraint = args[0] if len(args) == 1 else None
+            if self.route and kind in _ROUTED and isinstance(constraint, str) and not kwargs:
+                key = constraint.value if isinstance(constraint, enum.Enum) else str(constraint)
+                if not any(_may_match(c, key) for c in self._after_router.get(kind, [])):
+                    if kind not in self._routes:
+                        self._routes[kind] = {}
+                        self._after_router[kind] = []
+                        getattr(self.app, kind)(_ANY)(_router(kind, self._routes[kind]))
+                    self._routes[kind].setdefault(key, (target, get_arg_names_of_callable(target)))
+                    return target
+            if kind in self._after_router:
+                self._after_router[kind].append(constraint if constraint is not None else kwargs)
+            return getattr(self.app, kind)(*args, **kwargs)(target)
 
         return decorator
 
     def command(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.command(*args, **kwargs))
+        return self._register("command", args, kwargs)
 
     def action(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.action(*args, **kwargs))
+        return self._register("action", args, kwargs)
 
     def view(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.view(*args, **kwargs))
+        return self._register("view", args, kwargs)
 
     def options(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.options(*args, **kwargs))
+        return self._register("options", args, kwargs)
 
     def shortcut(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.shortcut(*args, **kwargs))
+        return self._register("shortcut", args, kwargs)
 
     def event(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.event(*args, **kwargs))
+        return self._register("event", args, kwargs)
 
     def function(self, *args: Any, **kwargs: Any) -> Any:
-        return self._wrap(self.app.function(*args, **kwargs))
+        return self._register("function", args, kwargs)
+
+
+_ROUTED = ("action", "view")
+
+
+def _is_click(body: dict[str, Any]) -> bool:
+    """A block action: Slack reads nothing in its acknowledgement (a dialog's could carry
+    errors)."""
+    return body.get("type") == "block_actions"
+
+
+def _always(body: dict[str, Any]) -> bool:
+    return True
+
+
+_ANY = re.compile(r"(?s).*")  # every id: Bolt's matcher still checks the payload type
+
+
+def _may_match(constraint: Any, key: str) -> bool:
+    """Whether a listener Bolt matches itself could take requests with this exact id."""
+    if isinstance(constraint, re.Pattern):
+        return constraint.search(key) is not None
+    if isinstance(constraint, str):
+        return str(constraint) == key
+    return True  # a dict or matchers: assume it might
+
+
+def _route_key(kind: str, body: dict[str, Any]) -> str | None:
+    """The id Bolt compares with an exact `action(...)` / `view(...)` constraint."""
+    if kind == "view":
+        return (body.get("view") or {}).get("callback_id")
+    if body.get("type") == "block_actions":
+        actions = body.get("actions") or [{}]
+        return actions[0].get("action_id")
+    return body.get("callback_id")  # attachment actions, dialogs, workflow step edits
+
+
+def _router(kind: str, routes: dict[str, tuple[Any, list[str]]]) -> Any:
+    """One Bolt listener for every exact id of a kind: calls the one registered for the
+    request's id with the arguments it declares (Bolt's `args` holds them all)."""
+
+    def route(args: Args) -> None:
+        found = routes.get(_route_key(kind, args.body) or "")
+        if found is None:
+            return None  # not ours: Bolt goes on to its other listeners
+        target, names = found
+        given = {n: getattr(args, n) if hasattr(args, n) else args.context.get(n) for n in names}
+        return target(**given)  # type: ignore[no-any-return]
+
+    route.__name__ = f"route_{kind}"
+    return route
 
 
 def delivery_key(body: dict[str, Any]) -> str | None:
@@ -92,13 +179,34 @@ class Redelivered(BaseException):
     Exception` may swallow it and go on working.)"""
 
 
-def guard(svc: Services, func: Any) -> Any:
+#: how long the HTTP thread waits for a listener's ack (Slack gives up after 3 s; so does
+#: Bolt's own runner)
+ACK_TIMEOUT = 3.0
+
+
+def guard(
+    svc: Services,
+    func: Any,
+    executor: Executor | None = None,
+    *,
+    ack_at_once: Callable[[dict[str, Any]], bool] | None = None,
+) -> Any:
     """Run a listener; any exception goes to `report_error` (the one error handler).
 
     Its ack is wrapped by the ack gate (bot/gate.py), which needs the request: Bolt injects
     arguments by the listener's signature, so the wrapper declares `request` as well. After
     the acknowledgement has gone out, ack() claims the gesture's delivery key: a
     re-delivery stops there (`Redelivered`), so its work is done once.
+
+    With an `executor` (the App runs listeners before it answers, process_before_response)
+    the listener runs there and the wrapper returns as soon as it has acknowledged: Bolt
+    answers Slack at that instant instead of at its runner's next 10 ms poll, and the
+    listener works on after the answer.
+
+    `ack_at_once(body)` true: the listener's ack carries nothing Slack reads (a button
+    click; a command whose listener acks before anything else), so the wrapper sends it
+    itself before handing the listener over, and the listener's own ack() only returns
+    the answer. The gate's wait and the claim then run on the pool before the listener.
     """
     signature = inspect.signature(func)
     wants_request = "request" in signature.parameters
@@ -106,39 +214,59 @@ def guard(svc: Services, func: Any) -> Any:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         request = kwargs.get("request") if wants_request else kwargs.pop("request", None)
         body = kwargs.get("body") or {}
-        key = delivery_key(body)
-
         claimed: list[bool] = []
 
         def claim() -> None:  # once, whoever calls ack() again
-            if key is None or claimed:
+            if claimed:
                 return
             claimed.append(True)
-            if not svc.store.first_delivery(key):
+            key = delivery_key(body)
+            if key is not None and not svc.store.first_delivery(key):
                 raise Redelivered(key)
 
-        if "ack" in kwargs:
-            token = _gate_token(request)
-            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token, then=claim)
-        try:
-            if "ack" not in kwargs:  # nothing to answer first: claim before the work
-                claim()
-            with logs.bind(**_about(body)):
-                return func(*args, **kwargs)
-        except Redelivered:
-            log.info("duplicate delivery %s ignored", (key or "")[:12])
+        answered = threading.Event()
+        early = executor is not None and "ack" in kwargs and ack_at_once and ack_at_once(body)
+        token = _gate_token(request)
+        if early:
+            bolt_ack = kwargs["ack"]
+            bolt_ack()  # Bolt answers Slack as soon as this wrapper returns
+            svc.gate.acked(token)
+            kwargs["ack"] = _Answered(bolt_ack)
+        elif "ack" in kwargs:
+            kwargs["ack"] = gated_ack(svc.gate, kwargs["ack"], token, then=claim, sent=answered.set)
+
+        def run() -> None:
+            try:
+                if early:  # answered already: wait for the other answers, then claim
+                    working_for(token)
+                    svc.gate.wait_quiet()
+                    claim()
+                elif "ack" not in kwargs:  # nothing to answer first: claim before the work
+                    claim()
+                with logs.bind(**_about(body)):
+                    func(*args, **kwargs)
+            except Redelivered as again:
+                log.info("duplicate delivery %s ignored", str(again)[:12])
+            except Exception as error:
+                ack = kwargs.get("ack")
+                if ack is not None and getattr(ack, "response", None) is None:
+                    try:
+                        ack()  # never leave Slack without an answer
+                    except Redelivered:  # the first delivery reports its own error
+                        return
+                report_error(svc, error, body)
+            finally:
+                working_for(None)  # listener threads are reused: forget the request
+                answered.set()
+
+        if executor is None:
+            run()
             return None
-        except Exception as error:
-            ack = kwargs.get("ack")
-            if ack is not None and getattr(ack, "response", None) is None:
-                try:
-                    ack()  # never leave Slack without an answer
-                except Redelivered:  # the first delivery reports its own error
-                    return None
-            report_error(svc, error, body)
-            return None
-        finally:
-            working_for(None)  # listener threads are reused: forget the request
+        if early or "ack" not in kwargs:
+            answered.set()  # answered, or Bolt acknowledges (an event) once it is handed over
+        executor.submit(run)
+        answered.wait(ACK_TIMEOUT)
+        return None
 
     functools.update_wrapper(guarded, func)
     del guarded.__wrapped__  # type: ignore[attr-defined]  # Bolt must read the signature below
@@ -150,6 +278,21 @@ def guard(svc: Services, func: Any) -> Any:
         rest = [p for p in params if p.kind is p.KEYWORD_ONLY]
         guarded.__signature__ = signature.replace(parameters=[*positional, extra, *rest])  # type: ignore[attr-defined]
     return guarded
+
+
+class _Answered:
+    """The ack a listener gets when the wrapper has answered for it: calling it only
+    returns the answer."""
+
+    def __init__(self, ack: Any) -> None:
+        self._ack = ack
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ack.response
+
+    @property
+    def response(self) -> Any:
+        return self._ack.response
 
 
 _REQUEST_ID = re.compile(r"^R[0-9A-F]{6,32}$")

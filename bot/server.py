@@ -134,6 +134,9 @@ class BotServer:
             # raises in the accept loop, which ends the HTTP server (bench/load.py found it)
             asyncore_use_poll=True,
         )
+        # requests waiting for an HTTP thread have not reached the gate yet: count them
+        queue = self._server.task_dispatcher.queue
+        self.svc.gate.watch(lambda: len(queue))
         host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
         url = f"http://{host}:{self._server.effective_port}"
         if self.settings.metrics_port is not None:
