@@ -67,16 +67,21 @@ def methods(api: tuple[str, str]) -> dict[str, Doc]:
     return out
 
 
-def enum(api: tuple[str, str], where: str, *, unspecified: bool = False) -> tuple[str, ...]:
-    """The enum values of `Schema.field` (array items included) or `resource.method?param`."""
+def _enum_holder(api: tuple[str, str], where: str) -> Doc:
+    """The node holding the enum of `Schema.field` (array items included) or
+    `resource.method?param`."""
     if "?" in where:
         dotted, param = where.split("?", 1)
         prop = method(api, dotted)["parameters"][param]
     else:
         name, field = where.split(".", 1)
         prop = schema(api, name)["properties"][field]
-    if "items" in prop:
-        prop = prop["items"]
+    return prop.get("items", prop)
+
+
+def enum(api: tuple[str, str], where: str, *, unspecified: bool = False) -> tuple[str, ...]:
+    """The enum values of `Schema.field` (array items included) or `resource.method?param`."""
+    prop = _enum_holder(api, where)
     values: list[str] = prop["enum"]
     if unspecified:
         return tuple(values)
@@ -85,13 +90,7 @@ def enum(api: tuple[str, str], where: str, *, unspecified: bool = False) -> tupl
 
 def described(api: tuple[str, str], where: str) -> dict[str, str]:
     """The enum values of `where` (as `enum`) with the document's description of each."""
-    if "?" in where:
-        dotted, param = where.split("?", 1)
-        prop = method(api, dotted)["parameters"][param]
-    else:
-        name, field = where.split(".", 1)
-        prop = schema(api, name)["properties"][field]
-    prop = prop.get("items", prop)
+    prop = _enum_holder(api, where)
     texts = dict(zip(prop["enum"], prop.get("enumDescriptions") or (), strict=False))
     return {v: texts.get(v, "") for v in enum(api, where)}
 
