@@ -303,9 +303,7 @@ def _android_result(
         _progress(
             svc, row, "android", status, outcome_words.waiting_words(row["command_type"], status)
         )
-    _later(
-        svc, row, later, state=status if status in outcome_words.WAITING else None, failures=0
-    )
+    _later(svc, row, later, state=status if status in outcome_words.WAITING else None, failures=0)
 
 
 def _progress(svc: Services, row: dict[str, Any], platform: str, state: str, words: str) -> None:
