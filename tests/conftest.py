@@ -64,7 +64,8 @@ def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
 # and on PostgreSQL (a throwaway cluster, one database per test). Without
 # PostgreSQL those runs skip saying why; under CI (CI=true) they fail instead.
 # TEST_BOTH_STORES=1 runs every test module so (slower: for a change to the store itself),
-# but for tests marked `sqlite_only("why")`: they reach past the store into the SQLite file.
+# but for tests marked `sqlite_only("why")`: they reach past the store into the SQLite file,
+# or their bot is module-wide (started before a test's store is chosen).
 
 _database: dict[str, str | None] = {"url": None}
 
