@@ -223,7 +223,9 @@ def _slack_accepts_our_block_kit(request: pytest.FixtureRequest) -> Iterator[Non
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Any]:
-    sb = Sandbox(devices=440, seed=7, command_delay=0.3).start()  # room for both stores' runs
+    # room for both stores' runs; TEST_BOTH_STORES=1 runs every test twice: twice the devices
+    size = 880 if os.environ.get("TEST_BOTH_STORES") == "1" else 440
+    sb = Sandbox(devices=size, seed=7, command_delay=0.3).start()
     yield sb
     sb.stop()
 
