@@ -216,12 +216,12 @@ def android_rows(svc: Services, query: str, counts: Counts) -> Iterator[list[str
         return
     svc.devices.ensure_android_index()
     sql, args = where
-    cursor = svc.store.db().conn.execute(
+    for rows in svc.store.stream(
         "SELECT r.raw FROM android_index i JOIN android_raw r ON r.name = i.name"
         f" WHERE {sql} ORDER BY i.serial",
-        args,
-    )
-    while rows := cursor.fetchmany(1000):
+        list(args),
+        size=1000,
+    ):
         for (raw,) in rows:
             counts.android += 1
             yield android_row(json.loads(raw))

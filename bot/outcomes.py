@@ -103,25 +103,32 @@ def poll(svc: Services) -> int:
         return 0
     android = [r for r in rows if r["platform"] == "android"]
     chrome = [r for r in rows if r["platform"] == "chrome"]
-    if android:
-        results = svc.google.require_android().get_operations([r["google_ref"] for r in android])
-        for row in android:
-            result = results.get(row["google_ref"])
-            if isinstance(result, dict):
-                _android_result(svc, row, result)
-            else:
-                _poll_failed(svc, row, result)
-    if chrome:
-        api = svc.google.require_chrome()
-        futures = [
-            (row, svc.executor.submit(api.get_command, row["device_id"], row["google_ref"]))
-            for row in chrome
-        ]
-        for row, future in futures:
-            try:
-                _chrome_result(svc, row, future.result())
-            except DeviceBotError as exc:
-                _poll_failed(svc, row, exc)
+    # the commands still running are rescheduled together, in one transaction at the end;
+    # each ending one is marked done in its own (conditional: once)
+    later: list[list[Any]] = []
+    try:
+        if android:
+            refs = [r["google_ref"] for r in android]
+            results = svc.google.require_android().get_operations(refs)
+            for row in android:
+                result = results.get(row["google_ref"])
+                if isinstance(result, dict):
+                    _android_result(svc, row, result, later)
+                else:
+                    _poll_failed(svc, row, result, later)
+        if chrome:
+            api = svc.google.require_chrome()
+            futures = [
+                (row, svc.executor.submit(api.get_command, row["device_id"], row["google_ref"]))
+                for row in chrome
+            ]
+            for row, future in futures:
+                try:
+                    _chrome_result(svc, row, future.result(), later)
+                except DeviceBotError as exc:
+                    _poll_failed(svc, row, exc, later)
+    finally:
+        _reschedule(svc, later)
     return len(rows)
 
 
@@ -136,18 +143,35 @@ def _done(svc: Services, row: dict[str, Any], state: str) -> bool:
 
 
 def _later(
-    svc: Services, row: dict[str, Any], state: str | None = None, failures: int | None = None
+    svc: Services,
+    row: dict[str, Any],
+    later: list[list[Any]] | None,
+    state: str | None = None,
+    failures: int | None = None,
 ) -> None:
+    """Ask again later (backing off after failures): into the cycle's batch, or now."""
     failures = row["poll_failures"] if failures is None else failures
     delay = (
         svc.settings.poll_interval * (2 ** min(failures, 10))
         if failures
         else svc.settings.poll_interval
     )
+    update = [svc.clock() + min(delay, MAX_BACKOFF), failures, state or row["state"], row["id"]]
+    if later is None:
+        _reschedule(svc, [update])
+    else:
+        later.append(update)
+
+
+def _reschedule(svc: Services, updates: list[list[Any]]) -> None:
+    """The next poll of commands still running, in one transaction (a done one stays done)."""
+    if not updates:
+        return
     with svc.store.transaction() as db:
-        db.execute(
-            "UPDATE pending_commands SET next_poll_at = ?, poll_failures = ?, state = ? WHERE id = ?",
-            [svc.clock() + min(delay, MAX_BACKOFF), failures, state or row["state"], row["id"]],
+        db.conn.executemany(
+            "UPDATE pending_commands SET next_poll_at = ?, poll_failures = ?, state = ?"
+            " WHERE id = ? AND done = 0",
+            updates,
         )
 
 
@@ -227,7 +251,9 @@ def _upload(svc: Services, request: requests.Request, name: str, content: bytes)
         )
 
 
-def _poll_failed(svc: Services, row: dict[str, Any], error: Any) -> None:
+def _poll_failed(
+    svc: Services, row: dict[str, Any], error: Any, later: list[list[Any]] | None = None
+) -> None:
     if isinstance(error, NotFound):
         _finish(
             svc,
@@ -248,10 +274,15 @@ def _poll_failed(svc: Services, row: dict[str, Any], error: Any) -> None:
             {},
         )
         return
-    _later(svc, row, failures=failures)
+    _later(svc, row, later, failures=failures)
 
 
-def _android_result(svc: Services, row: dict[str, Any], operation: dict[str, Any]) -> None:
+def _android_result(
+    svc: Services,
+    row: dict[str, Any],
+    operation: dict[str, Any],
+    later: list[list[Any]] | None = None,
+) -> None:
     seen = row["state"] if row["state"] in outcome_words.WAITING else None
     if operation.get("done"):
         state, text, detail = outcome_words.describe_android(operation, seen)
@@ -272,7 +303,7 @@ def _android_result(svc: Services, row: dict[str, Any], operation: dict[str, Any
         _progress(
             svc, row, "android", status, outcome_words.waiting_words(row["command_type"], status)
         )
-    _later(svc, row, state=status if status in outcome_words.WAITING else None, failures=0)
+    _later(svc, row, later, state=status if status in outcome_words.WAITING else None, failures=0)
 
 
 def _progress(svc: Services, row: dict[str, Any], platform: str, state: str, words: str) -> None:
@@ -290,13 +321,18 @@ def _progress(svc: Services, row: dict[str, Any], platform: str, state: str, wor
     )
 
 
-def _chrome_result(svc: Services, row: dict[str, Any], command: dict[str, Any]) -> None:
+def _chrome_result(
+    svc: Services,
+    row: dict[str, Any],
+    command: dict[str, Any],
+    later: list[list[Any]] | None = None,
+) -> None:
     described = outcome_words.describe_chrome(command)
     state = command.get("state", "PENDING")
     if described is None:
         if state != row["state"] and state in outcome_words.CHROME_PROGRESS:
             _progress(svc, row, "chrome", state, outcome_words.CHROME_PROGRESS[state])
-        _later(svc, row, state=state, failures=0)
+        _later(svc, row, later, state=state, failures=0)
         return
     final, text, detail = described
     links: list[tuple[str, str]] = []

@@ -17,13 +17,15 @@ each statement into PostgreSQL's the first time it is seen (cached):
 (`execute`, `query`, `executescript`, `table_names`, `conn.execute/executemany`,
 `conn.in_transaction`). Connections come from a small pool: outside a transaction each
 statement borrows one (autocommit) and results are read in full before it goes back;
-inside `Store.transaction()` the thread keeps one until COMMIT.
+inside `Store.transaction()` the thread keeps one until COMMIT. A large read goes through
+`stream` instead: a server-side cursor, fetched a batch at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import queue
 import re
 import threading
@@ -52,6 +54,7 @@ GENERATED_KEYS: dict[str, str] = {
 #: the lock every write transaction takes first: PostgreSQL's BEGIN IMMEDIATE
 WRITE_LOCK = 0x0DE71CEB0
 POOL_SIZE = 16
+_CURSOR_NAMES = itertools.count(1)
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|--[^\n]*|[^'\"-]+|-", re.S)
 _JSON_EXTRACT = re.compile(
@@ -280,6 +283,29 @@ class PgDatabase:
         try:
             with conn.cursor() as cur:
                 cur.executemany(text, [list(r) for r in rows])
+        finally:
+            if borrowed:
+                self.pool.put(conn)
+
+    def stream(
+        self, sql: str, params: Sequence[Any] | None = None, size: int = 1000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """A read `size` rows at a time through a server-side (named) cursor: only one batch
+        is ever in this process. Its connection is held until the rows run out or the
+        iterator is closed (in a read transaction of its own, or the thread's open one)."""
+        text, _ = translate(sql)
+        conn = self.pinned
+        borrowed = conn is None
+        if conn is None:
+            conn = self.pool.get()
+        try:
+            with contextlib.ExitStack() as stack:
+                if borrowed:
+                    stack.enter_context(conn.transaction())  # a named cursor lives in one
+                cur = stack.enter_context(conn.cursor(name=f"stream_{next(_CURSOR_NAMES)}"))
+                cur.execute(text, list(params or ()))  # type: ignore[arg-type]
+                while rows := cur.fetchmany(size):
+                    yield rows
         finally:
             if borrowed:
                 self.pool.put(conn)

@@ -2,7 +2,8 @@
 
 `TempCluster().start()` runs initdb and pg_ctl from the installed server into a temporary
 directory, listening on a free loopback port (and a socket in that directory), with
-durability off (a scratch database). PostgreSQL refuses to run as root: as root it runs
+durability off (a scratch database). `POSTGRES_BIN` names the server's bin directory
+when it is not Debian's. PostgreSQL refuses to run as root: as root it runs
 as the `postgres` user the package creates, which then owns the directory.
 """
 
@@ -27,7 +28,11 @@ class ClusterUnavailable(RuntimeError):
 
 
 def server_bin() -> Path | None:
-    """The directory of initdb and pg_ctl (Debian keeps them out of PATH), or None."""
+    """The directory of initdb and pg_ctl (Debian keeps them out of PATH), or None.
+    `POSTGRES_BIN` names it where it is elsewhere (and only it is then looked in)."""
+    named = os.environ.get("POSTGRES_BIN")
+    if named:
+        return Path(named) if (Path(named) / "initdb").is_file() else None
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version)
     if found:
         return Path(found[-1]).parent
@@ -67,7 +72,13 @@ class TempCluster:
         bindir = server_bin()
         if bindir is None:
             raise ClusterUnavailable(
-                "PostgreSQL is not installed (no initdb; Debian: apt-get install postgresql)"
+                "PostgreSQL is not installed (no initdb"
+                + (
+                    f" in POSTGRES_BIN={os.environ['POSTGRES_BIN']}"
+                    if os.environ.get("POSTGRES_BIN")
+                    else ""
+                )
+                + "; Debian: apt-get install postgresql)"
             )
         root = os.geteuid() == 0
         # as root: under /tmp, which the postgres user can reach whatever TMPDIR says

@@ -214,6 +214,18 @@ class Store:
         )
         return sorted(rows, key=lambda r: r["id"])
 
+    def stream(
+        self, sql: str, params: list[Any] | None = None, size: int = 1000
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """A large read, `size` rows at a time, never all of it in memory: SQLite's cursor
+        steps through the table; on PostgreSQL a server-side cursor (see PgDatabase.stream)."""
+        if self._pg is not None:
+            yield from self._pg.stream(sql, params, size)
+            return
+        cursor = self.db().conn.execute(sql, params or [])
+        while rows := cursor.fetchmany(size):
+            yield rows
+
     @property
     def shared_polling(self) -> bool:
         """Whether every process polls (claiming rows) instead of the lease holder alone."""

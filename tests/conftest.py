@@ -63,7 +63,9 @@ def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
 # A test module with `BOTH_STORES = True`, or a test marked `both_stores`, runs on SQLite
 # and on PostgreSQL (a throwaway cluster, one database per test). Without
 # PostgreSQL those runs skip saying why; under CI (CI=true) they fail instead.
-# TEST_BOTH_STORES=1 runs every test module so (slower: for a change to the store itself).
+# TEST_BOTH_STORES=1 runs every test module so (slower: for a change to the store itself),
+# but for tests marked `sqlite_only("why")`: they reach past the store into the SQLite file,
+# or their bot is module-wide (started before a test's store is chosen).
 
 _database: dict[str, str | None] = {"url": None}
 
@@ -73,7 +75,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         getattr(metafunc.module, "BOTH_STORES", False)
         or metafunc.definition.get_closest_marker("both_stores") is not None
         or os.environ.get("TEST_BOTH_STORES") == "1"
-    )
+    ) and metafunc.definition.get_closest_marker("sqlite_only") is None
     if "backend" in metafunc.fixturenames and both:
         metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 
@@ -221,7 +223,9 @@ def _slack_accepts_our_block_kit(request: pytest.FixtureRequest) -> Iterator[Non
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Any]:
-    sb = Sandbox(devices=440, seed=7, command_delay=0.3).start()  # room for both stores' runs
+    # room for both stores' runs; TEST_BOTH_STORES=1 runs every test twice: twice the devices
+    size = 880 if os.environ.get("TEST_BOTH_STORES") == "1" else 440
+    sb = Sandbox(devices=size, seed=7, command_delay=0.3).start()
     yield sb
     sb.stop()
 

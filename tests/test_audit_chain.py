@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import APPROVALS, APPROVER1, approval_message, flatten, wait_state, wait_until
+from conftest import (
+    APPROVALS,
+    APPROVER1,
+    approval_message,
+    flatten,
+    store_url,
+    wait_state,
+    wait_until,
+)
 from test_approvals import submit
 
 from bot import audit, audit_key, ids
@@ -22,8 +30,8 @@ from bot.store import Store
 KEY = "audit-key-for-tests-0123456789abcdef"
 
 
-def keyed_store(path: Path) -> Store:
-    return Store(path, audit_key=audit_key.derive_key(KEY, "AUDIT_KEY"))
+def keyed_store(path: Path, url: str | None = None) -> Store:
+    return Store(path, audit_key=audit_key.derive_key(KEY, "AUDIT_KEY"), url=url)
 
 
 def cli(path: Path, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess[str]:
@@ -222,11 +230,12 @@ def test_schema_1_events_keep_their_unkeyed_links_and_the_boundary_is_sealed(tmp
 
 def test_start_with_another_audit_key_is_refused(tmp_path):
     path = tmp_path / "bot.db"
-    keyed_store(path).close()
+    keyed_store(path, store_url()).close()
     with pytest.raises(audit_key.AuditKeyMismatch, match="another key"):
-        Store(path, audit_key=audit_key.derive_key("x" * 40, "AUDIT_KEY"))
+        Store(path, audit_key=audit_key.derive_key("x" * 40, "AUDIT_KEY"), url=store_url())
 
 
+@pytest.mark.sqlite_only("deletes the tail from the SQLite file behind the bot's back")
 def test_a_destructive_request_anchors_its_events_end_to_end(tmp_path, sandbox, emu, claims):
     from conftest import start_bot
 
@@ -305,7 +314,7 @@ def test_python_m_bot_refuses_another_audit_key_in_one_line(tmp_path):
     from conftest import base_env
 
     path = tmp_path / "bot.db"
-    keyed_store(path).close()
+    keyed_store(path, store_url()).close()  # base_env names the same store
     env = base_env(str(path), "http://127.0.0.1:9/api/", AUDIT_KEY="a-different-key-" * 3)
     env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
     result = subprocess.run(

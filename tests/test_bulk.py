@@ -11,6 +11,7 @@ import io
 import json
 from typing import Any
 
+import pytest
 from conftest import (
     APPROVER1,
     HELPDESK,
@@ -385,6 +386,7 @@ def test_bulk_annotate_from_a_csv_sets_each_rows_fields(bot: Bot, claims: Claims
     assert fleet.chrome[second["deviceId"]].get("notes") == notes_before
 
 
+@pytest.mark.both_stores  # the store: bulk rows and their reconciliation
 def test_a_batch_whose_read_back_fails_is_reconciled_later_never_resent(
     tmp_path: Any, sandbox: Any, emu: Any, claims: Claims
 ) -> None:

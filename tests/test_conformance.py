@@ -53,6 +53,9 @@ from bot.errors import ValidationError
 from bot.sandbox import android as sandbox_android
 from bot.sandbox.server import Answer
 
+# one bot for the whole module, started before any test's store is chosen: on SQLite alone
+pytestmark = pytest.mark.sqlite_only("one module-wide bot; the cases are about Slack and Google")
+
 #: Slack's own limit on a plain_text_input without max_length
 SLACK_TEXT_MAX = 3000
 

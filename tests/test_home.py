@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from conftest import APPROVER1, APPROVER2, OPERATOR, OUTSIDER, flatten, wait_state, wait_until
 from test_approvals import submit
 
@@ -25,6 +26,7 @@ def wait_home(bot: Any, user: str, predicate: Any, what: str) -> str:
     )
 
 
+@pytest.mark.both_stores  # the store: home tabs (an upsert)
 def test_an_approver_approves_from_the_home_tab_and_the_requester_home_follows(bot, claims):
     device = claims.chrome("ACTIVE")
     assert bot.emu.open_home(APPROVER1).status == 200

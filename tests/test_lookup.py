@@ -306,24 +306,27 @@ def test_history_of_a_device_google_no_longer_knows(slack: Bot) -> None:
 def add_request(bot: Bot, requester: str, state: str = "pending", reason: str = "stolen") -> str:
     request_id = "R" + uuid.uuid4().hex[:8]
     now = epoch()
-    bot.store.db()["requests"].insert(
-        {
-            "id": request_id,
-            "action": "wipe",
-            "platform": "android",
-            "device_ids": json.dumps(["enterprises/LC0sandbox/devices/x"]),
-            "devices": json.dumps([{"serial": "R58N0000", "user": "ada@example.com", "id": "x"}]),
-            "params": "{}",
-            "fingerprint": request_id,
-            "reason": reason,
-            "requester": requester,
-            "state": state,
-            "needs_approval": 1,
-            "created_at": now,
-            "updated_at": now,
-            "expires_at": now + 86400,
-        }
-    )
+    row = {
+        "id": request_id,
+        "action": "wipe",
+        "platform": "android",
+        "device_ids": json.dumps(["enterprises/LC0sandbox/devices/x"]),
+        "devices": json.dumps([{"serial": "R58N0000", "user": "ada@example.com", "id": "x"}]),
+        "params": "{}",
+        "fingerprint": request_id,
+        "reason": reason,
+        "requester": requester,
+        "state": state,
+        "needs_approval": 1,
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now + 86400,
+    }
+    with bot.store.transaction() as db:  # plain SQL: on either store
+        db.execute(
+            f"INSERT INTO requests({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
     return request_id
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from conftest import LOST, OPERATOR, flatten, start_bot, wait_state, wait_until
 from test_approvals import submit
 
@@ -31,6 +32,7 @@ def company_android(claims: Any) -> dict[str, Any]:
     return claims.android(lambda d: d["apiLevel"] >= 30 and d["ownership"] == "COMPANY_OWNED")
 
 
+@pytest.mark.both_stores  # the store: lost cases (a generated key, JSON)
 def test_android_lost_mode_announce_watch_resolve_across_a_restart(tmp_path, sandbox, emu, claims):
     db = str(tmp_path / "lost.db")
     bot = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none", DATABASE_PATH=db)
@@ -109,6 +111,7 @@ def test_chrome_lost_disable_and_reenable(tmp_path, sandbox, emu, claims):
         bot.server.stop()
 
 
+@pytest.mark.both_stores  # the store: lost cases (a generated key, JSON)
 def test_a_device_reported_twice_reuses_its_thread(bot, claims):
     device = company_android(claims)
     parsed = bot.svc.devices.resolve(device["hardwareInfo"]["serialNumber"])

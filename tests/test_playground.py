@@ -22,6 +22,9 @@ from slack_sdk import WebClient
 
 from bot.playground.main import APPROVALS, APPROVER1, HELPDESK, OPERATOR, start_playground
 
+# the playground keeps its own SQLite file, one for the module: on SQLite alone
+pytestmark = pytest.mark.sqlite_only("the playground's own SQLite file, one for the module")
+
 ALEX = "U0APPROVER1"
 ROOT = Path(__file__).resolve().parent.parent
 

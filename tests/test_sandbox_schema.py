@@ -104,6 +104,7 @@ def sb() -> Iterator[Sandbox]:
     sandbox.stop()
 
 
+@pytest.mark.sqlite_only("no store: it changes the module's sandbox, so it runs once")
 def test_chrome_responses_fit_the_schema(sb: Sandbox) -> None:
     admin = directory(sb.url)
     for projection in ("FULL", "BASIC"):
@@ -179,6 +180,7 @@ def test_chrome_responses_fit_the_schema(sb: Sandbox) -> None:
     check(DIRECTORY, "ChromeOsDevice", full)
 
 
+@pytest.mark.sqlite_only("no store: it changes the module's sandbox, so it runs once")
 def test_android_responses_fit_the_schema(sb: Sandbox) -> None:
     amapi = androidmanagement(sb.url)
     devices = amapi.enterprises().devices()

@@ -175,3 +175,56 @@ def test_transaction_serialises_writers(tmp_path):
     assert not errors
     s = _store(path)
     assert audit.verify(s).ok and audit.verify(s).checked == 80
+
+
+def test_a_large_read_streams_in_batches(store):
+    with store.transaction() as db:
+        db.conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?)",
+            [(f"stream-{i:04d}", str(i)) for i in range(2500)],
+        )
+    batches = list(
+        store.stream(
+            "SELECT value FROM meta WHERE key LIKE ? ORDER BY key", ["stream-%"], size=1000
+        )
+    )
+    assert [len(b) for b in batches] == [1000, 1000, 500]
+    assert [int(v) for b in batches for (v,) in b] == list(range(2500))
+
+
+def test_a_streamed_read_on_postgresql_is_fetched_a_batch_at_a_time(store, backend):
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's server-side cursor; SQLite's cursor steps through the file")
+    # the 1500th row divides by zero: read in full, the statement fails before any row;
+    # streamed, the first batches arrive and the error comes with the batch that holds it
+    rows = store.stream("SELECT 1 / (1500 - g) FROM generate_series(1, 3000) g", size=100)
+    got = 0
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        for batch in rows:
+            got += len(batch)
+    assert got == 1400
+    # its connection went back to the pool, out of its transaction
+    assert store.db().execute("SELECT 1").fetchone() == (1,)
+    assert store._pg.pool._idle.qsize() >= 1
+    conn = store._pg.pool.get(timeout=1)
+    try:
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    finally:
+        store._pg.pool.put(conn)
+
+
+def test_a_streamed_read_left_half_way_gives_its_connection_back(tmp_path, backend):
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's pool of connections")
+    small = Store(tmp_path / "bot.db", url=store_url())
+    small._pg.pool.close()
+    small._pg.pool = type(small._pg.pool)(store_url(), size=1)
+    try:
+        rows = small.stream("SELECT g FROM generate_series(1, 5000) g", size=100)
+        assert next(rows) == [(g,) for g in range(1, 101)]
+        rows.close()
+        conn = small._pg.pool.get(timeout=1)  # the only connection, free again
+        small._pg.pool.put(conn)
+        assert small.db().execute("SELECT count(*) FROM meta").fetchone()[0] >= 1
+    finally:
+        small.close()

@@ -197,15 +197,15 @@ def read_android(svc: Services, stats: FleetStats) -> None:
         return
     svc.devices.ensure_android_index()
     stats.android_synced_at = svc.devices.android_index_synced_at()
-    cursor = svc.store.db().conn.execute(
+    cutoff = stats.taken_at - STALE_DAYS * 86400
+    for rows in svc.store.stream(
         "SELECT json_extract(r.raw, '$.state'),"
         " json_extract(r.raw, '$.softwareInfo.androidVersion'),"
         " json_extract(r.raw, '$.softwareInfo.securityPatchLevel'),"
         " json_extract(r.raw, '$.lastStatusReportTime')"
-        " FROM android_index i JOIN android_raw r ON r.name = i.name"
-    )
-    cutoff = stats.taken_at - STALE_DAYS * 86400
-    while rows := cursor.fetchmany(2000):
+        " FROM android_index i JOIN android_raw r ON r.name = i.name",
+        size=2000,
+    ):
         add_android(stats, rows, cutoff)
 
 
