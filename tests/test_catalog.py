@@ -189,7 +189,10 @@ def test_a_new_android_command_needs_only_the_catalog_and_the_sandbox(
     view = wait_until(lambda: settled(bot, OPERATOR, opened.response["view"]["id"]), 15)
     assert view["callback_id"] == ids.CallbackId.ACTION
     assert bot.emu.submit_view(OPERATOR, view["id"], {}).status == 200
-    request = _request(bot, phone["name"])
+    # the form is answered at once; the request's messages follow it
+    request = wait_until(
+        lambda: (r := _request(bot, phone["name"])) and r["requester_ts"] and r, 10, "the request"
+    )
     assert request["state"] == "pending"
     assert not [o for o in bot.sandbox.fleet.operations.values() if o.device_name == phone["name"]]
     message = wait_until(
