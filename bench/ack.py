@@ -13,7 +13,14 @@ peer in turn (every request of a burst at the same instant, a barrier): half
 emulator times each HTTP exchange (request sent → Slack's answer received). The order
 alternates per round (bot first, then the minimal app first) so that drift of the shared
 machine falls on both. After the bot's burst the benchmark waits until every answer has
-reached Slack (the work done after the ack), so each burst starts on a quiet bot.
+reached Slack (the work done after the ack), and before each burst until both peers are
+quiet (`settle`; the bot writes down what it did after its answers have reached Slack), so
+each burst starts on a quiet bot and a quiet minimal app.
+
+The machine may run other work: each burst notes the CPU the rest of the machine used
+while it ran (neither peer, nor this process, nor the sandbox), as a share of all cores —
+the column "others' CPU" — so a round whose ratio is off can be told apart from a round
+the rest of the machine disturbed.
 
 Absolute times depend on what else the machine runs; the ratio bot / minimal of the same
 round does not, or much less. Targets: p50 and p99 ratios ≤ 1.3 in every round; no bot
@@ -240,6 +247,11 @@ class Burst:
         self.statuses: list[int] = []
         self.at = 0.0  # wall-clock time of the release (to match a peer's own logs)
         self.cpu = 0.0  # CPU seconds the peer's process used from the release to the last ack
+        self.settled = 0.0  # seconds waited for the peers to be quiet before the release
+        # CPU seconds the rest of the machine (not the peer, not this load generator) used
+        # from the release to the last ack, and how long that was
+        self.others = 0.0
+        self.span = 0.0
 
     @property
     def stats(self) -> Stats:
@@ -256,6 +268,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: a peer is quiet when it used at most QUIET_CPU of CPU over QUIET_WINDOW seconds
+QUIET_WINDOW = 0.2
+QUIET_CPU = 0.02
+
+
+def settle(pids: list[int], timeout: float = 10.0) -> float:
+    """Wait until every process in `pids` is quiet (at most QUIET_CPU seconds of CPU over
+    QUIET_WINDOW): the bot's answers reach Slack before it has finished writing down what it
+    did, and a burst released then would pay for that. The seconds waited."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while True:
+        before = [cpu_seconds(p) for p in pids]
+        time.sleep(QUIET_WINDOW)
+        used = max(cpu_seconds(p) - b for p, b in zip(pids, before, strict=True))
+        if used <= QUIET_CPU or time.monotonic() >= deadline:
+            return time.monotonic() - start
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy so far (all processes, /proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def burst(
     emu: Any,
     pid: int,
@@ -264,8 +302,12 @@ def burst(
     cards: list[dict[str, Any]],
     arrivals: Any = None,
     timeout: float = 120.0,
+    quiet: list[int] | None = None,
+    also: tuple[int, ...] = (),
 ) -> Burst:
-    """Release every request at once at `url`; with `arrivals`, also wait for every answer."""
+    """Release every request at once at `url`; with `arrivals`, also wait for every answer.
+    With `quiet`, first wait until those processes are quiet (`settle`). The CPU the rest of
+    the machine used meanwhile leaves out the peer, this process, `quiet` and `also`."""
     from bot import ids
 
     emu.bot_url = url
@@ -293,15 +335,21 @@ def burst(
     threads += [threading.Thread(target=click, args=(c,)) for c in cards]
     for t in threads:
         t.start()
+    if quiet:
+        out.settled = settle(quiet)
     gc.collect()
     gc.disable()  # the load generator must not pause mid-burst and blame the peer for it
     try:
-        cpu = cpu_seconds(pid)
+        ours = [os.getpid(), *(p for p in quiet or [] if p != pid), *also]
+        cpu, own, busy = cpu_seconds(pid), [cpu_seconds(p) for p in ours], machine_busy()
         barrier.wait()
         out.at = time.time()
         for t in threads:
             t.join()
         out.cpu = cpu_seconds(pid) - cpu
+        ours_used = sum(cpu_seconds(p) - o for p, o in zip(ours, own, strict=True))
+        out.others = machine_busy() - busy - out.cpu - ours_used
+        out.span = time.time() - out.at
     finally:
         gc.enable()
     if arrivals is not None:
@@ -325,6 +373,11 @@ def _cards(emu: Any, arrivals: Any, serials: list[str]) -> list[dict[str, Any]]:
 # ---- the report --------------------------------------------------------------------------
 
 
+def _share(b: Burst) -> float:
+    """The rest of the machine's CPU during a burst, as a share of all cores' time."""
+    return b.others / max(b.span * (os.cpu_count() or 1), 1e-9)
+
+
 def report(
     rounds: list[tuple[Burst, Burst]], commands: int, clicks: int, latency: float
 ) -> tuple[str, bool]:
@@ -346,6 +399,8 @@ def report(
                 m.p99,
                 f"{r50:.2f}",
                 f"{r99:.2f}" + ("" if ok else " ✗"),
+                f"{bot.cpu * 1000:.0f} / {bare.cpu * 1000:.0f}",
+                f"{_share(bot):.0%} / {_share(bare):.0%}",
                 bot.non_200 + bare.non_200,
             ]
         )
@@ -362,6 +417,8 @@ def report(
                 "minimal p99 ms",
                 "ratio p50",
                 "ratio p99",
+                "CPU ms bot / minimal",
+                "others' CPU bot / minimal",
                 "non-200",
             ],
             rows,
@@ -420,6 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--commands", type=int, default=50)
     parser.add_argument("--clicks", type=int, default=50)
+    parser.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="release each burst without waiting for both peers to be quiet",
+    )
     parser.add_argument("--serve-minimal", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-sandbox", type=int, metavar="SERIALS", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
@@ -446,16 +508,19 @@ def main(argv: list[str] | None = None) -> int:
         cards = _cards(emu, arrivals, serials[args.commands :])
         commands = serials[: args.commands]
         timeout = args.latency * 10 + 60
+        # both peers quiet before either's burst (unless --no-settle): the same start for both
+        quiet = [] if args.no_settle else [bot.pid, bare_pid]
+        also = (sandbox.proc.pid,)
 
         def on_bot() -> Burst:
             sandbox.latency(args.latency)
             try:
-                return burst(emu, bot.pid, bot_url, commands, cards, arrivals, timeout)
+                return burst(emu, bot.pid, bot_url, commands, cards, arrivals, timeout, quiet, also)
             finally:
                 sandbox.latency(0.0)
 
         def on_bare() -> Burst:
-            return burst(emu, bare_pid, bare_url, commands, cards)
+            return burst(emu, bare_pid, bare_url, commands, cards, quiet=quiet, also=also)
 
         on_bot(), on_bare()  # warm-up: threads, connections, per-thread Google services
         for i in range(args.rounds):
@@ -469,7 +534,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"round {i + 1} (bot at {b.at:.3f}, minimal at {m.at:.3f}): "
                 f"bot p50 {b.stats.median:.1f} p99 {b.stats.p99:.1f} ms, CPU {b.cpu * 1000:.0f} ms; "
-                f"minimal p50 {m.stats.median:.1f} p99 {m.stats.p99:.1f} ms, CPU {m.cpu * 1000:.0f} ms",
+                f"minimal p50 {m.stats.median:.1f} p99 {m.stats.p99:.1f} ms, CPU {m.cpu * 1000:.0f} ms; "
+                f"waited for quiet {b.settled * 1000:.0f} / {m.settled * 1000:.0f} ms, "
+                f"others' CPU {_share(b):.0%} / {_share(m):.0%}, load {os.getloadavg()[0]:.2f}",
                 file=sys.stderr,
                 flush=True,
             )

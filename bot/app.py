@@ -71,11 +71,19 @@ def job_specs(svc: Services) -> list[JobSpec]:
     return specs
 
 
-def create_app(svc: Services, *, listener_executor: Executor | None = None) -> App:
+def create_app(
+    svc: Services, *, listener_executor: Executor | None = None, signed_upstream: bool = False
+) -> App:
     """A Bolt App serving `/device`, its buttons and modals.
 
     `listener_executor` runs the listeners (default: a pool of LISTENER_THREADS); a test
     passes one that runs them inline, so `app.dispatch` returns when the listener is done.
+
+    `signed_upstream`: every request reaches `app.dispatch` through `SlackIngress`
+    (bot/ingress.py), which has checked Slack's signature on the raw bytes and refused
+    anything else with 401; Bolt's own check of the same signature (its first middleware, a
+    second HMAC of the body before every acknowledgement) is then left out. Without it Bolt
+    checks, as it does for any other caller of `dispatch`.
 
     Bolt's own runner answers Slack at the first of its 10 ms polls after ack(); here Bolt
     runs the listener wrapper before it answers (process_before_response), and the wrapper
@@ -107,7 +115,7 @@ def create_app(svc: Services, *, listener_executor: Executor | None = None) -> A
             client=svc.out.client,
             authorize=authorize,
             token_verification_enabled=False,
-            request_verification_enabled=not settings.socket_mode,
+            request_verification_enabled=not (signed_upstream or settings.socket_mode),
             process_before_response=True,
             listener_executor=executor,
             logger=logging.getLogger("bot.bolt"),

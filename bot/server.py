@@ -51,7 +51,8 @@ class BotServer:
         )
         self.svc.google.on_call = self.metrics.observe_google
         self.readiness = Readiness(self.svc)
-        self.app = create_app(self.svc)
+        # /slack/events reaches the App only through SlackIngress, which checks the signature
+        self.app = create_app(self.svc, signed_upstream=True)
         self.jobs = Jobs(self.svc, job_specs(self.svc)) if run_jobs else None
         self.extra = extra
         self.warm = warm

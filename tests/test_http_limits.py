@@ -288,3 +288,39 @@ def test_the_server_keeps_serving_past_1024_open_descriptors(bot):
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_only_signed_requests_reach_a_listener_though_bolt_checks_no_signature(bot):
+    """The server's App leaves Bolt's second signature check out (SlackIngress checked the
+    raw bytes): an unsigned or wrongly signed `/device help` is still refused with 401 and
+    no listener answers it; the signed one after it is answered, once."""
+    from slack_bolt.middleware.request_verification import RequestVerification
+
+    assert not any(isinstance(m, RequestVerification) for m in bot.server.app._middleware_list)
+    before = len(bot.emu.responses)
+    import urllib.parse
+
+    # a response_url the emulator honours: were the request let in, its answer would arrive
+    url = bot.emu._issue_response_url({"user": OPERATOR, "channel": "C0HELPDESK"})
+    form = {"command": "/device", "text": "help", "user_id": OPERATOR, "channel_id": "C0HELPDESK"}
+    body = urllib.parse.urlencode({**form, "response_url": url, "trigger_id": "1.2.3"}).encode()
+    unsigned = {"Content-Type": FORM, "Content-Length": len(body)}
+    assert post(bot.url, unsigned, [body]) == 401
+    assert post(bot.url, signed(body, secret="not-the-secret"), [body]) == 401
+    assert bot.slash("help").status == 200
+    wait_until(lambda: len(bot.emu.responses) > before, 15, "the signed help's answer")
+    assert len(bot.emu.responses) == before + 1
+
+
+def test_an_app_built_without_the_ingress_checks_signatures_itself(tmp_path):
+    """`create_app` keeps Bolt's check unless told a signed ingress stands before it."""
+    from fakes import SyncExecutor, make_services
+    from slack_bolt import BoltRequest
+
+    from bot.app import create_app
+
+    svc = make_services(tmp_path)
+    app = create_app(svc, listener_executor=SyncExecutor())
+    body = "command=%2Fdevice&text=help&user_id=" + OPERATOR + "&trigger_id=1.2.3"
+    assert app.dispatch(BoltRequest(body=body, headers={})).status == 401
+    assert svc.out.calls == []  # type: ignore[attr-defined]
