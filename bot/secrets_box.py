@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from bot.store import Store
 
-#: scrypt cost: 2**15 × 8 × 128 bytes = 32 MiB and tens of ms, once per process
+#: scrypt cost: 2**15 × 8 × 128 bytes = 32 MiB and tens of ms, once per process that seals
+#: or opens a secret
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 SALT_KEY = "secret_key_salt"
 
@@ -43,14 +44,23 @@ class SecretBox:
     """Seal and open small secret dicts."""
 
     def __init__(self, key: str | None, salt: bytes | None = None) -> None:
-        if key:
-            fernets = [Fernet(derive_fernet_key(key, salt))] if salt else []
-            fernets.append(Fernet(_legacy_fernet_key(key)))
-            self._fernet: MultiFernet | None = MultiFernet(fernets)
-        else:
-            self._fernet = None
+        self._key = key or None
+        self._salt = salt
+        self._made: MultiFernet | None = None  # derived on first use: most processes never seal
         self._memory: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def _fernet(self) -> MultiFernet | None:
+        """The keys (None without BOT_SECRET_KEY); scrypt runs once, at the first seal or open."""
+        if self._key is None:
+            return None
+        with self._lock:
+            if self._made is None:
+                fernets = [Fernet(derive_fernet_key(self._key, self._salt))] if self._salt else []
+                fernets.append(Fernet(_legacy_fernet_key(self._key)))
+                self._made = MultiFernet(fernets)
+            return self._made
 
     @classmethod
     def for_store(cls, key: str | None, store: Store) -> SecretBox:
@@ -63,21 +73,23 @@ class SecretBox:
     @property
     def memory_only(self) -> bool:
         """True without BOT_SECRET_KEY: secrets never leave this process."""
-        return self._fernet is None
+        return self._key is None
 
     def seal(self, request_id: str, secret: dict[str, Any]) -> bytes | None:
         """Returns what to store in the database (None when kept in memory only)."""
-        if self._fernet is None:
+        fernet = self._fernet
+        if fernet is None:
             with self._lock:
                 self._memory[request_id] = dict(secret)
             return None
-        return self._fernet.encrypt(json.dumps(secret).encode())
+        return fernet.encrypt(json.dumps(secret).encode())
 
     def open(self, request_id: str, sealed: bytes | None) -> dict[str, Any] | None:
         """The secret, or None if it is gone (erased, or lost with a restart)."""
-        if sealed is not None and self._fernet is not None:
+        fernet = self._fernet if sealed is not None else None
+        if sealed is not None and fernet is not None:
             try:
-                return dict(json.loads(self._fernet.decrypt(sealed)))
+                return dict(json.loads(fernet.decrypt(sealed)))
             except InvalidToken:
                 return None
         with self._lock:
