@@ -9,6 +9,7 @@ key) is handed to it in `migrating`.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from typing import Any
 
@@ -26,19 +27,38 @@ def is_postgres(db: object) -> bool:
     return isinstance(db, PgDatabase)
 
 
+def executescript(db: Any, script: str) -> None:
+    """`db.executescript`, faster on SQLite inside the migration's transaction: there
+    sqlite-utils finds where each statement ends one character at a time (quadratic in its
+    length: ~15 ms of every start-up for this schema); this does it a line at a time."""
+    if is_postgres(db) or not db.conn.in_transaction:
+        db.executescript(script)
+        return
+    cursor = db.conn.cursor()
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            cursor.execute(statement)  # refuses a line that holds two statements
+            statement = ""
+    if statement.strip():
+        cursor.execute(statement)
+
+
 def _audit_append_only(db: Any) -> None:
     """The database itself refuses UPDATE and DELETE on audit_events; on PostgreSQL it also
     numbers the events from a counter row (rolled back with its transaction, unlike a
     sequence, so the numbers stay gapless, and never lowered when events are deleted: the
     equivalent of SQLite's sqlite_sequence for `audit.verify`)."""
     if not is_postgres(db):
-        db.executescript(
+        executescript(
+            db,
             """
             CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_events
                 BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
             CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_events
                 BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END;
-            """
+            """,
         )
         return
     db.execute(
@@ -68,7 +88,8 @@ def _audit_append_only(db: Any) -> None:
 
 @migrations()
 def m001_initial(db: sqlite_utils.Database) -> None:
-    db.executescript(
+    executescript(
+        db,
         """
         CREATE TABLE requests (
             id TEXT PRIMARY KEY,
@@ -185,7 +206,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             key TEXT PRIMARY KEY,
             value TEXT
         );
-        """
+        """,
     )
     _audit_append_only(db)
 
