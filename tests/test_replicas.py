@@ -92,7 +92,11 @@ def replicas(
     processes: Any,  # noqa: F811
 ) -> Iterator[tuple[dict[str, str], list[BotProcess], Balancer]]:
     url = postgres_url(request)  # skips without PostgreSQL (fails under CI)
-    env = process_env(tmp_path, sandbox, emu, DATABASE_URL=url, LEASE_SECONDS="2")
+    # a dead replica's call in flight is read back only once its GOOGLE_TIMEOUT has passed
+    # (execution.recover): 4 s instead of 10 keeps that wait short; every call here is local
+    env = process_env(
+        tmp_path, sandbox, emu, DATABASE_URL=url, LEASE_SECONDS="2", GOOGLE_TIMEOUT="4"
+    )
     a, b = processes(env), processes(env)
     balancer = Balancer([a.url, b.url])
     emu.bot_url = balancer.url + "/slack/events"
