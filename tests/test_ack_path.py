@@ -93,9 +93,9 @@ def test_a_listener_without_ack_is_handed_over_at_once():
         assert done.wait(5)
 
 
-def test_the_same_gesture_delivered_twice_at_once_is_acted_on_once():
-    """A delivery and its retry reach the wrappers together: both are answered, one claims
-    the gesture after its ack, the other stops there."""
+def _delivered_twice_at_once(body: Any, **options: Any) -> tuple[list[FakeAck], list[int]]:
+    """One gesture reaching two wrapped deliveries together; (their acks, the listener's runs)
+    once the pool has finished both."""
     svc, _ = _svc()
     runs: list[int] = []
     both_in = threading.Barrier(2)
@@ -106,18 +106,25 @@ def test_the_same_gesture_delivered_twice_at_once_is_acted_on_once():
 
     acks = [FakeAck(), FakeAck()]
     with ThreadPoolExecutor(4) as pool:
-        wrapped = guard(svc, listener, pool)
+        wrapped = guard(svc, listener, pool, **options)
 
         def deliver(ack: FakeAck) -> None:
             both_in.wait(5)
-            wrapped(ack=ack, body=BODY)
+            wrapped(ack=ack, body=body)
 
         threads = [threading.Thread(target=deliver, args=(a,)) for a in acks]
         for t in threads:
             t.start()
         for t in threads:
             t.join(10)
-        assert [a.calls for a in acks] == [1, 1]  # both answered
+    return acks, runs
+
+
+def test_the_same_gesture_delivered_twice_at_once_is_acted_on_once():
+    """A delivery and its retry reach the wrappers together: both are answered, one claims
+    the gesture after its ack, the other stops there."""
+    acks, runs = _delivered_twice_at_once(BODY)
+    assert [a.calls for a in acks] == [1, 1]  # both answered
     assert runs == [1]  # the pool has finished both: one acted
 
 
@@ -280,28 +287,8 @@ def test_a_click_is_answered_before_its_listener_starts():
 def test_a_click_delivered_twice_at_once_is_answered_twice_and_acted_on_once():
     from bot.listeners import _is_click
 
-    svc, _ = _svc()
-    runs: list[int] = []
-    both_in = threading.Barrier(2)
-
-    def listener(ack: Any, body: Any) -> None:
-        ack()
-        runs.append(1)
-
-    acks = [FakeAck(), FakeAck()]
-    with ThreadPoolExecutor(4) as pool:
-        wrapped = guard(svc, listener, pool, ack_at_once=_is_click)
-
-        def deliver(ack: FakeAck) -> None:
-            both_in.wait(5)
-            wrapped(ack=ack, body=CLICK)
-
-        threads = [threading.Thread(target=deliver, args=(a,)) for a in acks]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
-        assert [a.calls for a in acks] == [1, 1]
+    acks, runs = _delivered_twice_at_once(CLICK, ack_at_once=_is_click)
+    assert [a.calls for a in acks] == [1, 1]
     assert runs == [1]
 
 
