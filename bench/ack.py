@@ -263,7 +263,21 @@ class Burst:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    """CPU time of a process so far, to the nanosecond: the sum of its threads' time on a
+    CPU (/proc/<pid>/task/*/schedstat; /proc/<pid>/stat counts in 10 ms ticks). Threads
+    that have ended count no more, which a burst's peer does not do (its pools stay)."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        tasks = []
+    for task in tasks:
+        try:
+            total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+    if total:
+        return total / 1e9
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -403,7 +417,7 @@ def report(
                 m.p99,
                 f"{r50:.2f}",
                 f"{r99:.2f}" + ("" if ok else " ✗"),
-                f"{bot.cpu * 1000:.0f} / {bare.cpu * 1000:.0f}",
+                f"{bot.cpu * 1000:.1f} / {bare.cpu * 1000:.1f}",
                 f"{_share(bot):.0%} / {_share(bare):.0%}",
                 bot.non_200 + bare.non_200,
             ]
@@ -451,6 +465,12 @@ def report(
         )
         if name == "bot":
             all_ok &= not flagged
+    cpu_bot = statistics.median(b.cpu for b, _ in rounds) * 1000
+    cpu_bare = statistics.median(m.cpu for _, m in rounds) * 1000
+    text.append(
+        f"CPU per burst (release to last answer), median: bot {cpu_bot:.1f} ms, minimal "
+        f"{cpu_bare:.1f} ms, ratio {ratio(cpu_bot, cpu_bare):.2f}"
+    )
     ratio50 = [ratio(b.stats.median, m.stats.median) for b, m in rounds]
     ratio99 = [ratio(b.stats.p99, m.stats.p99) for b, m in rounds]
     statuses_ok = all(b.non_200 == 0 and m.non_200 == 0 for b, m in rounds)

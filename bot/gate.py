@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import gc
 import itertools
+import logging
 import math
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 from bot.pool import FairExecutor
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 MAX_WAIT = 0.5  # never hold work back longer than this
 #: a burst is over when no request arrived for this long. A burst's requests do not reach
 #: the bot at the same instant (on 2 busy cores, up to ~15 ms apart), and work started in
@@ -62,6 +64,11 @@ class AckGate:
         self._loose: set[threading.Event] = set()  # other waiters: woken when nothing is pending
         self._seq = itertools.count()
         self._backlog: Callable[[], int] = lambda: 0
+        # work handed over with `defer`, not yet started: (rank, seq, since, start), oldest
+        # request first; the releaser thread starts it when the gate is quiet
+        self._deferred: list[tuple[int, int, float, Callable[[], object]]] = []
+        self._changed = threading.Condition(self._quiet)
+        self._releaser: threading.Thread | None = None
 
     def watch(self, backlog: Callable[[], int]) -> None:
         """Count `backlog()` requests (received, waiting for an HTTP thread) as pending too:
@@ -97,6 +104,8 @@ class AckGate:
             if not self._pending:
                 for event in self._loose:
                     event.set()
+                if self._deferred:
+                    self._changed.notify()
                 # the held work's first waiter wakes itself when the burst settles; waking
                 # it now would only cost this thread (answering a burst) the GIL
                 if self._held and time.monotonic() >= self._last + self.settle:
@@ -145,7 +154,10 @@ class AckGate:
                 with self._quiet:
                     left = deadline - time.monotonic()
                     wait = self._calm_in(own)
-                    if ranked and self._held[0] is not entry:
+                    if ranked and (
+                        self._held[0] is not entry
+                        or (self._deferred and self._deferred[0][0] < entry[0])
+                    ):
                         wait = math.inf  # an older request's work goes first; it wakes this
                     elif ranked and wait == math.inf:
                         wait = max(self.settle, 0.005)  # answers pending: look again later
@@ -161,6 +173,59 @@ class AckGate:
                         self._held[0][2].set()  # the next may go (it checks)
                 else:
                     self._loose.discard(event)
+
+    def defer(self, token: str | None, start: Callable[[], object]) -> None:
+        """Call `start()` — it hands the request's work to a pool — once the gate is quiet
+        for the work of `token`'s request (see `wait_quiet`): at once if it is, otherwise
+        from the gate's releaser thread, oldest request first, within MAX_WAIT.
+
+        Nothing waits in the meantime: a burst's answers do not share the GIL with a hundred
+        pool threads waking up only to wait (what `wait_quiet` in each would cost)."""
+        rank = int(token) if token is not None and token.isdigit() else -1
+        with self._quiet:
+            if not self._deferred and self._calm_in(token) == 0.0:
+                run_now = True
+            else:
+                run_now = False
+                bisect.insort(self._deferred, (rank, next(self._seq), time.monotonic(), start))
+                if self._releaser is None:
+                    self._releaser = threading.Thread(
+                        target=self._release, name="ack-gate", daemon=True
+                    )
+                    self._releaser.start()
+                self._changed.notify()
+        if run_now:
+            start()
+
+    def _release(self) -> None:
+        """The releaser: starts deferred work when the gate is quiet (or the oldest has
+        waited MAX_WAIT); ends when none is left (the next `defer` starts another)."""
+        while True:
+            with self._quiet:
+                if not self._deferred:
+                    self._releaser = None
+                    return
+                now = time.monotonic()
+                wait = self._calm_in(None)
+                if wait > 0.0:
+                    overdue = self._deferred[0][2] + MAX_WAIT - now
+                    if overdue > 0.0:
+                        self._changed.wait(min(wait, overdue))
+                        continue
+                    # the bound: release what has waited MAX_WAIT, in order, the rest later
+                    cut = 0
+                    while cut < len(self._deferred) and self._deferred[cut][2] + MAX_WAIT <= now:
+                        cut += 1
+                    due, self._deferred[:cut] = self._deferred[:cut], []
+                else:
+                    due, self._deferred = self._deferred, []
+                if self._held:
+                    self._held[0][2].set()  # a ranked waiter behind the released may go
+            for _, _, _, start in due:
+                try:
+                    start()
+                except Exception:  # a pool shut down: its work is dropped, as a submit would
+                    log.debug("deferred work could not start", exc_info=True)
 
 
 _local = threading.local()

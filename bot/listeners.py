@@ -205,8 +205,9 @@ def guard(
 
     `ack_at_once(body)` true: the listener's ack carries nothing Slack reads (a button
     click; a command whose listener acks before anything else), so the wrapper sends it
-    itself before handing the listener over, and the listener's own ack() only returns
-    the answer. The gate's wait and the claim then run on the pool before the listener.
+    itself, and the listener's own ack() only returns the answer. The listener is handed
+    to the pool by the gate (`AckGate.defer`) once the other answers have gone out; the
+    claim then runs there before the listener.
     """
     signature = inspect.signature(func)
     wants_request = "request" in signature.parameters
@@ -237,9 +238,8 @@ def guard(
 
         def run() -> None:
             try:
-                if early:  # answered already: wait for the other answers, then claim
+                if early:  # answered, and started by the gate once the others are: claim
                     working_for(token)
-                    svc.gate.wait_quiet()
                     claim()
                 elif "ack" not in kwargs:  # nothing to answer first: claim before the work
                     claim()
@@ -262,8 +262,12 @@ def guard(
         if executor is None:
             run()
             return None
-        if early or "ack" not in kwargs:
-            answered.set()  # answered, or Bolt acknowledges (an event) once it is handed over
+        if early:
+            # answered: the gate hands the work to the pool once the other answers are out
+            svc.gate.defer(token, functools.partial(executor.submit, run))
+            return None
+        if "ack" not in kwargs:
+            answered.set()  # Bolt acknowledges (an event) once it is handed over
         executor.submit(run)
         answered.wait(ACK_TIMEOUT)
         return None

@@ -257,3 +257,49 @@ def test_requests_waiting_for_an_http_thread_hold_work_back():
     gate.leave(token)
     worker.join(5)
     assert done == ["work"]
+
+
+def test_deferred_work_starts_once_the_burst_is_answered_oldest_request_first():
+    """`defer` holds no thread: the gate's releaser starts the work, in arrival order, once
+    every answer has gone out and the burst has settled."""
+    gate = AckGate(settle=0.1)
+    tokens = [gate.enter() for _ in range(4)]
+    started: list[str] = []
+    for token in reversed(tokens):  # the newest hands its work over first
+        gate.acked(token)
+        gate.defer(token, lambda t=token: started.append(t))
+    assert not threading.Event().wait(0.2) and started == []  # answers still pending
+    t = time.monotonic()
+    for token in tokens:
+        gate.leave(token)
+    from conftest import wait_until
+
+    wait_until(lambda: len(started) == 4, 5, "the deferred work started")
+    assert started == tokens
+    assert time.monotonic() - t < 1.0
+    wait_until(
+        lambda: not any(t.name == "ack-gate" for t in threading.enumerate()), 5, "releaser gone"
+    )
+
+
+def test_deferred_work_of_a_request_that_came_alone_starts_at_once():
+    gate = AckGate(settle=0.5)
+    token = gate.enter()
+    gate.acked(token)
+    caller = []
+    gate.defer(token, lambda: caller.append(threading.current_thread()))
+    assert caller == [threading.current_thread()]  # started by the caller, before its answer
+    gate.leave(token)
+
+
+def test_deferred_work_is_never_held_longer_than_the_bound():
+    from bot.gate import MAX_WAIT
+
+    gate = AckGate(settle=0.0)
+    gate.enter()  # never left
+    token = gate.enter()
+    started = threading.Event()
+    t = time.monotonic()
+    gate.defer(token, started.set)
+    assert started.wait(MAX_WAIT + 2)
+    assert time.monotonic() - t >= MAX_WAIT * 0.9

@@ -225,10 +225,12 @@ class GoogleClients:
         return self.chrome
 
     def warm(self) -> None:
-        """Build the calling thread's services now, so a first burst does not pay for it."""
+        """Build the services (once) and the calling thread's Http now, so a first burst
+        does not pay for them."""
         for api in (self.chrome, self.android):
             if api is not None:
                 api.services.service()
+                api.services.http()
 
     def require_org_units(self) -> OrgUnitsApi:
         """The organisational-unit list, or ConfigError saying Chrome is not configured."""

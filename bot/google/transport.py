@@ -51,10 +51,20 @@ class NoResendHttp(httplib2.Http):
 
 
 class ServiceFactory:
-    """Builds one googleapiclient service (and its httplib2.Http) per thread, lazily.
+    """One googleapiclient service per API, shared by every thread; one httplib2.Http per
+    thread, made lazily.
 
-    httplib2.Http and service objects are not thread-safe; only this immutable recipe is
-    shared between threads.
+    httplib2.Http is not thread-safe; the service and its Resource objects are, as long as
+    no request goes out through an Http another thread uses. googleapiclient's thread-safety
+    page gives two ways; this is its first: the service's `requestBuilder` gives each
+    request the Http of the thread that builds it, and each request is built and executed
+    by the same thread (every call goes through one `Executor.execute` in the function that
+    built it). https://googleapis.github.io/google-api-python-client/docs/thread_safety.html
+
+    Building a service (parsing the discovery document, a closure and a docstring for every
+    method of every Resource) costs 5–60 ms of CPU and some thousand objects; with one
+    service per thread, each of the 200 listener threads paid it on its first Google call,
+    after an acknowledgement, and the objects weighed on every full garbage collection.
     """
 
     def __init__(
@@ -71,52 +81,79 @@ class ServiceFactory:
         self._http_factory = http_factory
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._service: Any = None
+        self._resources: dict[tuple[str, ...], Any] = {}
         self.builds = 0
         self.build_seconds = 0.0
+        self.https = 0  # Http objects made: one per thread that called Google
 
     def service(self) -> Any:
-        """This thread's service object, built on first use."""
-        service = getattr(self._local, "service", None)
+        """The service, built on first use (once, whichever thread asks first)."""
+        service = self._service
         if service is None:
-            from googleapiclient.discovery import build
-
-            started = time.perf_counter()
-            http = self._http_factory()
-            options = {"api_endpoint": self.endpoint} if self.endpoint else None
-            service = build(
-                self.name,
-                self.version,
-                http=http,
-                static_discovery=True,
-                cache_discovery=False,
-                client_options=options,
-            )
-            self._local.service = service
-            self._local.http = http
             with self._lock:
-                self.builds += 1
-                self.build_seconds += time.perf_counter() - started
+                if self._service is None:
+                    self._service = self._build()
+                service = self._service
+        return service
+
+    def _build(self) -> Any:
+        from googleapiclient.discovery import build
+        from googleapiclient.http import HttpRequest
+
+        def request_builder(_shared: Any, *args: Any, **kwargs: Any) -> HttpRequest:
+            return HttpRequest(self.http(), *args, **kwargs)  # the calling thread's own
+
+        started = time.perf_counter()
+        options = {"api_endpoint": self.endpoint} if self.endpoint else None
+        service = build(
+            self.name,
+            self.version,
+            http=_UNSHARED,
+            requestBuilder=request_builder,
+            static_discovery=True,
+            cache_discovery=False,
+            client_options=options,
+        )
+        self.builds += 1
+        self.build_seconds += time.perf_counter() - started
         return service
 
     def resource(self, *path: str) -> Any:
-        """This thread's resource object at `path`, e.g. ("enterprises", "devices"), made once.
+        """The Resource object at `path`, e.g. ("enterprises", "devices"), made once.
 
         googleapiclient builds a new Resource, with a closure for each of its methods, on
         every `service.enterprises()` call (0.8–2 ms of CPU per Google call, under the GIL):
-        each thread keeps the ones it made instead.
+        the factory keeps the ones it made instead.
         """
-        cache: dict[tuple[str, ...], Any] | None = getattr(self._local, "resources", None)
-        if cache is None:
-            cache = self._local.resources = {}
-        resource = cache.get(path)
+        resource = self._resources.get(path)
         if resource is None:
-            resource = self.service()
-            for name in path:
-                resource = getattr(resource, name)()
-            cache[path] = resource
+            service = self.service()
+            with self._lock:
+                resource = self._resources.get(path)
+                if resource is None:
+                    resource = service
+                    for name in path:
+                        resource = getattr(resource, name)()
+                    self._resources[path] = resource
         return resource
 
     def http(self) -> httplib2.Http:
-        """This thread's (authorized) httplib2.Http, the one its service uses."""
-        self.service()
-        return self._local.http  # type: ignore[no-any-return]
+        """This thread's (authorized) httplib2.Http, made on first use."""
+        http: httplib2.Http | None = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = self._http_factory()
+            with self._lock:
+                self.https += 1
+        return http
+
+
+class _Unshared:
+    """The Http the shared service holds: never used, every request carries its thread's
+    own (see ServiceFactory); a request that did not would fail here, not share one."""
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a Google request must carry its thread's own Http")
+
+
+_UNSHARED = _Unshared()
