@@ -306,8 +306,8 @@ class _AckProxy:
 class Collector:
     """Python's cyclic garbage collector, run between bursts instead of inside them.
 
-    A collection holds the GIL: a full one over the bot's objects (per-thread Google
-    services, the index) takes 100–450 ms on a busy 2-core machine, and when it falls
+    A collection holds the GIL: a full one over the bot's objects took 100–450 ms on a
+    busy 2-core machine while each thread built Google services of its own, and when it falls
     inside a burst every acknowledgement of the burst waits for it. `start()` turns the
     automatic collector off; a thread then runs the young collections Python's thresholds
     ask for whenever no acknowledgement is pending (and regardless once one has been held

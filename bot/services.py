@@ -1,7 +1,8 @@
 """The bot's dependencies, built once from Settings and passed to every capability.
 
-Nothing here holds a SQLite connection or a Google service object shared between
-threads: Store hands out per-thread connections, GoogleClients per-thread services.
+Nothing here holds a SQLite connection or an httplib2.Http shared between threads: Store
+hands out per-thread connections, GoogleClients a per-thread Http for every request (its
+googleapiclient services are built once and shared: bot/google/transport.py).
 """
 
 from __future__ import annotations
@@ -66,9 +67,9 @@ class Services:
                 log.exception("hook %s failed on %s", getattr(hook, "__name__", hook), change)
 
     def warm(self, threads: int = 32) -> None:
-        """Start `threads` pool workers with their Google services and SQLite connection
-        built, in the background: the first burst after start-up then costs what later
-        ones do (a service build is several ms of CPU, paid once per thread)."""
+        """Start `threads` pool workers with their Google Http and SQLite connection made
+        (and the shared Google services built), in the background: the first burst after
+        start-up then costs what later ones do."""
         barrier = threading.Barrier(threads)
 
         def prepare() -> None:

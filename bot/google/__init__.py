@@ -165,7 +165,7 @@ class GoogleClients:
         def parts(
             api: str, version: str, scope: str, subject: str | None, hint: str
         ) -> tuple[ServiceFactory, Executor]:
-            """The per-thread service recipe and the choke point of one API."""
+            """The service (shared; an Http per thread) and the choke point of one API."""
             if endpoint:
                 http_factory = _anonymous_http(timeout)
             else:

@@ -1,5 +1,5 @@
 """The one place that talks HTTP to Google: the execute choke point, bounded retries, and the
-record of every round trip. Per-thread services are in `bot.google.transport`, the mapping
+record of every round trip. The services and per-thread Http are in `bot.google.transport`, the mapping
 of Google's errors to bot.errors in `bot.google.errors`.
 
 Every `.execute()` of a googleapiclient request (or batch) goes through `Executor.execute`.

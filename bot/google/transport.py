@@ -1,5 +1,5 @@
-"""How requests reach Google: one googleapiclient service per thread, over an Http that never
-resends a mutation by itself.
+"""How requests reach Google: one googleapiclient service per API, shared, each request on
+its thread's own Http, which never resends a mutation by itself.
 """
 
 from __future__ import annotations
