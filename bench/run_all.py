@@ -27,6 +27,7 @@ BENCHMARKS = (
     "polling",
     "stores",
     "memory",
+    "gc_pause",
     "startup",
 )
 
