@@ -29,10 +29,10 @@ from conftest import (
 )
 
 from bot import approvals, audit, capabilities, catalog, ids, outcome_words, requests
-from bot.catalog import params
 from bot.devices import Device
 from bot.errors import ValidationError
 from bot.google.android import google_duration
+from bot.google.chrome import DEPROVISION_REASON_TEXT, DEPROVISION_REASONS
 from bot.sandbox import android as sandbox_android
 from bot.sandbox.api import ApiError, parse_duration
 
@@ -365,15 +365,15 @@ def test_add_esim_on_a_personal_device_defaults_to_not_activated_and_refuses_act
 # ---- deprovision: every reason, with the reference's words ------------------------------------
 
 
-@pytest.mark.parametrize("reason", params.DEPROVISION_REASONS)
+@pytest.mark.parametrize("reason", DEPROVISION_REASONS)
 def test_deprovision_each_reason_through_slack(bot: Bot, claims: Claims, reason: str) -> None:
     device = claims.chrome("ACTIVE")
     view = open_modal(bot, f"deprovision {device['serialNumber']}")
     hint = block(view, "deprovision_reason")["hint"]["text"]
-    for name, text in params.DEPROVISION_REASON_TEXT.items():
+    for name, text in DEPROVISION_REASON_TEXT.items():
         assert f"{name.replace('_', ' ').capitalize()}: {text}" in hint
     options = [o["value"] for o in element(view, "deprovision_reason")["options"]]
-    assert options == list(params.DEPROVISION_REASONS)
+    assert options == list(DEPROVISION_REASONS)
     reply = bot.emu.submit_view(
         OPERATOR, view["id"], {"deprovision_reason": reason, "reason": "ticket 7"}
     )

@@ -6,13 +6,13 @@ from typing import Any
 
 from bot.catalog import rules
 from bot.catalog.params import (
-    DEPROVISION_REASONS,
     DISABLE_REASONS,
     REASON,
     check_volume,
     deprovision_hint,
 )
 from bot.catalog.specs import ActionSpec, FieldSpec, Kind, LostCase, validate_ou
+from bot.google.chrome import DEPROVISION_REASONS
 
 
 def _chrome(name: str, kind: Kind, google: str, label: str, summary: str, **kw: Any) -> ActionSpec:

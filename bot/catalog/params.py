@@ -11,19 +11,8 @@ from bot.blocks import esc
 from bot.catalog.specs import FieldSpec
 from bot.errors import ValidationError
 from bot.google import discovery
+from bot.google.chrome import DEPROVISION_REASON_TEXT
 
-#: the Directory API's deprovision reasons with the reference's description of each
-DEPROVISION_REASON_TEXT = {
-    "different_model_replacement": "Use if you're upgrading or replacing your device with a newer"
-    " model of the same device.",
-    "retiring_device": "Use if you're reselling, donating, or permanently removing the device"
-    " from use.",
-    "same_model_replacement": "Use if a hardware issue was encountered on a device and it is being"
-    " replaced with the same model or a like-model replacement from a repair vendor / manufacturer.",
-    "upgrade_transfer": "Use if you're replacing your Cloud Ready devices with Chromebooks within"
-    " one year.",
-}
-DEPROVISION_REASONS = tuple(DEPROVISION_REASON_TEXT)
 DISABLE_REASONS = ("lost_or_stolen", "other")
 SET_PASSWORD, CLEAR_PASSWORD = "SET_A_NEW_PASSWORD", "CLEAR_THE_PASSWORD"
 PASSWORD_CHOICES = (SET_PASSWORD, CLEAR_PASSWORD)

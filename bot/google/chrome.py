@@ -43,15 +43,21 @@ STATUS_ACTIONS = tuple(
 STATUS_AFTER = {"DISABLE": "DISABLED", "REENABLE": "ACTIVE", "DEPROVISION": "DEPROVISIONED"}
 _VERBS = {"DISABLE": "disable", "REENABLE": "re-enable", "DEPROVISION": "deprovision"}
 
-#: the reasons an admin may give for deprovisioning: the four the `action` reference lists
-#: (lower-case there); each is sent as batchChangeStatus's DEPROVISION_REASON_<upper>, a
-#: member of the discovery enum (tests/test_sandbox_schema.py checks)
-DEPROVISION_REASONS = (
-    "different_model_replacement",
-    "retiring_device",
-    "same_model_replacement",
-    "upgrade_transfer",
-)
+#: the reasons an admin may give for deprovisioning, with the description of each: the
+#: four the `action` reference lists (lower-case there); each is sent as batchChangeStatus's
+#: DEPROVISION_REASON_<upper>, a member of the discovery enum (tests/test_sandbox_schema.py
+#: checks)
+DEPROVISION_REASON_TEXT = {
+    "different_model_replacement": "Use if you're upgrading or replacing your device with a newer"
+    " model of the same device.",
+    "retiring_device": "Use if you're reselling, donating, or permanently removing the device"
+    " from use.",
+    "same_model_replacement": "Use if a hardware issue was encountered on a device and it is being"
+    " replaced with the same model or a like-model replacement from a repair vendor / manufacturer.",
+    "upgrade_transfer": "Use if you're replacing your Cloud Ready devices with Chromebooks within"
+    " one year.",
+}
+DEPROVISION_REASONS = tuple(DEPROVISION_REASON_TEXT)
 
 COMMAND_TYPES = frozenset(
     discovery.enum(discovery.DIRECTORY, "DirectoryChromeosdevicesIssueCommandRequest.commandType")
