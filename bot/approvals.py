@@ -77,8 +77,7 @@ def submit(svc: Services, new: requests.NewRequest) -> str:
     # above its bulk cap an action always waits for an approver's explicit raise
     needs = svc.settings.needs_approval(new.action) or above_cap(new, len(new.devices)) is not None
     request_id = requests.create(svc, new, needs_approval=needs)
-    request = requests.load(svc, request_id)
-    threads.post_requester_message(svc, request)
+    request = threads.post_requester_message(svc, requests.load(svc, request_id))
     if needs:
         threads.post_approval_message(svc, request)
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from bot import audit, request_views, requests
@@ -17,8 +18,9 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 
-def post_requester_message(svc: Services, request: requests.Request) -> None:
-    """The requester's own thread: where they follow the request (channel, else a DM)."""
+def post_requester_message(svc: Services, request: requests.Request) -> requests.Request:
+    """The requester's own thread: where they follow the request (channel, else a DM).
+    Returns the request with the message's place."""
     text, blocks = request_views.requester_message(request)
     for channel in (request.requester_channel, request.requester):
         if not channel:
@@ -29,20 +31,22 @@ def post_requester_message(svc: Services, request: requests.Request) -> None:
             log.info("cannot post request %s to %s; trying a DM", request.id, channel)
             continue
         requests.set_columns(svc, request.id, requester_channel=channel, requester_ts=ts)
-        return
+        return replace(request, requester_channel=channel, requester_ts=ts)
+    return request
 
 
 def post_approval_message(svc: Services, request: requests.Request) -> None:
+    """The approval message, and a note of where it waits in the requester's thread
+    (`request` as `post_requester_message` returned it)."""
     channel = svc.settings.approval_channel
     assert channel
-    request = requests.load(svc, request.id)  # with the requester's message, posted just before
     text, blocks = approval_view(svc, request)
     ts = svc.out.post(channel, text, blocks)
     requests.set_columns(svc, request.id, approval_ts=ts)
     link = svc.out.permalink(channel, ts)
     note = f"Request `{request.id}` needs a second person's approval; it is waiting in <#{channel}>"
     note += f" (<{link}|view>)." if link else "."
-    tell_threads(svc, requests.load(svc, request.id), note, approval=False)
+    tell_threads(svc, replace(request, approval_ts=ts), note, approval=False)
 
 
 def approval_view(svc: Services, request: requests.Request) -> tuple[str, list[dict[str, Any]]]:
