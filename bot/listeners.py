@@ -226,6 +226,7 @@ def guard(
                 raise Redelivered(key)
 
         answered = threading.Event()
+        begun = threading.Event()
         early = executor is not None and "ack" in kwargs and ack_at_once and ack_at_once(body)
         token = _gate_token(request)
         if early:
@@ -240,7 +241,10 @@ def guard(
             try:
                 if early:  # answered, and started by the gate once the others are: claim
                     working_for(token)
-                    claim()
+                    try:
+                        claim()
+                    finally:
+                        begun.set()  # the gate may start the next request's work
                 elif "ack" not in kwargs:  # nothing to answer first: claim before the work
                     claim()
                 with logs.bind(**_about(body)):
@@ -264,7 +268,7 @@ def guard(
             return None
         if early:
             # answered: the gate hands the work to the pool once the other answers are out
-            svc.gate.defer(token, functools.partial(executor.submit, run))
+            svc.gate.defer(token, functools.partial(executor.submit, run), begun)
             return None
         if "ack" not in kwargs:
             answered.set()  # Bolt acknowledges (an event) once it is handed over

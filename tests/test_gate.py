@@ -277,9 +277,16 @@ def test_deferred_work_starts_once_the_burst_is_answered_oldest_request_first():
     wait_until(lambda: len(started) == 4, 5, "the deferred work started")
     assert started == tokens
     assert time.monotonic() - t < 1.0
-    wait_until(
-        lambda: not any(t.name == "ack-gate" for t in threading.enumerate()), 5, "releaser gone"
-    )
+    # a second burst: the same releaser starts it
+    again = [gate.enter() for _ in range(2)]
+    for token in again:
+        gate.acked(token)
+        gate.defer(token, lambda t=token: started.append(t))
+    assert len(started) == 4  # held while their answers are pending
+    for token in again:
+        gate.leave(token)
+    wait_until(lambda: len(started) == 6, 5, "the second burst's work started")
+    assert started[4:] == again
 
 
 def test_deferred_work_of_a_request_that_came_alone_starts_at_once():
