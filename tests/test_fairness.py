@@ -48,9 +48,7 @@ def test_another_users_info_is_answered_while_a_big_move_resolves(tmp_path, sand
     try:
         device = claims.chrome()
         bot.slash("move /Sales " + " ".join(refs))
-        wait_until(
-            lambda: sandbox.log.count(path_contains=tag) >= 64, 15, "the move's look-ups"
-        )
+        wait_until(lambda: sandbox.log.count(path_contains=tag) >= 64, 15, "the move's look-ups")
         bot.slash(f"info {device['serialNumber']}", user=APPROVER1)
         bot.wait_ephemeral(device["serialNumber"], APPROVER1, timeout=15)
         sent = sandbox.log.count(path_contains=tag)
