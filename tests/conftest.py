@@ -65,7 +65,10 @@ def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
 # PostgreSQL those runs skip saying why; under CI (CI=true) they fail instead.
 # TEST_BOTH_STORES=1 runs every test module so (slower: for a change to the store itself),
 # but for tests marked `sqlite_only("why")`: they reach past the store into the SQLite file,
-# or their bot is module-wide (started before a test's store is chosen).
+# or their bot is module-wide (started before a test's store is chosen). A module-wide bot can
+# instead keep one per store, as the browser tests' playgrounds do
+# (test_playground_browser.per_store). The session's sandbox is shared by both runs of a
+# test: what a test counts in its log or changes on its devices must be its own run's.
 
 _database: dict[str, str | None] = {"url": None}
 

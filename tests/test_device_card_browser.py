@@ -24,8 +24,10 @@ from bot import approvals, capabilities, catalog, lost
 from bot.playground.main import APPROVER1, HELPDESK, OPERATOR
 from bot.requests import NewRequest
 
-#: the playground, the browser and the page of test_playground_browser (its skip rules too)
-pg, driver, page = browser.pg, browser.driver, browser.page
+#: the browser and the page of test_playground_browser (its skip rules too); `pg` is a
+#: playground of this module's on the test's store
+driver, page = browser.driver, browser.page
+playgrounds, pg = browser.per_store(browser.start_browser_playground)
 
 PREFIX = "device_action:"
 

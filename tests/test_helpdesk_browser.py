@@ -23,8 +23,10 @@ from bot import approvals, lost
 from bot.playground.main import APPROVALS, APPROVER1, HELPDESK, LOST, OPERATOR
 from bot.requests import NewRequest
 
-#: the playground, the browser and the page of test_playground_browser (its skip rules too)
-pg, driver, page = browser.pg, browser.driver, browser.page
+#: the browser and the page of test_playground_browser (its skip rules too); `pg` is a
+#: playground of this module's on the test's store
+driver, page = browser.driver, browser.page
+playgrounds, pg = browser.per_store(browser.start_browser_playground)
 
 #: the markup a person must never see raw on the page
 RAW = ("<!date", "<@U", "lost_or_stolen", "{date_short_pretty}", "{ago}", "&lt;", "&gt;")

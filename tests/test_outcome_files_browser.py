@@ -19,7 +19,7 @@ import io
 import os
 import tarfile
 import urllib.request
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +31,7 @@ from bot.playground import main as playground
 from bot.playground.main import APPROVALS, APPROVER1, HELPDESK, OPERATOR, start_playground
 
 #: the browser and the page of test_playground_browser (its skip rules too); `pg` is this
-#: module's own playground, where screenshots and logs need approval
+#: module's own playground on the test's store, where screenshots and logs need approval
 driver, page = browser.driver, browser.page
 
 APPROVAL_REQUIRED = (
@@ -40,8 +40,8 @@ APPROVAL_REQUIRED = (
 )
 
 
-@pytest.fixture(scope="module")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def start_approving_playground(database: Path, database_url: str | None) -> Any:
+    """A playground over a sandbox of its own where screenshots and logs need approval."""
     from bot.sandbox import Sandbox
 
     make_env = playground.playground_env
@@ -52,11 +52,12 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     sandbox = Sandbox(devices=100, seed=5, command_delay=0.3).start()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(playground, "playground_env", env)
-        running = start_playground(
-            port=0, sandbox=sandbox, database=tmp_path_factory.mktemp("pgf") / "pg.db"
+        return start_playground(
+            port=0, sandbox=sandbox, database=database, database_url=database_url
         )
-    yield running
-    running.stop()
+
+
+playgrounds, pg = browser.per_store(start_approving_playground)
 
 
 def kiosks(pg: Any) -> list[dict[str, Any]]:

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import postgres_url
 from slack_sdk import WebClient
 
 from bot.playground.main import APPROVALS, APPROVER1, HELPDESK, OPERATOR, start_playground
-
-# the playground keeps its own SQLite file, one for the module: on SQLite alone
-pytestmark = pytest.mark.sqlite_only("the playground's own SQLite file, one for the module")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -89,17 +87,68 @@ def _register_test_listeners(app: Any) -> None:
     app.view("pg_test_form")(form)
 
 
-@pytest.fixture(scope="module")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def start_browser_playground(database: Path, database_url: str | None = None) -> Any:
+    """A playground over a sandbox of its own, with this module's test listeners; its state
+    in the SQLite file `database`, or in PostgreSQL at `database_url`."""
     from bot.sandbox import Sandbox
 
     sandbox = Sandbox(devices=80, seed=5, command_delay=0.3).start()
     running = start_playground(
-        port=0, sandbox=sandbox, database=tmp_path_factory.mktemp("pgb") / "pg.db"
+        port=0, sandbox=sandbox, database=database, database_url=database_url
     )
     _register_test_listeners(running.server.app)
-    yield running
-    running.stop()
+    return running
+
+
+class PerStore:
+    """A module's playgrounds, one per store its tests run on (with TEST_BOTH_STORES=1:
+    SQLite and PostgreSQL), each started on first use and kept for the module."""
+
+    def __init__(
+        self, start: Callable[[Path, str | None], Any], tmp: pytest.TempPathFactory
+    ) -> None:
+        self.start = start
+        self.tmp = tmp
+        self.running: dict[str, Any] = {}
+        self.databases: list[tuple[Any, str]] = []
+
+    def get(self, request: pytest.FixtureRequest, backend: str) -> Any:
+        if backend not in self.running:
+            url = None
+            if backend == "postgresql":  # a database of its own, kept for the module
+                url = postgres_url(request)
+                self.databases.append((request.getfixturevalue("pg_cluster"), url))
+            running = self.start(self.tmp.mktemp("pgb") / "pg.db", url)
+            self.running[backend] = running
+            assert running.server.svc.store.dialect == backend  # the store the test is on
+        return self.running[backend]
+
+    def stop(self) -> None:
+        for running in self.running.values():
+            running.stop()
+        for cluster, url in self.databases:
+            cluster.drop_database(url)
+
+
+def per_store(start: Callable[[Path, str | None], Any]) -> tuple[Any, Any]:
+    """The fixtures `playgrounds, pg` of a module whose tests run on the test's store: `pg` is
+    the module's playground started by `start(sqlite_file, database_url)` on that store."""
+
+    @pytest.fixture(scope="module")
+    def playgrounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PerStore]:
+        started = PerStore(start, tmp_path_factory)
+        yield started
+        started.stop()
+
+    @pytest.fixture
+    def pg(playgrounds: PerStore, backend: str, request: pytest.FixtureRequest) -> Any:
+        return playgrounds.get(request, backend)
+
+    return playgrounds, pg
+
+
+#: the module's playground on the test's store (TEST_BOTH_STORES=1: one on each store)
+playgrounds, pg = per_store(start_browser_playground)
 
 
 @pytest.fixture(scope="module")

@@ -51,10 +51,18 @@ TOPICS = {
 
 
 def playground_env(
-    *, api_url: str, database: Path, port: int, signing_secret: str, bot_token: str, secret_key: str
+    *,
+    api_url: str,
+    database: Path,
+    port: int,
+    signing_secret: str,
+    bot_token: str,
+    secret_key: str,
+    database_url: str | None = None,
 ) -> dict[str, str]:
-    """The settings the playground runs the bot with (as environment variables)."""
-    return {
+    """The settings the playground runs the bot with (as environment variables); with
+    `database_url` the bot keeps its state in that PostgreSQL database instead of `database`."""
+    env = {
         "SLACK_BOT_TOKEN": bot_token,
         "SLACK_SIGNING_SECRET": signing_secret,
         "SLACK_API_URL": api_url,
@@ -70,6 +78,9 @@ def playground_env(
         "LOST_WATCH_INTERVAL": "10",
         "BOT_SECRET_KEY": secret_key,
     }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
 
 
 def example_commands(sandbox: Any) -> list[str]:
@@ -128,8 +139,10 @@ def start_playground(
     database: Path | None = None,
     seed: int = 1,
     sandbox: Any = None,
+    database_url: str | None = None,
 ) -> RunningPlayground:
-    """Start sandbox, emulator and bot; returns once the page answers. Raises OSError, SettingsError."""
+    """Start sandbox, emulator and bot; returns once the page answers. Raises OSError, SettingsError.
+    The bot's state is in the SQLite file `database`, or in PostgreSQL at `database_url`."""
     from bot.server import BotServer
 
     workdir = None
@@ -153,6 +166,7 @@ def start_playground(
             signing_secret=emulator.signing_secret,
             bot_token=bot_token,
             secret_key=secrets.token_urlsafe(24),
+            database_url=database_url,
         )
         web = Playground(
             Page(
