@@ -6,6 +6,11 @@ requests by state, pending commands, open lost cases, the jobs lease holder, the
 the Android index — is read from it at scrape time, so every replica on the database
 reports the same truth.
 
+A Slack request is counted without a lock: `observe_request` appends to a queue that is
+folded into the counters at each scrape and within FLUSH_SECONDS (prometheus_client takes
+a lock per label lookup and per value; a burst's HTTP threads queued on them before their
+answers).
+
 Several processes on one host (a rolling restart, gunicorn-style workers) share their
 counters when `PROMETHEUS_MULTIPROC_DIR` names a writable directory, as prometheus_client
 documents; each BotServer otherwise keeps its own registry (tests run several in one
@@ -18,6 +23,8 @@ import logging
 import os
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -42,6 +49,22 @@ _WAIT_BUCKETS = (10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 360
 
 
 _seen = threading.local()
+
+#: how long a Slack request's count may wait in its queue before it reaches the counters
+FLUSH_SECONDS = 1.0
+_to_flush: weakref.WeakSet[Metrics] = weakref.WeakSet()
+_flusher_lock = threading.Lock()
+_flusher: list[threading.Thread] = []
+
+
+def _flush_all() -> None:
+    while True:
+        time.sleep(FLUSH_SECONDS)
+        for metrics in list(_to_flush):
+            try:
+                metrics.flush()
+            except Exception:  # a metric must never stop the flushing of the others
+                log.exception("metrics flush failed")
 
 
 def note_kind(kind: str | None) -> None:
@@ -131,6 +154,15 @@ class Metrics:
         )
         self.state = StoreCollector(store, owner, request_states)
         r.register(self.state)
+        self._requests: deque[tuple[str, str, float]] = deque()
+        _to_flush.add(self)
+        if not _flusher:
+            with _flusher_lock:
+                if not _flusher:
+                    _flusher.append(
+                        threading.Thread(target=_flush_all, name="metrics-flush", daemon=True)
+                    )
+                    _flusher[0].start()
 
     # ---- updates ----------------------------------------------------------------------
     def observe_google(self, record: CallRecord) -> None:
@@ -146,9 +178,20 @@ class Metrics:
             self.google_quota_errors.labels(api, method).inc()
 
     def observe_request(self, kind: str, status: int, seconds: float) -> None:
+        """One Slack request answered: queued (a deque's append takes no lock), counted at
+        the next `flush`."""
         outcome = "ok" if status < 400 else "rejected" if status < 500 else "error"
-        self.slack_requests.labels(kind, outcome).inc()
-        self.ack_seconds.observe(seconds)
+        self._requests.append((kind, outcome, seconds))
+
+    def flush(self) -> None:
+        """Fold the queued Slack requests into the counters."""
+        while True:
+            try:
+                kind, outcome, seconds = self._requests.popleft()
+            except IndexError:
+                return
+            self.slack_requests.labels(kind, outcome).inc()
+            self.ack_seconds.observe(seconds)
 
     def observe_job(self, job: str, seconds: float, failed: bool) -> None:
         self.job_seconds.labels(job).observe(seconds)
@@ -158,6 +201,7 @@ class Metrics:
     # ---- exposition ----------------------------------------------------------------------
     def render(self) -> bytes:
         """The whole page, in Prometheus' text format."""
+        self.flush()
         if not self.multiprocess:
             return bytes(generate_latest(self.registry))
         from prometheus_client import multiprocess

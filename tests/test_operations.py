@@ -177,3 +177,19 @@ def test_json_logs_one_object_per_line_with_context(tmp_path, sandbox, emu, clai
         assert bot_token not in "".join(lines)
     finally:
         process.stop()
+
+
+def test_slack_requests_reach_the_counters_without_a_scrape(bot: Bot) -> None:
+    """The HTTP entry queues its count without a lock; the flusher folds it in within
+    FLUSH_SECONDS (a scrape folds it in at once, as the test above shows)."""
+    from bot.metrics import FLUSH_SECONDS
+
+    metrics = bot.server.metrics
+    name, labels = "devicebot_slack_requests_total", {"kind": "command", "outcome": "ok"}
+    before = metrics.registry.get_sample_value(name, labels) or 0.0
+    bot.slash("help")
+    wait_until(
+        lambda: (metrics.registry.get_sample_value(name, labels) or 0.0) > before,
+        FLUSH_SECONDS * 5,
+        "the command counted without a scrape",
+    )
