@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -60,7 +61,12 @@ def run() -> int:
     stopper.join(settings.google_timeout + 10)
     if stopper.is_alive():
         logging.getLogger("bot").error("shutdown did not finish in time; exiting anyway")
-    return 0
+    # exit now, whatever is left: the interpreter's own exit joins the threads of every
+    # thread pool, and a thread still inside a call would hold the process up unbounded
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def audit_main(argv: Sequence[str]) -> int:
