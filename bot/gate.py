@@ -76,9 +76,9 @@ class AckGate:
         self._loose: set[threading.Event] = set()  # other waiters: woken when nothing is pending
         self._seq = itertools.count()
         self._backlog: Callable[[], int] = lambda: 0
-        # work handed over with `defer`, not yet started: (rank, seq, since, start). Requests
-        # append to `_incoming`; the releaser thread moves it to `_deferred` (oldest request
-        # first) and starts it when the gate is quiet
+        # work handed over with `defer`, not yet started (see `Deferred`). Requests append
+        # to `_incoming`; the releaser thread moves it to `_deferred` (oldest request first)
+        # and starts it when the gate is quiet
         self._incoming: list[Deferred] = []
         self._deferred: list[Deferred] = []
         self._wake = threading.Event()  # the releaser looks again
@@ -146,10 +146,7 @@ class AckGate:
 
     def _first_deferred(self) -> int | None:
         """The rank of the oldest request whose deferred work has not started."""
-        ranks = [d[0] for d in self._incoming[:1] + self._deferred[:1]]
-        if len(self._incoming) > 1:
-            ranks.append(min(d[0] for d in list(self._incoming)))
-        return min(ranks) if ranks else None
+        return min((d[0] for d in [*self._incoming, *self._deferred[:1]]), default=None)
 
     def wait_quiet(self, timeout: float = MAX_WAIT) -> None:
         """Return once no other request's acknowledgement is pending and the burst has
