@@ -1,16 +1,20 @@
 """Acknowledgement latency beside a bare Bolt app: 50 slash commands + 50 clicks at once.
 
     python -m bench.ack [--rounds 10] [--latency 5] [--commands 50] [--clicks 50]
+                        [--load process|threads]
 
 Two peers, each in a process of its own and served the same way (waitress, the bot's HTTP
 thread count): `python -m bot`, against a sandbox Google made `--latency` s slow, and a
 minimal bolt-python app whose listeners only ack. The sandbox Google runs in a third
-process: the bot's Google calls after its acks must not compete with the load generator
-and the Slack emulator (this process, which times the exchanges) for one GIL — the minimal
-app makes none, so that would weigh on the bot's side only. Each round releases one burst at each
-peer in turn (every request of a burst at the same instant, a barrier): half
-`/device info <serial>` slash commands, half *Refresh* clicks on device cards; the Slack
-emulator times each HTTP exchange (request sent → Slack's answer received). The order
+process: the bot's Google calls after its acks must not compete with the Slack emulator
+(this process) for one GIL — the minimal app makes none, so that would weigh on the bot's
+side only. Each round releases one burst at each peer in turn: half
+`/device info <serial>` slash commands, half *Refresh* clicks on device cards. The Slack
+emulator builds and signs each request; a load generator in a process of its own
+(`bench/burst_client.py`) sends them all at one instant and times each HTTP exchange
+(connect → the answer's last byte), outside the GIL of the emulator and of the peers, as
+Slack's senders are (`--load threads` sends them from a thread each in this process, the
+method of the earlier figures, which the emulator's own threads then compete with). The order
 alternates per round (bot first, then the minimal app first) so that drift of the shared
 machine falls on both. After the bot's burst the benchmark waits until every answer has
 reached Slack (the work done after the ack), and before each burst until both peers are
@@ -18,7 +22,7 @@ quiet (`settle`; the bot writes down what it did after its answers have reached 
 each burst starts on a quiet bot and a quiet minimal app.
 
 The machine may run other work: each burst notes the CPU the rest of the machine used
-while it ran (neither peer, nor this process, nor the sandbox), as a share of all cores —
+while it ran (neither peer, nor this process, nor the load generator, nor the sandbox), as a share of all cores —
 the column "others' CPU" — so a round whose ratio is off can be told apart from a round
 the rest of the machine disturbed.
 
@@ -49,6 +53,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.burst_client import BurstClient
 from bench.common import (
     BOT_TOKEN,
     OPERATOR,
@@ -238,6 +243,17 @@ def emulator() -> Iterator[tuple[Any, Arrivals, Path]]:
         emu.stop()
 
 
+@contextmanager
+def burst_client(wanted: bool) -> Iterator[BurstClient | None]:
+    """The load generator process (`--load process`), or None (`--load threads`)."""
+    client = BurstClient() if wanted else None
+    try:
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+
+
 # ---- one burst ---------------------------------------------------------------------------
 
 
@@ -333,37 +349,22 @@ def burst(
     timeout: float = 120.0,
     quiet: list[int] | None = None,
     also: tuple[int, ...] = (),
+    client: BurstClient | None = None,
 ) -> Burst:
     """Release every request at once at `url`; with `arrivals`, also wait for every answer.
-    With `quiet`, first wait until those processes are quiet (`settle`). The CPU the rest of
-    the machine used meanwhile leaves out the peer, this process, `quiet` and `also`."""
-    from bot import ids
-
+    With `client`, the requests are signed here and sent by that process (`--load process`);
+    without, by a thread each in this one (`--load threads`). With `quiet`, first wait until
+    those processes are quiet (`settle`). The CPU the rest of the machine used meanwhile
+    leaves out the peer, this process, the client, `quiet` and `also`."""
     emu.bot_url = url
     out = Burst()
     n = len(serials) + len(cards)
-    barrier = threading.Barrier(n + 1)
-    lock = threading.Lock()
     before = arrivals.count() if arrivals is not None else 0
-
-    def command(serial: str) -> None:
-        barrier.wait()
-        reply = emu.slash_command(OPERATOR, f"info {serial}")
-        with lock:
-            out.acks.append(reply.elapsed)
-            out.statuses.append(reply.status)
-
-    def click(card: dict[str, Any]) -> None:
-        barrier.wait()
-        reply = emu.click(OPERATOR, ids.ActionId.SHOW_DEVICE, message=card)
-        with lock:
-            out.acks.append(reply.elapsed)
-            out.statuses.append(reply.status)
-
-    threads = [threading.Thread(target=command, args=(s,)) for s in serials]
-    threads += [threading.Thread(target=click, args=(c,)) for c in cards]
-    for t in threads:
-        t.start()
+    if client is not None:
+        release = _from_client(emu, client, url, serials, cards, out)
+        also = (*also, client.pid)
+    else:
+        release = _from_threads(emu, serials, cards, out)
     if quiet:
         out.settled = settle(quiet)
     gc.collect()
@@ -371,10 +372,8 @@ def burst(
     try:
         ours = [os.getpid(), *(p for p in quiet or [] if p != pid), *also]
         cpu, own, busy = cpu_seconds(pid), [cpu_seconds(p) for p in ours], machine_busy()
-        barrier.wait()
         out.at = time.time()
-        for t in threads:
-            t.join()
+        release()
         out.cpu = cpu_seconds(pid) - cpu
         ours_used = sum(cpu_seconds(p) - o for p, o in zip(ours, own, strict=True))
         out.others = machine_busy() - busy - out.cpu - ours_used
@@ -384,6 +383,67 @@ def burst(
     if arrivals is not None:
         arrivals.wait(before + n, timeout=timeout)
     return out
+
+
+def _gestures(emu: Any, serials: list[str], cards: list[dict[str, Any]]) -> list[Any]:
+    """A burst's requests, one callable each: `/device info <serial>`, *Refresh* on a card."""
+    from bot import ids
+
+    def command(serial: str) -> Any:
+        return lambda: emu.slash_command(OPERATOR, f"info {serial}")
+
+    def click(card: dict[str, Any]) -> Any:
+        return lambda: emu.click(OPERATOR, ids.ActionId.SHOW_DEVICE, message=card)
+
+    return [command(s) for s in serials] + [click(c) for c in cards]
+
+
+def _from_threads(emu: Any, serials: list[str], cards: list[dict[str, Any]], out: Burst) -> Any:
+    """A thread per request in this process, held at a barrier; the release lets them go and
+    waits for every answer. Each thread signs its request after the release, as before."""
+    gestures = _gestures(emu, serials, cards)
+    barrier = threading.Barrier(len(gestures) + 1)
+    lock = threading.Lock()
+
+    def send(gesture: Any) -> None:
+        barrier.wait()
+        reply = gesture()
+        with lock:
+            out.acks.append(reply.elapsed)
+            out.statuses.append(reply.status)
+
+    threads = [threading.Thread(target=send, args=(g,)) for g in gestures]
+    for t in threads:
+        t.start()
+
+    def release() -> None:
+        barrier.wait()
+        for t in threads:
+            t.join()
+
+    return release
+
+
+def _from_client(
+    emu: Any,
+    client: BurstClient,
+    url: str,
+    serials: list[str],
+    cards: list[dict[str, Any]],
+    out: Burst,
+) -> Any:
+    """The requests signed now and handed to the burst client; the release sends them."""
+    with emu.preparing() as prepared:
+        for gesture in _gestures(emu, serials, cards):
+            gesture()
+    client.load(url, prepared)
+
+    def release() -> None:
+        for elapsed, status in client.go():
+            out.acks.append(elapsed)
+            out.statuses.append(status)
+
+    return release
 
 
 def _cards(emu: Any, arrivals: Any, serials: list[str]) -> list[dict[str, Any]]:
@@ -408,7 +468,11 @@ def _share(b: Burst) -> float:
 
 
 def report(
-    rounds: list[tuple[Burst, Burst]], commands: int, clicks: int, latency: float
+    rounds: list[tuple[Burst, Burst]],
+    commands: int,
+    clicks: int,
+    latency: float,
+    load: str = "process",
 ) -> tuple[str, bool]:
     """The per-round table and the verdict lines; and whether every target is met."""
     rows = []
@@ -436,7 +500,8 @@ def report(
     text = [
         table(
             f"ack — {commands} slash commands + {clicks} clicks at once, bot (Google "
-            f"{latency:g} s slow) vs a minimal Bolt app; one burst each per round",
+            f"{latency:g} s slow) vs a minimal Bolt app; one burst each per round; sent by "
+            + ("a load generator process" if load == "process" else "a thread each"),
             [
                 "round",
                 "first",
@@ -526,6 +591,14 @@ def main(argv: list[str] | None = None) -> int:
         "the machine used more than SHARE (0–1) of the cores during either; the pairs set "
         "aside are printed",
     )
+    parser.add_argument(
+        "--load",
+        choices=("process", "threads"),
+        default="process",
+        help="who sends a burst: a load generator process of its own, signed requests "
+        "released at one instant from one thread (default); or a thread per request in this "
+        "process, which also runs the Slack emulator (the method until session 5)",
+    )
     parser.add_argument("--serve-minimal", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--serve-sandbox", type=int, metavar="SERIALS", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
@@ -546,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         sandbox_process(args.commands + args.clicks) as sandbox,
         separate_bot(sandbox, emu, tmp, GOOGLE_TIMEOUT="60") as bot,
         minimal_bolt(emu.api_url, HTTP_THREADS, tmp) as (bare_url, bare_pid),
+        burst_client(args.load == "process") as client,
     ):
         bot_url = bot.url + "/slack/events"
         serials = sandbox.serials
@@ -559,12 +633,16 @@ def main(argv: list[str] | None = None) -> int:
         def on_bot() -> Burst:
             sandbox.latency(args.latency)
             try:
-                return burst(emu, bot.pid, bot_url, commands, cards, arrivals, timeout, quiet, also)
+                return burst(
+                    emu, bot.pid, bot_url, commands, cards, arrivals, timeout, quiet, also, client
+                )
             finally:
                 sandbox.latency(0.0)
 
         def on_bare() -> Burst:
-            return burst(emu, bare_pid, bare_url, commands, cards, quiet=quiet, also=also)
+            return burst(
+                emu, bare_pid, bare_url, commands, cards, quiet=quiet, also=also, client=client
+            )
 
         on_bot(), on_bare()  # warm-up: threads, connections, per-thread Google services
         disturbed: list[tuple[int, Burst, Burst]] = []
@@ -592,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 disturbed.append((i + 1, b, m))
             rounds.append((b, m))
-    text, _ = report(rounds, args.commands, args.clicks, args.latency)
+    text, _ = report(rounds, args.commands, args.clicks, args.latency, args.load)
     print(machine())
     print(text)
     if args.repeat_disturbed:

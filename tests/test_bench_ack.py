@@ -36,3 +36,61 @@ def test_the_rest_of_the_machine_is_a_share_of_all_cores():
     burst.span, burst.others = 0.1, 0.1 * (os.cpu_count() or 1) / 2
     assert abs(ack._share(burst) - 0.5) < 1e-9
     assert ack.machine_busy() > 0
+
+
+def test_prepared_deliveries_are_signed_and_sent_at_once_by_the_burst_client():
+    """`SlackEmulator.preparing` signs without sending; the burst client sends them all and
+    reports each exchange's status and time."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from slack_sdk.signature import SignatureVerifier
+
+    from bench.burst_client import BurstClient
+    from bot.playground.slack_emulator import SlackEmulator
+
+    verifier = SignatureVerifier("burst-secret")
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            valid = verifier.is_valid(
+                body, self.headers["X-Slack-Request-Timestamp"], self.headers["X-Slack-Signature"]
+            )
+            bodies.append(body)
+            status = 200 if valid and self.path == "/slack/events" else 401
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    emu = SlackEmulator(signing_secret="burst-secret", bot_url=url + "/slack/events").start()
+    client = BurstClient()
+    try:
+        with emu.preparing() as prepared:
+            replies = [emu.slash_command("U0BURST", f"info SERIAL{i}") for i in range(20)]
+        assert [r.status for r in replies] == [0] * 20
+        assert bodies == [], "a prepared delivery was sent"
+        assert emu.slash_command("U0BURST", "help").status == 200  # outside: sent as always
+        assert len(bodies) == 1
+
+        client.load(url + "/slack/events", prepared)
+        results = client.go()
+        assert [status for _, status in results] == [200] * 20
+        assert all(0 < seconds < 10 for seconds, _ in results)
+        sent = b"".join(bodies[1:])
+        assert all(sent.count(f"info+SERIAL{i}&".encode()) == 1 for i in range(20))
+
+        client.load(url + "/elsewhere", prepared[:3])
+        assert [status for _, status in client.go()] == [401] * 3
+    finally:
+        client.close()
+        emu.stop()
+        server.shutdown()

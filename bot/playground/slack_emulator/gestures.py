@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from slack_sdk.signature import SignatureVerifier
@@ -17,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.playground.slack_emulator.blockkit import INPUT_TYPES
 from bot.playground.slack_emulator.blockkit import _check_options as check_options
 from bot.playground.slack_emulator.elements import element_state, iter_elements
-from bot.playground.slack_emulator.records import JSON, Delivery, Reply, SlackApiError
+from bot.playground.slack_emulator.records import JSON, Delivery, Prepared, Reply, SlackApiError
 from bot.playground.slack_emulator.web_api import WebApi
 from bot.playground.slack_emulator.workspace import APP_ID
 
@@ -31,6 +34,20 @@ class Gestures(WebApi):
     bot_url: str | None
     verification_token: str
     _verifier: SignatureVerifier
+    # per thread: the emulator and the list `preparing` collects its deliveries into
+    _preparing = threading.local()
+
+    @contextmanager
+    def preparing(self) -> Iterator[list[Prepared]]:
+        """Gestures made by this thread inside the block are built and signed as usual but not
+        sent: each delivery is appended to the list yielded, and the gesture sees a reply with
+        status 0 and no body. A load generator can then send them all at one instant."""
+        collected: list[Prepared] = []
+        self._preparing.into = (self, collected)
+        try:
+            yield collected
+        finally:
+            self._preparing.into = None
 
     # ----------------------------------------------------------------- delivery to the bot
 
@@ -72,6 +89,10 @@ class Gestures(WebApi):
         if retry_num is not None:
             headers["X-Slack-Retry-Num"] = str(retry_num)
             headers["X-Slack-Retry-Reason"] = retry_reason or "http_timeout"
+        owner, into = getattr(self._preparing, "into", None) or (None, None)
+        if owner is self and into is not None:
+            into.append(Prepared(kind, self.bot_url, headers, body.encode()))
+            return Reply(status=0, body="", json=None, elapsed=0.0)
         request = urllib.request.Request(
             self.bot_url, data=body.encode(), headers=headers, method="POST"
         )

@@ -36,6 +36,17 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A delivery built and signed but not sent (`SlackEmulator.preparing`): for a load
+    generator that sends many at the same instant from outside this process."""
+
+    kind: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Delivery:
     """One request the emulator sent to the bot, with the reply."""
 
