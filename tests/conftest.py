@@ -74,11 +74,13 @@ _database: dict[str, str | None] = {"url": None}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # a test's own `both_stores` mark wins over its module's `sqlite_only`
+    own = {m.name for m in metafunc.definition.own_markers}
     both = (
         getattr(metafunc.module, "BOTH_STORES", False)
         or metafunc.definition.get_closest_marker("both_stores") is not None
         or os.environ.get("TEST_BOTH_STORES") == "1"
-    ) and metafunc.definition.get_closest_marker("sqlite_only") is None
+    ) and (metafunc.definition.get_closest_marker("sqlite_only") is None or "both_stores" in own)
     if "backend" in metafunc.fixturenames and both:
         metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import store_url, wait_until
 from slack_sdk import WebClient
 
 from bot.playground.main import APPROVALS, APPROVER1, HELPDESK, OPERATOR, start_playground
@@ -322,10 +322,14 @@ def test_event_stream_pushes_each_change(pg: Any, slack: WebClient) -> None:
         conn.close()
 
 
-def test_python_m_bot_playground_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+@pytest.mark.both_stores
+def test_python_m_bot_playground_starts_and_stops_on_sigterm(tmp_path: Path, backend: str) -> None:
+    """`python -m bot playground` serves its page and stops on SIGTERM; with `--database-url`
+    the bot keeps its state in that PostgreSQL database."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "AUDIT_KEY": "playground-audit-key-" + "k" * 20}
+    url_args = ["--database-url", store_url() or ""] if backend == "postgresql" else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot", "playground", "--port", "0", "--devices", "40"],
+        [sys.executable, "-m", "bot", "playground", "--port", "0", "--devices", "40", *url_args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -348,12 +352,25 @@ def test_python_m_bot_playground_starts_and_stops_on_sigterm(tmp_path: Path) -> 
         assert "press Ctrl-C to stop" in proc.stdout.readline() + proc.stdout.readline()
         with urllib.request.urlopen(url + "/", timeout=5) as response:
             assert b"device-bot playground" in response.read()
+        if backend == "postgresql":
+            import psycopg
+
+            def leased() -> bool:  # the bot's jobs lease is a row of this database
+                with psycopg.connect(store_url() or "") as conn:
+                    return bool(conn.execute("select count(*) from leases").fetchone()[0])
+
+            wait_until(leased, 10)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    if backend == "postgresql":  # the same database opens again under the same AUDIT_KEY
+        again = start_playground(
+            port=0, devices=10, database_url=store_url(), audit_key=env["AUDIT_KEY"]
+        )
+        again.stop()
 
 
 def test_a_busy_port_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:

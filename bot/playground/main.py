@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -59,9 +60,11 @@ def playground_env(
     bot_token: str,
     secret_key: str,
     database_url: str | None = None,
+    audit_key: str | None = None,
 ) -> dict[str, str]:
     """The settings the playground runs the bot with (as environment variables); with
-    `database_url` the bot keeps its state in that PostgreSQL database instead of `database`."""
+    `database_url` the bot keeps its state in that PostgreSQL database instead of `database`
+    (the audit key then comes from `audit_key`, or a key file beside `database`)."""
     env = {
         "SLACK_BOT_TOKEN": bot_token,
         "SLACK_SIGNING_SECRET": signing_secret,
@@ -80,6 +83,8 @@ def playground_env(
     }
     if database_url:
         env["DATABASE_URL"] = database_url
+    if audit_key:
+        env["AUDIT_KEY"] = audit_key
     return env
 
 
@@ -140,9 +145,12 @@ def start_playground(
     seed: int = 1,
     sandbox: Any = None,
     database_url: str | None = None,
+    audit_key: str | None = None,
+    secret_key: str | None = None,
 ) -> RunningPlayground:
     """Start sandbox, emulator and bot; returns once the page answers. Raises OSError, SettingsError.
-    The bot's state is in the SQLite file `database`, or in PostgreSQL at `database_url`."""
+    The bot's state is in the SQLite file `database`, or in PostgreSQL at `database_url`; the
+    audit key and the secret key are made anew unless given (AUDIT_KEY, BOT_SECRET_KEY)."""
     from bot.server import BotServer
 
     workdir = None
@@ -165,8 +173,9 @@ def start_playground(
             port=port,
             signing_secret=emulator.signing_secret,
             bot_token=bot_token,
-            secret_key=secrets.token_urlsafe(24),
+            secret_key=secret_key or secrets.token_urlsafe(24),
             database_url=database_url,
+            audit_key=audit_key,
         )
         web = Playground(
             Page(
@@ -204,8 +213,15 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument(
         "--devices", type=int, default=500, help="size of the simulated fleet (default 500)"
     )
-    parser.add_argument(
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
         "--database", type=Path, help="keep state in this SQLite file (default: a fresh temp file)"
+    )
+    where.add_argument(
+        "--database-url",
+        metavar="postgresql://…",
+        help="keep state in this PostgreSQL database instead; to open it again in a later run, "
+        "set AUDIT_KEY (and BOT_SECRET_KEY, for passwords asked before) the same both times",
     )
     parser.add_argument("--verbose", action="store_true", help="log what the bot does")
     args = parser.parse_args(list(argv))
@@ -225,7 +241,14 @@ def main(argv: Sequence[str]) -> int:
             flush=True,
         )
         try:
-            running = start_playground(port=args.port, devices=args.devices, database=args.database)
+            running = start_playground(
+                port=args.port,
+                devices=args.devices,
+                database=args.database,
+                database_url=args.database_url,
+                audit_key=os.environ.get("AUDIT_KEY"),
+                secret_key=os.environ.get("BOT_SECRET_KEY"),
+            )
         except SettingsError as exc:
             print(f"device-bot playground: {exc}", file=sys.stderr)
             return 2
