@@ -59,6 +59,7 @@ from bench.common import (
     OPERATOR,
     SIGNING_SECRET,
     Arrivals,
+    PipedChild,
     Stats,
     chrome_serials,
     machine,
@@ -184,38 +185,18 @@ def serve_sandbox(serials: int) -> None:
     sandbox.stop()
 
 
-class SandboxProcess:
+class SandboxProcess(PipedChild):
     """`serve_sandbox` in a child process: what `separate_bot` needs, and its latency knob."""
 
     def __init__(self, serials: int) -> None:
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.ack", "--serve-sandbox", str(serials)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None and self.proc.stdin is not None
-        about = json.loads(self.proc.stdout.readline())
+        super().__init__("bench.ack", "--serve-sandbox", str(serials))
+        about = json.loads(self.read())
         self.url, self.customer_id = about["url"], about["customer"]
         self.enterprise, self.serials = about["enterprise"], about["serials"]
 
     def latency(self, seconds: float) -> None:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(f"latency {seconds}\n")
-        self.proc.stdin.flush()
-        if self.proc.stdout.readline().strip() != "ok":
+        if self.ask(f"latency {seconds}") != "ok":
             raise RuntimeError("the sandbox process did not take the latency")
-
-    def stop(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @contextmanager
@@ -628,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout = args.latency * 10 + 60
         # both peers quiet before either's burst (unless --no-settle): the same start for both
         quiet = [] if args.no_settle else [bot.pid, bare_pid]
-        also = (sandbox.proc.pid,)
+        also = (sandbox.pid,)
 
         def on_bot() -> Burst:
             sandbox.latency(args.latency)

@@ -21,16 +21,15 @@ from __future__ import annotations
 import errno
 import gc
 import json
-import os
 import selectors
 import socket
-import subprocess
 import sys
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from bench.common import PipedChild
 
 #: how long one burst may take before the remaining requests are reported as status 0
 BURST_TIMEOUT = 120.0
@@ -162,55 +161,26 @@ def serve() -> None:
 # ---- the parent's side -----------------------------------------------------------------------
 
 
-class BurstClient:
+class BurstClient(PipedChild):
     """`serve` in a child process: load a burst (`ready`), then release it (`go`)."""
 
     def __init__(self) -> None:
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.burst_client"],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def _ask(self, message: Any) -> Any:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the burst client exited ({self.proc.poll()})")
-        return json.loads(line)
+        super().__init__("bench.burst_client")
 
     def load(self, url: str, requests: list[Any]) -> None:
         """Hand over one burst: `requests` are `Prepared` deliveries (headers, body)."""
-        answer = self._ask(
-            {
-                "url": url,
-                "requests": [{"headers": r.headers, "body": r.body.decode()} for r in requests],
-            }
-        )
+        bodies = [{"headers": r.headers, "body": r.body.decode()} for r in requests]
+        answer = json.loads(self.ask(json.dumps({"url": url, "requests": bodies})))
         if answer != "ready":
             raise RuntimeError(f"the burst client answered {answer!r}")
 
     def go(self) -> list[tuple[float, int]]:
         """Release the burst loaded last; each request's seconds and HTTP status (0: none)."""
-        return [(float(s), int(c)) for s, c in self._ask("go")["results"]]
+        results = json.loads(self.ask(json.dumps("go")))["results"]
+        return [(float(s), int(c)) for s, c in results]
 
     def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.stop(timeout=10)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -165,6 +167,51 @@ class Arrivals:
 
 
 # ---- the harness -----------------------------------------------------------------------------
+
+
+class PipedChild:
+    """`python -m <module> <args…>` in a child process that takes a line on stdin and answers
+    with one on stdout (the sandbox Google of bench/ack.py, its burst client)."""
+
+    def __init__(self, *argv: str) -> None:
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        self.name = argv[0]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", *argv],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def read(self) -> str:
+        """The child's next line (RuntimeError once it has exited)."""
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} exited ({self.proc.poll()})")
+        return line.strip()
+
+    def ask(self, line: str) -> str:
+        """Send one line; the child's answer."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Close its stdin (its cue to end); kill it if it has not ended within `timeout`."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def bot_env(db_path: str, slack_api_url: str, **overrides: str) -> dict[str, str]:
