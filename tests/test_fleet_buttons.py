@@ -319,3 +319,39 @@ def test_every_action_a_card_leaves_out_is_refused_when_typed_before_any_approva
         assert not view.get("submit"), (name, serial)  # nothing to submit
     assert bot.store.db().execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 0
     assert not bot.messages_in(APPROVALS)
+
+
+def test_a_device_moved_into_a_kiosk_ou_runs_the_kiosk_commands_its_card_offers(
+    tmp_path: Any, sandbox: Any, emu: Any, claims: Any
+) -> None:
+    """KIOSK_ORG_UNITS: a Chrome device in a kiosk OU runs a kiosk session whatever its
+    licence. The card offers Screenshot, Set volume and Capture logs there, and the sandbox,
+    whose kiosk OU is the same, runs them; back in its own OU the same device is offered none
+    and the sandbox refuses them."""
+    kiosk_only = ("screenshot", "volume", "logs")
+    bot = start_bot(tmp_path, sandbox, emu, KIOSK_ORG_UNITS="/Kiosks")
+    fleet = sandbox.fleet
+    raw = claims.chrome(
+        where=lambda d: (
+            d.get("deviceLicenseType") != "kioskUpgrade" and d.get("orgUnitPath") != "/Kiosks"
+        )
+    )
+    key = raw["deviceId"]
+    restore = Restore(fleet, "chrome", key)
+    try:
+        outside = bot.svc.devices.get("chrome", key)
+        assert not set(kiosk_only) & card_buttons(bot, outside)
+        for name in kiosk_only:
+            why = refused(bot, catalog.action_for(name, "chrome"), outside)
+            assert why is not None and "kiosk" in why.lower(), why
+
+        with fleet.lock:  # moved as moveDevicesToOu moves it
+            raw["orgUnitPath"], raw["orgUnitId"] = "/Kiosks", fleet.org_units["/Kiosks"]
+        inside = bot.svc.devices.get("chrome", key)
+        assert inside.raw.get("deviceLicenseType") != "kioskUpgrade"
+        assert set(kiosk_only) <= card_buttons(bot, inside)
+        for name in kiosk_only:
+            assert refused(bot, catalog.action_for(name, "chrome"), inside) is None, name
+    finally:
+        restore()
+        bot.server.stop()

@@ -79,6 +79,7 @@ def playground_env(
         "LOST_DEVICE_CHANNEL": LOST,
         "POLL_INTERVAL": "2",
         "LOST_WATCH_INTERVAL": "10",
+        "KIOSK_ORG_UNITS": "/Kiosks",  # the sandbox's kiosk OU: a device moved there is a kiosk
         "BOT_SECRET_KEY": secret_key,
     }
     if database_url:

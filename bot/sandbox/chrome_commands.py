@@ -8,6 +8,7 @@ acknowledge; a file-producing command leaves its file on the device (`command_fi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from bot.google import discovery
@@ -59,7 +60,7 @@ def issue_command(fleet: Fleet, req: Request, device_id: str) -> Response:
         result=outcome.get("result", "SUCCESS"),
         error_message=outcome.get("error_message"),
     )
-    if (session := session_refusal(d, ctype)) is not None:
+    if (session := session_refusal(d, ctype, fleet.kiosk_org_units)) is not None:
         cmd.result, cmd.error_message = "FAILURE", session
     cmd.result_payload = outcome.get("result_payload")
     if cmd.result == "FAILURE" and not cmd.error_message:
@@ -78,13 +79,17 @@ _KIOSK_ONLY = {
 }
 
 
-def session_refusal(d: Json, ctype: str) -> str | None:
+def session_refusal(d: Json, ctype: str, kiosk_org_units: Sequence[str] = ()) -> str | None:
     """The device refuses a command its session cannot run (the commandType enum's words).
 
-    A kiosk device is one with a Kiosk Upgrade licence (our reading: the API exposes no
-    session type); REBOOT on a user's device needs ChromeOS 113.
+    A kiosk device is one with a Kiosk Upgrade licence, or one in an organisational unit of
+    `kiosk_org_units` (whose policy launches a kiosk app) — our reading: the API exposes no
+    session type; REBOOT on a user's device needs ChromeOS 113.
     """
-    kiosk = d.get("deviceLicenseType") == "kioskUpgrade"
+    ou = str(d.get("orgUnitPath") or "").rstrip("/")
+    kiosk = d.get("deviceLicenseType") == "kioskUpgrade" or any(
+        ou == k.rstrip("/") or ou.startswith(k.rstrip("/") + "/") for k in kiosk_org_units
+    )
     if ctype in _KIOSK_ONLY and not kiosk:
         return _KIOSK_ONLY[ctype]
     if ctype == "REBOOT" and not kiosk:

@@ -53,7 +53,13 @@ from dataclasses import dataclass, field
 from bot.sandbox.api import rfc3339
 from bot.sandbox.devices import Devices, Json
 from bot.sandbox.generate import android_devices, chrome_devices
-from bot.sandbox.pools import LICENSED_STATUSES, ORG_UNITS, PACKAGES, PROTECTED_PACKAGES
+from bot.sandbox.pools import (
+    KIOSK_OU,
+    LICENSED_STATUSES,
+    ORG_UNITS,
+    PACKAGES,
+    PROTECTED_PACKAGES,
+)
 
 #: the admin the sandbox's Directory API acts as: the actor of the changes it applies
 SANDBOX_ADMIN = "admin@sandbox.example.com"
@@ -125,6 +131,9 @@ class Fleet(Devices):
         self.admin_email = SANDBOX_ADMIN
         self.activities: list[tuple[int, Json]] = []  # (time in ms, Activity)
 
+        #: organisational units whose policy runs a kiosk or managed guest session (our
+        #: reading, see ASSUMPTIONS.md): a device there is a kiosk whatever its licence
+        self.kiosk_org_units: tuple[str, ...] = (KIOSK_OU,)
         self.org_units: dict[str, str] = {}  # path → orgUnitId
         for ou in ORG_UNITS:
             self.add_org_unit(ou)

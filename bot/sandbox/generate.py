@@ -25,6 +25,7 @@ from bot.sandbox.pools import (
     DEPROVISION_REASONS,
     DOMAIN,
     FIRST,
+    KIOSK_OU,
     LAST,
     LOCATIONS,
     MILESTONE_WEIGHTS,
@@ -147,7 +148,7 @@ def chrome_devices(
             "orgUnitId": org_units[ou],
             "chromeOsType": "chromeOs",
             "deviceLicenseType": (
-                "kioskUpgrade" if ou == "/Kiosks" else "enterpriseUpgradePerpetual"
+                "kioskUpgrade" if ou == KIOSK_OU else "enterpriseUpgradePerpetual"
             ),
             "osVersionCompliance": "compliant" if m >= 129 else "notCompliant",
             "autoUpdateThrough": AUTO_UPDATE_THROUGH[board],

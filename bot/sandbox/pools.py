@@ -30,6 +30,8 @@ LAST = _words(
 )
 DOMAIN = "example.com"
 
+#: the organisational unit whose devices run a kiosk app (and carry Kiosk Upgrade licences)
+KIOSK_OU = "/Kiosks"
 ORG_UNITS = (
     "/",
     "/Sales",
@@ -43,7 +45,7 @@ ORG_UNITS = (
     "/HR",
     "/Education",
     "/Education/Classroom Carts",
-    "/Kiosks",
+    KIOSK_OU,
     "/Loaners",
     "/Retired",
 )
