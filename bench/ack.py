@@ -34,8 +34,6 @@ burst with p99 over 2× the median burst's p99; every request answered 200.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import gc
 import json
 import os
@@ -62,6 +60,7 @@ from bench.common import (
     PipedChild,
     Stats,
     chrome_serials,
+    cpu_seconds,
     machine,
     ms,
     ratio,
@@ -246,6 +245,10 @@ class Burst:
         self.statuses: list[int] = []
         self.at = 0.0  # wall-clock time of the release (to match a peer's own logs)
         self.cpu = 0.0  # CPU seconds the peer's process used from the release to the last ack
+        # the same read by the load generator at the instant of the last answer (--load
+        # process; the above is read here a moment later, after the answers reached this
+        # process), or None
+        self.cpu_answered: float | None = None
         self.settled = 0.0  # seconds waited for the peers to be quiet before the release
         # CPU seconds the rest of the machine (not the peer, not this load generator) used
         # from the release to the last ack, and how long that was
@@ -259,35 +262,6 @@ class Burst:
     @property
     def non_200(self) -> int:
         return sum(1 for s in self.statuses if s != 200)
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time of a process so far, exited threads included, to the nanosecond: the
-    process's CPU-time clock (clock_getcpuclockid; /proc/<pid>/stat counts in 10 ms
-    ticks, its fallback here)."""
-    clock = _process_clock(pid)
-    if clock is not None:
-        spec = _Timespec()
-        if _LIBC.clock_gettime(clock, ctypes.byref(spec)) == 0:
-            return spec.tv_sec + spec.tv_nsec / 1e9
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-
-
-def _process_clock(pid: int) -> int | None:
-    clock = ctypes.c_int()
-    try:
-        failed = _LIBC.clock_getcpuclockid(pid, ctypes.byref(clock))
-    except AttributeError:  # not a C library that has it
-        return None
-    return None if failed else clock.value
 
 
 #: a peer is quiet when it used at most QUIET_CPU of CPU over QUIET_WINDOW seconds
@@ -342,7 +316,7 @@ def burst(
     n = len(serials) + len(cards)
     before = arrivals.count() if arrivals is not None else 0
     if client is not None:
-        release = _from_client(emu, client, url, serials, cards, out)
+        release = _from_client(emu, client, pid, url, serials, cards, out)
         also = (*also, client.pid)
     else:
         release = _from_threads(emu, serials, cards, out)
@@ -408,6 +382,7 @@ def _from_threads(emu: Any, serials: list[str], cards: list[dict[str, Any]], out
 def _from_client(
     emu: Any,
     client: BurstClient,
+    pid: int,
     url: str,
     serials: list[str],
     cards: list[dict[str, Any]],
@@ -420,7 +395,8 @@ def _from_client(
     client.load(url, prepared)
 
     def release() -> None:
-        for elapsed, status in client.go():
+        results, out.cpu_answered = client.go(pid)
+        for elapsed, status in results:
             out.acks.append(elapsed)
             out.statuses.append(status)
 
@@ -441,6 +417,11 @@ def _cards(emu: Any, arrivals: Any, serials: list[str]) -> list[dict[str, Any]]:
 
 
 # ---- the report --------------------------------------------------------------------------
+
+
+def _answered(b: Burst) -> str:
+    """The CPU to the last answer, when the load generator read it, for the progress lines."""
+    return "" if b.cpu_answered is None else f" ({b.cpu_answered * 1000:.0f} to the last answer)"
 
 
 def _share(b: Burst) -> float:
@@ -528,6 +509,14 @@ def report(
         f"CPU per burst (release to last answer), median: bot {cpu_bot:.1f} ms, minimal "
         f"{cpu_bare:.1f} ms, ratio {ratio(cpu_bot, cpu_bare):.2f}"
     )
+    answered = [(b.cpu_answered, m.cpu_answered) for b, m in rounds]
+    if all(b is not None and m is not None for b, m in answered):
+        to_bot = statistics.median(b or 0.0 for b, _ in answered) * 1000
+        to_bare = statistics.median(m or 0.0 for _, m in answered) * 1000
+        text.append(
+            f"CPU to the instant of the last answer (read by the load generator), median: bot "
+            f"{to_bot:.1f} ms, minimal {to_bare:.1f} ms, ratio {ratio(to_bot, to_bare):.2f}"
+        )
     ratio50 = [ratio(b.stats.median, m.stats.median) for b, m in rounds]
     ratio99 = [ratio(b.stats.p99, m.stats.p99) for b, m in rounds]
     statuses_ok = all(b.non_200 == 0 and m.non_200 == 0 for b, m in rounds)
@@ -638,8 +627,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"round {i + 1}{'' if attempt == 0 else f' again ({attempt})'} "
                     f"(bot at {b.at:.3f}, minimal at {m.at:.3f}): bot p50 {b.stats.median:.1f} "
-                    f"p99 {b.stats.p99:.1f} ms, CPU {b.cpu * 1000:.0f} ms; minimal p50 "
-                    f"{m.stats.median:.1f} p99 {m.stats.p99:.1f} ms, CPU {m.cpu * 1000:.0f} ms; "
+                    f"p99 {b.stats.p99:.1f} ms, CPU {b.cpu * 1000:.0f}{_answered(b)} ms; minimal "
+                    f"p50 {m.stats.median:.1f} p99 {m.stats.p99:.1f} ms, CPU "
+                    f"{m.cpu * 1000:.0f}{_answered(m)} ms; "
                     f"waited for quiet {b.settled * 1000:.0f} / {m.settled * 1000:.0f} ms, "
                     f"others' CPU {_share(b):.0%} / {_share(m):.0%}, "
                     f"load {os.getloadavg()[0]:.2f}",

@@ -29,7 +29,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common import PipedChild
+from bench.common import PipedChild, cpu_seconds
 
 #: how long one burst may take before the remaining requests are reported as status 0
 BURST_TIMEOUT = 120.0
@@ -135,21 +135,25 @@ def fire(
 
 
 def serve() -> None:
-    """The child's loop: `{"url", "requests": [{"headers", "body"}]}` → `ready`; `go` →
-    `{"results": [[seconds, status], …]}`; until stdin closes."""
+    """The child's loop: `{"url", "requests": [{"headers", "body"}]}` → `ready`; `{"go": pid}`
+    → `{"results": [[seconds, status], …], "cpu": seconds}` (the CPU process `pid` used from
+    the release to the last answer; 0 without a pid); until stdin closes."""
     address: tuple[str, int] = ("127.0.0.1", 0)
     raws: list[bytes] = []
     for line in sys.stdin:
         message = json.loads(line)
-        if message == "go":
+        if "go" in message:
+            peer = message["go"]
             gc.collect()
             gc.disable()
             try:
+                cpu = cpu_seconds(peer) if peer else 0.0
                 exchanges = fire(address, raws)
+                cpu = cpu_seconds(peer) - cpu if peer else 0.0
             finally:
                 gc.enable()
             results = [[ex.elapsed, ex.status] for ex in exchanges]
-            print(json.dumps({"results": results}), flush=True)
+            print(json.dumps({"results": results, "cpu": cpu}), flush=True)
             continue
         raws = []
         for request in message["requests"]:
@@ -174,10 +178,11 @@ class BurstClient(PipedChild):
         if answer != "ready":
             raise RuntimeError(f"the burst client answered {answer!r}")
 
-    def go(self) -> list[tuple[float, int]]:
-        """Release the burst loaded last; each request's seconds and HTTP status (0: none)."""
-        results = json.loads(self.ask(json.dumps("go")))["results"]
-        return [(float(s), int(c)) for s, c in results]
+    def go(self, peer: int | None = None) -> tuple[list[tuple[float, int]], float]:
+        """Release the burst loaded last: each request's seconds and HTTP status (0: none), and
+        the CPU seconds process `peer` used from the release to the last answer."""
+        answer = json.loads(self.ask(json.dumps({"go": peer})))
+        return [(float(s), int(c)) for s, c in answer["results"]], float(answer["cpu"])
 
     def close(self) -> None:
         self.stop(timeout=10)
