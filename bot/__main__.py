@@ -54,7 +54,10 @@ def run() -> int:
     Collector(server.svc.gate).start()
     # hand the GIL over more often (default 5 ms): an ack waiting behind busy threads goes sooner
     sys.setswitchinterval(0.001)
-    stopping.wait()
+    # a timed wait: the kernel may deliver SIGTERM to any thread, and Python runs its handler
+    # in the main thread only once that thread wakes — an untimed wait never would
+    while not stopping.wait(0.2):
+        pass
     # in-flight work gets until its Google calls time out; then the process exits regardless
     stopper = threading.Thread(target=server.stop, name="shutdown", daemon=True)
     stopper.start()

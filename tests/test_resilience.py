@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -303,6 +304,44 @@ def test_a_new_password_never_leaves_plaintext(
         pem.splitlines()[1],
     ):
         assert secret not in bot.log
+
+
+def signal_a_thread_other_than_main(pid: int, signum: int) -> None:
+    """Send `signum` to one of process `pid`'s threads that is not its main thread, as the
+    kernel may deliver a signal sent to the process (tgkill; the main thread's id is pid)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    others = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    assert others, "the process has no other thread"
+    assert libc.tgkill(pid, others[-1], signum) == 0, os.strerror(ctypes.get_errno())
+
+
+@pytest.mark.parametrize("entry", [["bot"], ["bot", "playground", "--port", "0"]])
+def test_sigterm_received_by_any_thread_stops_the_process(tmp_path, sandbox, emu, entry):
+    """The kernel hands a process's SIGTERM to any thread that does not block it, mostly the
+    main one. Python runs the handler in the main thread, so a main thread asleep in an
+    untimed wait never ran it: the process went on serving (a stop once took over 30 s)."""
+    env = process_env(tmp_path, sandbox, emu)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *entry],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = ("listening on", "press Ctrl-C")
+        seen: list[str] = []
+        while not any(r in "".join(seen[-1:]) for r in ready):
+            line = proc.stdout.readline()
+            assert line, "".join(seen)
+            seen.append(line)
+        signal_a_thread_other_than_main(proc.pid, signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_sigterm_lets_in_flight_work_finish(tmp_path, sandbox, emu, claims, processes):

@@ -267,7 +267,8 @@ def main(argv: Sequence[str]) -> int:
             flush=True,
         )
         try:
-            stopping.wait()
+            while not stopping.wait(0.2):  # timed: see `python -m bot` (bot/__main__.py)
+                pass
         finally:
             print("device-bot playground: stopping…", flush=True)
             running.stop()
