@@ -44,7 +44,7 @@ def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
         "DEVICE_APPROVERS": f"{APPROVER1},S0APPROVERS",
         "APPROVAL_CHANNEL": APPROVALS,
         "LOST_DEVICE_CHANNEL": LOST,
-        "POLL_INTERVAL": "0.2",
+        "POLL_INTERVAL": "0.1",
         "LOST_WATCH_INTERVAL": "0.3",
         "INDEX_SYNC_INTERVAL": "3600",
         "LEASE_SECONDS": "2",
@@ -230,7 +230,7 @@ def _slack_accepts_our_block_kit(request: pytest.FixtureRequest) -> Iterator[Non
 def sandbox() -> Iterator[Any]:
     # room for both stores' runs; TEST_BOTH_STORES=1 runs every test twice: twice the devices
     size = 880 if os.environ.get("TEST_BOTH_STORES") == "1" else 440
-    sb = Sandbox(devices=size, seed=7, command_delay=0.3).start()
+    sb = Sandbox(devices=size, seed=7, command_delay=0.1).start()
     yield sb
     sb.stop()
 
