@@ -81,15 +81,28 @@ def _register_test_listeners(app: Any) -> None:
     app.view("pg_test_form")(form)
 
 
+#: the browser tests' playgrounds poll their commands' outcomes every 0.2 s (the playground's
+#: own 2 s are for a person watching the page)
+POLL_INTERVAL = "0.2"
+
+
 def start_browser_playground(database: Path, database_url: str | None = None) -> Any:
     """A playground over a sandbox of its own, with this module's test listeners; its state
     in the SQLite file `database`, or in PostgreSQL at `database_url`."""
+    from bot.playground import main as playground
     from bot.sandbox import Sandbox
 
+    make_env = playground.playground_env
+
+    def env(**kw: Any) -> dict[str, str]:
+        return {**make_env(**kw), "POLL_INTERVAL": POLL_INTERVAL}
+
     sandbox = Sandbox(devices=80, seed=5, command_delay=0.3).start()
-    running = start_playground(
-        port=0, sandbox=sandbox, database=database, database_url=database_url
-    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(playground, "playground_env", env)
+        running = start_playground(
+            port=0, sandbox=sandbox, database=database, database_url=database_url
+        )
     _register_test_listeners(running.server.app)
     return running
 
