@@ -98,7 +98,10 @@ def _row(svc: Services, platform: str, google_ref: str) -> dict[str, Any]:
 def poll(svc: Services) -> int:
     """One poll cycle over every due pending command; returns how many were asked about."""
     now = svc.clock()
-    rows = svc.store.claim_due_commands(now, hold=2 * svc.settings.google_timeout, limit=2000)
+    # due by half a cycle from now: a command rescheduled one interval after the last cycle
+    # (a moment after its tick) is asked at the next tick, not every second one
+    due = now + svc.settings.poll_interval / 2
+    rows = svc.store.claim_due_commands(due, hold=2 * svc.settings.google_timeout, limit=2000)
     if not rows:
         return 0
     android = [r for r in rows if r["platform"] == "android"]

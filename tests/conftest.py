@@ -44,7 +44,7 @@ def base_env(db_path: str, api_url: str, **overrides: str) -> dict[str, str]:
         "DEVICE_APPROVERS": f"{APPROVER1},S0APPROVERS",
         "APPROVAL_CHANNEL": APPROVALS,
         "LOST_DEVICE_CHANNEL": LOST,
-        "POLL_INTERVAL": "0.2",
+        "POLL_INTERVAL": "0.1",
         "LOST_WATCH_INTERVAL": "0.3",
         "INDEX_SYNC_INTERVAL": "3600",
         "LEASE_SECONDS": "2",
@@ -230,9 +230,48 @@ def _slack_accepts_our_block_kit(request: pytest.FixtureRequest) -> Iterator[Non
 def sandbox() -> Iterator[Any]:
     # room for both stores' runs; TEST_BOTH_STORES=1 runs every test twice: twice the devices
     size = 880 if os.environ.get("TEST_BOTH_STORES") == "1" else 440
-    sb = Sandbox(devices=size, seed=7, command_delay=0.3).start()
+    sb = Sandbox(devices=size, seed=7, command_delay=0.1).start()
     yield sb
     sb.stop()
+
+
+#: Debian's headless browser and its driver (the browser tests skip without them)
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One headless Chromium for every browser test module (each opens its own pages); only
+    test_playground_browser's `driver` asks for it, after its module's skip rules."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,800",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
+        options.add_argument(flag)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a browser
+        browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # make the page itself (not the window around it) 1280×800, for the screenshot
+    browser.set_window_size(1280, 800)
+    inner = browser.execute_script("return [window.innerWidth, window.innerHeight]")
+    browser.set_window_size(1280 + 1280 - inner[0], 800 + 800 - inner[1])
+    yield browser
+    browser.quit()
 
 
 @pytest.fixture(scope="session")

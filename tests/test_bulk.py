@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -388,9 +389,13 @@ def test_bulk_annotate_from_a_csv_sets_each_rows_fields(bot: Bot, claims: Claims
 
 @pytest.mark.both_stores  # the store: bulk rows and their reconciliation
 def test_a_batch_whose_read_back_fails_is_reconciled_later_never_resent(
-    tmp_path: Any, sandbox: Any, emu: Any, claims: Claims
+    tmp_path: Any, sandbox: Any, emu: Any, claims: Claims, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    running = start_bot(tmp_path, sandbox, emu, GOOGLE_TIMEOUT="1")
+    # the recovery job runs every 0.5 s (LEASE_SECONDS), and the reads Google refuses are
+    # retried without the back-off's waits (every attempt is made all the same)
+    running = start_bot(tmp_path, sandbox, emu, GOOGLE_TIMEOUT="1", LEASE_SECONDS="0.5")
+    executor = running.svc.google.require_chrome().executor
+    monkeypatch.setattr(executor, "policy", replace(executor.policy, sleep=lambda _s: None))
     try:
         devices = [disabled(claims) for _ in range(2)]
         lost = devices[0]["deviceId"]

@@ -16,8 +16,11 @@ problem, no refused Web API call), Google answered nothing 4xx/5xx and accepted 
 (a device command: the call for that device), every value typed reached Google whole, and
 the request ended `succeeded`.
 
-One bot and one emulator serve the whole module; each case takes sandbox devices through
-`claims` (a device is reused only by actions that leave it as it was).
+One bot, one emulator and one sandbox serve the whole module; each case takes sandbox devices
+through its claims (a device is reused only by actions that leave it as it was). The module's
+sandbox runs a command 0.05 s after it is sent and its bot polls every 0.05 s: the cases are
+about what Slack and Google accept, and wait for no device (the poller's timing is
+tests/test_outcomes.py's).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from bot import catalog, ids
 from bot.catalog import ActionSpec, FieldSpec
 from bot.devices import Device, android_device
 from bot.errors import ValidationError
+from bot.sandbox import Sandbox
 from bot.sandbox import android as sandbox_android
 from bot.sandbox.server import Answer
 
@@ -278,13 +282,25 @@ def test_cases_cover_the_whole_catalog() -> None:
 
 
 @pytest.fixture(scope="module")
-def cbot(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    """One bot and one Slack emulator for every case of the module."""
+def csandbox() -> Iterator[Any]:
+    """The module's own sandbox (the session's size and seed), whose devices run a command
+    0.05 s after it is sent."""
+    sb = Sandbox(devices=440, seed=7, command_delay=0.05).start()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture(scope="module")
+def cbot(csandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    """One bot and one Slack emulator for every case of the module; it polls its commands'
+    outcomes every 0.05 s."""
     from bot.playground.slack_emulator import SlackEmulator
 
     emulator = SlackEmulator(signing_secret=SIGNING_SECRET, bot_token=BOT_TOKEN).start()
     emulator.add_usergroup("S0APPROVERS", [APPROVER2])
-    running = start_bot(tmp_path_factory.mktemp("conformance"), sandbox, emulator)
+    running = start_bot(
+        tmp_path_factory.mktemp("conformance"), csandbox, emulator, POLL_INTERVAL="0.05"
+    )
     yield running
     running.server.stop()
     emulator.stop()
@@ -439,8 +455,8 @@ class Devices:
 
 
 @pytest.fixture(scope="module")
-def devices(claims: Claims, sandbox: Any) -> Devices:
-    return Devices(claims, sandbox)
+def devices(csandbox: Any) -> Devices:
+    return Devices(Claims(csandbox), csandbox)
 
 
 # ---- driving one case ----------------------------------------------------------------------------
@@ -658,5 +674,5 @@ def test_action_conforms(cbot: Bot, devices: Devices, case: Case) -> None:
 
 
 def test_devices_used_stay_reasonable(devices: Devices) -> None:
-    """The sandbox has 440 devices shared by every test: the conformance run takes few of them."""
+    """The sandbox has 440 devices, as the session's: the conformance run takes few of them."""
     assert devices.used <= 60, devices.used

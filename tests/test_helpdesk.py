@@ -103,7 +103,7 @@ def test_flags_are_shown_by_label(bot, claims):
 def test_reminder_at_half_the_ttl_once_then_expiry_mentions_and_request_again(
     tmp_path, sandbox, emu, claims
 ):
-    bot = start_bot(tmp_path, sandbox, emu, APPROVAL_TTL="3")
+    bot = start_bot(tmp_path, sandbox, emu, APPROVAL_TTL="2")
     try:
         device = claims.chrome("ACTIVE")
         request_id = submit(bot, "disable", device["serialNumber"], {"why": "other"})
@@ -118,7 +118,7 @@ def test_reminder_at_half_the_ttl_once_then_expiry_mentions_and_request_again(
             ]
 
         wait_until(reminders, 10, "the reminder in the approval thread")
-        assert time.time() >= created + 1.5  # not before half the TTL
+        assert time.time() >= created + 1.0  # not before half the TTL
         [reminder] = reminders()
         assert f"<@{APPROVER1}>" in reminder and "<!subteam^S0APPROVERS>" in reminder
         assert f"<@{OPERATOR}>" in reminder and request_id in reminder

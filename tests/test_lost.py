@@ -35,7 +35,9 @@ def company_android(claims: Any) -> dict[str, Any]:
 @pytest.mark.both_stores  # the store: lost cases (a generated key, JSON)
 def test_android_lost_mode_announce_watch_resolve_across_a_restart(tmp_path, sandbox, emu, claims):
     db = str(tmp_path / "lost.db")
-    bot = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none", DATABASE_PATH=db)
+    # the watch ticks every 0.1 s: the test counts its ticks
+    settings = {"APPROVAL_REQUIRED": "none", "DATABASE_PATH": db, "LOST_WATCH_INTERVAL": "0.1"}
+    bot = start_bot(tmp_path, sandbox, emu, **settings)
     device = company_android(claims)
     serial = device["hardwareInfo"]["serialNumber"]
     try:
@@ -60,7 +62,7 @@ def test_android_lost_mode_announce_watch_resolve_across_a_restart(tmp_path, san
     finally:
         bot.server.stop()
     # a restart loses nothing: the case, its thread and the last check-in survive
-    bot = start_bot(tmp_path, sandbox, emu, APPROVAL_REQUIRED="none", DATABASE_PATH=db)
+    bot = start_bot(tmp_path, sandbox, emu, **settings)
     try:
         sandbox.fleet.check_in(device["name"], at=time.time() + 10, operator="EE")
         wait_until(

@@ -47,7 +47,11 @@ def start_approving_playground(database: Path, database_url: str | None) -> Any:
     make_env = playground.playground_env
 
     def env(**kw: Any) -> dict[str, str]:
-        return {**make_env(**kw), "APPROVAL_REQUIRED": APPROVAL_REQUIRED}
+        return {
+            **make_env(**kw),
+            "APPROVAL_REQUIRED": APPROVAL_REQUIRED,
+            "POLL_INTERVAL": browser.POLL_INTERVAL,
+        }
 
     sandbox = Sandbox(devices=100, seed=5, command_delay=0.3).start()
     with pytest.MonkeyPatch.context() as mp:

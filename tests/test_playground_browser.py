@@ -17,13 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import postgres_url
+from conftest import CHROMEDRIVER, CHROMIUM, postgres_url
 from slack_sdk import WebClient
 
 from bot.playground.main import APPROVALS, APPROVER1, HELPDESK, OPERATOR, start_playground
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
     pytest.skip(
@@ -35,10 +32,7 @@ selenium = pytest.importorskip(
     "selenium", reason="browser tests need selenium (pip install selenium)"
 )
 
-from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -87,15 +81,28 @@ def _register_test_listeners(app: Any) -> None:
     app.view("pg_test_form")(form)
 
 
+#: the browser tests' playgrounds poll their commands' outcomes every 0.2 s (the playground's
+#: own 2 s are for a person watching the page)
+POLL_INTERVAL = "0.2"
+
+
 def start_browser_playground(database: Path, database_url: str | None = None) -> Any:
     """A playground over a sandbox of its own, with this module's test listeners; its state
     in the SQLite file `database`, or in PostgreSQL at `database_url`."""
+    from bot.playground import main as playground
     from bot.sandbox import Sandbox
 
+    make_env = playground.playground_env
+
+    def env(**kw: Any) -> dict[str, str]:
+        return {**make_env(**kw), "POLL_INTERVAL": POLL_INTERVAL}
+
     sandbox = Sandbox(devices=80, seed=5, command_delay=0.3).start()
-    running = start_playground(
-        port=0, sandbox=sandbox, database=database, database_url=database_url
-    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(playground, "playground_env", env)
+        running = start_playground(
+            port=0, sandbox=sandbox, database=database, database_url=database_url
+        )
     _register_test_listeners(running.server.app)
     return running
 
@@ -152,31 +159,11 @@ playgrounds, pg = per_store(start_browser_playground)
 
 
 @pytest.fixture(scope="module")
-def driver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,800",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a browser
-        browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    # make the page itself (not the window around it) 1280×800, for the screenshot
-    browser.set_window_size(1280, 800)
-    inner = browser.execute_script("return [window.innerWidth, window.innerHeight]")
-    browser.set_window_size(1280 + 1280 - inner[0], 800 + 800 - inner[1])
-    yield browser
-    browser.quit()
+def driver(chromium: WebDriver) -> Iterator[WebDriver]:
+    """The session's headless Chromium (conftest), for this module's pages; left on a blank
+    page, so that no page of the module's stopped playground keeps reconnecting."""
+    yield chromium
+    chromium.get("about:blank")
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ class SlackEmulator(Events):
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="slack-emulator", daemon=True
+            target=server.serve_forever, args=(0.01,), name="slack-emulator", daemon=True
         )
         self._thread.start()
         return self
