@@ -134,14 +134,20 @@ def create_app(
     return app
 
 
+def listener_pool(app: App) -> ThreadPoolExecutor | None:
+    """The pool Bolt runs listeners on (`LISTENER_THREADS`)."""
+    runner = getattr(app, "_listener_runner", None)
+    pool = getattr(runner, "listener_executor", None)
+    return pool if isinstance(pool, ThreadPoolExecutor) else None
+
+
 def warm_listeners(app: App) -> None:
     """Start every thread of Bolt's listener pool now, in the background.
 
     A ThreadPoolExecutor starts a thread per submission until it has max_workers, so the
     first burst would pay for starting threads between acknowledgements."""
-    runner = getattr(app, "_listener_runner", None)
-    pool = getattr(runner, "listener_executor", None)
-    if not isinstance(pool, ThreadPoolExecutor):
+    pool = listener_pool(app)
+    if pool is None:
         return
     size = pool._max_workers
     barrier = threading.Barrier(size)

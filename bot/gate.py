@@ -82,6 +82,8 @@ class AckGate:
         self._incoming: list[Deferred] = []
         self._deferred: list[Deferred] = []
         self._wake = threading.Event()  # the releaser looks again
+        # when the releaser wakes by itself (monotonic; inf while it is busy)
+        self._wake_at = math.inf
         self._releaser: threading.Thread | None = None
 
     def watch(self, backlog: Callable[[], int]) -> None:
@@ -111,8 +113,14 @@ class AckGate:
         self._acked.discard(token)
         if self._pending:
             return
-        # the last answer of a burst (or a request alone): tell whoever waits
-        if self._incoming or self._deferred:
+        # the last answer of a burst (or a request alone): tell whoever waits. The releaser
+        # only when it would sleep past the instant the burst settles (it may be asleep until
+        # that instant already) and no request waits for an HTTP thread (each will leave too)
+        if (
+            (self._incoming or self._deferred)
+            and self._wake_at > self._arrival[0] + self.settle
+            and not self._backlog()
+        ):
             self._wake.set()
         if self._loose or self._held:
             with self._quiet:
@@ -204,8 +212,10 @@ class AckGate:
             start()
             return
         rank = int(token) if token is not None and token.isdigit() else -1
-        first = not self._incoming
         self._incoming.append((rank, next(self._seq), time.monotonic(), start, ready))
+        # no wake-up here: the request's own `leave` wakes the releaser once the burst is
+        # answered, and the releaser looks at least every MAX_WAIT (waking it at each
+        # deferral cost a burst some fifty turns of the releaser, each taking the GIL)
         if self._releaser is None:
             with self._quiet:
                 if self._releaser is None:
@@ -213,20 +223,21 @@ class AckGate:
                         target=self._release, name="ack-gate", daemon=True
                     )
                     self._releaser.start()
-        if first:
-            self._wake.set()
 
     def _release(self) -> None:
         """The releaser (one thread per gate, from the first deferral on): starts deferred
         work when the gate is quiet, or what has waited MAX_WAIT."""
         while True:
             self._wake.clear()
+            self._wake_at = math.inf
             with self._quiet:
                 while self._incoming:
                     bisect.insort(self._deferred, self._incoming.pop(0))
                 now = time.monotonic()
                 due: list[Deferred] = []
-                wait: float | None = None  # None: nothing deferred, sleep until woken
+                # nothing deferred: look again within MAX_WAIT (work deferred meanwhile is due
+                # by then at the latest), or when a `leave` wakes this thread
+                wait = MAX_WAIT
                 if self._deferred:
                     calm = self._calm_in(None)
                     if calm == 0.0:
@@ -255,6 +266,7 @@ class AckGate:
                     # requests, e.g. two gestures of one user open their modals in turn
                     ready.wait(READY_WAIT)
             if not due:
+                self._wake_at = now + wait
                 self._wake.wait(wait)
 
 
@@ -264,6 +276,18 @@ _local = threading.local()
 def working_for(token: str | None) -> None:
     """Mark the calling thread as working for the request `token`."""
     _local.token = token
+
+
+def answered_upstream(ready: threading.Event | None) -> None:
+    """Mark the calling thread as dispatching a request whose answer the server has already
+    sent (`SlackIngress`): its listener runs here and then, and sets `ready` once it has
+    begun (the gate starts the next request's work then). None: the mark is cleared."""
+    _local.answered = ready
+
+
+def upstream_ready() -> threading.Event | None:
+    """The `ready` of `answered_upstream`, when this thread dispatches such a request."""
+    return getattr(_local, "answered", None)
 
 
 class GatedExecutor(FairExecutor):

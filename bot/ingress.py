@@ -18,20 +18,24 @@ https://api.slack.com/authentication/verifying-requests-from-slack
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from typing import Any
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.request import BoltRequest
+from slack_bolt.response import BoltResponse
 
-from bot import metrics
-from bot.gate import AckGate
+from bot import ids, metrics
+from bot.gate import AckGate, answered_upstream, working_for
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +133,22 @@ def _header(environ: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def answered_at_once(body: dict[str, Any]) -> bool:
+    """A request whose acknowledgement carries nothing Slack reads, and which the bot's
+    listeners acknowledge before anything else: a click (block_actions, wherever it is) and
+    `/device` (its listener acks first and answers through its response_url)."""
+    return body.get("type") == "block_actions" or body.get("command") == ids.SLASH_COMMAND
+
+
 class SlackIngress:
-    """The WSGI app for `POST /slack/events`: checks, then Bolt, inside the ack gate."""
+    """The WSGI app for `POST /slack/events`: checks, then Bolt, inside the ack gate.
+
+    With an `executor`, a request `answered_at_once` is answered here (200, no body) and
+    handed to Bolt afterwards: the gate starts its dispatch on the executor once the burst
+    it came in is answered, in the order of the requests (`AckGate.defer`). Bolt's matching
+    and its listener arguments — half of such a request's CPU before its answer — then
+    wait until after it; the listener runs in that thread (`listeners.guard`).
+    """
 
     def __init__(
         self,
@@ -140,12 +158,14 @@ class SlackIngress:
         *,
         max_body: int = DEFAULT_MAX_BODY,
         clock: Callable[[], float] = time.time,
+        executor: Executor | None = None,
     ) -> None:
         self.app = app
         self.gate = gate
         self.secret = signing_secret.encode()
         self.max_body = max_body
         self.clock = clock
+        self.executor = executor
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -171,7 +191,10 @@ class SlackIngress:
                 # the kind for the metrics, here rather than in a Bolt middleware: each
                 # middleware costs its argument building before every acknowledgement
                 metrics.note_kind(metrics.request_kind(request.body))
-                answer = self.app.dispatch(request)
+                if self.executor is not None and answered_at_once(request.body):
+                    answer = self._answer_then_dispatch(request, token, self.executor)
+                else:
+                    answer = self.app.dispatch(request)
             finally:
                 self.gate.leave(token)
         except Refused as refused:
@@ -185,6 +208,28 @@ class SlackIngress:
         response = WsgiHttpResponse(status=answer.status, headers=answer.headers, body=answer.body)
         start_response(response.status, response.get_headers())
         return response.get_body()
+
+    def _answer_then_dispatch(
+        self, request: BoltRequest, token: str, executor: Executor
+    ) -> BoltResponse:
+        """Answer now; Bolt dispatches the request on `executor` once the gate lets it."""
+        ready = threading.Event()  # set once the listener has begun (its claim written)
+        self.gate.acked(token)
+        later = functools.partial(self._dispatch, request, token, ready)
+        self.gate.defer(token, functools.partial(executor.submit, later), ready)
+        return BoltResponse(status=200, body="")
+
+    def _dispatch(self, request: BoltRequest, token: str, ready: threading.Event) -> None:
+        working_for(token)
+        answered_upstream(ready)
+        try:
+            self.app.dispatch(request)  # Bolt reports its own errors (App.error)
+        except Exception:
+            log.exception("dispatch after the answer failed")
+        finally:
+            answered_upstream(None)
+            working_for(None)
+            ready.set()  # no listener took it (or it failed before its claim): go on
 
 
 def _plain(

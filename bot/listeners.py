@@ -31,7 +31,7 @@ from slack_bolt.util.utils import get_arg_names_of_callable
 
 from bot import logs
 from bot.errors import DeviceBotError
-from bot.gate import AckGate, gated_ack, working_for
+from bot.gate import AckGate, gated_ack, upstream_ready, working_for
 from bot.services import Services
 from bot.slack_out import tell_user
 
@@ -226,7 +226,8 @@ def guard(
                 raise Redelivered(key)
 
         answered = threading.Event()
-        begun = threading.Event()
+        upstream = upstream_ready()  # the server answered already: run here, now
+        begun = upstream or threading.Event()
         early = executor is not None and "ack" in kwargs and ack_at_once and ack_at_once(body)
         token = _gate_token(request)
         if early:
@@ -263,7 +264,7 @@ def guard(
                 working_for(None)  # listener threads are reused: forget the request
                 answered.set()
 
-        if executor is None:
+        if executor is None or (early and upstream is not None):
             run()
             return None
         if early:

@@ -17,7 +17,7 @@ from waitress.server import create_server
 
 from bot import metrics as metrics_mod
 from bot import requests
-from bot.app import create_app, job_specs, warm_listeners
+from bot.app import create_app, job_specs, listener_pool, warm_listeners
 from bot.ingress import SlackIngress
 from bot.jobs import Jobs, new_owner_id
 from bot.metrics import Metrics
@@ -61,6 +61,7 @@ class BotServer:
             self.svc.gate,
             settings.slack_signing_secret.get(),
             max_body=settings.max_body_bytes,
+            executor=listener_pool(self.app),  # clicks and /device: answered, then dispatched
         )
         self._server: Any = None
         self._metrics_server: Any = None
@@ -210,8 +211,7 @@ class BotServer:
             self._server.task_dispatcher.shutdown(timeout=10)
         if self.jobs is not None:
             self.jobs.stop()
-        executor = getattr(self.app, "_listener_runner", None)
-        pool = getattr(executor, "listener_executor", None)
+        pool = listener_pool(self.app)
         if pool is not None:
             pool.shutdown(wait=True)
         self.svc.close()

@@ -328,3 +328,121 @@ def test_an_ack_with_content_is_left_to_its_listener():
             ack=Recording(), body=dict(BODY, type="dialog_submission")
         )
     assert got == [{"errors": [{"name": "x", "error": "bad"}]}]
+
+
+def _signed_environ(body: str, secret: str) -> dict[str, Any]:
+    import io
+    import time
+
+    from slack_sdk.signature import SignatureVerifier
+
+    ts = str(int(time.time()))
+    raw = body.encode()
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/slack/events",
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "CONTENT_LENGTH": str(len(raw)),
+        "wsgi.input": io.BytesIO(raw),
+        "HTTP_X_SLACK_REQUEST_TIMESTAMP": ts,
+        "HTTP_X_SLACK_SIGNATURE": SignatureVerifier(secret).generate_signature(
+            timestamp=ts, body=body
+        ),
+    }
+
+
+def test_a_click_is_answered_by_the_server_and_dispatched_to_bolt_after_its_answer():
+    """SlackIngress answers a click (and `/device`) itself, 200 with no body, and Bolt
+    dispatches it on the listener pool once the burst is answered: Bolt's matching and its
+    listener arguments cost nothing before the answer. A form's submission, whose answer
+    carries what the listener says, is still dispatched before it is answered."""
+    import json
+    import time
+
+    from slack_bolt import App
+    from slack_bolt.authorization import AuthorizeResult
+
+    from bot.ingress import SlackIngress
+    from bot.listeners import GuardedApp
+
+    svc, _ = _svc()
+    release = threading.Event()
+    ran: list[tuple[str, str]] = []
+
+    def approve(ack: Any, action: Any) -> None:
+        ack()
+        ran.append(("approve", threading.current_thread().name))
+
+    def form(ack: Any) -> None:
+        ack(response_action="errors", errors={"b": "no"})
+
+    with ThreadPoolExecutor(4, thread_name_prefix="pool") as pool:
+        app = App(
+            signing_secret="unused",
+            token_verification_enabled=False,
+            request_verification_enabled=False,
+            process_before_response=True,
+            listener_executor=pool,
+            authorize=lambda **_: AuthorizeResult(
+                enterprise_id=None, team_id="T1", bot_token="xoxb-1"
+            ),
+        )
+        dispatched: list[str] = []
+
+        @app.middleware
+        def note(body: Any, next: Any) -> None:  # noqa: A002 - Bolt's argument name
+            dispatched.append(body["type"])
+            if body["type"] == "block_actions":
+                release.wait(10)  # Bolt's work on a click holds nothing up but itself
+            next()
+
+        guarded = GuardedApp(app, svc, pool, route=True)
+        guarded.action("approve")(approve)
+        guarded.view("form")(form)
+        ingress = SlackIngress(app, svc.gate, "s3cret", executor=pool)
+
+        def send(payload: dict[str, Any]) -> tuple[str, bytes]:
+            answer: list[str] = []
+            body = "payload=" + urllib.parse.quote(json.dumps(payload))
+            out = ingress(_signed_environ(body, "s3cret"), lambda s, h, e=None: answer.append(s))
+            return answer[0], b"".join(out)
+
+        click = {
+            "type": "block_actions",
+            "team": {"id": "T1"},
+            "user": {"id": OPERATOR},
+            "trigger_id": "9.1.2",
+            "actions": [{"action_id": "approve", "block_id": "b", "action_ts": "1"}],
+        }
+        started = time.monotonic()
+        assert send(click) == ("200 OK", b"")
+        assert time.monotonic() - started < 5, "the answer waited for Bolt"
+        wait_until(lambda: dispatched, 5, "Bolt's dispatch of the click")
+        assert ran == []  # answered while Bolt is still at it
+        release.set()
+        wait_until(lambda: ran, 5, "the click's listener after the answer")
+        assert ran[0][1].startswith("pool")  # on the listener pool, not the HTTP thread
+
+        # a click no listener takes is answered all the same (Slack reads nothing in it)
+        other = {**click, "trigger_id": "9.1.3"}
+        other["actions"] = [{"action_id": "nobody", "block_id": "b", "action_ts": "2"}]
+        assert send(other) == ("200 OK", b"")
+
+        submission = {
+            "type": "view_submission",
+            "team": {"id": "T1"},
+            "user": {"id": OPERATOR},
+            "trigger_id": "9.1.4",
+            "view": {
+                "id": "V1",
+                "type": "modal",
+                "callback_id": "form",
+                "state": {"values": {}},
+                "hash": "h",
+            },
+        }
+        status, answer = send(submission)
+        assert status == "200 OK"
+        assert json.loads(answer) == {"response_action": "errors", "errors": {"b": "no"}}
+        assert len(ran) == 1
