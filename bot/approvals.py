@@ -3,7 +3,10 @@ reminders, recovery) and their listeners. Asking again after an expiry is bot/re
 
 What happens when someone clicks Approve, top to bottom:
 
-1. `register.on_approve` (here) acks the click and calls `approve()`.
+1. The server answers the click at once (`SlackIngress`, bot/ingress.py: 200, no body) and
+   hands it to Bolt on the listener pool once the burst it came in is answered (the ack gate,
+   bot/gate.py); the re-delivery check claims it (bot/listeners.py: `guard`), then
+   `register.on_approve` (here) calls `approve()`.
 2. `approve()` reads the request (`requests.load`), checks who clicks (an approver, never
    the requester; above a bulk cap only with the explicit raise; a refusal is audited), and
    wins `pending → approved` once: `requests.transition` is a conditional write that commits
