@@ -31,6 +31,14 @@ from bot.store import Store
 
 log = logging.getLogger(__name__)
 
+#: the look-up pool (Google calls and index reads; see DeviceDirectory)
+LOOKUP_THREADS = 128
+#: at most this many of them work for one Slack request. Not half (64): with 64 of a move's
+#: look-ups in flight at 100 ms each, parsing their answers kept the GIL so busy (about 580
+#: a second) that another user's `/device info` took 1.55× as long as alone
+#: (`python -m bench.fairness`); at 48, 1.34× and the move of 1 500 resolves in 6.7 s.
+LOOKUP_LANE_LIMIT = 48
+
 
 @dataclass
 class Services:
@@ -143,9 +151,12 @@ def build_services(settings: Settings, *, sandbox: Any = None) -> Services:
     # that a burst of look-ups against a slow Google runs at once rather than in waves.
     gate = AckGate()
     # Fair: each Slack request's look-ups queue in their own lane, served in turn, and one
-    # request holds at most half the workers, so a big move never delays someone's info.
+    # request holds at most LOOKUP_LANE_LIMIT workers, so a big move never delays someone's info.
     executor = GatedExecutor(
-        gate, max_workers=128, lane_limit=64, thread_name_prefix="device-bot-work"
+        gate,
+        max_workers=LOOKUP_THREADS,
+        lane_limit=LOOKUP_LANE_LIMIT,
+        thread_name_prefix="device-bot-work",
     )
     client = WebClient(token=settings.slack_bot_token.get(), base_url=settings.slack_api_url)
     svc = Services(

@@ -11,6 +11,8 @@ import itertools
 
 from conftest import APPROVER1, start_bot, wait_until
 
+from bot.services import LOOKUP_LANE_LIMIT
+
 _runs = itertools.count()
 
 
@@ -48,13 +50,20 @@ def test_another_users_info_is_answered_while_a_big_move_resolves(tmp_path, sand
     try:
         device = claims.chrome()
         bot.slash("move /Sales " + " ".join(refs))
-        wait_until(lambda: sandbox.log.count(path_contains=tag) >= 64, 15, "the move's look-ups")
+        wait_until(
+            lambda: sandbox.log.count(path_contains=tag) >= LOOKUP_LANE_LIMIT,
+            15,
+            "the move's look-ups",
+        )
         bot.slash(f"info {device['serialNumber']}", user=APPROVER1)
         bot.wait_ephemeral(device["serialNumber"], APPROVER1, timeout=15)
         sent = sandbox.log.count(path_contains=tag)
-        # The move holds at most half the pool (64 of 128 workers), so the info found a free
-        # worker at once; one FIFO queue gives the move all 128 and the info waits for them.
-        assert sent == 64, f"{sent} of the move's look-ups went out before the info's answer"
+        # The move holds at most LOOKUP_LANE_LIMIT of the pool's 128 workers, so the info
+        # found a free worker at once; one FIFO queue gives the move all 128 and the info
+        # waits for them.
+        assert sent == LOOKUP_LANE_LIMIT, (
+            f"{sent} of the move's look-ups went out before the info's answer"
+        )
     finally:
         slow.count = 0  # the rest of the move goes fast
         bot.server.stop()
