@@ -127,7 +127,8 @@ def create_app(
     commands = Commands()
     # first: Bolt tries its listeners in order, each matcher costing CPU before the ack, and
     # most requests are `/device` (the sub-commands are looked up when one is typed)
-    # its listener acks before anything else, with nothing in the answer: sent at once
+    # its listener acks before anything else, with nothing in the answer: sent at once (by
+    # SlackIngress itself over HTTP: bot/ingress.py `answered_at_once`)
     guarded.command(ids.SLASH_COMMAND, ack_at_once=True)(commands.listener(svc))
     for module in CAPABILITIES:
         module.register(guarded, svc, commands)

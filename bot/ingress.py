@@ -36,6 +36,7 @@ from slack_bolt.response import BoltResponse
 
 from bot import ids, metrics
 from bot.gate import AckGate, answered_upstream, working_for
+from bot.listeners import is_click
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ def answered_at_once(body: dict[str, Any]) -> bool:
     """A request whose acknowledgement carries nothing Slack reads, and which the bot's
     listeners acknowledge before anything else: a click (block_actions, wherever it is) and
     `/device` (its listener acks first and answers through its response_url)."""
-    return body.get("type") == "block_actions" or body.get("command") == ids.SLASH_COMMAND
+    return is_click(body) or body.get("command") == ids.SLASH_COMMAND
 
 
 class SlackIngress:

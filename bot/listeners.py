@@ -68,7 +68,7 @@ class GuardedApp:
         at_once = kwargs.pop("ack_at_once", False)
 
         def decorator(func: Any) -> Any:
-            answer_first = _is_click if kind == "action" else (_always if at_once else None)
+            answer_first = is_click if kind == "action" else (_always if at_once else None)
             target = guard(self.svc, func, self.executor, ack_at_once=answer_first)
             constraint = args[0] if len(args) == 1 else None
             if self.route and kind in _ROUTED and isinstance(constraint, str) and not kwargs:
@@ -111,7 +111,7 @@ class GuardedApp:
 _ROUTED = ("action", "view")
 
 
-def _is_click(body: dict[str, Any]) -> bool:
+def is_click(body: dict[str, Any]) -> bool:
     """A block action: Slack reads nothing in its acknowledgement (a dialog's could carry
     errors)."""
     return body.get("type") == "block_actions"

@@ -263,7 +263,7 @@ CLICK = dict(BODY, type="block_actions", actions=[{"action_id": "x", "action_ts"
 def test_a_click_is_answered_before_its_listener_starts():
     """A block action's ack carries nothing Slack reads: the wrapper answers, then hands the
     listener over; the listener's own ack() only returns the answer."""
-    from bot.listeners import _is_click
+    from bot.listeners import is_click
 
     svc, _ = _svc()
     release, started, done = threading.Event(), threading.Event(), threading.Event()
@@ -277,7 +277,7 @@ def test_a_click_is_answered_before_its_listener_starts():
 
     with ThreadPoolExecutor(2) as pool:
         ack = FakeAck()
-        guard(svc, listener, pool, ack_at_once=_is_click)(ack=ack, body=CLICK)
+        guard(svc, listener, pool, ack_at_once=is_click)(ack=ack, body=CLICK)
         assert ack.calls == 1 and ack.response == "answered"  # before the listener got far
         release.set()
         assert done.wait(5)
@@ -285,15 +285,15 @@ def test_a_click_is_answered_before_its_listener_starts():
 
 
 def test_a_click_delivered_twice_at_once_is_answered_twice_and_acted_on_once():
-    from bot.listeners import _is_click
+    from bot.listeners import is_click
 
-    acks, runs = _delivered_twice_at_once(CLICK, ack_at_once=_is_click)
+    acks, runs = _delivered_twice_at_once(CLICK, ack_at_once=is_click)
     assert [a.calls for a in acks] == [1, 1]
     assert runs == [1]
 
 
 def test_a_click_whose_listener_fails_is_reported_once_and_not_answered_again():
-    from bot.listeners import _is_click
+    from bot.listeners import is_click
 
     svc, told = _svc()
 
@@ -302,7 +302,7 @@ def test_a_click_whose_listener_fails_is_reported_once_and_not_answered_again():
 
     with ThreadPoolExecutor(2) as pool:
         ack = FakeAck()
-        guard(svc, listener, pool, ack_at_once=_is_click)(ack=ack, body=CLICK)
+        guard(svc, listener, pool, ack_at_once=is_click)(ack=ack, body=CLICK)
         wait_until(lambda: told, 5, "the error told to the user")
     assert ack.calls == 1 and len(told) == 1
 
@@ -310,7 +310,7 @@ def test_a_click_whose_listener_fails_is_reported_once_and_not_answered_again():
 def test_an_ack_with_content_is_left_to_its_listener():
     """Anything but a block action (a dialog's ack can carry errors) is answered by the
     listener's own ack(), with what it passes."""
-    from bot.listeners import _is_click
+    from bot.listeners import is_click
 
     svc, _ = _svc()
     got: list[Any] = []
@@ -324,7 +324,7 @@ def test_an_ack_with_content_is_left_to_its_listener():
         ack(errors=[{"name": "x", "error": "bad"}])
 
     with ThreadPoolExecutor(2) as pool:
-        guard(svc, listener, pool, ack_at_once=_is_click)(
+        guard(svc, listener, pool, ack_at_once=is_click)(
             ack=Recording(), body=dict(BODY, type="dialog_submission")
         )
     assert got == [{"errors": [{"name": "x", "error": "bad"}]}]
